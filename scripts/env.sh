@@ -1,0 +1,8 @@
+# Source this to use the realrl workspace in a shell: the venv's ROS 2 and install/.
+_REALRL_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export PATH="$_REALRL_ROOT/.venv/bin:$PATH"
+export AMENT_PREFIX_PATH="$_REALRL_ROOT/.venv${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
+# shellcheck disable=SC1091
+source "$_REALRL_ROOT/install/setup.bash"
+export RMW_IMPLEMENTATION="${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}"
+unset _REALRL_ROOT

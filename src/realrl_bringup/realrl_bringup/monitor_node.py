@@ -1,0 +1,92 @@
+"""The launcher's own ROS node: drives lifecycles and watches the run's progress."""
+from __future__ import annotations
+
+import time
+
+from lifecycle_msgs.msg import Transition as LifecycleTransition
+from lifecycle_msgs.srv import ChangeState, GetState
+from rclpy.node import Node
+from realrl_interfaces.msg import (DriverStatus, EpisodeResult, LearnerStatus, PolicyVersion,
+                                   TransitionAck)
+
+from realrl_common.qos import DATA_QOS, LATCHED_QOS, STATUS_QOS
+from realrl_bringup.progress import EpisodeLog, Progress
+
+
+class MonitorNode(Node):
+    def __init__(self, robot_ids: list[str], progress: Progress, episode_log: EpisodeLog):
+        super().__init__('realrl_monitor')
+        self.progress = progress
+        self.episode_log = episode_log
+        self.driver_states: dict[str, str] = {}
+        for rid in robot_ids:
+            self.create_subscription(EpisodeResult, f'/{rid}/episode', self._on_episode, DATA_QOS)
+            self.create_subscription(DriverStatus, f'/{rid}/status', self._on_status, STATUS_QOS)
+        self.create_subscription(TransitionAck, '/replay/ack', self._on_ack, DATA_QOS)
+        self.create_subscription(LearnerStatus, '/learner/status', self._on_learner, STATUS_QOS)
+        self.create_subscription(PolicyVersion, '/policy/version', self._on_version, LATCHED_QOS)
+
+    def _on_episode(self, msg: EpisodeResult):
+        self.progress.on_episode(msg.success)
+        self.episode_log.append({
+            'time_s': round(time.monotonic() - self.progress.started, 3),
+            'robot_id': msg.robot_id, 'episode_id': msg.episode_id, 'steps': msg.steps,
+            'return': round(float(msg.episode_return), 5), 'success': bool(msg.success),
+            'truncated': bool(msg.truncated), 'policy_version': msg.policy_version,
+            'interventions': msg.interventions})
+
+    def _on_status(self, msg: DriverStatus):
+        self.driver_states[msg.robot_id] = msg.lifecycle_state
+        self.progress.steps[msg.robot_id] = msg.steps
+        self.progress.rejected[msg.robot_id] = msg.actions_rejected
+
+    def _on_ack(self, msg: TransitionAck):
+        self.progress.stored = max(self.progress.stored, msg.stored)
+
+    def _on_learner(self, msg: LearnerStatus):
+        self.progress.learner_updates = msg.updates
+        self.progress.learner_version = msg.policy_version
+
+    def _on_version(self, msg: PolicyVersion):
+        self.progress.policy_version = msg.version
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def _call(self, client, request, timeout: float, spin):
+        if not client.wait_for_service(timeout_sec=timeout):
+            return None
+        future = client.call_async(request)
+        deadline = time.monotonic() + timeout
+        while not future.done() and time.monotonic() < deadline:
+            spin(0.05)
+        return future.result() if future.done() else None
+
+    def lifecycle_state(self, fqn: str, spin, timeout: float = 2.0) -> str | None:
+        client = self.create_client(GetState, f'{fqn}/get_state')
+        try:
+            res = self._call(client, GetState.Request(), timeout, spin)
+            return res.current_state.label if res is not None else None
+        finally:
+            self.destroy_client(client)
+
+    def bring_up(self, fqn: str, spin, timeout: float = 30.0) -> str:
+        """configure (if unconfigured) then activate; returns '' or what went wrong."""
+        state = self.lifecycle_state(fqn, spin, timeout)
+        if state is None:
+            return f'{fqn} offers no lifecycle services after {timeout:g}s'
+        steps = {'unconfigured': [LifecycleTransition.TRANSITION_CONFIGURE,
+                                  LifecycleTransition.TRANSITION_ACTIVATE],
+                 'inactive': [LifecycleTransition.TRANSITION_ACTIVATE], 'active': []}
+        if state not in steps:
+            return f'{fqn} is {state!r}, cannot bring it up'
+        client = self.create_client(ChangeState, f'{fqn}/change_state')
+        try:
+            for tid in steps[state]:
+                req = ChangeState.Request()
+                req.transition.id = tid
+                res = self._call(client, req, timeout, spin)
+                if res is None or not res.success:
+                    name = 'configure' if tid == LifecycleTransition.TRANSITION_CONFIGURE else 'activate'
+                    return f'{fqn}: {name} failed (see its log)'
+        finally:
+            self.destroy_client(client)
+        return ''

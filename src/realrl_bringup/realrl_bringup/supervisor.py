@@ -1,0 +1,130 @@
+"""Starts the graph's processes, restarts those that may be restarted, stops them all.
+
+Each node runs in its own session (process group), so stopping it stops anything it
+started too. ``stop_all`` sends SIGINT (nodes shut down cleanly and release their DDS
+shared memory), then SIGTERM, then SIGKILL, and finally removes the Fast DDS
+shared-memory files that processes killed along the way left behind.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ament_index_python.packages import PackageNotFoundError, get_package_prefix
+
+from realrl_bringup.graph import NodeSpec
+from realrl_bringup.shm_cleanup import remove_orphan_segments
+
+
+def executable_path(spec: NodeSpec) -> str:
+    try:
+        prefix = get_package_prefix(spec.package)
+    except PackageNotFoundError:
+        raise FileNotFoundError(f'package {spec.package!r} is not installed; run scripts/setup.sh '
+                                f'(colcon build) and source install/setup.bash') from None
+    path = Path(prefix, 'lib', spec.package, spec.executable)
+    if not os.access(path, os.X_OK):
+        raise FileNotFoundError(f'{path} is missing; rebuild with scripts/setup.sh')
+    return str(path)
+
+
+def ros_args(spec: NodeSpec, params_file: Path | None) -> list[str]:
+    args = ['--ros-args', '-r', f'__node:={spec.name}']
+    if spec.namespace:
+        args += ['-r', f'__ns:=/{spec.namespace}']
+    if params_file is not None:
+        args += ['--params-file', str(params_file)]
+    return args
+
+
+@dataclass
+class Managed:
+    spec: NodeSpec
+    command: list[str]
+    log_path: Path
+    proc: subprocess.Popen | None = None
+    starts: int = 0
+    exits: list[int] = field(default_factory=list)
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+class Supervisor:
+    def __init__(self, log_dir: Path, env: dict | None = None, max_restarts: int = 5):
+        self.log_dir = Path(log_dir)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.env = dict(env if env is not None else os.environ)
+        self.max_restarts = max_restarts
+        self.nodes: dict[str, Managed] = {}
+        self.started_at = time.time()
+
+    def add(self, spec: NodeSpec, command: list[str]) -> Managed:
+        m = Managed(spec, command, self.log_dir / f'{spec.label}.log')
+        self.nodes[spec.fqn] = m
+        return m
+
+    def start(self, m: Managed) -> None:
+        log = open(m.log_path, 'ab')
+        try:
+            m.proc = subprocess.Popen(m.command, stdout=log, stderr=subprocess.STDOUT,
+                                      stdin=subprocess.DEVNULL, env=self.env,
+                                      start_new_session=True)
+        finally:
+            log.close()
+        m.starts += 1
+
+    def start_all(self) -> None:
+        for m in self.nodes.values():
+            self.start(m)
+
+    def poll(self) -> list[tuple[Managed, int, bool]]:
+        """Reap exited nodes; returns (node, exit code, restarted) for each new exit."""
+        events = []
+        for m in self.nodes.values():
+            if m.proc is None or m.proc.poll() is None:
+                continue
+            code = m.proc.returncode
+            m.exits.append(code)
+            m.proc = None
+            restart = (m.spec.restart == 'on_failure' and code != 0
+                       and m.starts <= self.max_restarts)
+            if restart:
+                self.start(m)
+            events.append((m, code, restart))
+        return events
+
+    def stop_all(self, grace_s: float = 8.0) -> dict[str, int]:
+        """Stop every node; returns each node's exit code. Leaves no process behind."""
+        alive = [m for m in self.nodes.values() if m.running]
+        for sig, wait in ((signal.SIGINT, grace_s), (signal.SIGTERM, 3.0), (signal.SIGKILL, 3.0)):
+            for m in alive:
+                _signal_group(m.proc, sig)
+            deadline = time.monotonic() + wait
+            while alive and time.monotonic() < deadline:
+                alive = [m for m in alive if m.proc.poll() is None]
+                time.sleep(0.05)
+            if not alive:
+                break
+        codes = {}
+        for fqn, m in self.nodes.items():
+            if m.proc is not None:
+                _signal_group(m.proc, signal.SIGKILL)  # anything its children left running
+                m.proc.wait()
+                codes[fqn] = m.proc.returncode
+                m.exits.append(m.proc.returncode)
+                m.proc = None
+        remove_orphan_segments(since=self.started_at)
+        return codes
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass

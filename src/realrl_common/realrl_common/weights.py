@@ -1,0 +1,64 @@
+"""Versioned, checksummed weight blobs cut into chunks, and their reassembly.
+
+Pure Python: the learner node cuts a blob with ``chunk_blob``; the policy node feeds
+arriving chunks to a ``BlobAssembler`` and swaps weights in only when a version is
+complete and its CRC32 matches. A chunk of a newer version discards an older partial one.
+"""
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+
+DEFAULT_CHUNK_BYTES = 256 * 1024
+
+
+@dataclass(frozen=True)
+class Chunk:
+    version: int
+    index: int
+    count: int
+    total_bytes: int
+    crc32: int
+    data: bytes
+
+
+def chunk_blob(version: int, blob: bytes, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> list[Chunk]:
+    if chunk_bytes <= 0:
+        raise ValueError(f'chunk_bytes must be > 0, got {chunk_bytes}')
+    crc = zlib.crc32(blob)
+    count = max(1, -(-len(blob) // chunk_bytes))
+    return [Chunk(version, i, count, len(blob), crc, blob[i * chunk_bytes:(i + 1) * chunk_bytes])
+            for i in range(count)]
+
+
+@dataclass
+class BlobAssembler:
+    """Collects chunks; ``add`` returns (version, blob) once a newer version is whole."""
+    current_version: int = 0
+    rejected: int = 0
+    _version: int = -1
+    _parts: dict = field(default_factory=dict)
+    _meta: tuple = ()
+
+    def add(self, chunk: Chunk) -> tuple[int, bytes] | None:
+        if chunk.version <= self.current_version or chunk.version < self._version:
+            return None  # old news
+        if not (0 <= chunk.index < chunk.count):
+            self.rejected += 1
+            return None
+        if chunk.version != self._version:
+            self._version, self._parts = chunk.version, {}
+            self._meta = (chunk.count, chunk.total_bytes, chunk.crc32)
+        if (chunk.count, chunk.total_bytes, chunk.crc32) != self._meta:
+            self.rejected += 1
+            return None
+        self._parts[chunk.index] = chunk.data
+        if len(self._parts) < chunk.count:
+            return None
+        blob = b''.join(self._parts[i] for i in range(chunk.count))
+        self._parts = {}
+        if len(blob) != chunk.total_bytes or zlib.crc32(blob) != chunk.crc32:
+            self.rejected += 1
+            return None
+        self.current_version = chunk.version
+        return chunk.version, blob

@@ -1,0 +1,277 @@
+"""ROS 2 adapter of a robot driver: a lifecycle node over ``EpisodeLoop``.
+
+States (ros2_control's meanings): unconfigured — no connection; inactive — connected,
+described, heartbeat running, no motion; active — control clock running, commands
+accepted. Topics are relative, so the node runs in the robot's namespace:
+
+  out: observation, transition, episode, status        in: action, reward_label, /replay/ack
+  services: ~/describe (RobotDescription), ~/estop (std_srvs/SetBool)
+"""
+from __future__ import annotations
+
+import json
+import time
+from typing import Callable
+
+import numpy as np
+from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from realrl_interfaces.msg import (Action, DriverStatus, EpisodeResult, Observation,
+                                   RewardLabel, RobotDescription, Transition, TransitionAck)
+from realrl_interfaces.srv import Describe, SenderState
+from sensor_msgs.msg import Image
+from std_srvs.srv import SetBool
+
+from realrl_common.config import ConfigError
+from realrl_common.convert import fill_image, from_f32, to_f32
+from realrl_common.node_main import spin_node
+from realrl_common.qos import COMMAND_QOS, DATA_QOS, LATCHED_QOS, SENSOR_QOS, STATUS_QOS
+from realrl_common.ros_params import read_config
+from realrl_driver.clock_stats import PeriodRecorder
+from realrl_driver.episode_loop import EpisodeLoop, LoopConfig
+
+SENDER_STATE_SERVICE = '/replay/sender_state'
+
+
+class DriverNode(LifecycleNode):
+    """Generic driver node; ``make_robot(cfg)`` builds the robot when configured."""
+
+    def __init__(self, name: str, config_cls: type, make_robot: Callable, kind: str):
+        super().__init__(name, automatically_declare_parameters_from_overrides=True)
+        self._config_cls, self._make_robot, self._kind = config_cls, make_robot, kind
+        self.cfg = None
+        self.robot = None
+        self.loop: EpisodeLoop | None = None
+        self._timer = None
+        self._clock = PeriodRecorder()
+        self._state_label = 'unconfigured'
+        self._status_pub = self.create_publisher(DriverStatus, 'status', STATUS_QOS)
+        self._status_timer = self.create_timer(0.2, self._publish_status)
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            self.cfg = read_config(self, self._config_cls)
+            self.robot = self._make_robot(self.cfg)
+            self._clock.configure(getattr(self.cfg, 'timing_log', ''))
+        except (ConfigError, OSError, RuntimeError, ValueError) as e:
+            self.get_logger().error(f'configure failed: {e}')
+            return TransitionCallbackReturn.FAILURE
+        self._obs_pub = self.create_lifecycle_publisher(Observation, 'observation', SENSOR_QOS)
+        self._tr_pub = self.create_lifecycle_publisher(Transition, 'transition', DATA_QOS)
+        self._ep_pub = self.create_lifecycle_publisher(EpisodeResult, 'episode', DATA_QOS)
+        self._desc_pub = self.create_publisher(RobotDescription, 'description', LATCHED_QOS)
+        self._subs = [
+            self.create_subscription(Action, 'action', self._on_action, COMMAND_QOS),
+            self.create_subscription(RewardLabel, 'reward_label', self._on_label, COMMAND_QOS),
+            self.create_subscription(TransitionAck, '/replay/ack', self._on_ack, DATA_QOS),
+        ]
+        self._services = [
+            self.create_service(Describe, '~/describe', self._on_describe),
+            self.create_service(SetBool, '~/estop', self._on_estop),
+        ]
+        # Own callback group: on_activate waits for this client's answer while the
+        # default (mutually exclusive) group is busy running on_activate itself.
+        self._sender_client = self.create_client(
+            SenderState, SENDER_STATE_SERVICE, callback_group=ReentrantCallbackGroup())
+        self._desc_pub.publish(self.description())
+        self._state_label = 'inactive'
+        self.get_logger().info(f'configured {self._kind} robot {self.cfg.robot_id!r}')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            first_seq, first_episode = self._resume_point()
+        except RuntimeError as e:
+            self.get_logger().error(f'activate failed: {e}')
+            return TransitionCallbackReturn.FAILURE
+        if self.loop is None:
+            self.loop = EpisodeLoop(self._loop_config(), self.robot, first_seq, first_episode)
+        self._timer = self.create_timer(1.0 / self.cfg.control_hz, self._tick)
+        self._state_label = 'active'
+        self.get_logger().info(f'active at {self.cfg.control_hz:g} Hz from seq {first_seq}, '
+                               f'episode {first_episode}')
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_clock()
+        self._state_label = 'inactive'
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_clock()
+        self._teardown()
+        self._state_label = 'unconfigured'
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_clock()
+        self._state_label = 'finalized'
+        return TransitionCallbackReturn.SUCCESS
+
+    def close(self):
+        """Hold the robot and log the counters; called once when the process ends."""
+        if self.loop is not None:
+            self.get_logger().info('counters: ' + json.dumps(dict(self.loop.counters)) +
+                                   ' rejected: ' + json.dumps(dict(self.loop.guard.rejected)))
+        self._stop_clock()
+
+    def _stop_clock(self):
+        if self._timer is not None:
+            self.destroy_timer(self._timer)
+            self._timer = None
+        if self.robot is not None:
+            self.robot.hold()
+        self._clock.flush()
+
+    def _teardown(self):
+        for sub in getattr(self, '_subs', []):
+            self.destroy_subscription(sub)
+        for srv in getattr(self, '_services', []):
+            self.destroy_service(srv)
+        for pub in ('_obs_pub', '_tr_pub', '_ep_pub'):
+            if hasattr(self, pub):
+                self.destroy_lifecycle_publisher(getattr(self, pub))
+                delattr(self, pub)
+        self._subs, self._services = [], []
+        self.loop, self.robot = None, None
+
+    def _loop_config(self) -> LoopConfig:
+        fields = LoopConfig.__dataclass_fields__
+        return LoopConfig(**{k: getattr(self.cfg, k) for k in fields})
+
+    def _resume_point(self) -> tuple[int, int]:
+        """Ask the replay node where this robot's data ends, so numbering continues."""
+        if self.loop is not None:
+            return self.loop.next_seq, self.loop.next_episode
+        timeout = self.cfg.replay_wait_s
+        if timeout <= 0:
+            return 1, 0
+        if not self._sender_client.wait_for_service(timeout_sec=timeout):
+            raise RuntimeError(f'no replay node answers {SENDER_STATE_SERVICE} after {timeout:g}s; '
+                               f'start the replay node first or set replay_wait_s: 0')
+        req = SenderState.Request(robot_id=self.cfg.robot_id)
+        future = self._sender_client.call_async(req)
+        deadline = time.monotonic() + timeout
+        while not future.done() and time.monotonic() < deadline:
+            time.sleep(0.01)  # the executor serves the future from its own thread
+        if not future.done():
+            raise RuntimeError(f'{SENDER_STATE_SERVICE} did not answer in {timeout:g}s')
+        res = future.result()
+        if not res.known:
+            return 1, 0
+        return int(res.committed_seq) + 1, int(res.last_episode_id) + 1
+
+    # -- callbacks ----------------------------------------------------------------------
+    def _on_action(self, msg: Action):
+        if self.loop is None or msg.robot_id != self.cfg.robot_id:
+            return
+        action = np.frombuffer(msg.action, dtype=np.float32) if len(msg.action) else np.zeros(0)
+        self.loop.on_action(action, msg.episode_id, msg.step, msg.policy_version, msg.intervention)
+
+    def _on_label(self, msg: RewardLabel):
+        if self.loop is not None and msg.robot_id == self.cfg.robot_id:
+            self.loop.on_label(msg.episode_id, msg.step, msg.reward, msg.success)
+
+    def _on_ack(self, msg: TransitionAck):
+        if self.loop is not None and msg.robot_id == self.cfg.robot_id:
+            self.loop.on_ack(msg.committed_seq)
+
+    def _on_describe(self, request, response):
+        response.description = self.description()
+        return response
+
+    def _on_estop(self, request, response):
+        if self.loop is None:
+            response.success, response.message = False, 'not configured'
+            return response
+        self.loop.estop(request.data)
+        response.success = True
+        response.message = 'e-stop engaged: robot holds' if request.data else 'e-stop released'
+        self.get_logger().warning(response.message)
+        return response
+
+    def _tick(self):
+        now = time.monotonic()
+        self._clock.record(now)
+        out = self.loop.tick(now)
+        stamp = self.get_clock().now().to_msg()
+        if out.transition is not None:
+            self._tr_pub.publish(self._transition_msg(out.transition, stamp))
+        if out.episode is not None:
+            self._ep_pub.publish(self._episode_msg(out.episode, stamp))
+        if out.observation is not None:
+            self._obs_pub.publish(self._observation_msg(out.observation, stamp))
+        for tr in self.loop.due_resends(now):
+            self._tr_pub.publish(self._transition_msg(tr, stamp))
+
+    # -- messages -----------------------------------------------------------------------
+    def description(self) -> RobotDescription:
+        r, cfg = self.robot, self.cfg
+        layout = r.observation_layout
+        h, w = cfg.image_size
+        return RobotDescription(
+            robot_id=cfg.robot_id, kind=self._kind, control_hz=float(cfg.control_hz),
+            state_dim=int(r.state_dim), state_names=list(layout),
+            state_starts=[int(a) for a, _ in layout.values()],
+            state_stops=[int(b) for _, b in layout.values()],
+            action_dim=int(r.action_dim), action_low=to_f32(r.action_low),
+            action_high=to_f32(r.action_high), action_units=r.action_units,
+            camera_names=list(cfg.cameras), image_height=h if cfg.cameras else 0,
+            image_width=w if cfg.cameras else 0, episode_max_steps=cfg.episode_max_steps,
+            capabilities=list(r.capabilities))
+
+    def _images(self, frames: dict) -> list:
+        msgs = []
+        for cam, frame in frames.items():
+            img = Image()
+            fill_image(img, frame, cam)
+            msgs.append(img)
+        return msgs
+
+    def _observation_msg(self, obs, stamp) -> Observation:
+        msg = Observation(robot_id=self.cfg.robot_id, episode_id=obs.episode_id, step=obs.step,
+                          state=to_f32(obs.state), images=self._images(obs.images))
+        msg.header.stamp = stamp
+        return msg
+
+    def _transition_msg(self, tr, stamp) -> Transition:
+        msg = Transition(
+            robot_id=self.cfg.robot_id, seq=tr.seq, episode_id=tr.episode_id, step=tr.step,
+            state=to_f32(tr.state), action=to_f32(tr.action), reward=float(tr.reward),
+            next_state=to_f32(tr.next_state), terminated=tr.terminated, truncated=tr.truncated,
+            policy_version=tr.policy_version, intervention=tr.intervention,
+            images=self._images(tr.images), next_images=self._images(tr.next_images))
+        msg.header.stamp = stamp
+        return msg
+
+    def _episode_msg(self, ep, stamp) -> EpisodeResult:
+        msg = EpisodeResult(robot_id=self.cfg.robot_id, episode_id=ep.episode_id,
+                            steps=ep.steps, episode_return=float(ep.episode_return),
+                            success=ep.success, truncated=ep.truncated,
+                            policy_version=ep.policy_version, interventions=ep.interventions)
+        msg.header.stamp = stamp
+        return msg
+
+    def _publish_status(self):
+        msg = DriverStatus(robot_id=self.cfg.robot_id if self.cfg else self.get_namespace(),
+                           lifecycle_state=self._state_label)
+        msg.header.stamp = self.get_clock().now().to_msg()
+        if self.loop is not None:
+            c = self.loop.counters
+            msg.episodes = c['episodes_done']
+            msg.steps = c['steps']
+            msg.actions_applied = c['steps']
+            msg.actions_rejected = self.loop.guard.rejected_total
+            msg.holds = c['watchdog_holds']
+            msg.transitions_sent = c['transitions_sent']
+            msg.transitions_acked = c['transitions_acked']
+            msg.achieved_hz = self._clock.achieved_hz()
+        self._status_pub.publish(msg)
+
+
+def run_driver(name: str, config_cls: type, make_robot: Callable, kind: str, args=None) -> None:
+    """Entry point body shared by all driver kinds."""
+    spin_node(lambda: DriverNode(name, config_cls, make_robot, kind), name, args,
+              make_executor=lambda: MultiThreadedExecutor(num_threads=2))

@@ -1,0 +1,79 @@
+"""The driver's action guard: every command is checked here before it can reach a robot.
+
+An action is applied only if it has the right length, is finite, lies inside the
+robot's bounds, and answers the observation the driver is waiting on (same episode and
+step). Everything else is rejected and counted by reason; nothing is clipped silently,
+so a misbehaving policy shows up in the counters instead of in the robot's motion.
+"""
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+REASONS = ('wrong_length', 'non_finite', 'out_of_range', 'stale', 'estop')
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ok: bool
+    reason: str = ''
+
+
+class ActionGuard:
+    """Checks actions against fixed bounds; counts rejections by reason."""
+
+    def __init__(self, low, high, tolerance: float = 1e-6):
+        self.low = np.asarray(low, dtype=np.float64)
+        self.high = np.asarray(high, dtype=np.float64)
+        if self.low.shape != self.high.shape or self.low.ndim != 1:
+            raise ValueError(f'action bounds must be two vectors of one length, got '
+                             f'{self.low.shape} and {self.high.shape}')
+        if not np.all(self.low <= self.high):
+            raise ValueError('action_low must be <= action_high in every dimension')
+        self.tolerance = tolerance
+        self.rejected: Counter = Counter()
+        self.accepted = 0
+        self.estopped = False
+
+    @property
+    def dim(self) -> int:
+        return self.low.shape[0]
+
+    @property
+    def rejected_total(self) -> int:
+        return sum(self.rejected.values())
+
+    def check(self, action, episode_id: int, step: int, want_episode: int, want_step: int
+              ) -> Verdict:
+        verdict = self._judge(action, episode_id, step, want_episode, want_step)
+        if verdict.ok:
+            self.accepted += 1
+        else:
+            self.rejected[verdict.reason] += 1
+            if self.rejected[verdict.reason] in (1, 10, 100, 1000) or \
+                    self.rejected[verdict.reason] % 10000 == 0:
+                log.warning('rejected action (%s); %d rejected for this reason so far',
+                            verdict.reason, self.rejected[verdict.reason])
+        return verdict
+
+    def _judge(self, action, episode_id, step, want_episode, want_step) -> Verdict:
+        if self.estopped:
+            return Verdict(False, 'estop')
+        try:
+            a = np.asarray(action, dtype=np.float64)
+        except (TypeError, ValueError):
+            return Verdict(False, 'wrong_length')
+        if a.ndim != 1 or a.shape[0] != self.dim:
+            return Verdict(False, 'wrong_length')
+        if not np.all(np.isfinite(a)):
+            return Verdict(False, 'non_finite')
+        if np.any(a < self.low - self.tolerance) or np.any(a > self.high + self.tolerance):
+            return Verdict(False, 'out_of_range')
+        if episode_id != want_episode or step != want_step:
+            return Verdict(False, 'stale')
+        return Verdict(True)

@@ -1,0 +1,97 @@
+"""ROS 2 adapter of the policy: observation -> action for each served robot.
+
+in:  /<robot>/description (latched), /<robot>/observation, /learner/weights (chunks)
+out: /<robot>/action, ~/version (latched PolicyVersion)
+Weights are swapped in the weights callback; callbacks of this node never run
+concurrently, so an action is always computed by one whole set of weights.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import rclpy
+import torch
+from realrl_interfaces.msg import (Action, Observation, PolicyVersion, RobotDescription,
+                                   WeightChunk)
+from rclpy.node import Node
+
+from realrl_common.config import check
+from realrl_common.convert import from_f32, to_f32
+from realrl_common.node_main import spin_node
+from realrl_common.qos import COMMAND_QOS, LATCHED_QOS, SENSOR_QOS, WEIGHTS_QOS
+from realrl_common.ros_params import read_config
+from realrl_common.weights import BlobAssembler, Chunk
+from realrl_policy.inference import InferenceEngine
+
+
+@dataclass(frozen=True)
+class PolicyNodeConfig:
+    robot_ids: tuple[str, ...] = ('arm0',)
+    """Robots this policy serves (their driver namespaces)."""
+    deterministic: bool = False
+    """Act with the mean action (evaluation) instead of sampling (training)."""
+    seed: int = 0
+    """Seed of the exploration noise."""
+    weights_topic: str = '/learner/weights'
+    """Where versioned weight chunks arrive from."""
+
+    def __post_init__(self):
+        check(len(self.robot_ids) > 0, 'robot_ids must name at least one robot, e.g. [arm0]')
+
+
+class PolicyNode(Node):
+    def __init__(self):
+        super().__init__('policy', automatically_declare_parameters_from_overrides=True)
+        self.cfg = read_config(self, PolicyNodeConfig)
+        torch.set_num_threads(1)
+        self.engine = InferenceEngine(self.cfg.deterministic, self.cfg.seed)
+        self.assembler = BlobAssembler()
+        self._action_pubs = {}
+        for rid in self.cfg.robot_ids:
+            self._action_pubs[rid] = self.create_publisher(Action, f'/{rid}/action', COMMAND_QOS)
+            self.create_subscription(RobotDescription, f'/{rid}/description',
+                                     self._on_description, LATCHED_QOS)
+            self.create_subscription(Observation, f'/{rid}/observation', self._on_observation,
+                                     SENSOR_QOS)
+        self.create_subscription(WeightChunk, self.cfg.weights_topic, self._on_chunk, WEIGHTS_QOS)
+        self._version_pub = self.create_publisher(PolicyVersion, '~/version', LATCHED_QOS)
+        self._publish_version()
+
+    def _on_description(self, msg: RobotDescription):
+        self.engine.add_robot(msg.robot_id, msg.state_dim, from_f32(msg.action_low),
+                              from_f32(msg.action_high))
+        self.get_logger().info(f'serving {msg.robot_id}: state {msg.state_dim}, '
+                               f'action {msg.action_dim} ({msg.action_units})')
+
+    def _on_observation(self, msg: Observation):
+        if msg.robot_id not in self.engine.spaces:
+            return  # description not seen yet
+        action, version = self.engine.act(msg.robot_id, from_f32(msg.state))
+        out = Action(robot_id=msg.robot_id, episode_id=msg.episode_id, step=msg.step,
+                     action=to_f32(action), policy_version=version)
+        out.header.stamp = self.get_clock().now().to_msg()
+        self._action_pubs[msg.robot_id].publish(out)
+
+    def _on_chunk(self, msg: WeightChunk):
+        whole = self.assembler.add(Chunk(msg.version, msg.index, msg.count, msg.total_bytes,
+                                         msg.crc32, bytes(msg.data)))
+        if whole is None:
+            return
+        why = self.engine.load(*whole)
+        if why:
+            self.get_logger().error(f'refused weights: {why}')
+            return
+        self._publish_version()
+
+    def _publish_version(self):
+        self._version_pub.publish(PolicyVersion(node=self.get_fully_qualified_name(),
+                                                version=self.engine.version))
+
+
+def main(args=None):
+    spin_node(PolicyNode, 'policy', args)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,24 @@
+from setuptools import find_packages, setup
+
+package_name = 'realrl_policy'
+
+setup(
+    name=package_name,
+    version='0.1.0',
+    packages=find_packages(exclude=['test']),
+    data_files=[
+        ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
+        ('share/' + package_name, ['package.xml']),
+    ],
+    install_requires=['setuptools'],
+    zip_safe=True,
+    maintainer='realrl developers',
+    maintainer_email='dev@realrl.invalid',
+    description='The policy of realrl: observation to action at the control rate, weights swapped between steps.',
+    license='Apache-2.0',
+    entry_points={
+        'console_scripts': [
+            'policy_node = realrl_policy.policy_node:main',
+        ],
+    },
+)

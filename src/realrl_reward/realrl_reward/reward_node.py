@@ -1,0 +1,82 @@
+"""ROS 2 adapter of the rule-based reach reward.
+
+in:  /<robot>/description (latched, gives the state layout), /<robot>/observation
+out: /<robot>/reward_label — the reward of arriving in that observation, and whether it
+     is a success (the driver then ends the episode).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import rclpy
+from realrl_interfaces.msg import Observation, RewardLabel, RobotDescription
+from rclpy.node import Node
+
+from realrl_common.config import check
+from realrl_common.convert import from_f32
+from realrl_common.node_main import spin_node
+from realrl_common.qos import COMMAND_QOS, LATCHED_QOS, SENSOR_QOS
+from realrl_common.ros_params import read_config
+from realrl_reward.reach_reward import ReachReward, ReachRewardConfig
+
+
+@dataclass(frozen=True)
+class RewardNodeConfig:
+    robot_ids: tuple[str, ...] = ('arm0',)
+    """Robots whose observations this node labels."""
+    reach: ReachRewardConfig = field(default_factory=ReachRewardConfig)
+    """The reach reward (mode, success radius, layout keys)."""
+
+    def __post_init__(self):
+        check(len(self.robot_ids) > 0, 'robot_ids must name at least one robot, e.g. [arm0]')
+
+
+class RewardNode(Node):
+    def __init__(self):
+        super().__init__('reward', automatically_declare_parameters_from_overrides=True)
+        self.cfg = read_config(self, RewardNodeConfig)
+        self.reward = ReachReward(self.cfg.reach)
+        self.layouts: dict[str, dict] = {}
+        self.failures = 0
+        self._pubs = {}
+        for rid in self.cfg.robot_ids:
+            self._pubs[rid] = self.create_publisher(RewardLabel, f'/{rid}/reward_label',
+                                                    COMMAND_QOS)
+            self.create_subscription(RobotDescription, f'/{rid}/description',
+                                     self._on_description, LATCHED_QOS)
+            self.create_subscription(Observation, f'/{rid}/observation', self._on_observation,
+                                     SENSOR_QOS)
+
+    def _on_description(self, msg: RobotDescription):
+        layout = {n: (int(a), int(b)) for n, a, b in
+                  zip(msg.state_names, msg.state_starts, msg.state_stops)}
+        missing = {self.cfg.reach.ee_key, self.cfg.reach.target_key} - set(layout)
+        if missing:
+            self.get_logger().error(
+                f'robot {msg.robot_id} has no state slice {sorted(missing)} (it has '
+                f'{sorted(layout)}); set reach.ee_key / reach.target_key to match')
+            return
+        self.layouts[msg.robot_id] = layout
+
+    def _on_observation(self, msg: Observation):
+        layout = self.layouts.get(msg.robot_id)
+        if layout is None:
+            return
+        try:
+            reward, success = self.reward.label(from_f32(msg.state), layout)
+        except ValueError as e:
+            self.failures += 1
+            if self.failures in (1, 10, 100) or self.failures % 1000 == 0:
+                self.get_logger().error(f'cannot label {msg.robot_id} step {msg.step}: {e}')
+            return
+        self._pubs[msg.robot_id].publish(RewardLabel(
+            robot_id=msg.robot_id, episode_id=msg.episode_id, step=msg.step,
+            reward=float(reward), success=bool(success)))
+
+
+def main(args=None):
+    spin_node(RewardNode, 'reward', args)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,16 @@
+"""Test set-up shared by all suites.
+
+Pure-Python cores are imported straight from src/<package>/ so unit tests run without a
+colcon build; tests that start ROS 2 nodes need the built workspace (scripts/setup.sh)
+and are skipped with a clear reason without it.
+"""
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+for pkg in sorted((ROOT / 'src').iterdir()):
+    if (pkg / 'setup.py').exists() and str(pkg) not in sys.path:
+        sys.path.insert(0, str(pkg))
+
+os.environ.setdefault('MUJOCO_GL', 'egl')

@@ -1,0 +1,164 @@
+"""The driver's control loop: pipeline order, holds, labels, outbox and numbering."""
+import numpy as np
+import pytest
+
+from realrl_common.config import ConfigError, build_config
+from realrl_driver.episode_loop import EpisodeLoop, LoopConfig
+
+
+class PointRobot:
+    """A 1-D point that moves by its action; the state is [position, target]."""
+    action_low = np.array([-1.0], np.float32)
+    action_high = np.array([1.0], np.float32)
+
+    def __init__(self):
+        self.pos, self.applied, self.holds, self.seeds = 0.0, [], 0, []
+
+    def reset(self, seed):
+        self.seeds.append(seed)
+        self.pos = 0.0
+        return np.array([self.pos, 3.0])
+
+    def apply(self, action):
+        self.applied.append(float(action[0]))
+        self.pos += float(action[0])
+        return np.array([self.pos, 3.0])
+
+    def hold(self):
+        self.holds += 1
+
+    def render(self, camera, width, height):
+        return np.full((height, width, 3), len(self.applied), np.uint8)
+
+
+def run_step(loop, t, action=(1.0,), reward=None, success=False, version=7):
+    """Answer the current observation like policy + reward would, then tick."""
+    obs = loop.obs
+    loop.on_action(np.array(action, np.float32), obs.episode_id, obs.step, version)
+    loop.on_label(obs.episode_id, obs.step, -abs(3.0 - obs.state[0]) if reward is None else reward,
+                  success)
+    return loop.tick(t)
+
+
+def test_first_tick_resets_and_publishes_step_zero():
+    robot = PointRobot()
+    loop = EpisodeLoop(LoopConfig(seed=10), robot, first_episode=4)
+    out = loop.tick(0.0)
+    assert out.observation.episode_id == 4 and out.observation.step == 0
+    assert robot.seeds == [14]
+
+
+def test_transition_is_closed_by_the_label_of_the_next_observation():
+    robot = PointRobot()
+    loop = EpisodeLoop(LoopConfig(), robot)
+    loop.tick(0.0)
+    out = run_step(loop, 0.1, action=(0.5,))
+    assert out.transition is None and out.observation.step == 1
+    out = run_step(loop, 0.2, action=(0.25,), reward=-2.5)
+    tr = out.transition
+    assert (tr.seq, tr.step) == (1, 0)
+    assert tr.state[0] == 0.0 and tr.action[0] == 0.5 and tr.next_state[0] == 0.5
+    assert tr.reward == -2.5 and tr.policy_version == 7
+    assert not tr.terminated and not tr.truncated
+    assert robot.applied == [0.5, 0.25]
+
+
+def test_success_terminates_and_resets():
+    robot = PointRobot()
+    loop = EpisodeLoop(LoopConfig(), robot)
+    loop.tick(0.0)
+    run_step(loop, 0.1)
+    out = run_step(loop, 0.2, success=True, reward=0.0)
+    assert out.transition.terminated and out.episode.success
+    assert out.episode.steps == 1 and out.observation.step == 0
+    assert out.observation.episode_id == 1
+    assert robot.applied == [1.0]  # the action answering the terminal state is never applied
+
+
+def test_time_limit_truncates():
+    loop = EpisodeLoop(LoopConfig(episode_max_steps=3), PointRobot())
+    loop.tick(0.0)
+    outs = [run_step(loop, 0.1 * i, action=(0.0,)) for i in range(1, 5)]
+    assert outs[3].transition.truncated and not outs[3].transition.terminated
+    assert outs[3].episode.truncated and outs[3].episode.steps == 3
+
+
+def test_missing_action_or_label_holds_without_recording():
+    robot = PointRobot()
+    loop = EpisodeLoop(LoopConfig(watchdog_s=0.25), robot)
+    loop.tick(0.0)
+    assert loop.tick(0.1).observation is None  # no action yet
+    obs = loop.obs
+    loop.on_action(np.array([1.0], np.float32), obs.episode_id, obs.step)
+    assert loop.tick(0.2).observation.step == 1
+    loop.on_action(np.array([1.0], np.float32), 0, 1)  # action but no label for step 1
+    for t in (0.3, 0.4, 0.5, 0.6):
+        assert loop.tick(t).transition is None
+    assert robot.applied == [1.0]
+    assert loop.counters['waiting_label'] == 4 and robot.holds == 1
+    loop.on_label(0, 1, -1.0, False)
+    out = loop.tick(0.7)
+    assert out.transition is not None and out.observation.step == 2
+
+
+def test_bad_and_stale_actions_never_reach_the_robot():
+    robot = PointRobot()
+    loop = EpisodeLoop(LoopConfig(), robot)
+    loop.tick(0.0)
+    for bad in ([np.nan], [2.0], [0.1, 0.1], [np.inf]):
+        assert not loop.on_action(np.array(bad, np.float32), 0, 0)
+    assert not loop.on_action(np.array([0.1], np.float32), 0, 5)  # answers another step
+    assert loop.tick(0.1).observation is None and robot.applied == []
+    assert loop.guard.rejected_total == 5
+
+
+def test_intervention_outranks_policy_for_the_same_step():
+    loop = EpisodeLoop(LoopConfig(), PointRobot())
+    loop.tick(0.0)
+    loop.on_action(np.array([-0.5], np.float32), 0, 0, intervention=True)
+    loop.on_action(np.array([0.9], np.float32), 0, 0, policy_version=3)
+    loop.tick(0.1)
+    assert loop.robot.applied == [-0.5]
+
+
+def test_outbox_keeps_unacked_transitions_and_resends_them():
+    loop = EpisodeLoop(LoopConfig(resend_after_s=1.0), PointRobot(), first_seq=100)
+    loop.tick(0.0)
+    for i in range(1, 6):
+        run_step(loop, 0.1 * i, action=(0.0,))
+    assert list(loop.outbox) == [100, 101, 102, 103]
+    assert loop.on_ack(101) == 2 and list(loop.outbox) == [102, 103]
+    assert loop.due_resends(0.9) == []
+    assert [t.seq for t in loop.due_resends(1.5)] == [102, 103]
+    assert loop.due_resends(1.6) == []  # their clock restarted
+
+
+def test_full_outbox_holds_the_robot():
+    loop = EpisodeLoop(LoopConfig(outbox_limit=2), PointRobot())
+    loop.tick(0.0)
+    for i in range(1, 5):
+        run_step(loop, 0.1 * i, action=(0.0,))
+    assert len(loop.outbox) == 2 and loop.counters['outbox_full'] >= 1
+    steps = loop.counters['steps']
+    run_step(loop, 1.0)
+    assert loop.counters['steps'] == steps
+    loop.on_ack(10**9)
+    run_step(loop, 1.1)
+    assert loop.counters['steps'] == steps + 1
+
+
+def test_cameras_are_rendered_into_observations_and_transitions():
+    loop = EpisodeLoop(LoopConfig(cameras=('front',), image_size=(4, 6)), PointRobot())
+    out = loop.tick(0.0)
+    assert out.observation.images['front'].shape == (4, 6, 3)
+    run_step(loop, 0.1)
+    tr = run_step(loop, 0.2).transition
+    assert tr.images['front'].shape == (4, 6, 3) and tr.next_images['front'][0, 0, 0] == 1
+
+
+@pytest.mark.parametrize('values, key', [({'robot_id': 'arm/0'}, 'robot_id'),
+                                         ({'control_hz': 0}, 'control_hz'),
+                                         ({'image_size': [1]}, 'image_size')])
+def test_config_errors_name_the_key(values, key):
+    with pytest.raises(ConfigError, match=key):
+        build_config(LoopConfig, values)
