@@ -55,3 +55,15 @@ def test_wrong_types_are_named(values, message):
 def test_value_checks_of_the_class_become_config_errors_with_location():
     with pytest.raises(ConfigError, match=r'^node /x: rate must be > 0, got -1.0'):
         build_config(Outer, {'rate': -1}, where='node /x')
+
+
+@dataclass(frozen=True)
+class WithOptional:
+    target: float | None = None
+
+
+def test_optional_fields_accept_none_and_values():
+    assert build_config(WithOptional, {}).target is None
+    assert build_config(WithOptional, {'target': 2}).target == 2.0
+    with pytest.raises(ConfigError, match='target: expected a number'):
+        build_config(WithOptional, {'target': 'x'})

@@ -87,13 +87,15 @@ def test_missing_action_or_label_holds_without_recording():
     robot = PointRobot()
     loop = EpisodeLoop(LoopConfig(watchdog_s=0.25), robot)
     loop.tick(0.0)
-    assert loop.tick(0.1).observation is None  # no action yet
+    held = loop.tick(0.1)  # no action yet: the same observation goes out again
+    assert held.repeated and held.observation.step == 0
     obs = loop.obs
     loop.on_action(np.array([1.0], np.float32), obs.episode_id, obs.step)
     assert loop.tick(0.2).observation.step == 1
     loop.on_action(np.array([1.0], np.float32), 0, 1)  # action but no label for step 1
     for t in (0.3, 0.4, 0.5, 0.6):
-        assert loop.tick(t).transition is None
+        out = loop.tick(t)
+        assert out.transition is None and out.repeated and out.observation.step == 1
     assert robot.applied == [1.0]
     assert loop.counters['waiting_label'] == 4 and robot.holds == 1
     loop.on_label(0, 1, -1.0, False)
@@ -108,7 +110,7 @@ def test_bad_and_stale_actions_never_reach_the_robot():
     for bad in ([np.nan], [2.0], [0.1, 0.1], [np.inf]):
         assert not loop.on_action(np.array(bad, np.float32), 0, 0)
     assert not loop.on_action(np.array([0.1], np.float32), 0, 5)  # answers another step
-    assert loop.tick(0.1).observation is None and robot.applied == []
+    assert loop.tick(0.1).repeated and robot.applied == []
     assert loop.guard.rejected_total == 5
 
 

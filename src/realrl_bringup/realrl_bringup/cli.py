@@ -132,9 +132,10 @@ def train(args) -> int:
         supervisor.start_all()
         for spec in graph.nodes:
             if spec.lifecycle and stop.signal is None:
-                why = monitor.bring_up(spec.fqn, spin)
+                node = supervisor.nodes[spec.fqn]
+                why = monitor.bring_up(spec.fqn, spin, alive=lambda: node.running)
                 if why:
-                    raise RuntimeError(why)
+                    raise RuntimeError(f'{why}; see {node.log_path}')
                 print(f'realrl: {spec.fqn} active', flush=True)
         last_print = 0.0
         while stop.signal is None:
@@ -144,7 +145,7 @@ def train(args) -> int:
                 print(f'realrl: {m.spec.fqn} exited with {exit_code}'
                       f'{"; restarting" if restarted else ""} (log: {m.log_path})', flush=True)
                 if restarted and m.spec.lifecycle:
-                    why = monitor.bring_up(m.spec.fqn, spin)
+                    why = monitor.bring_up(m.spec.fqn, spin, alive=lambda: m.running)
                     print(f'realrl: {m.spec.fqn} ' + (why or 'active again'), flush=True)
             progress.update_rate(now)
             if now - last_print >= args.status_every_s:

@@ -166,18 +166,11 @@ def load_graph(path: str | Path, variables: dict[str, str] | None = None,
     for item in overrides:
         apply_override(raw, item)
     raw = substitute(raw, dict(variables or {}))
-    nodes = raw.get('nodes')
-    if not isinstance(nodes, list):
+    if not isinstance(raw.get('nodes'), list):
         raise ConfigError(f'{path}: nodes must be a list of node entries')
-    raw['nodes'] = [build_config(NodeSpec, n, where=f'{path}: nodes[{i}]') if isinstance(n, dict)
-                    else _not_a_mapping(path, i) for i, n in enumerate(nodes)]
     graph = build_config(GraphSpec, raw, where=str(path))
     validate_parameters(graph)
     return graph
-
-
-def _not_a_mapping(path, i):
-    raise ConfigError(f'{path}: nodes[{i}] must be a mapping with name, package, executable')
 
 
 def apply_override(raw: dict, item: str) -> None:

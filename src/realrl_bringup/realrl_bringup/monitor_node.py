@@ -51,28 +51,33 @@ class MonitorNode(Node):
         self.progress.policy_version = msg.version
 
     # -- lifecycle ----------------------------------------------------------------------
-    def _call(self, client, request, timeout: float, spin):
-        if not client.wait_for_service(timeout_sec=timeout):
-            return None
-        future = client.call_async(request)
+    def _call(self, client, request, timeout: float, spin, alive):
         deadline = time.monotonic() + timeout
-        while not future.done() and time.monotonic() < deadline:
+        while not client.service_is_ready():
+            if time.monotonic() > deadline or not alive():
+                return None
+            spin(0.05)
+        future = client.call_async(request)
+        while not future.done() and time.monotonic() < deadline and alive():
             spin(0.05)
         return future.result() if future.done() else None
 
-    def lifecycle_state(self, fqn: str, spin, timeout: float = 2.0) -> str | None:
+    def lifecycle_state(self, fqn: str, spin, timeout: float = 2.0,
+                        alive=lambda: True) -> str | None:
         client = self.create_client(GetState, f'{fqn}/get_state')
         try:
-            res = self._call(client, GetState.Request(), timeout, spin)
+            res = self._call(client, GetState.Request(), timeout, spin, alive)
             return res.current_state.label if res is not None else None
         finally:
             self.destroy_client(client)
 
-    def bring_up(self, fqn: str, spin, timeout: float = 30.0) -> str:
-        """configure (if unconfigured) then activate; returns '' or what went wrong."""
-        state = self.lifecycle_state(fqn, spin, timeout)
+    def bring_up(self, fqn: str, spin, timeout: float = 30.0, alive=lambda: True) -> str:
+        """configure (if unconfigured) then activate; returns '' or what went wrong.
+        Gives up early when alive() turns false (the node's process died)."""
+        state = self.lifecycle_state(fqn, spin, timeout, alive)
         if state is None:
-            return f'{fqn} offers no lifecycle services after {timeout:g}s'
+            why = 'its process exited' if not alive() else f'no answer after {timeout:g}s'
+            return f'{fqn} offers no lifecycle services ({why})'
         steps = {'unconfigured': [LifecycleTransition.TRANSITION_CONFIGURE,
                                   LifecycleTransition.TRANSITION_ACTIVATE],
                  'inactive': [LifecycleTransition.TRANSITION_ACTIVATE], 'active': []}
@@ -83,7 +88,7 @@ class MonitorNode(Node):
             for tid in steps[state]:
                 req = ChangeState.Request()
                 req.transition.id = tid
-                res = self._call(client, req, timeout, spin)
+                res = self._call(client, req, timeout, spin, alive)
                 if res is None or not res.success:
                     name = 'configure' if tid == LifecycleTransition.TRANSITION_CONFIGURE else 'activate'
                     return f'{fqn}: {name} failed (see its log)'

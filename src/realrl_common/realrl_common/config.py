@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import types
 import typing
 from typing import Any, Mapping
 
@@ -30,7 +31,7 @@ def _type_name(tp) -> str:
 def _coerce(value: Any, tp, key: str) -> Any:
     """Return value converted to the field type tp, or raise ConfigError naming key."""
     origin = typing.get_origin(tp)
-    if origin is typing.Union or str(origin) == 'types.UnionType':
+    if origin is typing.Union or origin is types.UnionType:
         args = typing.get_args(tp)
         if value is None and type(None) in args:
             return None

@@ -14,8 +14,6 @@ import time
 from typing import Callable
 
 import numpy as np
-from rclpy.callback_groups import ReentrantCallbackGroup
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from realrl_interfaces.msg import (Action, DriverStatus, EpisodeResult, Observation,
                                    RewardLabel, RobotDescription, Transition, TransitionAck)
@@ -44,7 +42,7 @@ class DriverNode(LifecycleNode):
         self.robot = None
         self.loop: EpisodeLoop | None = None
         self._timer = None
-        self._clock = PeriodRecorder()
+        self._tick_clock = PeriodRecorder()
         self._state_label = 'unconfigured'
         self._status_pub = self.create_publisher(DriverStatus, 'status', STATUS_QOS)
         self._status_timer = self.create_timer(0.2, self._publish_status)
@@ -54,7 +52,7 @@ class DriverNode(LifecycleNode):
         try:
             self.cfg = read_config(self, self._config_cls)
             self.robot = self._make_robot(self.cfg)
-            self._clock.configure(getattr(self.cfg, 'timing_log', ''))
+            self._tick_clock.configure(getattr(self.cfg, 'timing_log', ''))
         except (ConfigError, OSError, RuntimeError, ValueError) as e:
             self.get_logger().error(f'configure failed: {e}')
             return TransitionCallbackReturn.FAILURE
@@ -62,36 +60,27 @@ class DriverNode(LifecycleNode):
         self._tr_pub = self.create_lifecycle_publisher(Transition, 'transition', DATA_QOS)
         self._ep_pub = self.create_lifecycle_publisher(EpisodeResult, 'episode', DATA_QOS)
         self._desc_pub = self.create_publisher(RobotDescription, 'description', LATCHED_QOS)
-        self._subs = [
+        self._driver_subs = [
             self.create_subscription(Action, 'action', self._on_action, COMMAND_QOS),
             self.create_subscription(RewardLabel, 'reward_label', self._on_label, COMMAND_QOS),
             self.create_subscription(TransitionAck, '/replay/ack', self._on_ack, DATA_QOS),
         ]
-        self._services = [
+        self._driver_services = [
             self.create_service(Describe, '~/describe', self._on_describe),
             self.create_service(SetBool, '~/estop', self._on_estop),
         ]
-        # Own callback group: on_activate waits for this client's answer while the
-        # default (mutually exclusive) group is busy running on_activate itself.
-        self._sender_client = self.create_client(
-            SenderState, SENDER_STATE_SERVICE, callback_group=ReentrantCallbackGroup())
+        self._sender_client = self.create_client(SenderState, SENDER_STATE_SERVICE)
+        self._resume_future, self._resume_asked, self._resume_warned = None, 0.0, False
         self._desc_pub.publish(self.description())
         self._state_label = 'inactive'
         self.get_logger().info(f'configured {self._kind} robot {self.cfg.robot_id!r}')
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        try:
-            first_seq, first_episode = self._resume_point()
-        except RuntimeError as e:
-            self.get_logger().error(f'activate failed: {e}')
-            return TransitionCallbackReturn.FAILURE
-        if self.loop is None:
-            self.loop = EpisodeLoop(self._loop_config(), self.robot, first_seq, first_episode)
+        self._activated_at = time.monotonic()
         self._timer = self.create_timer(1.0 / self.cfg.control_hz, self._tick)
         self._state_label = 'active'
-        self.get_logger().info(f'active at {self.cfg.control_hz:g} Hz from seq {first_seq}, '
-                               f'episode {first_episode}')
+        self.get_logger().info(f'active at {self.cfg.control_hz:g} Hz')
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -123,45 +112,50 @@ class DriverNode(LifecycleNode):
             self._timer = None
         if self.robot is not None:
             self.robot.hold()
-        self._clock.flush()
+        self._tick_clock.flush()
 
     def _teardown(self):
-        for sub in getattr(self, '_subs', []):
+        for sub in getattr(self, '_driver_subs', []):
             self.destroy_subscription(sub)
-        for srv in getattr(self, '_services', []):
+        for srv in getattr(self, '_driver_services', []):
             self.destroy_service(srv)
         for pub in ('_obs_pub', '_tr_pub', '_ep_pub'):
             if hasattr(self, pub):
                 self.destroy_lifecycle_publisher(getattr(self, pub))
                 delattr(self, pub)
-        self._subs, self._services = [], []
+        self._driver_subs, self._driver_services = [], []
         self.loop, self.robot = None, None
 
     def _loop_config(self) -> LoopConfig:
         fields = LoopConfig.__dataclass_fields__
         return LoopConfig(**{k: getattr(self.cfg, k) for k in fields})
 
-    def _resume_point(self) -> tuple[int, int]:
-        """Ask the replay node where this robot's data ends, so numbering continues."""
-        if self.loop is not None:
-            return self.loop.next_seq, self.loop.next_episode
-        timeout = self.cfg.replay_wait_s
-        if timeout <= 0:
-            return 1, 0
-        if not self._sender_client.wait_for_service(timeout_sec=timeout):
-            raise RuntimeError(f'no replay node answers {SENDER_STATE_SERVICE} after {timeout:g}s; '
-                               f'start the replay node first or set replay_wait_s: 0')
-        req = SenderState.Request(robot_id=self.cfg.robot_id)
-        future = self._sender_client.call_async(req)
-        deadline = time.monotonic() + timeout
-        while not future.done() and time.monotonic() < deadline:
-            time.sleep(0.01)  # the executor serves the future from its own thread
-        if not future.done():
-            raise RuntimeError(f'{SENDER_STATE_SERVICE} did not answer in {timeout:g}s')
-        res = future.result()
-        if not res.known:
-            return 1, 0
-        return int(res.committed_seq) + 1, int(res.last_episode_id) + 1
+    def _start_loop(self, now: float) -> bool:
+        """Create the episode loop once the replay node said where this robot's data ends,
+        so sequence and episode numbers continue instead of repeating (never blocks)."""
+        if self.cfg.replay_wait_s <= 0:
+            self.loop = EpisodeLoop(self._loop_config(), self.robot)
+            return True
+        future = self._resume_future
+        if future is not None and future.done():
+            res = future.result()
+            first_seq, first_episode = ((int(res.committed_seq) + 1, int(res.last_episode_id) + 1)
+                                        if res.known else (1, 0))
+            self.loop = EpisodeLoop(self._loop_config(), self.robot, first_seq, first_episode)
+            self.get_logger().info(f'control loop starts at seq {first_seq}, '
+                                   f'episode {first_episode}')
+            return True
+        if future is None or now - self._resume_asked > 2.0:
+            if self._sender_client.service_is_ready():
+                self._resume_future = self._sender_client.call_async(
+                    SenderState.Request(robot_id=self.cfg.robot_id))
+                self._resume_asked = now
+        if now - self._activated_at > self.cfg.replay_wait_s and not self._resume_warned:
+            self._resume_warned = True
+            self.get_logger().error(
+                f'no answer from {SENDER_STATE_SERVICE} after {self.cfg.replay_wait_s:g}s; the '
+                f'robot holds until the replay node runs (or set replay_wait_s: 0)')
+        return False
 
     # -- callbacks ----------------------------------------------------------------------
     def _on_action(self, msg: Action):
@@ -194,7 +188,9 @@ class DriverNode(LifecycleNode):
 
     def _tick(self):
         now = time.monotonic()
-        self._clock.record(now)
+        self._tick_clock.record(now)
+        if self.loop is None and not self._start_loop(now):
+            return
         out = self.loop.tick(now)
         stamp = self.get_clock().now().to_msg()
         if out.transition is not None:
@@ -267,11 +263,10 @@ class DriverNode(LifecycleNode):
             msg.holds = c['watchdog_holds']
             msg.transitions_sent = c['transitions_sent']
             msg.transitions_acked = c['transitions_acked']
-            msg.achieved_hz = self._clock.achieved_hz()
+            msg.achieved_hz = self._tick_clock.achieved_hz()
         self._status_pub.publish(msg)
 
 
 def run_driver(name: str, config_cls: type, make_robot: Callable, kind: str, args=None) -> None:
     """Entry point body shared by all driver kinds."""
-    spin_node(lambda: DriverNode(name, config_cls, make_robot, kind), name, args,
-              make_executor=lambda: MultiThreadedExecutor(num_threads=2))
+    spin_node(lambda: DriverNode(name, config_cls, make_robot, kind), name, args)

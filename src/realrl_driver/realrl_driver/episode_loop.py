@@ -9,8 +9,8 @@ Pipeline (one control period of latency, as on a real robot):
               otherwise a_{t+1} is applied.
 
 If the action or the label for the current observation has not arrived, the tick holds:
-the robot is not commanded, nothing is recorded, and the same observation waits for its
-answer. After ``watchdog_s`` without progress the robot is told to hold its pose.
+the robot is not commanded, nothing is recorded, and the same observation is sent again
+and waits for its answer. After ``watchdog_s`` without progress the robot is told to hold its pose.
 Transitions carry a per-robot ``seq``; they stay in the outbox until the replay store
 acknowledges them as durable, and are re-sent if no ack comes in ``resend_after_s``.
 """
@@ -109,6 +109,8 @@ class EpisodeResult:
 @dataclass
 class TickOutput:
     observation: Observation | None = None
+    repeated: bool = False
+    """True when observation is the one already sent (the loop is holding)."""
     transition: Transition | None = None
     episode: EpisodeResult | None = None
 
@@ -266,9 +268,11 @@ class EpisodeLoop:
             self.counters['successes'] += int(success)
 
     def _hold(self, now: float, why: str) -> TickOutput:
+        """Nothing moves; the current observation goes out again in case it was lost
+        (observations travel best-effort) or its answer came from a process not up yet."""
         self.counters[why] += 1
         if not self._holding and now - self._last_progress > self.cfg.watchdog_s:
             self.robot.hold()
             self._holding = True
             self.counters['watchdog_holds'] += 1
-        return TickOutput()
+        return TickOutput(observation=self.obs, repeated=True)

@@ -24,8 +24,21 @@ class MujocoArmDriverConfig(LoopConfig):
         check(self.replay_wait_s >= 0, f'replay_wait_s must be >= 0, got {self.replay_wait_s}')
 
 
-def make_arm(cfg: MujocoArmDriverConfig) -> MujocoArmSim:
-    return MujocoArmSim(dataclasses.replace(cfg.arm, control_hz=cfg.control_hz))
+class MujocoArmRobot(MujocoArmSim):
+    """The simulated arm as the driver sees it: a robot that can hold its pose."""
+    action_units = 'end-effector displacement per step, in units of arm.max_ee_step_m'
+    capabilities = ('reset', 'hold', 'estop', 'cameras')
+
+    def hold(self) -> None:
+        self.data.ctrl[:] = self.data.qpos  # position actuators keep the current pose
+
+
+def make_arm(cfg: MujocoArmDriverConfig) -> MujocoArmRobot:
+    robot = MujocoArmRobot(dataclasses.replace(cfg.arm, control_hz=cfg.control_hz), cfg.seed)
+    unknown = sorted(set(cfg.cameras) - set(robot.camera_names))
+    if unknown:
+        raise ValueError(f'cameras: {unknown} not in the model; it has {list(robot.camera_names)}')
+    return robot
 
 
 def main(args=None):

@@ -1,0 +1,132 @@
+"""ROS 2 adapter of the learner: trains in its own thread, publishes weights and status.
+
+in:  the replay store on disk (read-only; created by the replay node)
+out: /learner/weights (chunked, versioned, CRC-checked, latched), /learner/status
+Training runs in a thread so the executor stays free; rclpy publishers are thread-safe.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from realrl_interfaces.msg import LearnerStatus, WeightChunk
+from rclpy.node import Node
+
+from realrl_common.config import check
+from realrl_common.node_main import spin_node
+from realrl_common.qos import STATUS_QOS, WEIGHTS_QOS
+from realrl_common.ros_params import read_config
+from realrl_common.weights import DEFAULT_CHUNK_BYTES, chunk_blob
+from realrl_learner.trainer import Trainer, TrainerConfig
+from realrl_replay.errors import StoreError
+from realrl_replay.reader import ReplayReader
+
+
+@dataclass(frozen=True)
+class LearnerNodeConfig(TrainerConfig):
+    store_path: str = 'replay'
+    """Replay store to learn from (written by the replay node)."""
+    checkpoint_dir: str = 'checkpoints'
+    """Where checkpoints go; the newest is loaded at start (resume)."""
+    metrics_path: str = ''
+    """JSON-lines file of training metrics ('' for none)."""
+    metrics_every_s: float = 2.0
+    """How often a metrics line and a status message are written."""
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES
+    """Size of one weights chunk on the wire."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        check(self.chunk_bytes >= 1024, f'chunk_bytes must be >= 1024, got {self.chunk_bytes}')
+        check(self.metrics_every_s > 0, f'metrics_every_s must be > 0, got {self.metrics_every_s}')
+
+
+class LearnerNode(Node):
+    def __init__(self):
+        super().__init__('learner', automatically_declare_parameters_from_overrides=True)
+        self.cfg = read_config(self, LearnerNodeConfig)
+        self.trainer: Trainer | None = None
+        self._weights_pub = self.create_publisher(WeightChunk, '~/weights', WEIGHTS_QOS)
+        self._status_pub = self.create_publisher(LearnerStatus, '~/status', STATUS_QOS)
+        self._stop_training = threading.Event()
+        self._thread = threading.Thread(target=self._run, name='learner', daemon=True)
+        self._thread.start()
+
+    def _open_store(self, give_up_at: float) -> ReplayReader | None:
+        """The store once the replay node has created it; a store that stays unreadable
+        past give_up_at (not one being created) is an error."""
+        path = Path(self.cfg.store_path)
+        if not (path.exists() and any(path.iterdir())):
+            return None
+        try:
+            return ReplayReader(path)
+        except StoreError:
+            if time.monotonic() > give_up_at:
+                raise
+            return None
+
+    def _run(self):
+        try:
+            reader, give_up_at = None, time.monotonic() + 30.0
+            while reader is None and not self._stop_training.wait(0.5):
+                reader = self._open_store(give_up_at)
+            if reader is None:
+                return
+            self.trainer = Trainer(self.cfg, reader, self.cfg.checkpoint_dir,
+                                   self.cfg.metrics_path or None)
+            if self.trainer.load_latest():
+                self.get_logger().info(f'resumed from checkpoint: {self.trainer.sac.updates} '
+                                       f'updates, version {self.trainer.version}')
+                self._publish_weights(*self.trainer.current_weights())
+            self._train()
+        except Exception as e:  # noqa: BLE001 - the thread must report, not vanish
+            self.get_logger().fatal(f'learner stopped: {type(e).__name__}: {e}')
+            raise
+
+    def _train(self):
+        t = self.trainer
+        last_metrics = 0.0
+        while not self._stop_training.is_set():
+            now = time.monotonic()
+            if not t.step(now):
+                time.sleep(0.01)
+            if t.publish_due(now):
+                self._publish_weights(*t.next_weights(now))
+            if t.checkpoint_due(now):
+                t.save_checkpoint(now)
+            if now - last_metrics >= self.cfg.metrics_every_s:
+                last_metrics = now
+                t.log_metrics()
+                self._publish_status()
+
+    def _publish_weights(self, version: int, blob: bytes):
+        for c in chunk_blob(version, blob, self.cfg.chunk_bytes):
+            self._weights_pub.publish(WeightChunk(version=c.version, index=c.index, count=c.count,
+                                                  total_bytes=c.total_bytes, crc32=c.crc32,
+                                                  data=c.data))
+
+    def _publish_status(self):
+        t, m = self.trainer, self.trainer.last_metrics
+        msg = LearnerStatus(updates=t.sac.updates, policy_version=t.version,
+                            transitions_seen=t.reader.count,
+                            critic_loss=float(m.get('train/critic_loss', 0.0)),
+                            actor_loss=float(m.get('train/actor_loss', 0.0)), alpha=t.sac.alpha)
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self._status_pub.publish(msg)
+
+    def close(self):
+        self._stop_training.set()
+        self._thread.join(timeout=10.0)
+        if self.trainer is not None and self.trainer.sac.updates > 0:
+            path = self.trainer.save_checkpoint()
+            self.get_logger().info(f'final checkpoint {path}')
+
+
+def main(args=None):
+    spin_node(LearnerNode, 'learner', args)
+
+
+if __name__ == '__main__':
+    main()

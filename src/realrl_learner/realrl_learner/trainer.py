@@ -1,0 +1,178 @@
+"""The learner's loop, free of ROS: sample the replay store, update SAC, version, checkpoint.
+
+The learner never waits for robots and robots never wait for it: it trains on whatever
+the store has committed, paced so that it makes at most ``updates_per_step`` updates per
+stored transition (the UTD ratio), and hands out a new weights version every
+``publish_every_s``. Checkpoints hold the whole SAC state plus the version, so a resumed
+learner continues the version sequence.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from realrl_common.config import check
+from realrl_learner.sac import SAC, SACConfig
+from realrl_policy.inference import to_unit
+from realrl_policy.weights_blob import pack_actor
+
+FIELDS = ('obs/state', 'action', 'reward', 'next_obs/state', 'terminated')
+
+
+@dataclass(frozen=True)
+class TrainerConfig:
+    sac: SACConfig = field(default_factory=SACConfig)
+    """SAC hyperparameters (batch size, learning rates, UTD ratio, learning_starts ...)."""
+    publish_every_s: float = 2.0
+    """A new weights version is published this often once learning started."""
+    checkpoint_every_s: float = 30.0
+    """A checkpoint is written this often (and when the learner stops)."""
+    keep_checkpoints: int = 3
+    """Older numbered checkpoints beyond this many are deleted (latest.pt is kept)."""
+    window: int = 0
+    """Sample only the most recent N transitions (0: all of them)."""
+    refresh_every_s: float = 0.25
+    """How often the store's commit marker is re-read for new transitions."""
+    seed: int = 0
+    """Seed of the networks and the sampler."""
+    torch_threads: int = 1
+    """CPU threads torch may use (leave cores for the robots' control loops)."""
+
+    def __post_init__(self):
+        check(self.publish_every_s > 0, f'publish_every_s must be > 0, got {self.publish_every_s}')
+        check(self.checkpoint_every_s > 0,
+              f'checkpoint_every_s must be > 0, got {self.checkpoint_every_s}')
+        check(self.keep_checkpoints >= 1, f'keep_checkpoints must be >= 1, got {self.keep_checkpoints}')
+        check(self.window >= 0, f'window must be >= 0 (0: all), got {self.window}')
+        check(self.torch_threads >= 1, f'torch_threads must be >= 1, got {self.torch_threads}')
+
+
+class UniformSampler:
+    """Uniform batches over the committed rows (or the most recent ``window`` of them)."""
+
+    def __init__(self, reader, window: int, seed: int):
+        self.reader = reader
+        self.window = window
+        self.rng = np.random.default_rng(seed)
+
+    def sample(self, batch_size: int) -> dict[str, np.ndarray]:
+        count = self.reader.count
+        low = max(0, count - self.window) if self.window else 0
+        idx = np.sort(self.rng.integers(low, count, size=batch_size))
+        return self.reader.read(idx, FIELDS)
+
+
+class Trainer:
+    def __init__(self, cfg: TrainerConfig, reader, checkpoint_dir: str | Path,
+                 metrics_path: str | Path | None = None):
+        self.cfg = cfg
+        self.reader = reader
+        torch.set_num_threads(cfg.torch_threads)
+        robots = reader.metadata.get('robots', {})
+        if not robots:
+            raise ValueError(f'replay store {reader.path} has no robot descriptions in its '
+                             'metadata; it was not written by the replay node')
+        first = next(iter(robots.values()))
+        self.obs_dim, self.act_dim = first['state_dim'], first['action_dim']
+        self.low = np.asarray(first['action_low'], np.float32)
+        self.high = np.asarray(first['action_high'], np.float32)
+        self.sac = SAC(self.obs_dim, self.act_dim, cfg.sac, cfg.seed)
+        self.sampler = UniformSampler(reader, cfg.window, cfg.seed)
+        self.version = 0
+        self.checkpoint_dir = Path(checkpoint_dir)
+        self.metrics_path = Path(metrics_path) if metrics_path else None
+        self.started = time.monotonic()
+        self._last_refresh = 0.0
+        self._last_publish = time.monotonic()
+        self._last_checkpoint = time.monotonic()
+        self.last_metrics: dict[str, float] = {}
+
+    # -- pacing -------------------------------------------------------------------------
+    def allowed_updates(self) -> int:
+        """Updates the UTD ratio allows for what the store holds now."""
+        grown = self.reader.count - self.cfg.sac.learning_starts
+        return int(grown * self.cfg.sac.updates_per_step) if grown > 0 else 0
+
+    def step(self, now: float | None = None) -> bool:
+        """One update if the store and the pacing allow it; returns whether it trained."""
+        now = time.monotonic() if now is None else now
+        if now - self._last_refresh >= self.cfg.refresh_every_s:
+            self.reader.refresh()
+            self._last_refresh = now
+        if self.reader.count == 0 or self.sac.updates >= self.allowed_updates():
+            return False
+        batch = self.batch(self.sampler.sample(self.cfg.sac.batch_size))
+        self.last_metrics = self.sac.update(batch)
+        return True
+
+    def batch(self, rows: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+        action = to_unit(rows['action'], self.low, self.high)
+        return {
+            'obs': torch.as_tensor(rows['obs/state']),
+            'action': torch.as_tensor(np.clip(action, -1.0, 1.0), dtype=torch.float32),
+            'reward': torch.as_tensor(rows['reward'], dtype=torch.float32),
+            'next_obs': torch.as_tensor(rows['next_obs/state']),
+            'terminated': torch.as_tensor(rows['terminated'], dtype=torch.float32),
+        }
+
+    def publish_due(self, now: float) -> bool:
+        return self.sac.updates > 0 and now - self._last_publish >= self.cfg.publish_every_s
+
+    def next_weights(self, now: float) -> tuple[int, bytes]:
+        """A new version of the actor's weights."""
+        self.version += 1
+        self._last_publish = now
+        return self.current_weights()
+
+    def current_weights(self) -> tuple[int, bytes]:
+        return self.version, pack_actor(self.sac.actor)
+
+    def metrics_record(self) -> dict:
+        return {'time_s': round(time.monotonic() - self.started, 3), 'updates': self.sac.updates,
+                'version': self.version, 'stored': self.reader.count, 'alpha': self.sac.alpha,
+                **self.last_metrics}
+
+    def log_metrics(self) -> None:
+        if self.metrics_path is None:
+            return
+        self.metrics_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.metrics_path, 'a') as f:
+            f.write(json.dumps(self.metrics_record()) + '\n')
+
+    # -- checkpoints --------------------------------------------------------------------
+    def checkpoint_due(self, now: float) -> bool:
+        return self.sac.updates > 0 and now - self._last_checkpoint >= self.cfg.checkpoint_every_s
+
+    def save_checkpoint(self, now: float | None = None) -> Path:
+        self._last_checkpoint = time.monotonic() if now is None else now
+        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        state = {'sac': self.sac.state_dict(), 'version': self.version}
+        path = self.checkpoint_dir / f'ckpt_{self.sac.updates:09d}.pt'
+        tmp = path.with_suffix('.tmp')
+        torch.save(state, tmp)
+        with open(tmp, 'rb') as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        latest = self.checkpoint_dir / 'latest.pt'
+        tmp_link = self.checkpoint_dir / 'latest.tmp'
+        tmp_link.unlink(missing_ok=True)
+        os.link(path, tmp_link)
+        os.replace(tmp_link, latest)
+        for old in sorted(self.checkpoint_dir.glob('ckpt_*.pt'))[:-self.cfg.keep_checkpoints]:
+            old.unlink()
+        return path
+
+    def load_latest(self) -> bool:
+        latest = self.checkpoint_dir / 'latest.pt'
+        if not latest.exists():
+            return False
+        state = torch.load(latest, weights_only=True)
+        self.sac.load_state_dict(state['sac'])
+        self.version = int(state['version'])
+        return True
