@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Sets up realrl and runs the whole test suite (unit, ROS 2 nodes over real DDS, system).
+# Extra arguments go to pytest, e.g. scripts/test.sh test/unit -k replay
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+bash scripts/setup.sh
+# shellcheck disable=SC1091
+source scripts/env.sh
+export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
+exec python -m pytest "${@:-test}"

@@ -1,0 +1,229 @@
+"""Soft Actor-Critic (twin Q, target critics, learned temperature) in PyTorch; no ROS.
+
+`SAC.update` does one gradient step on a batch; how often to call it (learning_starts,
+updates_per_step) is the caller's loop, configured here so that all hyperparameters live
+in one place. The actor is `realrl_policy.models.GaussianActor`, the network the policy
+process runs.
+"""
+
+import copy
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from realrl_policy.models import ActorConfig, GaussianActor, mlp
+
+BATCH_KEYS = ('obs', 'action', 'reward', 'next_obs', 'terminated')
+
+
+@dataclass(frozen=True)
+class SACConfig:
+    gamma: float = 0.9
+    """Discount factor. The reach task is short (tens of steps), so a short horizon
+    learns faster and is enough."""
+    tau: float = 0.01
+    """Polyak rate of the target critics per update (target += tau * (online - target))."""
+    actor_lr: float = 1e-3
+    """Adam learning rate of the actor."""
+    critic_lr: float = 1e-3
+    """Adam learning rate of the twin critics."""
+    alpha_lr: float = 1e-3
+    """Adam learning rate of log(temperature)."""
+    batch_size: int = 128
+    """Transitions per gradient step."""
+    actor: ActorConfig = field(default_factory=ActorConfig)
+    """Actor network; the policy process must build its actor with the same config."""
+    critic_hidden_sizes: tuple[int, ...] = (128, 128)
+    """Widths of the hidden layers of each critic MLP."""
+    init_temperature: float = 0.1
+    """Initial entropy temperature alpha."""
+    target_entropy: float | None = None
+    """Entropy the temperature is tuned toward; None means -act_dim."""
+    learning_starts: int = 250
+    """Environment steps (random actions) collected before the first update."""
+    updates_per_step: float = 2.0
+    """Gradient updates per environment step once learning started (the UTD ratio);
+    an asynchronous learner paces itself to this against the replay store's growth."""
+    actor_update_interval: int = 1
+    """Update the actor and temperature every this many critic updates."""
+    max_grad_norm: float | None = None
+    """Clip each network's gradient to this norm; None disables clipping."""
+
+    def __post_init__(self):
+        if not 0 <= self.gamma < 1:
+            raise ValueError(f'gamma must be in [0, 1), got {self.gamma}')
+        if not 0 < self.tau <= 1:
+            raise ValueError(f'tau must be in (0, 1], got {self.tau}')
+        for name in ('actor_lr', 'critic_lr', 'alpha_lr', 'init_temperature',
+                     'updates_per_step'):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f'{name} must be a positive number, got {value}')
+        if self.batch_size < 1:
+            raise ValueError(f'batch_size must be >= 1, got {self.batch_size}')
+        if not isinstance(self.actor, ActorConfig):
+            raise ValueError(f'actor must be an ActorConfig, got {type(self.actor).__name__}')
+        if not self.critic_hidden_sizes or any(int(h) < 1 for h in self.critic_hidden_sizes):
+            raise ValueError(f'critic_hidden_sizes must be one or more positive widths, got '
+                             f'{self.critic_hidden_sizes}')
+        if self.learning_starts < 0:
+            raise ValueError(f'learning_starts must be >= 0, got {self.learning_starts}')
+        if self.actor_update_interval < 1:
+            raise ValueError(f'actor_update_interval must be >= 1, got '
+                             f'{self.actor_update_interval}')
+        if self.max_grad_norm is not None and not self.max_grad_norm > 0:
+            raise ValueError(f'max_grad_norm must be > 0 or None, got {self.max_grad_norm}')
+
+
+class TwinQ(nn.Module):
+    """Two independent Q(s, a) MLPs."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden_sizes: tuple[int, ...],
+                 activation: str):
+        super().__init__()
+        self.q1 = mlp(obs_dim + act_dim, hidden_sizes, 1, activation)
+        self.q2 = mlp(obs_dim + act_dim, hidden_sizes, 1, activation)
+
+    def forward(self, obs: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.cat([obs, action], dim=-1)
+        return self.q1(x), self.q2(x)
+
+
+class SAC:
+    """Networks, optimisers and the update rule of Soft Actor-Critic.
+
+    `seed` seeds torch's global RNG (network init and the actor's sampling noise).
+    """
+
+    def __init__(self, obs_dim: int, act_dim: int, cfg: SACConfig = SACConfig(), seed: int = 0):
+        self.cfg = cfg
+        self.obs_dim = obs_dim
+        self.act_dim = act_dim
+        torch.manual_seed(seed)
+        self.actor = GaussianActor(cfg.actor, obs_dim, act_dim)
+        self.critic = TwinQ(obs_dim, act_dim, cfg.critic_hidden_sizes, cfg.actor.activation)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.log_alpha = torch.tensor(math.log(cfg.init_temperature), requires_grad=True)
+        self.target_entropy = (-float(act_dim) if cfg.target_entropy is None
+                               else float(cfg.target_entropy))
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr)
+        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.alpha_lr)
+        self.updates = 0
+        self._last_actor_metrics: dict[str, float] = {}
+
+    @property
+    def alpha(self) -> float:
+        return float(self.log_alpha.detach().exp())
+
+    def update(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        """One gradient step on `batch` (keys BATCH_KEYS, leading dimension B); returns
+        metrics namespaced 'train/...'."""
+        obs, action, reward, next_obs, terminated = self._unpack(batch)
+        cfg = self.cfg
+        alpha = self.log_alpha.exp().detach()
+
+        with torch.no_grad():
+            next_action, next_logp, _ = self.actor(next_obs)
+            q1_t, q2_t = self.critic_target(next_obs, next_action)
+            next_v = torch.min(q1_t, q2_t) - alpha * next_logp
+            target_q = reward + cfg.gamma * (1.0 - terminated) * next_v
+        q1, q2 = self.critic(obs, action)
+        critic_loss = F.mse_loss(q1, target_q) + F.mse_loss(q2, target_q)
+        self._step(self.critic_opt, critic_loss, self.critic)
+
+        if self.updates % cfg.actor_update_interval == 0:
+            self._last_actor_metrics = self._update_actor_and_alpha(obs)
+
+        with torch.no_grad():
+            for p_t, p in zip(self.critic_target.parameters(), self.critic.parameters()):
+                p_t.lerp_(p, cfg.tau)
+        self.updates += 1
+        return {
+            'train/critic_loss': float(critic_loss.detach()),
+            'train/q_mean': float(q1.detach().mean()),
+            'train/target_q_mean': float(target_q.mean()),
+            **self._last_actor_metrics,
+            'train/updates': float(self.updates),
+        }
+
+    def _update_actor_and_alpha(self, obs: torch.Tensor) -> dict[str, float]:
+        alpha = self.log_alpha.exp().detach()
+        self.critic.requires_grad_(False)  # the actor loss must not train the critics
+        new_action, logp, _ = self.actor(obs)
+        q1, q2 = self.critic(obs, new_action)
+        actor_loss = (alpha * logp - torch.min(q1, q2)).mean()
+        self._step(self.actor_opt, actor_loss, self.actor)
+        self.critic.requires_grad_(True)
+
+        entropy = -logp.detach().mean()
+        alpha_loss = self.log_alpha.exp() * (entropy - self.target_entropy)
+        self.alpha_opt.zero_grad(set_to_none=True)
+        alpha_loss.backward()
+        self.alpha_opt.step()
+        return {
+            'train/actor_loss': float(actor_loss.detach()),
+            'train/alpha': self.alpha,
+            'train/alpha_loss': float(alpha_loss.detach()),
+            'train/entropy': float(entropy),
+        }
+
+    def _step(self, opt: torch.optim.Optimizer, loss: torch.Tensor, net: nn.Module) -> None:
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.cfg.max_grad_norm is not None:
+            nn.utils.clip_grad_norm_(net.parameters(), self.cfg.max_grad_norm)
+        opt.step()
+
+    def _unpack(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        missing = [k for k in BATCH_KEYS if k not in batch]
+        if missing:
+            raise ValueError(f'batch lacks {missing}; it needs keys {list(BATCH_KEYS)}')
+        obs = torch.as_tensor(batch['obs'], dtype=torch.float32)
+        if obs.ndim != 2 or obs.shape[1] != self.obs_dim:
+            raise ValueError(f'batch["obs"] must be [B, {self.obs_dim}], got {tuple(obs.shape)}')
+        n = obs.shape[0]
+        out = [obs]
+        for key, width in (('action', self.act_dim), ('reward', 1), ('next_obs', self.obs_dim),
+                           ('terminated', 1)):
+            t = torch.as_tensor(batch[key], dtype=torch.float32).reshape(n, -1)
+            if t.shape[1] != width:
+                raise ValueError(f'batch[{key!r}] has {t.shape[1]} values per row, expected '
+                                 f'{width}')
+            out.append(t)
+        return tuple(out)
+
+    # ------------------------------------------------------------ checkpoint
+    def state_dict(self) -> dict:
+        """Everything needed to resume training: networks, optimisers, temperature."""
+        return {
+            'obs_dim': self.obs_dim,
+            'act_dim': self.act_dim,
+            'updates': self.updates,
+            'actor': self.actor.state_dict(),
+            'critic': self.critic.state_dict(),
+            'critic_target': self.critic_target.state_dict(),
+            'log_alpha': self.log_alpha.detach().clone(),
+            'actor_opt': self.actor_opt.state_dict(),
+            'critic_opt': self.critic_opt.state_dict(),
+            'alpha_opt': self.alpha_opt.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore `state_dict` output (e.g. from torch.load(..., weights_only=True))."""
+        if (state.get('obs_dim'), state.get('act_dim')) != (self.obs_dim, self.act_dim):
+            raise ValueError(f'checkpoint is for obs_dim {state.get("obs_dim")}, act_dim '
+                             f'{state.get("act_dim")}; this SAC has {self.obs_dim}, '
+                             f'{self.act_dim}: resume with the same robot')
+        self.actor.load_state_dict(state['actor'])
+        self.critic.load_state_dict(state['critic'])
+        self.critic_target.load_state_dict(state['critic_target'])
+        with torch.no_grad():
+            self.log_alpha.copy_(state['log_alpha'])
+        self.actor_opt.load_state_dict(state['actor_opt'])
+        self.critic_opt.load_state_dict(state['critic_opt'])
+        self.alpha_opt.load_state_dict(state['alpha_opt'])
+        self.updates = int(state['updates'])

@@ -1,0 +1,133 @@
+"""The actor network shared by the policy (acting) and the learner (training).
+
+No ROS imports. Weights travel between processes as bytes of an `.npz` archive, which
+holds plain arrays only: loading never unpickles objects.
+"""
+
+import io
+import zipfile
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+ACTIVATIONS = {'relu': nn.ReLU, 'tanh': nn.Tanh, 'elu': nn.ELU}
+
+
+@dataclass(frozen=True)
+class ActorConfig:
+    hidden_sizes: tuple[int, ...] = (128, 128)
+    """Widths of the hidden layers of the actor MLP."""
+    activation: str = 'relu'
+    """Hidden-layer nonlinearity, one of ACTIVATIONS."""
+    log_std_min: float = -5.0
+    """Lower bound of the pre-squash Gaussian's log standard deviation."""
+    log_std_max: float = 2.0
+    """Upper bound of the pre-squash Gaussian's log standard deviation."""
+
+    def __post_init__(self):
+        if not self.hidden_sizes or any(int(h) < 1 for h in self.hidden_sizes):
+            raise ValueError(f'hidden_sizes must be one or more positive widths, got '
+                             f'{self.hidden_sizes}')
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f'activation must be one of {sorted(ACTIVATIONS)}, got '
+                             f'{self.activation!r}')
+        if not self.log_std_min < self.log_std_max:
+            raise ValueError(f'log_std_min ({self.log_std_min}) must be below log_std_max '
+                             f'({self.log_std_max})')
+
+
+def mlp(in_dim: int, hidden_sizes: tuple[int, ...], out_dim: int, activation: str) -> nn.Sequential:
+    """Linear layers of the given widths with `activation` between them."""
+    layers: list[nn.Module] = []
+    for width in hidden_sizes:
+        layers += [nn.Linear(in_dim, int(width)), ACTIVATIONS[activation]()]
+        in_dim = int(width)
+    layers.append(nn.Linear(in_dim, out_dim))
+    return nn.Sequential(*layers)
+
+
+class GaussianActor(nn.Module):
+    """Tanh-squashed diagonal Gaussian policy; actions lie in (-1, 1)^act_dim."""
+
+    def __init__(self, cfg: ActorConfig, obs_dim: int, act_dim: int):
+        super().__init__()
+        if obs_dim < 1 or act_dim < 1:
+            raise ValueError(f'obs_dim and act_dim must be >= 1, got {obs_dim}, {act_dim}')
+        self.cfg = cfg
+        self.obs_dim = obs_dim
+        self.act_dim = act_dim
+        self.net = mlp(obs_dim, cfg.hidden_sizes, 2 * act_dim, cfg.activation)
+
+    def _mean_log_std(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, raw = self.net(obs).chunk(2, dim=-1)
+        lo, hi = self.cfg.log_std_min, self.cfg.log_std_max
+        log_std = lo + 0.5 * (hi - lo) * (torch.tanh(raw) + 1.0)  # smooth clamp
+        return mean, log_std
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Sampled action (reparameterised), its log-probability (shape [B, 1]) and the
+        deterministic action tanh(mean)."""
+        mean, log_std = self._mean_log_std(obs)
+        std = log_std.exp()
+        pre = mean + std * torch.randn_like(mean)
+        action = torch.tanh(pre)
+        gauss = -0.5 * (((pre - mean) / std) ** 2) - log_std - 0.5 * np.log(2 * np.pi)
+        # log(1 - tanh(x)^2) written stably: 2 * (log 2 - x - softplus(-2x)).
+        squash = 2.0 * (np.log(2.0) - pre - nn.functional.softplus(-2.0 * pre))
+        log_prob = (gauss - squash).sum(dim=-1, keepdim=True)
+        return action, log_prob, torch.tanh(mean)
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
+        """Action (float32, act_dim values) for one observation."""
+        x = torch.as_tensor(np.asarray(obs, dtype=np.float32).reshape(1, -1))
+        if x.shape[1] != self.obs_dim:
+            raise ValueError(f'observation has {x.shape[1]} values, the actor expects '
+                             f'{self.obs_dim}')
+        mean, log_std = self._mean_log_std(x)
+        pre = mean if deterministic else mean + log_std.exp() * torch.randn_like(mean)
+        return torch.tanh(pre)[0].numpy()
+
+
+def actor_to_bytes(actor: GaussianActor) -> bytes:
+    """The actor's weights as an uncompressed `.npz` archive (float32 arrays)."""
+    buf = io.BytesIO()
+    arrays = {k: v.detach().cpu().numpy().astype(np.float32)
+              for k, v in actor.state_dict().items()}
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def actor_from_bytes(cfg: ActorConfig, obs_dim: int, act_dim: int, data: bytes) -> GaussianActor:
+    """A new actor holding the weights of `actor_to_bytes` output.
+
+    Raises ValueError when the bytes are not such an archive or do not fit (cfg, obs_dim,
+    act_dim), e.g. when policy and learner disagree on hidden_sizes.
+    """
+    actor = GaussianActor(cfg, obs_dim, act_dim)
+    expected = actor.state_dict()
+    try:
+        archive = np.load(io.BytesIO(bytes(data)), allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise ValueError('found a single array, not an archive of named arrays')
+        with archive:
+            arrays = {k: archive[k] for k in archive.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+        raise ValueError(f'actor weights are not a valid .npz archive ({e})') from e
+    if set(arrays) != set(expected):
+        raise ValueError(f'actor weights hold tensors {sorted(arrays)} but an actor with '
+                         f'hidden_sizes {cfg.hidden_sizes} has {sorted(expected)}; make the '
+                         'policy and learner use the same ActorConfig')
+    state = {}
+    for key, ref in expected.items():
+        if arrays[key].shape != tuple(ref.shape):
+            raise ValueError(f'actor weight {key!r} has shape {arrays[key].shape}, expected '
+                             f'{tuple(ref.shape)} for obs_dim {obs_dim}, act_dim {act_dim}, '
+                             f'hidden_sizes {cfg.hidden_sizes}; make the policy and learner '
+                             'agree')
+        state[key] = torch.from_numpy(arrays[key].astype(np.float32))
+    actor.load_state_dict(state)
+    actor.eval()
+    return actor

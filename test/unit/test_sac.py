@@ -1,0 +1,231 @@
+"""Unit tests of the actor (realrl_policy.models) and SAC (realrl_learner.sac)."""
+
+import io
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from realrl_learner.sac import SAC, SACConfig
+from realrl_policy.models import ActorConfig, GaussianActor, actor_from_bytes, actor_to_bytes
+
+torch.set_num_threads(1)
+
+OBS_DIM, ACT_DIM = 17, 3
+SMALL = SACConfig(actor=ActorConfig(hidden_sizes=(32, 32)), critic_hidden_sizes=(32, 32),
+                  batch_size=64)
+
+
+def fixed_batch(n: int = 64, seed: int = 0) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    obs = torch.randn(n, OBS_DIM, generator=g)
+    return {
+        'obs': obs,
+        'action': torch.rand(n, ACT_DIM, generator=g) * 2 - 1,
+        'reward': -obs[:, :3].norm(dim=1),  # [B] is accepted as well as [B, 1]
+        'next_obs': obs + 0.1 * torch.randn(n, OBS_DIM, generator=g),
+        'terminated': (torch.rand(n, generator=g) < 0.1).float(),
+    }
+
+
+# ------------------------------------------------------------------- actor
+def test_act_gives_bounded_actions_of_the_right_shape():
+    actor = GaussianActor(ActorConfig(), OBS_DIM, ACT_DIM)
+    obs = np.random.default_rng(0).normal(size=OBS_DIM).astype(np.float32)
+    a = actor.act(obs, deterministic=False)
+    assert a.shape == (ACT_DIM,) and a.dtype == np.float32
+    assert np.all(np.abs(a) < 1)
+    np.testing.assert_array_equal(actor.act(obs, deterministic=True),
+                                  actor.act(obs, deterministic=True))
+    with pytest.raises(ValueError, match='expects 17'):
+        actor.act(np.zeros(5), deterministic=True)
+
+
+def test_log_prob_matches_torch_distributions():
+    torch.manual_seed(0)
+    actor = GaussianActor(ActorConfig(hidden_sizes=(16,)), OBS_DIM, ACT_DIM)
+    obs = torch.randn(256, OBS_DIM)
+    torch.manual_seed(1)
+    action, log_prob, _ = actor(obs)
+    mean, log_std = actor._mean_log_std(obs)
+    dist = torch.distributions.TransformedDistribution(
+        torch.distributions.Normal(mean, log_std.exp()),
+        [torch.distributions.TanhTransform(cache_size=1)])
+    # Recompute from the pre-tanh sample to avoid atanh round-off near +-1.
+    torch.manual_seed(1)
+    pre = mean + log_std.exp() * torch.randn_like(mean)
+    expected = (dist.base_dist.log_prob(pre)
+                - torch.distributions.TanhTransform().log_abs_det_jacobian(pre, action)).sum(-1)
+    torch.testing.assert_close(log_prob.squeeze(-1), expected, atol=1e-4, rtol=1e-4)
+
+
+def test_actor_bytes_round_trip_is_exact():
+    actor = GaussianActor(ActorConfig(hidden_sizes=(64, 64)), OBS_DIM, ACT_DIM)
+    clone = actor_from_bytes(ActorConfig(hidden_sizes=(64, 64)), OBS_DIM, ACT_DIM,
+                             actor_to_bytes(actor))
+    obs = np.random.default_rng(1).normal(size=(10, OBS_DIM)).astype(np.float32)
+    for o in obs:
+        np.testing.assert_array_equal(actor.act(o, True), clone.act(o, True))
+        torch.manual_seed(3)
+        a = actor.act(o, False)
+        torch.manual_seed(3)
+        np.testing.assert_array_equal(a, clone.act(o, False))
+
+
+def test_actor_bytes_must_fit_the_config():
+    data = actor_to_bytes(GaussianActor(ActorConfig(hidden_sizes=(64, 64)), OBS_DIM, ACT_DIM))
+    with pytest.raises(ValueError, match='hidden_sizes'):
+        actor_from_bytes(ActorConfig(hidden_sizes=(64,)), OBS_DIM, ACT_DIM, data)
+    with pytest.raises(ValueError, match='shape'):
+        actor_from_bytes(ActorConfig(hidden_sizes=(32, 32)), OBS_DIM, ACT_DIM, data)
+    with pytest.raises(ValueError, match='shape'):
+        actor_from_bytes(ActorConfig(hidden_sizes=(64, 64)), OBS_DIM + 1, ACT_DIM, data)
+
+
+@pytest.mark.parametrize('data', [b'', b'not an archive', b'PK\x03\x04junk'])
+def test_actor_bytes_reject_garbage(data):
+    with pytest.raises(ValueError, match='npz'):
+        actor_from_bytes(ActorConfig(), OBS_DIM, ACT_DIM, data)
+
+
+def test_actor_bytes_never_unpickle():
+    buf = io.BytesIO()
+    np.savez(buf, evil=np.array([object()], dtype=object))
+    actor_data = actor_to_bytes(GaussianActor(ActorConfig(hidden_sizes=(8,)), OBS_DIM, ACT_DIM))
+    with pytest.raises(ValueError):
+        actor_from_bytes(ActorConfig(hidden_sizes=(8,)), OBS_DIM, ACT_DIM, buf.getvalue())
+    # Sanity: the same path accepts real weights.
+    actor_from_bytes(ActorConfig(hidden_sizes=(8,)), OBS_DIM, ACT_DIM, actor_data)
+
+
+@pytest.mark.parametrize('kwargs, field', [
+    ({'hidden_sizes': ()}, 'hidden_sizes'),
+    ({'hidden_sizes': (0,)}, 'hidden_sizes'),
+    ({'activation': 'gelu6'}, 'activation'),
+    ({'log_std_min': 2.0, 'log_std_max': -5.0}, 'log_std_min'),
+])
+def test_actor_config_validation(kwargs, field):
+    with pytest.raises(ValueError, match=field):
+        ActorConfig(**kwargs)
+
+
+# --------------------------------------------------------------------- SAC
+def test_update_returns_namespaced_finite_metrics():
+    sac = SAC(OBS_DIM, ACT_DIM, SMALL, seed=0)
+    metrics = sac.update(fixed_batch())
+    for key in ('train/critic_loss', 'train/actor_loss', 'train/alpha', 'train/entropy',
+                'train/q_mean', 'train/updates'):
+        assert key in metrics and math.isfinite(metrics[key]), key
+    assert all(k.startswith('train/') for k in metrics)
+    assert sac.updates == 1
+
+
+def test_updates_reduce_critic_loss_on_a_fixed_batch():
+    sac = SAC(OBS_DIM, ACT_DIM, SMALL, seed=0)
+    batch = fixed_batch()
+    losses = [sac.update(batch)['train/critic_loss'] for _ in range(150)]
+    assert np.mean(losses[-10:]) < 0.3 * np.mean(losses[:10])
+
+
+def test_temperature_moves_toward_target_entropy():
+    cfg = SACConfig(actor=SMALL.actor, critic_hidden_sizes=(32, 32), target_entropy=-10.0)
+    sac = SAC(OBS_DIM, ACT_DIM, cfg, seed=0)
+    batch = fixed_batch()
+    alpha0 = sac.alpha
+    for _ in range(20):
+        sac.update(batch)
+    assert sac.alpha < alpha0  # entropy is above -10, so alpha shrinks
+
+
+def test_state_dict_round_trip_resumes_identically(tmp_path):
+    a = SAC(OBS_DIM, ACT_DIM, SMALL, seed=0)
+    for i in range(5):
+        a.update(fixed_batch(seed=i))
+    path = tmp_path / 'sac.pt'
+    torch.save(a.state_dict(), path)
+    b = SAC(OBS_DIM, ACT_DIM, SMALL, seed=123)
+    b.load_state_dict(torch.load(path, weights_only=True))
+    assert b.updates == a.updates and b.alpha == a.alpha
+    batch = fixed_batch(seed=99)
+    torch.manual_seed(7)
+    ma = a.update(batch)
+    torch.manual_seed(7)
+    mb = b.update(batch)
+    assert ma == mb
+    for pa, pb in zip(a.critic_target.parameters(), b.critic_target.parameters()):
+        torch.testing.assert_close(pa, pb, rtol=0, atol=0)
+
+
+def test_checkpoint_for_other_dims_is_rejected():
+    state = SAC(OBS_DIM, ACT_DIM, SMALL).state_dict()
+    with pytest.raises(ValueError, match='obs_dim'):
+        SAC(OBS_DIM + 1, ACT_DIM, SMALL).load_state_dict(state)
+
+
+def test_bad_batches_are_rejected():
+    sac = SAC(OBS_DIM, ACT_DIM, SMALL)
+    batch = fixed_batch()
+    with pytest.raises(ValueError, match='terminated'):
+        sac.update({k: v for k, v in batch.items() if k != 'terminated'})
+    with pytest.raises(ValueError, match='action'):
+        sac.update({**batch, 'action': batch['action'][:, :2]})
+    with pytest.raises(ValueError, match='obs'):
+        sac.update({**batch, 'obs': batch['obs'][:, :5]})
+
+
+@pytest.mark.parametrize('kwargs, field', [
+    ({'gamma': 1.0}, 'gamma'),
+    ({'tau': 0.0}, 'tau'),
+    ({'actor_lr': -1e-3}, 'actor_lr'),
+    ({'batch_size': 0}, 'batch_size'),
+    ({'critic_hidden_sizes': ()}, 'critic_hidden_sizes'),
+    ({'init_temperature': 0.0}, 'init_temperature'),
+    ({'learning_starts': -1}, 'learning_starts'),
+    ({'updates_per_step': 0.0}, 'updates_per_step'),
+    ({'actor_update_interval': 0}, 'actor_update_interval'),
+    ({'max_grad_norm': 0.0}, 'max_grad_norm'),
+    ({'actor': (256, 256)}, 'actor'),
+])
+def test_sac_config_validation(kwargs, field):
+    with pytest.raises(ValueError, match=field):
+        SACConfig(**kwargs)
+
+
+# ------------------------------------------------------------------- smoke
+def test_sac_on_reach_smoke():
+    """The whole loop (sim, reward, replay, SAC, weight transfer) runs for a tiny budget."""
+    from realrl_driver.mujoco_arm import MujocoArmSim
+    from realrl_reward.reach_reward import ReachReward
+
+    sim = MujocoArmSim(seed=0)
+    reward_fn = ReachReward()
+    cfg = SACConfig(batch_size=64, learning_starts=100, updates_per_step=1.0)
+    sac = SAC(sim.state_dim, sim.action_dim, cfg, seed=0)
+    policy = actor_from_bytes(cfg.actor, sim.state_dim, sim.action_dim, actor_to_bytes(sac.actor))
+    rng = np.random.default_rng(0)
+    rows = {k: [] for k in ('obs', 'action', 'reward', 'next_obs', 'terminated')}
+    obs, ep_len, episodes, metrics = sim.reset(0), 0, 0, {}
+    for step in range(1, 301):
+        if step <= cfg.learning_starts:
+            action = rng.uniform(-1, 1, sim.action_dim).astype(np.float32)
+        else:
+            action = policy.act(obs, deterministic=False)
+        next_obs = sim.apply(action)
+        reward, success = reward_fn.label(next_obs, sim.observation_layout)
+        for k, v in zip(rows, (obs, action, reward, next_obs, float(success))):
+            rows[k].append(v)
+        obs, ep_len = next_obs, ep_len + 1
+        if success or ep_len == 50:
+            obs, ep_len, episodes = sim.reset(), 0, episodes + 1
+        if step >= cfg.learning_starts:
+            idx = rng.integers(0, len(rows['obs']), cfg.batch_size)
+            batch = {k: torch.as_tensor(np.asarray(v, dtype=np.float32)[idx])
+                     for k, v in rows.items()}
+            metrics = sac.update(batch)
+        if step % 100 == 0:  # the learner publishes weights, the policy swaps them in
+            policy = actor_from_bytes(cfg.actor, sim.state_dim, sim.action_dim,
+                                      actor_to_bytes(sac.actor))
+    assert episodes >= 5
+    assert sac.updates == 201
+    assert all(math.isfinite(v) for v in metrics.values())
