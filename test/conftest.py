@@ -14,3 +14,4 @@ for pkg in sorted((ROOT / 'src').iterdir()):
         sys.path.insert(0, str(pkg))
 
 os.environ.setdefault('MUJOCO_GL', 'egl')
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # ros_env helpers

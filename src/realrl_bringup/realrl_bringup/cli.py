@@ -20,6 +20,7 @@ from realrl_common.config import ConfigError
 from realrl_bringup.graph import GraphSpec, apply_override, load_graph
 from realrl_bringup.learning_curve import plot_learning_curve
 from realrl_bringup.progress import EpisodeLog, Progress
+from realrl_bringup.shm_cleanup import remove_orphan_segments
 from realrl_bringup.supervisor import Supervisor, executable_path, ros_args
 
 DEFAULT_CONFIG = 'config/reach_sim.yaml'
@@ -167,6 +168,7 @@ def train(args) -> int:
         codes = supervisor.stop_all()
         monitor.destroy_node()
         rclpy.try_shutdown()
+        remove_orphan_segments(since=supervisor.started_at)  # ours, now that we closed DDS
         summary['exit_codes'] = codes
         (run_dir / 'summary.json').write_text(json.dumps(summary, indent=2))
         try:

@@ -46,9 +46,10 @@ def plot_learning_curve(run_dir: Path, out: Path | None = None, window: int = 20
     if learner:
         t = [r['time_s'] for r in learner]
         for key in ('train/critic_loss', 'train/actor_loss'):
-            if key in learner[0]:
+            if any(key in r for r in learner):
                 axes[1].plot(t, [r.get(key, np.nan) for r in learner], label=key)
-        axes[1].legend(loc='upper right')
+        if axes[1].get_legend_handles_labels()[0]:
+            axes[1].legend(loc='upper right')
     axes[1].set_xlabel('wall-clock time (s)')
     axes[1].set_title('learner')
     fig.tight_layout()

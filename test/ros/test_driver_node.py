@@ -1,0 +1,112 @@
+"""The MuJoCo arm driver as a lifecycle node over real DDS."""
+import time
+
+import numpy as np
+from lifecycle_msgs.msg import Transition as LcTransition
+from lifecycle_msgs.srv import ChangeState, GetState
+from realrl_interfaces.msg import Action, DriverStatus, Observation, RewardLabel, Transition
+from realrl_interfaces.srv import Describe
+from std_srvs.srv import SetBool
+
+from realrl_common.convert import from_f32, to_f32
+from realrl_common.qos import COMMAND_QOS, DATA_QOS, SENSOR_QOS, STATUS_QOS
+from ros_env import Proc, executable, wait_for
+
+
+def call(node, client, request, timeout=10.0):
+    assert wait_for(client.service_is_ready, timeout, spin=node.spin), f'{client.srv_name} absent'
+    future = client.call_async(request)
+    assert wait_for(future.done, timeout, spin=node.spin), f'{client.srv_name} did not answer'
+    return future.result()
+
+
+def change(node, transition_id):
+    client = node.create_client(ChangeState, '/arm0/driver/change_state')
+    req = ChangeState.Request()
+    req.transition.id = transition_id
+    return call(node, client, req).success
+
+
+def state(node):
+    client = node.create_client(GetState, '/arm0/driver/get_state')
+    return call(node, client, GetState.Request()).current_state.label
+
+
+def test_lifecycle_description_safety_and_transitions(ros_node, tmp_path):
+    node = ros_node
+    proc = Proc([executable('realrl_driver', 'mujoco_arm_driver'), '--ros-args',
+                 '-r', '__ns:=/arm0', '-p', 'replay_wait_s:=0.0', '-p', 'control_hz:=20.0',
+                 '-p', 'episode_max_steps:=5'], tmp_path / 'driver.log')
+    try:
+        observations, transitions, statuses = [], [], []
+        node.create_subscription(Observation, '/arm0/observation', observations.append, SENSOR_QOS)
+        node.create_subscription(Transition, '/arm0/transition', transitions.append, DATA_QOS)
+        node.create_subscription(DriverStatus, '/arm0/status', statuses.append, STATUS_QOS)
+        actions = node.create_publisher(Action, '/arm0/action', COMMAND_QOS)
+        labels = node.create_publisher(RewardLabel, '/arm0/reward_label', COMMAND_QOS)
+
+        assert wait_for(lambda: statuses, 15, spin=node.spin), proc.output()
+        assert state(node) == 'unconfigured'
+        assert change(node, LcTransition.TRANSITION_CONFIGURE)
+        desc = call(node, node.create_client(Describe, '/arm0/driver/describe'),
+                    Describe.Request()).description
+        assert (desc.robot_id, desc.kind, desc.state_dim, desc.action_dim) == ('arm0', 'mujoco_arm', 17, 3)
+        assert list(desc.state_names)[:3] == ['joint_pos', 'joint_vel', 'ee_pos']
+        node.spin(0.5)
+        assert observations == []  # inactive: no motion, nothing published
+        assert change(node, LcTransition.TRANSITION_ACTIVATE)
+        assert wait_for(lambda: observations, 10, spin=node.spin)
+
+        def answer(action, **kw):
+            obs = observations[-1]
+            actions.publish(Action(robot_id='arm0', episode_id=obs.episode_id, step=obs.step,
+                                   action=to_f32(action), policy_version=4, **kw))
+            labels.publish(RewardLabel(robot_id='arm0', episode_id=obs.episode_id, step=obs.step,
+                                       reward=-1.0, success=False))
+
+        bad = [[np.nan, 0, 0], [0, 0], [5, 0, 0], [np.inf, 0, 0]]
+        for a in bad:
+            answer(a)
+            node.spin(0.1)
+        assert wait_for(lambda: statuses[-1].actions_rejected >= len(bad), 5, spin=node.spin)
+        assert statuses[-1].steps == 0  # nothing bad was applied
+        for _ in range(12):
+            before = len(observations)
+            answer([0.5, -0.5, 0.0])
+            wait_for(lambda: len(observations) > before and observations[-1].step != 0
+                     or len(observations) > before + 1, 2, spin=node.spin)
+        assert wait_for(lambda: len(transitions) >= 5, 5, spin=node.spin), proc.output()
+        tr = transitions[0]
+        assert tr.policy_version == 4 and from_f32(tr.action).tolist() == [0.5, -0.5, 0.0]
+        assert [t.seq for t in transitions] == list(range(1, len(transitions) + 1))
+        assert any(t.truncated for t in transitions)  # episode_max_steps 5 was reached
+
+        estop = node.create_client(SetBool, '/arm0/driver/estop')
+        assert call(node, estop, SetBool.Request(data=True)).success
+        steps = statuses[-1].steps
+        for _ in range(5):
+            answer([0.1, 0.1, 0.1])
+            node.spin(0.1)
+        node.spin(0.5)
+        assert statuses[-1].steps == steps  # e-stopped: nothing moves
+
+        assert change(node, LcTransition.TRANSITION_DEACTIVATE)
+        node.spin(0.3)
+        n = len(observations)
+        node.spin(0.6)
+        assert len(observations) == n  # inactive again: the clock stopped
+        assert change(node, LcTransition.TRANSITION_CLEANUP)
+        assert state(node) == 'unconfigured'
+    finally:
+        assert proc.stop() in (0, -2, 130, -9)
+
+
+def test_bad_parameters_fail_configure_with_a_named_key(ros_node, tmp_path):
+    proc = Proc([executable('realrl_driver', 'mujoco_arm_driver'), '--ros-args',
+                 '-r', '__ns:=/arm0', '-p', 'control_hz:=33.0'], tmp_path / 'driver.log')
+    try:
+        assert not change(ros_node, LcTransition.TRANSITION_CONFIGURE)
+        assert wait_for(lambda: 'control_hz' in proc.output(), 5)
+        assert state(ros_node) == 'unconfigured'
+    finally:
+        proc.stop()

@@ -1,0 +1,66 @@
+"""The policy node: acts for a described robot, swaps in whole, checked weights only."""
+import numpy as np
+import torch
+from realrl_interfaces.msg import Action, Observation, PolicyVersion, RobotDescription, WeightChunk
+
+from realrl_common.convert import from_f32, to_f32
+from realrl_common.qos import COMMAND_QOS, LATCHED_QOS, SENSOR_QOS, WEIGHTS_QOS
+from realrl_common.weights import chunk_blob
+from realrl_policy.models import ActorConfig, GaussianActor
+from realrl_policy.weights_blob import pack_actor
+from ros_env import Proc, executable, wait_for
+
+
+def publish_blob(pub, version, blob, corrupt=False):
+    for c in chunk_blob(version, blob, 4096):
+        data = bytes(b ^ 0xFF for b in c.data) if corrupt and c.index == 1 else c.data
+        pub.publish(WeightChunk(version=c.version, index=c.index, count=c.count,
+                                total_bytes=c.total_bytes, crc32=c.crc32, data=data))
+
+
+def test_policy_acts_and_swaps_weights(ros_node, tmp_path):
+    node = ros_node
+    proc = Proc([executable('realrl_policy', 'policy_node'), '--ros-args',
+                 '-p', 'robot_ids:=[arm0]', '-p', 'deterministic:=true'], tmp_path / 'policy.log')
+    try:
+        actions, versions = [], []
+        node.create_subscription(Action, '/arm0/action', actions.append, COMMAND_QOS)
+        node.create_subscription(PolicyVersion, '/policy/version', versions.append, LATCHED_QOS)
+        desc = node.create_publisher(RobotDescription, '/arm0/description', LATCHED_QOS)
+        obs_pub = node.create_publisher(Observation, '/arm0/observation', SENSOR_QOS)
+        weights = node.create_publisher(WeightChunk, '/learner/weights', WEIGHTS_QOS)
+        desc.publish(RobotDescription(robot_id='arm0', state_dim=5, action_dim=2,
+                                      action_low=to_f32([-2, 0]), action_high=to_f32([2, 1])))
+        state = np.linspace(-1, 1, 5).astype(np.float32)
+
+        def act(step):
+            n = len(actions)
+            obs_pub.publish(Observation(robot_id='arm0', episode_id=0, step=step,
+                                        state=to_f32(state)))
+            return actions[-1] if wait_for(lambda: len(actions) > n, 1.0, spin=node.spin) else None
+
+        assert wait_for(lambda: act(0) is not None, 20, spin=node.spin), proc.output()
+        a = act(1)
+        assert a.policy_version == 0 and a.step == 1
+        lo, hi = np.array([-2, 0]), np.array([2, 1])
+        assert np.all(from_f32(a.action) >= lo) and np.all(from_f32(a.action) <= hi)
+
+        torch.manual_seed(3)
+        actor = GaussianActor(ActorConfig(hidden_sizes=(32, 32)), 5, 2)
+        publish_blob(weights, 7, pack_actor(actor), corrupt=True)
+        node.spin(0.5)
+        assert act(2).policy_version == 0  # a corrupted blob is never swapped in
+        publish_blob(weights, 7, pack_actor(actor))
+        assert wait_for(lambda: versions and versions[-1].version == 7, 5, spin=node.spin)
+        a = act(3)
+        expected = lo + 0.5 * (actor.act(state, deterministic=True) + 1) * (hi - lo)
+        assert a.policy_version == 7
+        np.testing.assert_allclose(from_f32(a.action), expected, atol=1e-5)
+
+        wrong = GaussianActor(ActorConfig(hidden_sizes=(8,)), 4, 2)  # another robot's shape
+        publish_blob(weights, 8, pack_actor(wrong))
+        node.spin(0.5)
+        assert act(4).policy_version == 7
+        assert wait_for(lambda: 'refused weights' in proc.output(), 3)
+    finally:
+        proc.stop()
