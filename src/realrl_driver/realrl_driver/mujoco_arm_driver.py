@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from realrl_common.config import check
 from realrl_driver.driver_node import run_driver
 from realrl_driver.episode_loop import LoopConfig
-from realrl_driver.mujoco_arm import ArmSimConfig, MujocoArmSim
+from realrl_driver.mujoco_arm import ArmSimConfig, MujocoArmSim, mujoco  # sets MUJOCO_GL first
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,11 @@ class MujocoArmDriverConfig(LoopConfig):
     def __post_init__(self):
         super().__post_init__()
         check(self.replay_wait_s >= 0, f'replay_wait_s must be >= 0, got {self.replay_wait_s}')
+        timestep = mujoco.MjModel.from_xml_path(self.arm.model_path).opt.timestep
+        steps = 1.0 / (self.control_hz * timestep)
+        check(abs(steps - round(steps)) < 1e-6 and round(steps) >= 1,
+              f'control_hz {self.control_hz:g} is not a whole number of model timesteps '
+              f'({timestep:g} s); pick a rate that divides {1.0 / timestep:g}, e.g. 10, 20, 25, 50')
 
 
 class MujocoArmRobot(MujocoArmSim):

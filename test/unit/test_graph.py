@@ -1,0 +1,80 @@
+"""The graph description is checked whole before anything starts."""
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from realrl_bringup.graph import load_graph
+from realrl_bringup.cli import main as realrl_main
+from realrl_common.config import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = ROOT / 'config' / 'reach_sim.yaml'
+
+
+def test_demo_graph_is_valid_and_substitutes_the_run_dir():
+    graph = load_graph(DEMO, {'run_dir': '/tmp/r'})
+    assert [n.fqn for n in graph.nodes] == ['/replay', '/learner', '/reward', '/policy', '/arm0/driver']
+    assert graph.robot_ids() == ['arm0']
+    replay = graph.nodes[0]
+    assert replay.parameters['store_path'] == '/tmp/r/replay'
+    assert [n.lifecycle for n in graph.nodes] == [False] * 4 + [True]
+
+
+@pytest.mark.parametrize('override, message', [
+    ('policy.robot_ids=[arm1]', r"robot_ids names 'arm1', but no driver has that robot_id"),
+    ('learner.sac.batchsize=3', r"unknown key 'sac.batchsize'; did you mean 'sac.batch_size'|unknown key 'sac.batchsize'"),
+    ('driver.control_hz=fast', r'/arm0/driver parameters: control_hz: expected a number'),
+    ('driver.control_hz=33.0', r'control_hz'),
+    ('reward.reach.mode=dens', r"mode must be one of \['dense', 'sparse'\]"),
+    ('stop.window=0', r'stop.window must be > 0'),
+    ('nobody.x=1', r"no node named 'nobody'"),
+    ('driver.arm.model_path=/nope.xml', r"model_path '/nope.xml' is not a file"),
+])
+def test_bad_parameters_are_named_before_anything_starts(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_graph(DEMO, {'run_dir': '/tmp/r'}, [override])
+
+
+def test_structural_errors(tmp_path):
+    raw = yaml.safe_load(DEMO.read_text())
+    raw['nodes'][4]['namespace'] = 'arm9'
+    bad = tmp_path / 'bad.yaml'
+    bad.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match='set namespace: arm0'):
+        load_graph(bad, {'run_dir': '/r'})
+    raw = yaml.safe_load(DEMO.read_text())
+    raw['nodes'][0]['executable'] = 'replay_nod'
+    bad.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match=r'unknown executable realrl_replay/replay_nod'):
+        load_graph(bad, {'run_dir': '/r'})
+    raw['nodes'][0]['restart'] = 'sometimes'
+    bad.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match=r"restart must be one of \['never', 'on_failure'\]"):
+        load_graph(bad, {'run_dir': '/r'})
+    bad.write_text('nodes: [1, 2')
+    with pytest.raises(ConfigError, match='not valid YAML'):
+        load_graph(bad)
+    with pytest.raises(ConfigError, match='does not exist'):
+        load_graph(tmp_path / 'missing.yaml')
+    raw = yaml.safe_load(DEMO.read_text())
+    raw['nodes'][0]['parameters']['store_path'] = '${rundir}/replay'
+    bad.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match=r'unknown variable \$\{rundir\}'):
+        load_graph(bad, {'run_dir': '/r'})
+
+
+def test_cli_refuses_bad_input_with_exit_2_and_starts_nothing(tmp_path, capsys):
+    run_dir = tmp_path / 'run'
+    code = realrl_main(['train', '--config', str(DEMO), '--run-dir', str(run_dir),
+                        '--set', 'learner.sac.gamma=1.5'])
+    assert code == 2
+    assert 'gamma must be in [0, 1)' in capsys.readouterr().err
+    assert not run_dir.exists()  # nothing was created or started
+    (run_dir).mkdir()
+    (run_dir / 'x').write_text('')
+    assert realrl_main(['train', '--run-dir', str(run_dir)]) == 2
+    assert 'use --resume' in capsys.readouterr().err
+    assert realrl_main(['train', '--resume', str(tmp_path)]) == 2
+    assert 'no graph.yaml there' in capsys.readouterr().err

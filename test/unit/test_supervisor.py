@@ -1,0 +1,78 @@
+"""Process supervision: restart policy, and stop_all leaves no process behind."""
+import os
+import signal
+import sys
+import time
+
+from realrl_bringup.graph import NodeSpec
+from realrl_bringup.supervisor import Supervisor
+from realrl_bringup.shm_cleanup import remove_orphan_segments
+
+SLEEPER = [sys.executable, '-c', 'import subprocess, sys, time; '
+           'subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"]); time.sleep(600)']
+STUBBORN = [sys.executable, '-c', 'import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); '
+            'signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)']
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie is not alive
+        return open(f'/proc/{pid}/stat').read().split()[2] != 'Z'
+    except FileNotFoundError:
+        return False
+
+
+def group_members(pgid):
+    out = []
+    for pid in filter(str.isdigit, os.listdir('/proc')):
+        try:
+            if os.getpgid(int(pid)) == pgid and alive(int(pid)):
+                out.append(int(pid))
+        except ProcessLookupError:
+            pass
+    return out
+
+
+def test_on_failure_restarts_a_killed_node_and_never_a_clean_exit(tmp_path):
+    sup = Supervisor(tmp_path, max_restarts=2)
+    crash = sup.add(NodeSpec('crash', 'p', 'e', restart='on_failure'), SLEEPER)
+    done = sup.add(NodeSpec('done', 'p', 'e', restart='on_failure'), [sys.executable, '-c', 'pass'])
+    sup.start_all()
+    first = crash.proc.pid
+    os.kill(first, signal.SIGKILL)
+    time.sleep(0.5)
+    events = {m.spec.name: (code, restarted) for m, code, restarted in sup.poll()}
+    assert events == {'crash': (-9, True), 'done': (0, False)}
+    assert crash.running and crash.proc.pid != first and not done.running
+    sup.stop_all(grace_s=2)
+
+
+def test_stop_all_kills_children_and_stubborn_processes(tmp_path):
+    sup = Supervisor(tmp_path)
+    a = sup.add(NodeSpec('a', 'p', 'e'), SLEEPER)
+    b = sup.add(NodeSpec('b', 'p', 'e'), STUBBORN)
+    sup.start_all()
+    time.sleep(1.0)
+    groups = [a.proc.pid, b.proc.pid]
+    assert len(group_members(groups[0])) == 2  # the node and the child it started
+    codes = sup.stop_all(grace_s=0.5)
+    assert set(codes) == {'/a', '/b'}
+    assert all(group_members(g) == [] for g in groups)
+
+
+def test_orphan_shared_memory_is_removed_but_used_files_are_kept(tmp_path):
+    shm = tmp_path / 'shm'
+    shm.mkdir()
+    orphan = shm / 'fastdds_deadbeef'
+    orphan.write_bytes(b'x')
+    used = shm / 'fastdds_in_use'
+    used.write_bytes(b'x')
+    other = shm / 'not_ours'
+    other.write_bytes(b'x')
+    with open(used, 'rb'):
+        removed = remove_orphan_segments(since=0.0, shm=shm)
+    assert removed == ['fastdds_deadbeef']
+    assert used.exists() and other.exists()
