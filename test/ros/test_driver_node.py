@@ -83,6 +83,7 @@ def test_lifecycle_description_safety_and_transitions(ros_node, tmp_path):
 
         estop = node.create_client(SetBool, '/arm0/driver/estop')
         assert call(node, estop, SetBool.Request(data=True)).success
+        node.spin(0.5)  # let a status from after the e-stop arrive
         steps = statuses[-1].steps
         for _ in range(5):
             answer([0.1, 0.1, 0.1])

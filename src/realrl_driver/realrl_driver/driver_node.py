@@ -10,6 +10,7 @@ accepted. Topics are relative, so the node runs in the robot's namespace:
 from __future__ import annotations
 
 import json
+import os
 import time
 from typing import Callable
 
@@ -53,6 +54,7 @@ class DriverNode(LifecycleNode):
             self.cfg = read_config(self, self._config_cls)
             self.robot = self._make_robot(self.cfg)
             self._tick_clock.configure(getattr(self.cfg, 'timing_log', ''))
+            self._set_priority(getattr(self.cfg, 'nice', 0))
         except (ConfigError, OSError, RuntimeError, ValueError) as e:
             self.get_logger().error(f'configure failed: {e}')
             return TransitionCallbackReturn.FAILURE
@@ -75,6 +77,15 @@ class DriverNode(LifecycleNode):
         self._state_label = 'inactive'
         self.get_logger().info(f'configured {self._kind} robot {self.cfg.robot_id!r}')
         return TransitionCallbackReturn.SUCCESS
+
+    def _set_priority(self, nice: int) -> None:
+        if nice == 0 or os.getpriority(os.PRIO_PROCESS, 0) == nice:
+            return
+        try:
+            os.setpriority(os.PRIO_PROCESS, 0, nice)
+        except PermissionError:
+            self.get_logger().warning(f'cannot raise the control loop priority to nice {nice} '
+                                      f'(needs CAP_SYS_NICE); the clock may jitter under load')
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._activated_at = time.monotonic()
@@ -191,16 +202,16 @@ class DriverNode(LifecycleNode):
         self._tick_clock.record(now)
         if self.loop is None and not self._start_loop(now):
             return
-        out = self.loop.tick(now)
         stamp = self.get_clock().now().to_msg()
+        for tr in self.loop.due_resends(now):  # in order, before anything newer
+            self._tr_pub.publish(self._transition_msg(tr, stamp))
+        out = self.loop.tick(now)
         if out.transition is not None:
             self._tr_pub.publish(self._transition_msg(out.transition, stamp))
         if out.episode is not None:
             self._ep_pub.publish(self._episode_msg(out.episode, stamp))
         if out.observation is not None:
             self._obs_pub.publish(self._observation_msg(out.observation, stamp))
-        for tr in self.loop.due_resends(now):
-            self._tr_pub.publish(self._transition_msg(tr, stamp))
 
     # -- messages -----------------------------------------------------------------------
     def description(self) -> RobotDescription:

@@ -15,13 +15,18 @@ class MujocoArmDriverConfig(LoopConfig):
     arm: ArmSimConfig = field(default_factory=ArmSimConfig)
     """The simulated arm (model, workspace, IK); its clock is the driver's control_hz."""
     replay_wait_s: float = 10.0
-    """How long activation waits for the replay node's sender state (0: don't ask)."""
+    """After this long without an answer from the replay node about where this robot's data
+    ends, an error is logged (the robot holds until it answers); 0: do not ask, start at 1."""
     timing_log: str = ''
     """If set, every control tick's time is appended to this file (for benchmarks)."""
+    nice: int = -5
+    """Scheduling niceness of the driver process; below 0 puts the control clock ahead of
+    training on a shared machine (needs CAP_SYS_NICE; without it a warning, no change)."""
 
     def __post_init__(self):
         super().__post_init__()
         check(self.replay_wait_s >= 0, f'replay_wait_s must be >= 0, got {self.replay_wait_s}')
+        check(-20 <= self.nice <= 19, f'nice must be in -20..19, got {self.nice}')
         timestep = mujoco.MjModel.from_xml_path(self.arm.model_path).opt.timestep
         steps = 1.0 / (self.control_hz * timestep)
         check(abs(steps - round(steps)) < 1e-6 and round(steps) >= 1,

@@ -6,6 +6,7 @@ Training runs in a thread so the executor stays free; rclpy publishers are threa
 """
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -36,17 +37,23 @@ class LearnerNodeConfig(TrainerConfig):
     """How often a metrics line and a status message are written."""
     chunk_bytes: int = DEFAULT_CHUNK_BYTES
     """Size of one weights chunk on the wire."""
+    nice: int = 10
+    """Scheduling niceness of the learner process: training is background work and must
+    yield the CPU to control loops on the same machine (0: leave as is)."""
 
     def __post_init__(self):
         super().__post_init__()
         check(self.chunk_bytes >= 1024, f'chunk_bytes must be >= 1024, got {self.chunk_bytes}')
         check(self.metrics_every_s > 0, f'metrics_every_s must be > 0, got {self.metrics_every_s}')
+        check(0 <= self.nice <= 19, f'nice must be in 0..19, got {self.nice}')
 
 
 class LearnerNode(Node):
     def __init__(self):
         super().__init__('learner', automatically_declare_parameters_from_overrides=True)
         self.cfg = read_config(self, LearnerNodeConfig)
+        if self.cfg.nice:
+            os.nice(self.cfg.nice)
         self.trainer: Trainer | None = None
         self._weights_pub = self.create_publisher(WeightChunk, '~/weights', WEIGHTS_QOS)
         self._status_pub = self.create_publisher(LearnerStatus, '~/status', STATUS_QOS)

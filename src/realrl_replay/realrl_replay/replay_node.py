@@ -9,6 +9,7 @@ every second so that a lost ack costs a re-send, never a transition.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from realrl_common.qos import DATA_QOS, LATCHED_QOS
 from realrl_common.ros_params import read_config
 from realrl_replay.errors import StoreError
 from realrl_replay.transition_schema import describe_robot, transition_schema
+from realrl_replay.config import WriterConfig
 from realrl_replay.writer import ReplayWriter
 
 
@@ -44,6 +46,7 @@ class ReplayNodeConfig:
         check(len(self.robot_ids) > 0, 'robot_ids must name at least one robot, e.g. [arm0]')
         check(self.commit_interval_s > 0, f'commit_interval_s must be > 0, got {self.commit_interval_s}')
         check(bool(self.store_path), 'store_path must name a folder')
+        check(self.ack_repeat_s > 0, f'ack_repeat_s must be > 0, got {self.ack_repeat_s}')
 
 
 class ReplayNode(Node):
@@ -54,6 +57,8 @@ class ReplayNode(Node):
         self.writer: ReplayWriter | None = None
         self.last_episode: dict[str, int] = {}
         self.rejected = 0
+        self.counters: Counter = Counter()
+        self._accepted_seq: dict[str, int] = {}
         self._early: list[Transition] = []
         self._open_existing()
         self._ack_pub = self.create_publisher(TransitionAck, '/replay/ack', DATA_QOS)
@@ -72,7 +77,7 @@ class ReplayNode(Node):
         if not path.exists() or not any(path.iterdir()):
             return  # created once the robots' descriptions are known
         try:
-            self.writer = ReplayWriter.open(path)
+            self.writer = ReplayWriter.open(path, WriterConfig(fsync=self.cfg.fsync))
         except StoreError as e:
             raise ConfigError(f'store_path: {e}') from None
         self.last_episode = last_episodes(self.writer)
@@ -86,7 +91,8 @@ class ReplayNode(Node):
                 raise ConfigError(f'robot_ids: {rid} has other observation/action shapes than '
                                   f'{self.cfg.robot_ids[0]}; one store holds one shape for now')
         self.writer = ReplayWriter.create(self.cfg.store_path, schema,
-                                          {'robots': self.descriptions, 'created_unix': time.time()})
+                                          {'robots': self.descriptions, 'created_unix': time.time()},
+                                          config=WriterConfig(fsync=self.cfg.fsync))
         self.get_logger().info(f'created {self.cfg.store_path} for {list(self.descriptions)}')
 
     def _on_description(self, msg: RobotDescription):
@@ -102,6 +108,13 @@ class ReplayNode(Node):
         if self.writer is None:
             self._early.append(msg)  # not acknowledged; kept until the store exists
             return
+        expected = self._next_seq(msg.robot_id)
+        if msg.seq != expected:
+            # Older: a re-send of what the store holds (the ack covers it). Newer: a gap —
+            # taking it would let the cumulative ack cover the missing ones, so it waits
+            # for its re-send, in order.
+            self.counters['duplicates' if msg.seq < expected else 'out_of_order'] += 1
+            return
         try:
             record = self._record(msg)
             self.writer.append([record])
@@ -113,6 +126,14 @@ class ReplayNode(Node):
             return
         self.last_episode[msg.robot_id] = max(self.last_episode.get(msg.robot_id, -1),
                                               int(msg.episode_id))
+        self._accepted_seq[msg.robot_id] = int(msg.seq)
+
+    def _next_seq(self, robot: str) -> int:
+        """The only seq of robot the store takes next: its sequence has no gaps."""
+        last = self._accepted_seq.get(robot)
+        if last is None:
+            last = max(self.writer.committed_seq(robot), 0)
+        return last + 1
 
     def _record(self, msg: Transition) -> dict:
         rec = {
@@ -161,6 +182,7 @@ class ReplayNode(Node):
         return response
 
     def close(self):
+        self.get_logger().info(f'dropped: {dict(self.counters)}, rejected: {self.rejected}')
         if self.writer is not None:
             self.writer.close()
             self.get_logger().info(f'closed the store with {self.writer.count} transitions')
