@@ -113,8 +113,13 @@ def test_graph_trains_restarts_stops_cleanly_and_resumes(tmp_path):
     first = store_rows(run_dir)
     # Resume: numbering continues, the learner starts from its checkpoint.
     resumed = Run(['--resume', str(run_dir), '--no-stop-at-success'], tmp_path / 'train2.log')
+
+    def resumed_policy_acts():
+        versions = store_rows(run_dir)['policy_version'][len(first['seq']):]
+        return versions.size > 0 and versions.max() >= summary['policy_version']
     try:
         assert wait_for(lambda: stored(run_dir) > len(first['seq']) + 20, 90), resumed.text()
+        assert wait_for(resumed_policy_acts, 60), resumed.text()
     finally:
         assert resumed.terminate() == 130
     assert processes_of(run_dir) == []
@@ -123,5 +128,4 @@ def test_graph_trains_restarts_stops_cleanly_and_resumes(tmp_path):
     assert np.all(np.diff(seq) > 0), 'a transition was stored twice or out of order'
     new = slice(len(first['seq']), None)
     assert rows['episode_id'][new].min() > first['episode_id'].max()
-    assert rows['policy_version'][new].max() >= summary['policy_version'] - 1
     assert 'resumed from checkpoint' in (run_dir / 'logs' / 'learner.log').read_text()

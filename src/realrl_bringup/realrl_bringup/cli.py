@@ -105,11 +105,10 @@ def train(args) -> int:
     variables = {'run_dir': str(run_dir.resolve())}
     graph = load_graph(source['path'], variables, source['overrides'])
     run_dir.mkdir(parents=True, exist_ok=True)
-    if not args.resume:
-        raw = yaml.safe_load(Path(source['path']).read_text())
-        for item in source['overrides']:
-            apply_override(raw, item)
-        (run_dir / GRAPH_SNAPSHOT).write_text(yaml.safe_dump(raw, sort_keys=False))
+    raw = yaml.safe_load(Path(source['path']).read_text())
+    for item in source['overrides']:
+        apply_override(raw, item)
+    (run_dir / GRAPH_SNAPSHOT).write_text(yaml.safe_dump(raw, sort_keys=False))  # for --resume
     params = write_params(graph, run_dir)
     commands = {s.fqn: [executable_path(s)] + ros_args(s, params[s.fqn]) for s in graph.nodes}
 

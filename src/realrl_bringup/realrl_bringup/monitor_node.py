@@ -73,25 +73,30 @@ class MonitorNode(Node):
 
     def bring_up(self, fqn: str, spin, timeout: float = 30.0, alive=lambda: True) -> str:
         """configure (if unconfigured) then activate; returns '' or what went wrong.
-        Gives up early when alive() turns false (the node's process died)."""
-        state = self.lifecycle_state(fqn, spin, timeout, alive)
-        if state is None:
-            why = 'its process exited' if not alive() else f'no answer after {timeout:g}s'
-            return f'{fqn} offers no lifecycle services ({why})'
-        steps = {'unconfigured': [LifecycleTransition.TRANSITION_CONFIGURE,
-                                  LifecycleTransition.TRANSITION_ACTIVATE],
-                 'inactive': [LifecycleTransition.TRANSITION_ACTIVATE], 'active': []}
-        if state not in steps:
-            return f'{fqn} is {state!r}, cannot bring it up'
+
+        Each step re-reads the node's state first: a request can be lost while discovery
+        still matches a dead predecessor of the node, so a step that got no answer is
+        simply tried again. Gives up early when alive() turns false (the process died)."""
+        deadline = time.monotonic() + timeout
         client = self.create_client(ChangeState, f'{fqn}/change_state')
         try:
-            for tid in steps[state]:
+            while time.monotonic() < deadline and alive():
+                state = self.lifecycle_state(fqn, spin, 2.0, alive)
+                if state == 'active':
+                    return ''
+                steps = {'unconfigured': ('configure', LifecycleTransition.TRANSITION_CONFIGURE),
+                         'inactive': ('activate', LifecycleTransition.TRANSITION_ACTIVATE)}
+                if state is None:
+                    continue
+                if state not in steps:
+                    return f'{fqn} is {state!r}, cannot bring it up'
+                name, tid = steps[state]
                 req = ChangeState.Request()
                 req.transition.id = tid
-                res = self._call(client, req, timeout, spin, alive)
-                if res is None or not res.success:
-                    name = 'configure' if tid == LifecycleTransition.TRANSITION_CONFIGURE else 'activate'
+                res = self._call(client, req, 10.0, spin, alive)
+                if res is not None and not res.success:
                     return f'{fqn}: {name} failed (see its log)'
         finally:
             self.destroy_client(client)
-        return ''
+        why = 'its process exited' if not alive() else f'not active after {timeout:g}s'
+        return f'{fqn} could not be brought up ({why})'

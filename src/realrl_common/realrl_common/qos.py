@@ -4,11 +4,11 @@ from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityP
 # Observations and camera frames: newest wins, a lost one is replaced by the next.
 SENSOR_QOS = QoSProfile(depth=2, reliability=ReliabilityPolicy.BEST_EFFORT,
                         history=HistoryPolicy.KEEP_LAST)
-# Actions, reward labels, acks: every message matters but only the recent ones.
+# Actions and reward labels: every message matters but only the recent ones.
 COMMAND_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
                          history=HistoryPolicy.KEEP_LAST)
-# Transitions and episode results: reliable with room for bursts; the replay ack
-# protocol re-sends whatever is still lost.
+# Transitions, episode results and replay acks: reliable with room for bursts; the
+# replay ack protocol re-sends whatever is still lost.
 DATA_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE,
                       history=HistoryPolicy.KEEP_LAST)
 # Latched state (policy version, robot description): late joiners get the last value.

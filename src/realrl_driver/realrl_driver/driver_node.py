@@ -134,6 +134,10 @@ class DriverNode(LifecycleNode):
             if hasattr(self, pub):
                 self.destroy_lifecycle_publisher(getattr(self, pub))
                 delattr(self, pub)
+        if hasattr(self, '_desc_pub'):
+            self.destroy_publisher(self._desc_pub)
+            self.destroy_client(self._sender_client)
+            del self._desc_pub, self._sender_client
         self._driver_subs, self._driver_services = [], []
         self.loop, self.robot = None, None
 

@@ -27,9 +27,15 @@ from realrl_driver.safety import ActionGuard
 
 
 class Robot(Protocol):
-    """What the loop needs of a robot (simulated or real)."""
+    """What a driver needs of a robot (simulated or real)."""
+    state_dim: int
+    action_dim: int
     action_low: np.ndarray
     action_high: np.ndarray
+    observation_layout: dict[str, tuple[int, int]]
+    """Named slices [start, stop) of the state vector."""
+    action_units: str
+    capabilities: tuple[str, ...]
 
     def reset(self, seed: int | None) -> np.ndarray: ...
     def apply(self, action: np.ndarray) -> np.ndarray: ...

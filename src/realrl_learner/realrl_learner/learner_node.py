@@ -20,7 +20,7 @@ from realrl_common.node_main import spin_node
 from realrl_common.qos import STATUS_QOS, WEIGHTS_QOS
 from realrl_common.ros_params import read_config
 from realrl_common.weights import DEFAULT_CHUNK_BYTES, chunk_blob
-from realrl_learner.trainer import Trainer, TrainerConfig
+from realrl_learner.trainer import Trainer, TrainerConfig, checkpoint_weights
 from realrl_replay.errors import StoreError
 from realrl_replay.reader import ReplayReader
 
@@ -76,6 +76,9 @@ class LearnerNode(Node):
 
     def _run(self):
         try:
+            resumed = checkpoint_weights(self.cfg.checkpoint_dir, self.cfg.sac)
+            if resumed is not None:
+                self._publish_weights(*resumed)
             reader, give_up_at = None, time.monotonic() + 30.0
             while reader is None and not self._stop_training.wait(0.5):
                 reader = self._open_store(give_up_at)
@@ -86,11 +89,12 @@ class LearnerNode(Node):
             if self.trainer.load_latest():
                 self.get_logger().info(f'resumed from checkpoint: {self.trainer.sac.updates} '
                                        f'updates, version {self.trainer.version}')
-                self._publish_weights(*self.trainer.current_weights())
             self._train()
         except Exception as e:  # noqa: BLE001 - the thread must report, not vanish
             self.get_logger().fatal(f'learner stopped: {type(e).__name__}: {e}')
-            raise
+            # A learner without its training thread must not look alive: exit with an
+            # error so the launcher's restart policy applies (it resumes from a checkpoint).
+            os._exit(1)
 
     def _train(self):
         t = self.trainer

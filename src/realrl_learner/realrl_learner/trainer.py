@@ -20,6 +20,7 @@ import torch
 from realrl_common.config import check
 from realrl_learner.sac import SAC, SACConfig
 from realrl_policy.inference import to_unit
+from realrl_policy.models import GaussianActor
 from realrl_policy.weights_blob import pack_actor
 
 FIELDS = ('obs/state', 'action', 'reward', 'next_obs/state', 'terminated')
@@ -169,6 +170,7 @@ class Trainer:
         return path
 
     def load_latest(self) -> bool:
+        """Restore the newest checkpoint, if any; returns whether one was loaded."""
         latest = self.checkpoint_dir / 'latest.pt'
         if not latest.exists():
             return False
@@ -176,3 +178,16 @@ class Trainer:
         self.sac.load_state_dict(state['sac'])
         self.version = int(state['version'])
         return True
+
+
+def checkpoint_weights(checkpoint_dir: str | Path, sac_cfg: SACConfig) -> tuple[int, bytes] | None:
+    """The actor weights and version of the newest checkpoint, without the replay store:
+    a resumed learner hands them out at once, so policies do not start from scratch."""
+    latest = Path(checkpoint_dir) / 'latest.pt'
+    if not latest.exists():
+        return None
+    state = torch.load(latest, weights_only=True)
+    sac = state['sac']
+    actor = GaussianActor(sac_cfg.actor, int(sac['obs_dim']), int(sac['act_dim']))
+    actor.load_state_dict(sac['actor'])
+    return int(state['version']), pack_actor(actor)
