@@ -1,0 +1,351 @@
+"""Cache-aware sampling of a store for a learner (uniform or prioritized, windowed, filtered).
+
+The window (all rows, or the newest ``window``) is split in two strata: the newest blocks, kept
+cached, and the older blocks, of which a random subset is cached and rotated continuously by a
+background loader. Each batch draws from a stratum in proportion to that stratum's whole mass
+in the window, and inside it from the cached rows, so every row of the window has the same
+chance in expectation over the rotation (uniform), or a chance proportional to
+priority**alpha estimated from the cached blocks (prioritized). 'weight' holds importance
+weights (1/(N q_i))**beta / max against the uniform, from the true sampling probability q_i.
+"""
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+
+import numpy as np
+
+from .cache import BlockCache
+from .reader import ReplayReader
+from .sampler_config import SamplerConfig
+
+INDEX = 'index'
+WEIGHT = 'weight'
+
+
+class Sampler:
+    """Samples batches (dict of numpy arrays, plus 'index' and 'weight') from one store.
+
+    Not thread-safe: call it from the learner's thread; loading runs in its own thread.
+    """
+
+    def __init__(self, path: str | os.PathLike | ReplayReader,
+                 config: SamplerConfig | None = None):
+        self.config = config = config or SamplerConfig()
+        self.reader = path if isinstance(path, ReplayReader) else ReplayReader(path)
+        schema = self.reader.schema
+        names = config.fields or tuple(f.name for f in schema.fields)
+        unknown = [n for n in names if n not in schema.by_name]
+        if unknown:
+            raise ValueError(f'fields {unknown} are not in the store; known: '
+                             f'{sorted(schema.by_name)}')
+        if config.where is not None:
+            spec = schema.by_name.get(config.where[0])
+            if spec is None or spec.shape != ():
+                raise ValueError(f'where field {config.where[0]!r} must be a scalar field of the '
+                                 f'store; known: {sorted(schema.by_name)}')
+            if spec.name not in names:
+                names = (*names, spec.name)
+        specs = [schema.by_name[n] for n in names]
+        self._returned = tuple(config.fields or names)
+        block = min(s.chunk_rows for s in specs)
+        slot_bytes = block * sum(s.row_bytes for s in specs)
+        slots = config.cache_bytes // slot_bytes
+        if slots < config.prefetch_blocks + 2:
+            raise ValueError(
+                f'cache_bytes {config.cache_bytes} holds {slots} blocks of {slot_bytes} bytes; '
+                f'raise cache_bytes to at least {(config.prefetch_blocks + 2) * slot_bytes}')
+        self.block_rows = block
+        self._cache = BlockCache(self.reader, specs, block, slots)
+        self._rng = np.random.default_rng(config.seed)
+        self._free = deque(range(slots))
+        self._slot_block = np.full(slots, -1, np.int64)
+        self._slot_valid = np.zeros(slots, np.int64)
+        self._slot_order = np.zeros(slots, np.int64)       # install counter, for FIFO eviction
+        self._weights = np.zeros((slots, block))             # sampling weight of each cached row
+        self._in_window = np.zeros((slots, block), bool)     # cached row is valid and in window
+        self._resident: dict[int, int] = {}                  # block -> slot
+        self._inflight: dict[int, int] = {}                  # block -> slot
+        self._installs = 0
+        self._swap_credit = 0.0
+        self._n_recent_blocks = max(2, int(config.recent_fraction * slots))
+        self._marker = self.reader.snapshot()
+        self._last_refresh = -1.0
+        self._priorities = np.zeros(0, np.float32)
+        self._max_priority = 1.0
+        self.stats = {'loads': 0, 'evictions': 0, 'batches': 0}
+
+    # ----------------------------------------------------------------------------- public
+    @property
+    def count(self) -> int:
+        """Committed rows known to the sampler."""
+        return self._marker.count
+
+    @property
+    def cached_rows(self) -> int:
+        return int(self._slot_valid[self._slot_block >= 0].sum())
+
+    @property
+    def robot_names(self) -> tuple[str, ...]:
+        return self._marker.robots
+
+    def refresh(self) -> int:
+        """Look for newly committed rows now; return the count."""
+        self.reader.refresh()
+        self._marker = self.reader.snapshot()
+        self._last_refresh = time.monotonic()
+        count = self._marker.count
+        if self.config.prioritized and len(self._priorities) < count:
+            grown = np.full(max(count, 2 * len(self._priorities)), self._max_priority,
+                            np.float32)
+            grown[:len(self._priorities)] = self._priorities
+            self._priorities = grown
+        lo = self._window()[0]
+        for block, slot in list(self._resident.items()):
+            if (block + 1) * self.block_rows <= lo:
+                self._evict(slot)
+        self._set_weights(np.flatnonzero(self._slot_block >= 0))
+        return count
+
+    def sample(self, batch_size: int | None = None) -> dict[str, np.ndarray]:
+        """A batch of committed transitions; blocks until the first rows are cached."""
+        n = self.config.batch_size if batch_size is None else batch_size
+        if time.monotonic() - self._last_refresh >= self.config.refresh_interval_s:
+            self.refresh()
+        self._install(self._cache.finished())
+        self._schedule()
+        deadline = time.monotonic() + self.config.load_timeout_s
+        while self._weights.sum() <= 0:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f'{self.reader.path}: no sampleable rows cached within '
+                                   f'{self.config.load_timeout_s} s (count {self.count}, '
+                                   f'where {self.config.where})')
+            if not self._inflight:
+                self.refresh()
+                self._schedule()
+                if not self._inflight:
+                    time.sleep(0.02)
+                    continue
+            self._install(self._cache.finished(wait_s=0.05))
+        slots, rows, q = self._draw(n)
+        batch = {name: self._cache.arena[name][slots, rows] for name in self._returned}
+        batch[INDEX] = self._slot_block[slots] * self.block_rows + rows
+        if self.config.prioritized:
+            w = (1.0 / (self._window_rows() * q)) ** self.config.beta
+            batch[WEIGHT] = (w / w.max()).astype(np.float32)
+        else:
+            batch[WEIGHT] = np.ones(n, np.float32)
+        self.stats['batches'] += 1
+        return batch
+
+    def fill(self, timeout_s: float = 60.0) -> int:
+        """Block until the cache is full (or holds the whole window); return cached rows.
+
+        A learner can call it once before training so that the first batches are not drawn
+        from the few blocks loaded first.
+        """
+        deadline = time.monotonic() + timeout_s
+        self.refresh()
+        while time.monotonic() < deadline:
+            self._install(self._cache.finished(wait_s=0.01))
+            self._schedule(rotate=False)
+            b_lo, _, b_end = self._strata()
+            if not self._inflight and (not self._free or len(self._resident) >= b_end - b_lo):
+                break
+        return self.cached_rows
+
+    def update_priorities(self, indices, priorities) -> None:
+        """Set the priority of rows (e.g. |TD error|); only with prioritized=True."""
+        if not self.config.prioritized:
+            raise ValueError('update_priorities needs SamplerConfig(prioritized=True)')
+        idx = np.asarray(indices, np.int64).reshape(-1)
+        pr = np.abs(np.asarray(priorities, np.float64).reshape(-1)) + 1e-6
+        if idx.shape != pr.shape:
+            raise ValueError(f'{idx.size} indices but {pr.size} priorities')
+        self._priorities[idx] = pr
+        self._max_priority = max(self._max_priority, float(pr.max(initial=0)))
+        blocks = idx // self.block_rows
+        slots = np.array([self._resident.get(int(b), -1) for b in blocks])
+        ok = slots >= 0
+        if ok.any():
+            self._set_weights(np.unique(slots[ok]))
+
+    def close(self) -> None:
+        self._cache.close()
+
+    def __enter__(self) -> Sampler:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ---------------------------------------------------------------------------- policy
+    def _window(self) -> tuple[int, int]:
+        count = self._marker.count
+        lo = 0 if self.config.window is None else max(0, count - self.config.window)
+        return lo, count
+
+    def _window_rows(self) -> int:
+        lo, hi = self._window()
+        return max(1, hi - lo)
+
+    def _strata(self) -> tuple[int, int, int]:
+        """(first block of the window, first recent block, last block + 1)."""
+        lo, hi = self._window()
+        if hi == 0:
+            return 0, 0, 0
+        b_lo, b_end = lo // self.block_rows, (hi - 1) // self.block_rows + 1
+        return b_lo, max(b_lo, b_end - self._n_recent_blocks), b_end
+
+    def _valid_rows(self, block: int) -> int:
+        return min(self.block_rows, self._marker.count - block * self.block_rows)
+
+    def _schedule(self, rotate: bool = True) -> None:
+        """Ask the loader for missing recent blocks, fill free slots, rotate old blocks."""
+        b_lo, b_recent, b_end = self._strata()
+        if b_end == 0:
+            return
+        budget = self.config.prefetch_blocks - len(self._inflight)
+        for block in range(b_end - 1, b_recent - 1, -1):
+            if budget <= 0:
+                return
+            slot = self._resident.get(block)
+            stale = slot is not None and self._slot_valid[slot] < self._valid_rows(block)
+            if (slot is None or stale) and block not in self._inflight:
+                if self._request(block, b_lo, b_recent, for_recent=True):
+                    budget -= 1
+        n_old = b_recent - b_lo
+        if n_old <= 0:
+            return
+        if rotate:
+            self._swap_credit += self.config.swaps_per_batch
+        while budget > 0:
+            if self._free:
+                pass
+            elif rotate and self._swap_credit >= 1:
+                self._swap_credit -= 1
+            else:
+                break
+            block = self._random_uncached(b_lo, b_recent)
+            if block is None or not self._request(block, b_lo, b_recent, for_recent=False):
+                break
+            budget -= 1
+        self._swap_credit = min(self._swap_credit, float(self.config.prefetch_blocks))
+
+    def _random_uncached(self, b_lo: int, b_recent: int) -> int | None:
+        n_old = b_recent - b_lo
+        blocks = self._slot_block
+        cached = int(((blocks >= b_lo) & (blocks < b_recent)).sum())
+        cached += sum(1 for b in self._inflight if b_lo <= b < b_recent)
+        if cached >= n_old:
+            return None
+        for _ in range(64):
+            block = b_lo + int(self._rng.integers(n_old))
+            if block not in self._resident and block not in self._inflight:
+                return block
+        return None
+
+    def _request(self, block: int, b_lo: int, b_recent: int, for_recent: bool) -> bool:
+        if not self._free:
+            blocks = self._slot_block
+            old = np.flatnonzero((blocks >= 0) & (blocks < b_recent))
+            if not old.size and for_recent:
+                old = np.flatnonzero((blocks >= 0) & (blocks != block))
+            if not old.size:
+                return False
+            self._evict(int(old[np.argmin(self._slot_order[old])]))
+        slot = self._free.popleft()
+        self._inflight[block] = slot
+        self._cache.request(slot, block, self._valid_rows(block), self._marker)
+        return True
+
+    def _install(self, loads) -> None:
+        error = None
+        for load in loads:
+            if self._inflight.get(load.block) == load.slot:
+                del self._inflight[load.block]
+            if load.error is not None:
+                self._free.append(load.slot)
+                error = error or load.error
+                continue
+            lo = self._window()[0]
+            if (load.block + 1) * self.block_rows <= lo:
+                self._free.append(load.slot)
+                continue
+            previous = self._resident.get(load.block)
+            if previous is not None:
+                if self._slot_valid[previous] >= load.valid:
+                    self._free.append(load.slot)
+                    continue
+                self._evict(previous)
+            self._resident[load.block] = load.slot
+            self._slot_block[load.slot] = load.block
+            self._slot_valid[load.slot] = load.valid
+            self._installs += 1
+            self._slot_order[load.slot] = self._installs
+            self._set_weights([load.slot])
+            self.stats['loads'] += 1
+        if error is not None:
+            raise error
+
+    def _evict(self, slot: int) -> None:
+        block = int(self._slot_block[slot])
+        if self._resident.get(block) == slot:
+            del self._resident[block]
+        self._slot_block[slot] = -1
+        self._slot_valid[slot] = 0
+        self._weights[slot] = 0
+        self._in_window[slot] = False
+        self._free.append(slot)
+        self.stats['evictions'] += 1
+
+    def _set_weights(self, slots) -> None:
+        slots = np.asarray(slots, np.int64)
+        if not slots.size:
+            return
+        lo, hi = self._window()
+        first = self._slot_block[slots] * self.block_rows
+        rows = first[:, None] + np.arange(self.block_rows)[None, :]
+        in_window = (rows >= lo) & (rows < first[:, None] + self._slot_valid[slots][:, None])
+        self._in_window[slots] = in_window
+        w = in_window.astype(np.float64)
+        if self.config.where is not None:
+            field, values = self.config.where
+            column = self._cache.arena[field][slots]
+            w *= np.isin(column, np.asarray(values, column.dtype))
+        if self.config.prioritized:
+            pr = self._priorities[np.minimum(rows, max(0, len(self._priorities) - 1))]
+            w *= pr.astype(np.float64) ** self.config.alpha
+        self._weights[slots] = w
+
+    def _draw(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """n (slot, row) pairs and their sampling probabilities."""
+        b_lo, b_recent, b_end = self._strata()
+        lo, hi = self._window()
+        recent_first = max(lo, b_recent * self.block_rows)
+        blocks = self._slot_block
+        is_recent = blocks >= b_recent
+        masses, picks = [], []
+        for members, total_rows in ((is_recent, hi - recent_first),
+                                    ((blocks >= 0) & ~is_recent, recent_first - lo)):
+            w = self._weights * members[:, None]
+            cached = int(self._in_window[members].sum())
+            mass = w.sum()
+            masses.append(mass * total_rows / cached if cached and mass > 0 else 0.0)
+            picks.append(w)
+        share = np.array(masses) / sum(masses)
+        counts = self._rng.multinomial(n, share)
+        flat_idx, probs = [], []
+        for k, (w, m) in enumerate(zip(picks, counts)):
+            if not m:
+                continue
+            cum = np.cumsum(w.reshape(-1))
+            chosen = np.searchsorted(cum, self._rng.random(m) * cum[-1], side='right')
+            chosen = np.minimum(chosen, cum.size - 1)
+            flat_idx.append(chosen)
+            probs.append(share[k] * w.reshape(-1)[chosen] / cum[-1])
+        flat = np.concatenate(flat_idx)
+        order = self._rng.permutation(n)
+        flat, q = flat[order], np.concatenate(probs)[order]
+        return flat // self.block_rows, flat % self.block_rows, q

@@ -1,0 +1,109 @@
+"""Creating a store folder, and validating one (read-only) before anybody uses it."""
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from .config import StoreConfig
+from .errors import StoreError
+from .layout import DATA_DIR, CommitMarker, Identity, field_dir, fsync_dir
+from .schema import Schema
+
+
+@dataclass(frozen=True)
+class StoreInfo:
+    """What a validated store declares about itself."""
+
+    root: Path
+    identity: Identity
+    schema: Schema
+    config: StoreConfig
+
+    @property
+    def metadata(self) -> dict:
+        return self.identity.metadata
+
+    @classmethod
+    def load(cls, root: str | os.PathLike) -> StoreInfo:
+        """Validate ``root`` as a store without writing to it; StoreError says what is wrong."""
+        root = Path(root)
+        identity = Identity.read(root)
+        try:
+            schema = Schema.from_json(identity.schema)
+            config = StoreConfig.from_json(identity.config)
+        except (KeyError, TypeError, ValueError) as e:
+            raise StoreError(f'{root}: identity file has an invalid schema or config ({e}); '
+                             'the store is corrupted') from None
+        for spec in schema.fields:
+            meta_path = field_dir(root, spec) / 'zarr.json'
+            try:
+                meta = json.loads(meta_path.read_bytes())
+                ok = (meta['chunk_grid']['configuration']['chunk_shape'][0] == spec.chunk_rows
+                      and list(meta['shape'][1:]) == list(spec.shape))
+            except FileNotFoundError:
+                raise StoreError(f'{root}: array of field {spec.name!r} is missing '
+                                 f'({meta_path}); the store is corrupted') from None
+            except (OSError, ValueError, KeyError, IndexError, TypeError):
+                ok = False
+            if not ok:
+                raise StoreError(f'{meta_path}: Zarr metadata of field {spec.name!r} does not '
+                                 'match the schema; the store is corrupted')
+        return cls(root, identity, schema, config)
+
+
+def create_store(root: str | os.PathLike, mapping: Mapping[str, Any], metadata: Mapping,
+                 config: StoreConfig, fsync: bool = True) -> StoreInfo:
+    """Lay out a new empty store at ``root`` (absent or an empty folder).
+
+    The identity file is written last: an interrupted creation leaves a folder that every open
+    rejects as 'not a store'.
+    """
+    root = Path(root)
+    schema = Schema.build(mapping, config)
+    try:
+        metadata = json.loads(json.dumps(dict(metadata)))
+    except (TypeError, ValueError) as e:
+        raise ValueError(f'metadata must be a JSON-serializable dict: {e}') from None
+    if root.exists():
+        if not root.is_dir():
+            raise StoreError(f'{root}: exists and is not a folder; refusing to create a store')
+        if any(root.iterdir()):
+            raise StoreError(f'{root}: folder is not empty; refusing to create a store there '
+                             '(use ReplayWriter.open for an existing store)')
+    root.mkdir(parents=True, exist_ok=True)
+    _create_arrays(root / DATA_DIR, schema, config)
+    identity = Identity(uuid.uuid4().hex, schema.to_json(), config.to_json(), metadata,
+                        time.time_ns())
+    CommitMarker(identity.uuid, 0, 0, (), (), schema.empty(0)).write(root, schema, fsync)
+    if fsync:
+        for spec in schema.fields:
+            fsync_dir(field_dir(root, spec))
+    identity.write(root, fsync)
+    if fsync:
+        fsync_dir(root)
+        fsync_dir(root.parent)
+    return StoreInfo(root, identity, schema, config)
+
+
+def _create_arrays(data_root: Path, schema: Schema, config: StoreConfig) -> None:
+    import zarr
+    from zarr.codecs import BloscCodec, BytesCodec
+
+    group = zarr.open_group(str(data_root), mode='w-')
+    group.attrs['realrl_replay'] = (
+        'rows beyond the count in ../commit.json are not committed; read through '
+        'realrl_replay.ReplayReader')
+    for spec in schema.fields:
+        codec = spec.codec
+        group.create_array(
+            spec.name, shape=(config.capacity_rows, *spec.shape),
+            chunks=(spec.chunk_rows, *spec.shape), dtype=spec.dtype, fill_value=0,
+            serializer=BytesCodec(),
+            compressors=[BloscCodec(cname=codec.cname, clevel=codec.clevel,
+                                    shuffle=codec.shuffle)],
+            chunk_key_encoding={'name': 'default', 'separator': '.'})
