@@ -121,15 +121,17 @@ def train(args) -> int:
     for spec in graph.nodes:
         supervisor.add(spec, commands[spec.fqn])
     max_wall = args.max_wall_s or graph.stop.max_wall_s
-    progress = Progress(window=graph.stop.window)
+    episode_log = EpisodeLog(run_dir / 'metrics' / 'episodes.jsonl')
+    progress = Progress(window=graph.stop.window, time_offset=episode_log.last_time())
     print(f'realrl: run folder {run_dir}  (logs in {run_dir / "logs"})', flush=True)
     rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
-    monitor = MonitorNode(graph.robot_ids(), progress,
-                          EpisodeLog(run_dir / 'metrics' / 'episodes.jsonl'))
+    monitor = MonitorNode(graph.robot_ids(), progress, episode_log)
     spin = lambda t: rclpy.spin_once(monitor, timeout_sec=t)  # noqa: E731
     outcome, code = 'interrupted', 130
     try:
         supervisor.start_all()
+        for fqn, m in supervisor.nodes.items():
+            print(f'realrl: started {fqn} (pid {m.proc.pid}, log {m.log_path.name})', flush=True)
         for spec in graph.nodes:
             if spec.lifecycle and stop.signal is None:
                 node = supervisor.nodes[spec.fqn]
@@ -149,13 +151,14 @@ def train(args) -> int:
                     print(f'realrl: {m.spec.fqn} ' + (why or 'active again'), flush=True)
             progress.update_rate(now)
             if now - last_print >= args.status_every_s:
-                up = sum(m.running for m in supervisor.nodes.values())
-                print(progress.line(up, len(supervisor.nodes)), flush=True)
+                up = [f for f, m in supervisor.nodes.items() if m.running]
+                down = [f for f, m in supervisor.nodes.items() if not m.running]
+                print(progress.line(up, down), flush=True)
                 last_print = now
             if not args.no_stop_at_success and progress.reached(graph.stop.success_rate):
                 outcome, code = 'success', 0
                 break
-            if now - progress.started > max_wall:
+            if now - progress.started > max_wall:  # per start, not counting earlier ones
                 outcome, code = 'time_limit', 1
                 break
     except RuntimeError as e:

@@ -29,7 +29,7 @@ class MonitorNode(Node):
     def _on_episode(self, msg: EpisodeResult):
         self.progress.on_episode(msg.success)
         self.episode_log.append({
-            'time_s': round(time.monotonic() - self.progress.started, 3),
+            'time_s': round(self.progress.elapsed(), 3),
             'robot_id': msg.robot_id, 'episode_id': msg.episode_id, 'steps': msg.steps,
             'return': round(float(msg.episode_return), 5), 'success': bool(msg.success),
             'truncated': bool(msg.truncated), 'policy_version': msg.policy_version,

@@ -23,9 +23,15 @@ class Progress:
     rejected: dict = field(default_factory=dict)       # robot -> rejected actions
     _rate_mark: tuple = (0.0, 0)
     steps_per_s: float = 0.0
+    time_offset: float = 0.0
+    """Run time before this start (a resumed run continues its time axis)."""
 
     def __post_init__(self):
         self.recent = deque(maxlen=self.window)
+
+    def elapsed(self) -> float:
+        """Seconds of run time, counting earlier starts of a resumed run."""
+        return self.time_offset + time.monotonic() - self.started
 
     def on_episode(self, success: bool) -> None:
         self.episodes += 1
@@ -47,19 +53,22 @@ class Progress:
                 self.steps_per_s = (total - s0) / (now - t0)
             self._rate_mark = (now, total)
 
-    def line(self, nodes_up: int, nodes_total: int) -> str:
-        elapsed = time.monotonic() - self.started
+    def line(self, nodes_up: list[str], nodes_down: list[str]) -> str:
+        elapsed = self.elapsed()
+        total = len(nodes_up) + len(nodes_down)
+        nodes = f'nodes {len(nodes_up)}/{total} up' + (
+            f' (down: {", ".join(nodes_down)})' if nodes_down else '')
         return (f'[{elapsed:6.1f}s] episodes {self.episodes:4d} | success(last {len(self.recent)}) '
                 f'{self.success_rate:4.2f} | stored {self.stored:6d} | updates '
                 f'{self.learner_updates:6d} | policy v{self.policy_version} | '
-                f'{self.steps_per_s:5.1f} steps/s | nodes {nodes_up}/{nodes_total} up')
+                f'{self.steps_per_s:5.1f} steps/s | {nodes}')
 
     def summary(self) -> dict:
         return {'episodes': self.episodes, 'successes': self.successes,
                 'final_success_rate': self.success_rate, 'stored': self.stored,
                 'learner_updates': self.learner_updates, 'policy_version': self.policy_version,
                 'steps': sum(self.steps.values()), 'rejected_actions': sum(self.rejected.values()),
-                'elapsed_s': time.monotonic() - self.started}
+                'elapsed_s': time.monotonic() - self.started, 'run_time_s': self.elapsed()}
 
 
 class EpisodeLog:
@@ -76,4 +85,14 @@ class EpisodeLog:
     def read(self) -> list[dict]:
         if not self.path.exists():
             return []
-        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+        rows = []
+        for line in self.path.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a line cut short by a crash
+        return rows
+
+    def last_time(self) -> float:
+        rows = self.read()
+        return float(rows[-1].get('time_s', 0.0)) if rows else 0.0

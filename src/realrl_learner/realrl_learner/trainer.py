@@ -88,7 +88,7 @@ class Trainer:
         self.version = 0
         self.checkpoint_dir = Path(checkpoint_dir)
         self.metrics_path = Path(metrics_path) if metrics_path else None
-        self.started = time.monotonic()
+        self.started = time.monotonic() - _last_time(self.metrics_path)
         self._last_refresh = 0.0
         self._last_publish = time.monotonic()
         self._last_checkpoint = time.monotonic()
@@ -191,3 +191,15 @@ def checkpoint_weights(checkpoint_dir: str | Path, sac_cfg: SACConfig) -> tuple[
     actor = GaussianActor(sac_cfg.actor, int(sac['obs_dim']), int(sac['act_dim']))
     actor.load_state_dict(sac['actor'])
     return int(state['version']), pack_actor(actor)
+
+
+def _last_time(metrics_path: Path | None) -> float:
+    """time_s of the last metrics line, so a restarted learner continues the time axis."""
+    if metrics_path is None or not metrics_path.exists():
+        return 0.0
+    for line in reversed(metrics_path.read_text().splitlines()):
+        try:
+            return float(json.loads(line)['time_s'])
+        except (ValueError, KeyError):
+            continue
+    return 0.0
