@@ -55,6 +55,8 @@ def test_pacing_training_versions_and_checkpoint_round_trip(tmp_path):
     assert v == 1
     np.testing.assert_allclose(unpack_actor(early_blob).act(obs, True),
                                unpack_actor(blob).act(obs, True))
+    trainer.close()
+    again.close()
     writer.close()
 
 

@@ -88,7 +88,7 @@ def _build(cls, values: Mapping[str, Any] | None, path: str):
     if unknown:
         key = unknown[0]
         near = difflib.get_close_matches(key, list(fields), n=1)
-        hint = f'did you mean {near[0]!r}?' if near else f'known keys: {sorted(fields)}'
+        hint = f'did you mean {prefix + near[0]!r}?' if near else f'known keys: {sorted(fields)}'
         raise ConfigError(f'unknown key {prefix + key!r}; {hint}')
     hints = typing.get_type_hints(cls)
     kwargs = {}

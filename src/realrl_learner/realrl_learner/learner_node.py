@@ -121,7 +121,7 @@ class LearnerNode(Node):
     def _publish_status(self):
         t, m = self.trainer, self.trainer.last_metrics
         msg = LearnerStatus(updates=t.sac.updates, policy_version=t.version,
-                            transitions_seen=t.reader.count,
+                            transitions_seen=t.sampler.count,
                             critic_loss=float(m.get('train/critic_loss', 0.0)),
                             actor_loss=float(m.get('train/actor_loss', 0.0)), alpha=t.sac.alpha)
         msg.header.stamp = self.get_clock().now().to_msg()
@@ -130,9 +130,11 @@ class LearnerNode(Node):
     def close(self):
         self._stop_training.set()
         self._thread.join(timeout=10.0)
-        if self.trainer is not None and self.trainer.sac.updates > 0:
-            path = self.trainer.save_checkpoint()
-            self.get_logger().info(f'final checkpoint {path}')
+        if self.trainer is not None:
+            if self.trainer.sac.updates > 0:
+                path = self.trainer.save_checkpoint()
+                self.get_logger().info(f'final checkpoint {path}')
+            self.trainer.close()
 
 
 def main(args=None):

@@ -22,6 +22,8 @@ from realrl_learner.sac import SAC, SACConfig
 from realrl_policy.inference import to_unit
 from realrl_policy.models import GaussianActor
 from realrl_policy.weights_blob import pack_actor
+from realrl_replay.sampler import Sampler
+from realrl_replay.sampler_config import SamplerConfig
 
 FIELDS = ('obs/state', 'action', 'reward', 'next_obs/state', 'terminated')
 
@@ -38,6 +40,8 @@ class TrainerConfig:
     """Older numbered checkpoints beyond this many are deleted (latest.pt is kept)."""
     window: int = 0
     """Sample only the most recent N transitions (0: all of them)."""
+    cache_bytes: int = 256 << 20
+    """Memory of the sampler's cache of decoded rows (the newest are always in it)."""
     refresh_every_s: float = 0.25
     """How often the store's commit marker is re-read for new transitions."""
     seed: int = 0
@@ -51,22 +55,8 @@ class TrainerConfig:
               f'checkpoint_every_s must be > 0, got {self.checkpoint_every_s}')
         check(self.keep_checkpoints >= 1, f'keep_checkpoints must be >= 1, got {self.keep_checkpoints}')
         check(self.window >= 0, f'window must be >= 0 (0: all), got {self.window}')
+        check(self.cache_bytes >= 1 << 20, f'cache_bytes must be >= 1 MiB, got {self.cache_bytes}')
         check(self.torch_threads >= 1, f'torch_threads must be >= 1, got {self.torch_threads}')
-
-
-class UniformSampler:
-    """Uniform batches over the committed rows (or the most recent ``window`` of them)."""
-
-    def __init__(self, reader, window: int, seed: int):
-        self.reader = reader
-        self.window = window
-        self.rng = np.random.default_rng(seed)
-
-    def sample(self, batch_size: int) -> dict[str, np.ndarray]:
-        count = self.reader.count
-        low = max(0, count - self.window) if self.window else 0
-        idx = np.sort(self.rng.integers(low, count, size=batch_size))
-        return self.reader.read(idx, FIELDS)
 
 
 class Trainer:
@@ -84,7 +74,10 @@ class Trainer:
         self.low = np.asarray(first['action_low'], np.float32)
         self.high = np.asarray(first['action_high'], np.float32)
         self.sac = SAC(self.obs_dim, self.act_dim, cfg.sac, cfg.seed)
-        self.sampler = UniformSampler(reader, cfg.window, cfg.seed)
+        self.sampler = Sampler(reader, SamplerConfig(
+            batch_size=cfg.sac.batch_size, cache_bytes=cfg.cache_bytes,
+            window=cfg.window or None, fields=FIELDS, seed=cfg.seed,
+            refresh_interval_s=cfg.refresh_every_s))
         self.version = 0
         self.checkpoint_dir = Path(checkpoint_dir)
         self.metrics_path = Path(metrics_path) if metrics_path else None
@@ -94,21 +87,24 @@ class Trainer:
         self._last_checkpoint = time.monotonic()
         self.last_metrics: dict[str, float] = {}
 
+    def close(self) -> None:
+        self.sampler.close()
+
     # -- pacing -------------------------------------------------------------------------
     def allowed_updates(self) -> int:
         """Updates the UTD ratio allows for what the store holds now."""
-        grown = self.reader.count - self.cfg.sac.learning_starts
+        grown = self.sampler.count - self.cfg.sac.learning_starts
         return int(grown * self.cfg.sac.updates_per_step) if grown > 0 else 0
 
     def step(self, now: float | None = None) -> bool:
         """One update if the store and the pacing allow it; returns whether it trained."""
         now = time.monotonic() if now is None else now
         if now - self._last_refresh >= self.cfg.refresh_every_s:
-            self.reader.refresh()
+            self.sampler.refresh()
             self._last_refresh = now
-        if self.reader.count == 0 or self.sac.updates >= self.allowed_updates():
+        if self.sampler.count == 0 or self.sac.updates >= self.allowed_updates():
             return False
-        batch = self.batch(self.sampler.sample(self.cfg.sac.batch_size))
+        batch = self.batch(self.sampler.sample())
         self.last_metrics = self.sac.update(batch)
         return True
 
@@ -136,7 +132,7 @@ class Trainer:
 
     def metrics_record(self) -> dict:
         return {'time_s': round(time.monotonic() - self.started, 3), 'updates': self.sac.updates,
-                'version': self.version, 'stored': self.reader.count, 'alpha': self.sac.alpha,
+                'version': self.version, 'stored': self.sampler.count, 'alpha': self.sac.alpha,
                 **self.last_metrics}
 
     def log_metrics(self) -> None:
