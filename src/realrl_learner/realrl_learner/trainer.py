@@ -40,8 +40,10 @@ class TrainerConfig:
     """Older numbered checkpoints beyond this many are deleted (latest.pt is kept)."""
     window: int = 0
     """Sample only the most recent N transitions (0: all of them)."""
-    cache_bytes: int = 256 << 20
-    """Memory of the sampler's cache of decoded rows (the newest are always in it)."""
+    cache_bytes: int = 16 << 20
+    """Memory of the sampler's cache of decoded rows (the newest are always in it). Each
+    batch costs time in proportion to the rows the cache holds: 16 MiB keeps ~90k state
+    transitions; raise it for camera data, whose rows are larger."""
     refresh_every_s: float = 0.25
     """How often the store's commit marker is re-read for new transitions."""
     seed: int = 0
