@@ -25,7 +25,9 @@ REQ_STAMP="$VENV/.realrl-requirements"
 req_sum="$(fingerprint requirements.txt scripts/fix_ros_wheels.py)"
 if [ "$(cat "$REQ_STAMP" 2>/dev/null)" != "$req_sum" ]; then
   say "installing pinned dependencies (ROS 2 wheels, torch CPU, MuJoCo, Zarr, Zenoh ...)"
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements.txt
+  # (the filter drops pip's notes about this machine's unused local index folders)
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements.txt \
+    2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
   "$VENV/bin/python" scripts/fix_ros_wheels.py "$VENV"
   echo "$req_sum" > "$REQ_STAMP"
 else
@@ -38,6 +40,7 @@ src_sum="$(find src colcon.meta -type f -not -name '*.pyc' -not -path '*/__pycac
            -not -path '*.egg-info*' | LC_ALL=C sort | xargs cat | sha256sum | cut -c1-16)"
 if [ "$(cat "$SRC_STAMP" 2>/dev/null)" != "$src_sum" ]; then
   say "building the workspace (colcon)"
+  mkdir -p build
   (
     export PATH="$VENV/bin:$PATH"
     export AMENT_PREFIX_PATH="$VENV${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
