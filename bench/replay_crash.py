@@ -1,12 +1,13 @@
 """SIGKILL torture of the replay writer, and reopen time of a 1,000,000-transition store.
 
-Part 1: robots (the parent) send transitions with two 128x128 RGB images to a writer process
-(the replay node: append, commit with fsync every 32, acknowledge) that is SIGKILLed at random
+Part 1: robots (the parent) send transitions with two 128x128 RGB cameras (obs and next_obs
+images, next_obs linked) to a writer process (the replay node: append, pipelined commits up to
+chunk boundaries, fsync, acknowledge once a commit returned) that is SIGKILLed at random
 moments and restarted; senders re-send what was not acknowledged. A reader process checks rows
 all along. Counts acknowledged-but-lost, duplicated and torn transitions. Baseline: an
 in-memory numpy buffer keeps nothing over a crash (every un-persisted transition is lost).
 
-Part 2: lays out a store of 1,000,000 transitions of the same schema (chunk files written
+Part 2: lays out a store of 1,000,000 transitions with two (obs) images (chunk files written
 directly with the store's own encoder; images constant so the disk stays small, ~140k files)
 plus a stray chunk and a '.partial' as a crash would leave, then times ReplayWriter.open
 (validation, scan, repair, lock) and ReplayReader open + refresh. Ends with one JSON line:
@@ -28,7 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from realrl_replay import ReplayReader, ReplayWriter, StoreConfig, WriterConfig, crash_harness
-from realrl_replay.layout import ChunkCodec, CommitMarker, chunk_name, field_dir, write_chunk
+from realrl_replay.layout import (ChunkCodec, CommitMarker, MarkerSlots, chunk_name, field_dir,
+                                  write_chunk)
 from realrl_replay.synthetic import example_schema
 
 
@@ -55,8 +57,10 @@ def lay_out(root: Path, rows: int) -> None:
         tails[spec.name] = np.zeros((rows % spec.chunk_rows, *spec.shape), spec.dtype)
         write_chunk(folder / chunk_name(spec, complete + 1), data[:len(data) // 2], False)
     (field_dir(root, info.schema.fields[0]) / 'c.9.0.partial').write_bytes(b'x')
-    CommitMarker(info.identity.uuid, 1, rows, ('arm_0',), (rows - 1,), tails).write(
-        root, info.schema, fsync=True)
+    slots = MarkerSlots(root)
+    slots.write(CommitMarker(info.identity.uuid, 1, rows, ('arm_0',), (rows - 1,), tails),
+                info.schema, fsync=True)
+    slots.close()
 
 
 def time_reopen(root: Path, repeats: int) -> tuple[list[float], list[float]]:

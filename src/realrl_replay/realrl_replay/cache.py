@@ -80,7 +80,7 @@ class BlockCache:
 
     def _load(self, slot: int, block: int, valid: int, marker: CommitMarker) -> None:
         first = block * self.block_rows
-        for spec in self.specs:
+        for spec in self.specs:  # twins of linked fields come before them
             dest = self.arena[spec.name][slot]
             k = first // spec.chunk_rows
             offset = first - k * spec.chunk_rows
@@ -89,6 +89,9 @@ class BlockCache:
                     self.reader.decode_chunk(spec, k, out=dest)
                 else:
                     dest[:] = self.reader.chunk(spec.name, k)[offset:offset + self.block_rows]
+                if spec.link:
+                    twin = self.arena[spec.link][slot] if spec.link in self.arena else None
+                    self.reader.resolve_links(spec, first, dest, marker, twin)
             else:
                 dest[:valid] = marker.tails[spec.name][offset:offset + valid]
                 dest[valid:] = 0

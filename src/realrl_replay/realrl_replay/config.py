@@ -5,18 +5,27 @@ from dataclasses import asdict, dataclass, field
 
 SHUFFLES = ('noshuffle', 'shuffle', 'bitshuffle')
 CNAMES = ('lz4', 'lz4hc', 'zstd', 'zlib', 'blosclz')
+FILTERS = ('none', 'delta')
 
 
 @dataclass(frozen=True)
 class CodecConfig:
-    """Blosc compression of one kind of field (written into each Zarr array's metadata)."""
+    """Compression of one kind of field (written into each Zarr array's metadata).
+
+    Blosc with ``cname``/``clevel``/``shuffle``; with ``filter='delta'`` (image rows, shape
+    (H, W, C) uint8) the chunk is first reordered channels-first and byte-delta coded (each
+    byte minus the previous one). In Zarr terms: transpose(0, 3, 1, 2), numcodecs.delta(|u1),
+    bytes, blosc.
+    """
 
     cname: str = 'lz4'
     """Blosc compressor name, one of CNAMES."""
     clevel: int = 1
     """Compression level, 0 (none) to 9."""
     shuffle: str = 'bitshuffle'
-    """Byte filter before compression, one of SHUFFLES."""
+    """Byte filter before Blosc compression, one of SHUFFLES."""
+    filter: str = 'none'
+    """'none' or 'delta' (see the class docstring)."""
 
     def __post_init__(self):
         if self.cname not in CNAMES:
@@ -25,20 +34,34 @@ class CodecConfig:
             raise ValueError(f'clevel must be in 0..9, got {self.clevel}')
         if self.shuffle not in SHUFFLES:
             raise ValueError(f'shuffle must be one of {SHUFFLES}, got {self.shuffle!r}')
+        if self.filter not in FILTERS:
+            raise ValueError(f'filter must be one of {FILTERS}, got {self.filter!r}')
 
 
 @dataclass(frozen=True)
 class StoreConfig:
     """Layout choices written into the store at creation; reopening uses the stored ones.
 
-    Defaults were chosen by measurement (bench/replay_ingest.py prints the codec survey): on
-    camera-like 128x128 RGB frames with sensor noise, lz4+bitshuffle gave 1.2x at ~1 GB/s per
-    core, zstd-1+bitshuffle 1.35x at ~0.5 GB/s; lz4 keeps ingest within one core.
+    Codecs and chunk size were chosen by measurement (bench/replay_ingest.py: the replay
+    node's layout, 4 robots, two 128x128 cameras, frames with sensor noise std 1.5, next_obs
+    linked, fsync; this project's 2-core VM shared with other work, so +-15%):
+
+    | image_codec, image chunk | B/transition | CPU us/transition | durable transitions/s |
+    | delta + lz4-1 + bitshuffle, 2 MiB (default) | 71 KB | ~365 | ~4,700 |
+    | lz4-1 + bitshuffle, 2 MiB | 76 KB | ~390 | ~4,300 |
+    | lz4-1 + bitshuffle, 1 MiB | 80 KB | ~430 | ~3,900 |
+    | zstd-1 + bitshuffle, 2 MiB | 69 KB | ~500 | ~3,600 |
+    | delta + zstd-1, 1 MiB | 49-50 KB | ~580-890 | ~2,100-3,000 |
+
+    Ingest is bound by CPU (two cores) and the disk's sustained ~310 MB/s together; the
+    learner's sampler decodes on the same cores (the delta inverse runs at ~0.45 GB/s).
+    delta+zstd is for space-bound setups (1.45x fewer bytes than the default).
     """
 
-    target_chunk_bytes: int = 1 << 20
+    target_chunk_bytes: int = 2 << 20
     """Uncompressed bytes aimed at per chunk; a field's chunk holds the largest power of two of
-    rows that fits (clamped to min/max_chunk_rows). 1 MiB gives 16 rows of a 128x128 RGB image."""
+    rows that fits (clamped to min/max_chunk_rows). 2 MiB gives 32 rows of a 128x128 RGB image
+    (fewer files and syncs than 16, and fewer unlinked next_obs images)."""
     min_chunk_rows: int = 8
     """Fewest rows in a chunk, also for very large rows."""
     max_chunk_rows: int = 1024
@@ -46,12 +69,20 @@ class StoreConfig:
     so this bounds the write amplification of small fields."""
     large_row_bytes: int = 4096
     """Fields whose row is at least this many bytes (images) use ``large_codec``."""
+    image_codec: CodecConfig = field(
+        default_factory=lambda: CodecConfig('lz4', 1, 'bitshuffle', 'delta'))
+    """Codec of large fields whose rows are (H, W, C) uint8 images (e.g. CodecConfig('zstd',
+    1, 'noshuffle', 'delta') for 1.45x fewer bytes at ~2x the CPU)."""
     large_codec: CodecConfig = field(default_factory=CodecConfig)
-    """Codec of large fields (images)."""
+    """Codec of other large fields."""
     small_codec: CodecConfig = field(default_factory=lambda: CodecConfig('zstd', 1, 'shuffle'))
     """Codec of small fields (state vectors, scalars)."""
     capacity_rows: int = 1 << 36
     """Rows the Zarr arrays are declared with; appending past it raises StoreError."""
+    dedup_next_obs: bool = True
+    """Store ``next_obs/<x>`` images (fields of at least large_row_bytes with an ``obs/<x>``
+    twin) only where they differ from the ``obs/<x>`` of the same robot's next row in the same
+    block; readers put them back, so batches are identical (see DESIGN.md)."""
 
     def __post_init__(self):
         if self.target_chunk_bytes < 1024:
@@ -75,8 +106,11 @@ class StoreConfig:
     @classmethod
     def from_json(cls, data: dict) -> StoreConfig:
         data = dict(data)
-        data['large_codec'] = CodecConfig(**data['large_codec'])
-        data['small_codec'] = CodecConfig(**data['small_codec'])
+        for key in ('image_codec', 'large_codec', 'small_codec'):
+            if key in data:
+                data[key] = CodecConfig(**data[key])
+        data.setdefault('dedup_next_obs', False)  # stores of format 1 had neither
+        data.setdefault('image_codec', data['large_codec'])
         return cls(**data)
 
 
@@ -89,7 +123,49 @@ class WriterConfig:
     it a commit survives a SIGKILL of the writer but not a power loss or kernel crash."""
     io_threads: int = 4
     """Threads that encode and write the fields' chunks of a commit in parallel."""
+    precreate_rows: int = 1024
+    """Empty chunk files for this many rows ahead are created per field (one folder fsync for
+    all of them), so that a commit writes into existing files and fsyncs no folder."""
+    retention: RetentionConfig | None = None
+    """Size/age cap: oldest whole episodes are evicted at commits (None: keep everything)."""
 
     def __post_init__(self):
         if self.io_threads < 1:
             raise ValueError(f'io_threads must be >= 1, got {self.io_threads}')
+        if self.precreate_rows < 0:
+            raise ValueError(f'precreate_rows must be >= 0, got {self.precreate_rows}')
+
+
+@dataclass(frozen=True)
+class RetentionConfig:
+    """When a store outgrows a cap, whole oldest episodes are evicted.
+
+    Eviction moves the store's first valid row (a watermark in the commit marker) past the
+    oldest rows and drops, per robot, every episode that had a row below it (rows of those
+    episodes above the watermark stay on disk but no reader returns them), then deletes the
+    chunk files wholly below the watermark. Episodes are ``(robot_id, episode_id)``; a store
+    without an ``episode_id`` field is cut at the row. Evicting goes down to ``low_water`` of
+    the cap so that it happens in steps, not at every commit.
+    """
+
+    max_rows: int | None = None
+    """Most valid rows to keep."""
+    max_bytes: int | None = None
+    """Most bytes of chunk files to keep (estimated from the store's mean bytes per row)."""
+    max_age_s: float | None = None
+    """Evict episodes whose rows are older than this, by ``age_field`` (nanoseconds, wall
+    clock) against the time of the commit."""
+    age_field: str = 'stamp_ns'
+    """Scalar int64 field of each row's time in ns (the node's ``stamp_ns``)."""
+    low_water: float = 0.9
+    """Fraction of max_rows / max_bytes to evict down to."""
+
+    def __post_init__(self):
+        if self.max_rows is not None and self.max_rows < 1:
+            raise ValueError(f'max_rows must be >= 1 or None, got {self.max_rows}')
+        if self.max_bytes is not None and self.max_bytes < 1:
+            raise ValueError(f'max_bytes must be >= 1 or None, got {self.max_bytes}')
+        if self.max_age_s is not None and self.max_age_s <= 0:
+            raise ValueError(f'max_age_s must be > 0 or None, got {self.max_age_s}')
+        if not 0 < self.low_water <= 1:
+            raise ValueError(f'low_water must be in (0, 1], got {self.low_water}')

@@ -1,9 +1,11 @@
 """SIGKILL torture of the writer, used by the tests and bench/replay_crash.py.
 
 The parent plays the robots (senders): it sends (robot, seq) ranges to a writer process that
-plays the replay node (append, commit in groups, acknowledge cumulatively), and SIGKILLs it at
-random moments. Senders keep everything not yet acknowledged and re-send it to the next writer,
-which drops what was already committed. A reader process checks rows all along. At the end
+plays the replay node (append, pipelined commits up to chunk boundaries as the node makes
+them, acknowledge cumulatively once a commit returned), and SIGKILLs it at random moments.
+Transitions have the node's layout: obs and next_obs images, next_obs stored as links.
+Senders keep everything not yet acknowledged and re-send it to the next writer, which drops
+what was already committed. A reader process checks rows all along. At the end
 each robot's transitions must be in the store exactly once, acknowledged ones included, and
 every row must equal the transition of its (robot, seq).
 
@@ -43,7 +45,7 @@ class CrashReport:
 
 
 def _schema(image_hw):
-    return example_schema(image_hw=image_hw)
+    return example_schema(image_hw=image_hw, next_images=True)
 
 
 def _writer_main(path, image_hw, group, fsync, conn) -> None:
@@ -52,10 +54,10 @@ def _writer_main(path, image_hw, group, fsync, conn) -> None:
     t0 = time.perf_counter()
     writer = ReplayWriter.open(path, WriterConfig(fsync=fsync, io_threads=2))
     conn.send(('hello', dict(writer.commit_info().seqs), time.perf_counter() - t0))
-    done = False
+    done, inflight = False, None
     while not done:
         got = 0
-        while got < group and conn.poll(0 if got else 0.05):
+        while got < group and conn.poll(0 if got else 0.005):
             msg = conn.recv()
             if msg is None:
                 done = True
@@ -63,9 +65,13 @@ def _writer_main(path, image_hw, group, fsync, conn) -> None:
             robot, first, n = msg
             writer.append(factory.make(robot, np.arange(first, first + n)))
             got += n
-        if writer.pending:
-            info = writer.commit()
-            conn.send(('ack', dict(info.seqs)))
+        if inflight is not None and inflight.done():
+            conn.send(('ack', dict(inflight.result().seqs)))
+            inflight = None
+        if inflight is None and writer.pending:
+            inflight = writer.commit_async(boundary=True)
+    info = writer.commit()
+    conn.send(('ack', dict(info.seqs)))
     writer.close()
     conn.send(('closed', writer.count))
 

@@ -15,3 +15,7 @@ class StoreLockedError(StoreError):
     def __init__(self, message: str, holder_pid: int | None):
         super().__init__(message)
         self.holder_pid = holder_pid
+
+
+class RowsEvictedError(IndexError):
+    """The rows asked for were evicted by the store's retention (below its watermark)."""

@@ -1,27 +1,30 @@
-"""On-disk layout of a store, its two JSON markers and chunk encoding.
+"""On-disk layout of a store: identity file, commit marker slots, chunk encoding.
 
 ::
 
     <store>/
       realrl_replay.json   identity: format, version, uuid, schema, config, metadata.
                            Written once, last step of creation.
-      commit.bin           commit marker: row count, robot names, committed seq per robot, the
-                           rows of each field's incomplete last chunk, checksum. Replaced
-                           atomically (write, fdatasync, rename) by each commit, last.
+      commit.0, commit.1   commit marker slots: commit n is written in place into slot n % 2
+                           and fdatasync-ed, last; the valid slot with the highest commit id is
+                           the store's state. A torn slot (crash mid-write) fails its checksum,
+                           and the other slot holds the commit before it.
       writer.lock          flock-ed by the single writer; holds its pid.
       data/                Zarr v3 group, one array per field; chunk keys 'c.<k>.0...'.
                            Only complete chunks are written, once, before the commit marker
-                           that counts them; they never change afterwards.
+                           that counts them; they never change afterwards (retention deletes
+                           whole chunks below the first valid row). Empty chunk files beyond
+                           the committed rows are pre-created by the writer.
 
-A reader takes one commit marker, then reads the complete chunks it counts (immutable) and the
-tail rows inside it: it sees exactly one commit, never a torn row.
+Format version 1 (one marker, commit.bin, replaced by rename) is read, never written.
 """
 from __future__ import annotations
 
 import json
 import os
-import zlib
 import struct
+import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
@@ -33,9 +36,11 @@ from .errors import StoreError
 from .schema import FieldSpec, Schema
 
 FORMAT = 'realrl-replay'
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
 IDENTITY_FILE = 'realrl_replay.json'
-COMMIT_FILE = 'commit.bin'
+COMMIT_FILE = 'commit.bin'  # format 1
+COMMIT_SLOTS = ('commit.0', 'commit.1')
 COMMIT_MAGIC = b'RRCOMMIT'
 COMMIT_END = b'RRCEND\x00\x00'
 LOCK_FILE = 'writer.lock'
@@ -70,16 +75,22 @@ class ChunkCodec:
         self.spec = spec
         self.shape = (spec.chunk_rows, *spec.shape)
         self.nbytes = spec.chunk_rows * spec.row_bytes
+        self.delta = spec.codec.filter == 'delta'
+        if self.delta and not spec.is_image:
+            raise StoreError(f'field {spec.name!r}: the delta filter needs (H, W, C) uint8 '
+                             f'rows, got {spec.shape} {spec.dtype}')
         self._blosc = Blosc(cname=spec.codec.cname, clevel=spec.codec.clevel,
                             shuffle=_SHUFFLE[spec.codec.shuffle])
 
     def encode(self, chunk: np.ndarray) -> bytes:
         assert chunk.shape == self.shape and chunk.dtype == self.spec.dtype
+        if self.delta:
+            return self._blosc.encode(delta_encode(chunk))
         return self._blosc.encode(np.ascontiguousarray(chunk))
 
     def decode(self, data: bytes, path: Path, out: np.ndarray | None = None) -> np.ndarray:
         try:
-            if out is not None:
+            if out is not None and not self.delta:
                 self._blosc.decode(data, out=out)
                 return out
             raw = self._blosc.decode(data)
@@ -88,12 +99,41 @@ class ChunkCodec:
         if len(raw) != self.nbytes:
             raise StoreError(f'{path}: chunk holds {len(raw)} bytes, expected {self.nbytes}; '
                              'the store is corrupted')
+        if self.delta:
+            return delta_decode(np.frombuffer(raw, np.uint8), self.shape, out)
         return np.frombuffer(raw, self.spec.dtype).reshape(self.shape)
 
 
+def delta_encode(chunk: np.ndarray) -> np.ndarray:
+    """Zarr's transpose(0, 3, 1, 2) then numcodecs.delta(|u1): flat byte differences of the
+    channels-first chunk (uint8, wrapping)."""
+    flat = np.ascontiguousarray(chunk.transpose(0, 3, 1, 2)).reshape(-1)
+    out = np.empty_like(flat)
+    out[:1] = flat[:1]
+    np.subtract(flat[1:], flat[:-1], out=out[1:])
+    return out
+
+
+def delta_decode(flat: np.ndarray, shape: tuple, out: np.ndarray | None = None) -> np.ndarray:
+    """Inverse of delta_encode: a flat cumulative sum, computed as prefix sums along image
+    lines (contiguous adds over all lines at once) plus each line's carry."""
+    n, h, w, c = shape
+    lines = np.ascontiguousarray(flat.reshape(n * c * h, w).T)  # (w, lines)
+    for j in range(1, w):
+        np.add(lines[j], lines[j - 1], out=lines[j])
+    carry = np.cumsum(lines[-1], dtype=np.uint8)
+    lines[:, 1:] += carry[:-1]
+    chw = lines.reshape(w, n, c, h).transpose(1, 3, 0, 2)
+    if out is None:
+        return np.ascontiguousarray(chw)
+    np.copyto(out, chw)
+    return out
+
+
 def write_chunk(path: Path, data, fsync: bool) -> None:
-    """Write a complete chunk in place. Its rows are counted by no commit marker yet, so no
-    reader looks at it; a crash midway leaves a file that recovery deletes."""
+    """Write a complete chunk into its (usually pre-created, empty) file. Its rows are counted
+    by no commit marker yet, so no reader looks at it; a crash midway leaves a file that
+    recovery deletes."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         view = memoryview(data).cast('B')
@@ -163,9 +203,10 @@ class Identity:
     config: dict
     metadata: dict
     created_ns: int
+    version: int = VERSION
 
     def write(self, root: Path, fsync: bool) -> None:
-        doc = {'format': FORMAT, 'version': VERSION, 'uuid': self.uuid, 'schema': self.schema,
+        doc = {'format': FORMAT, 'version': self.version, 'uuid': self.uuid, 'schema': self.schema,
                'config': self.config, 'metadata': self.metadata, 'created_ns': self.created_ns}
         write_file(root / IDENTITY_FILE, _with_crc(doc), fsync)
 
@@ -176,89 +217,86 @@ class Identity:
         doc = _read_json(root / IDENTITY_FILE, 'identity')
         if doc.get('format') != FORMAT:
             raise StoreError(f'{root}: not a realrl replay store (format {doc.get("format")!r})')
-        if doc.get('version') != VERSION:
+        if doc.get('version') not in READABLE_VERSIONS:
             raise StoreError(f'{root}: store format version {doc.get("version")!r} is not '
-                             f'supported (this code reads version {VERSION})')
+                             f'supported (this code reads versions {READABLE_VERSIONS})')
         try:
             return cls(doc['uuid'], doc['schema'], doc['config'], doc['metadata'],
-                       doc['created_ns'])
+                       doc['created_ns'], doc['version'])
         except KeyError as e:
             raise StoreError(f'{root}: identity file lacks {e}; the store is corrupted') from None
 
 
 @dataclass(frozen=True)
 class CommitMarker:
-    """Contents of commit.bin: what is committed, per robot the highest committed seq, and the
-    rows of every field's incomplete last chunk (its "tail").
+    """What is committed: the row count, per robot the highest committed seq, the rows of
+    every field's incomplete last chunk (its "tail"), and the retention watermark.
 
-    Binary: magic, header length, JSON header, each field's tail rows (raw, little-endian, in
-    schema order), crc32 of all that, end magic. Chunk files hold only complete chunks.
+    Binary: magic, total length (u64), header length (u32), JSON header, each field's tail
+    rows (raw, little-endian, in schema order), crc32 of all that, end magic. Bytes after the
+    total length are left-overs of a longer earlier commit in the same slot.
     """
 
     store_uuid: str
     commit_id: int
     """Number of commits so far (0 at creation)."""
     count: int
-    """Rows 0..count-1 are committed and immutable."""
+    """Rows 0..count-1 were committed; rows first..count-1 are on disk and immutable."""
     robots: tuple[str, ...]
     """Robot name of each robot_id code."""
     seqs: tuple[int, ...]
     """Highest committed seq of each robot code."""
     tails: Mapping[str, np.ndarray]
     """Per field, rows count // chunk_rows * chunk_rows .. count-1 (not yet in a chunk file)."""
+    first: int = 0
+    """Retention watermark: rows below it are evicted (their whole chunks deleted)."""
+    min_episode: tuple[int, ...] = ()
+    """Per robot code, the lowest episode_id still valid (episodes cut by the watermark are
+    evicted whole); missing codes: all valid."""
+    wall_ns: int = 0
+    """Wall-clock time of the commit."""
 
-    def write(self, root: Path, schema: Schema, fsync: bool) -> None:
+    def encode(self, schema: Schema) -> list:
         header = json.dumps({'store_uuid': self.store_uuid, 'commit_id': self.commit_id,
                              'count': self.count, 'robots': list(self.robots),
-                             'seqs': list(self.seqs)}).encode()
-        parts = [COMMIT_MAGIC, struct.pack('<I', len(header)), header]
+                             'seqs': list(self.seqs), 'first': self.first,
+                             'min_episode': list(self.min_episode),
+                             'wall_ns': self.wall_ns or time.time_ns()}).encode()
+        parts = [struct.pack('<I', len(header)), header]
         for spec in schema.fields:
             tail = self.tails[spec.name]
             assert len(tail) == self.count % spec.chunk_rows and tail.dtype == spec.dtype
             if len(tail):
                 parts.append(memoryview(np.ascontiguousarray(tail).reshape(-1)).cast('B'))
+        total = len(COMMIT_MAGIC) + 8 + sum(len(p) for p in parts) + 4 + len(COMMIT_END)
+        parts.insert(0, COMMIT_MAGIC + struct.pack('<Q', total))
         crc = 0
         for part in parts:
             crc = zlib.crc32(part, crc)
         parts.append(struct.pack('<I', crc) + COMMIT_END)
-        tmp = root / (COMMIT_FILE + PARTIAL_SUFFIX)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            total, written = sum(len(p) for p in parts), os.writev(fd, parts)
-            if written != total:  # short write: fall back to a plain loop
-                os.lseek(fd, 0, os.SEEK_SET)
-                data = memoryview(b''.join(bytes(p) for p in parts))
-                while data:
-                    data = data[os.write(fd, data):]
-            if fsync:
-                os.fdatasync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, root / COMMIT_FILE)
-        if fsync:
-            fsync_dir(root)
+        return parts
 
     @classmethod
-    def read(cls, root: Path, store_uuid: str, schema: Schema) -> CommitMarker:
-        path = root / COMMIT_FILE
-        try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
-            raise StoreError(f'{root}: not a realrl replay store ({COMMIT_FILE} is missing; was '
-                             'creation interrupted?)') from None
-        except OSError as e:
-            raise StoreError(f'{path}: cannot read the commit marker ({e})') from None
+    def decode(cls, raw: bytes, path: Path, store_uuid: str, schema: Schema,
+               legacy: bool = False) -> CommitMarker:
         bad = StoreError(f'{path}: the commit marker is corrupted (bad framing or checksum)')
         tail_len = 4 + len(COMMIT_END)
-        if (len(raw) < len(COMMIT_MAGIC) + 4 + tail_len or not raw.startswith(COMMIT_MAGIC)
-                or not raw.endswith(COMMIT_END)):
+        head = len(COMMIT_MAGIC) + (0 if legacy else 8)
+        if len(raw) < head + 4 + tail_len or not raw.startswith(COMMIT_MAGIC):
+            raise bad
+        if not legacy:
+            (total,) = struct.unpack_from('<Q', raw, len(COMMIT_MAGIC))
+            if total > len(raw) or total < head + 4 + tail_len:
+                raise bad
+            raw = raw[:total]
+        if not raw.endswith(COMMIT_END):
             raise bad
         body = memoryview(raw)[:-tail_len]
         (crc,) = struct.unpack_from('<I', raw, len(raw) - tail_len)
         if zlib.crc32(body) != crc:
             raise bad
-        (hlen,) = struct.unpack_from('<I', raw, len(COMMIT_MAGIC))
-        pos = len(COMMIT_MAGIC) + 4
+        (hlen,) = struct.unpack_from('<I', raw, head)
+        pos = head + 4
         try:
             doc = json.loads(bytes(body[pos:pos + hlen]))
             count = int(doc['count'])
@@ -275,12 +313,104 @@ class CommitMarker:
             if pos != len(body):
                 raise ValueError('unexpected bytes after the tails')
             marker = cls(doc['store_uuid'], int(doc['commit_id']), count, tuple(doc['robots']),
-                         tuple(int(s) for s in doc['seqs']), tails)
+                         tuple(int(s) for s in doc['seqs']), tails, int(doc.get('first', 0)),
+                         tuple(int(e) for e in doc.get('min_episode', ())),
+                         int(doc.get('wall_ns', 0)))
         except (KeyError, TypeError, ValueError) as e:
             raise StoreError(f'{path}: malformed commit marker ({e})') from None
         if marker.store_uuid != store_uuid:
             raise StoreError(f'{path}: commit marker belongs to another store '
                              f'({marker.store_uuid}, expected {store_uuid})')
-        if marker.count < 0 or len(marker.robots) != len(marker.seqs):
+        if (marker.count < 0 or len(marker.robots) != len(marker.seqs)
+                or not 0 <= marker.first <= marker.count):
             raise StoreError(f'{path}: inconsistent commit marker')
         return marker
+
+    @classmethod
+    def read(cls, root: Path, store_uuid: str, schema: Schema, version: int = VERSION,
+             attempts: int = 5) -> CommitMarker:
+        """The store's current commit: the valid slot with the highest commit id.
+
+        Both slots invalid at once happens to a reader only if the writer rewrote both while
+        it read them; that is retried ``attempts`` times before the store is called corrupted.
+        """
+        if version == 1:
+            path = root / COMMIT_FILE
+            return cls.decode(_read_marker_file(root, path), path, store_uuid, schema, True)
+        for attempt in range(attempts):
+            best, error = None, None
+            for name in COMMIT_SLOTS:
+                path = root / name
+                raw = _read_marker_file(root, path)
+                if not raw:
+                    continue  # slot not written yet
+                try:
+                    marker = cls.decode(raw, path, store_uuid, schema)
+                except StoreError as e:
+                    error = error or e
+                    continue
+                if best is None or marker.commit_id > best.commit_id:
+                    best = marker
+            if best is not None:
+                return best
+            if attempt + 1 < attempts:
+                time.sleep(0.01 * (attempt + 1))
+        raise error or StoreError(f'{root}: both commit marker slots are empty; the store is '
+                                  'corrupted')
+
+
+def _read_marker_file(root: Path, path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise StoreError(f'{root}: not a realrl replay store ({path.name} is missing; was '
+                         'creation interrupted?)') from None
+    except OSError as e:
+        raise StoreError(f'{path}: cannot read the commit marker ({e})') from None
+
+
+class MarkerSlots:
+    """The writer's two open marker slots; write() puts commit n into slot n % 2."""
+
+    def __init__(self, root: Path):
+        self._fds = []
+        try:
+            for name in COMMIT_SLOTS:
+                self._fds.append(os.open(root / name, os.O_WRONLY))
+        except OSError:
+            self.close()
+            raise
+
+    @staticmethod
+    def create(root: Path, marker: CommitMarker, schema: Schema, fsync: bool) -> None:
+        """Lay out both slots of a new store: commit 0 in slot 0, slot 1 empty."""
+        for i, name in enumerate(COMMIT_SLOTS):
+            fd = os.open(root / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                if i == 0:
+                    _write_all(fd, marker.encode(schema))
+                if fsync:
+                    os.fdatasync(fd)
+            finally:
+                os.close(fd)
+
+    def write(self, marker: CommitMarker, schema: Schema, fsync: bool) -> None:
+        fd = self._fds[marker.commit_id % 2]
+        _write_all(fd, marker.encode(schema))
+        if fsync:
+            os.fdatasync(fd)
+
+    def close(self) -> None:
+        for fd in self._fds:
+            os.close(fd)
+        self._fds = []
+
+
+def _write_all(fd: int, parts: list) -> None:
+    """Write ``parts`` at offset 0 of ``fd``."""
+    total, written = sum(len(p) for p in parts), os.pwritev(fd, parts, 0)
+    if written != total:  # short write: fall back to a plain loop
+        data = memoryview(b''.join(bytes(p) for p in parts))
+        pos = 0
+        while pos < len(data):
+            pos += os.pwrite(fd, data[pos:], pos)

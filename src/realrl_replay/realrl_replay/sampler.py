@@ -17,7 +17,9 @@ from collections import deque
 import numpy as np
 
 from .cache import BlockCache
-from .reader import ReplayReader
+from .errors import RowsEvictedError
+from .reader import EPISODE, ReplayReader
+from .schema import ROBOT_ID
 from .sampler_config import SamplerConfig
 
 INDEX = 'index'
@@ -35,11 +37,12 @@ class Sampler:
         self.config = config = config or SamplerConfig()
         self.reader = path if isinstance(path, ReplayReader) else ReplayReader(path)
         schema = self.reader.schema
-        names = config.fields or tuple(f.name for f in schema.fields)
+        names = config.fields or tuple(f.name for f in schema.public)
         unknown = [n for n in names if n not in schema.by_name]
         if unknown:
             raise ValueError(f'fields {unknown} are not in the store; known: '
-                             f'{sorted(schema.by_name)}')
+                             f'{sorted(f.name for f in schema.public)}')
+        self._returned = tuple(names)
         if config.where is not None:
             spec = schema.by_name.get(config.where[0])
             if spec is None or spec.shape != ():
@@ -47,8 +50,10 @@ class Sampler:
                                  f'store; known: {sorted(schema.by_name)}')
             if spec.name not in names:
                 names = (*names, spec.name)
-        specs = [schema.by_name[n] for n in names]
-        self._returned = tuple(config.fields or names)
+        for name in (ROBOT_ID, EPISODE):  # to skip rows of evicted episodes
+            if name in schema.by_name and name not in names:
+                names = (*names, name)
+        specs = sorted((schema.by_name[n] for n in names), key=lambda f: f.link is not None)
         block = min(s.chunk_rows for s in specs)
         slot_bytes = block * sum(s.row_bytes for s in specs)
         slots = config.cache_bytes // slot_bytes
@@ -89,6 +94,18 @@ class Sampler:
     @property
     def robot_names(self) -> tuple[str, ...]:
         return self._marker.robots
+
+    @property
+    def first(self) -> int:
+        """First row not evicted by the store's retention."""
+        return self._marker.first
+
+    @property
+    def rows(self) -> int:
+        """Rows the sampler draws from: the window, less rows below the watermark (rows of
+        evicted episodes above it are not subtracted)."""
+        lo, hi = self._window()
+        return hi - lo
 
     def refresh(self) -> int:
         """Look for newly committed rows now; return the count."""
@@ -184,7 +201,7 @@ class Sampler:
     def _window(self) -> tuple[int, int]:
         count = self._marker.count
         lo = 0 if self.config.window is None else max(0, count - self.config.window)
-        return lo, count
+        return max(lo, self._marker.first), count
 
     def _window_rows(self) -> int:
         lo, hi = self._window()
@@ -267,7 +284,8 @@ class Sampler:
                 del self._inflight[load.block]
             if load.error is not None:
                 self._free.append(load.slot)
-                error = error or load.error
+                if not isinstance(load.error, RowsEvictedError):
+                    error = error or load.error
                 continue
             lo = self._window()[0]
             if (load.block + 1) * self.block_rows <= lo:
@@ -314,6 +332,12 @@ class Sampler:
             field, values = self.config.where
             column = self._cache.arena[field][slots]
             w *= np.isin(column, np.asarray(values, column.dtype))
+        bounds = self._marker.min_episode
+        if bounds and EPISODE in self._cache.arena:
+            bound = np.zeros(max(len(self._marker.robots), len(bounds)), np.int64)
+            bound[:len(bounds)] = bounds
+            codes = self._cache.arena[ROBOT_ID][slots].astype(np.int64)
+            w *= self._cache.arena[EPISODE][slots] >= bound[np.minimum(codes, len(bound) - 1)]
         if self.config.prioritized:
             pr = self._priorities[np.minimum(rows, max(0, len(self._priorities) - 1))]
             w *= pr.astype(np.float64) ** self.config.alpha

@@ -10,10 +10,11 @@ Reserved fields, added to every schema:
   whose seq is not above the sender's highest accepted seq is a re-send and is dropped.
 
 Everything else (observations, next observations, action, reward, flags, ids, stamps) is a
-user
-field. Next observations are ordinary fields: store ``next_obs/...`` explicitly when the learner
-needs them (images included, at twice the bytes; deduplication against the next row's obs is
-not done yet).
+user field. Next observations are ordinary fields. With ``StoreConfig.dedup_next_obs`` an image
+field ``next_obs/<x>`` that has an ``obs/<x>`` twin is *linked*: the store adds the internal
+field ``_next_obs_link`` (uint8, bit i set: the row's i-th linked next image equals the
+``obs/<x>`` of the same robot's next row in the same block and is stored as zeros). Readers
+return the image itself; ``_next_obs_link`` is never returned unless asked for by name.
 """
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ from .config import CodecConfig, StoreConfig
 
 ROBOT_ID = 'robot_id'
 SEQ = 'seq'
+LINK = '_next_obs_link'
+MAX_LINKS = 8
 ROBOT_CODE_DTYPE = np.dtype('<u2')
 SEQ_DTYPE = np.dtype('<i8')
 MAX_ROBOTS = int(np.iinfo(ROBOT_CODE_DTYPE).max) + 1
@@ -48,20 +51,29 @@ class FieldSpec:
     chunk_rows: int
     """Rows per Zarr chunk (a power of two)."""
     codec: CodecConfig
-    """Blosc codec of the chunks."""
+    """Codec of the chunks."""
+    link: str | None = None
+    """For a linked ``next_obs/<x>`` image: the ``obs/<x>`` field it is deduplicated against."""
 
     @property
     def row_bytes(self) -> int:
         return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
 
+    @property
+    def is_image(self) -> bool:
+        return len(self.shape) == 3 and self.dtype == np.uint8
+
     def to_json(self) -> dict:
-        return {'name': self.name, 'shape': list(self.shape), 'dtype': self.dtype.str,
-                'chunk_rows': self.chunk_rows, 'codec': vars(self.codec).copy()}
+        out = {'name': self.name, 'shape': list(self.shape), 'dtype': self.dtype.str,
+               'chunk_rows': self.chunk_rows, 'codec': vars(self.codec).copy()}
+        if self.link:
+            out['link'] = self.link
+        return out
 
     @classmethod
     def from_json(cls, data: dict) -> FieldSpec:
         return cls(data['name'], tuple(int(n) for n in data['shape']), np.dtype(data['dtype']),
-                   int(data['chunk_rows']), CodecConfig(**data['codec']))
+                   int(data['chunk_rows']), CodecConfig(**data['codec']), data.get('link'))
 
 
 def _chunk_rows(row_bytes: int, cfg: StoreConfig) -> int:
@@ -97,6 +109,10 @@ class Schema:
         self.row_bytes = sum(f.row_bytes for f in self.fields)
         self.block_rows = min(f.chunk_rows for f in self.fields)
         """Smallest chunk; every field's chunk is a whole number of blocks."""
+        self.links = tuple(f for f in self.fields if f.link)
+        """Linked next_obs fields; bit i of LINK is ``links[i]``."""
+        self.public = tuple(f for f in self.fields if f.name != LINK)
+        """Fields returned by default (all but the internal LINK)."""
 
     @classmethod
     def build(cls, mapping: Mapping[str, Any], cfg: StoreConfig) -> Schema:
@@ -120,6 +136,8 @@ class Schema:
                         f"field 'robot_id' is reserved: records carry it as str and the store "
                         f'keeps uint16 codes; list it as str or leave it out (got {spec!r})')
                 continue
+            if name == LINK:
+                raise ValueError(f'field {LINK!r} is reserved for the store (next_obs links)')
             if name == SEQ:
                 shape, dtype = _parse_spec(name, spec)
                 if shape != () or dtype != SEQ_DTYPE:
@@ -134,10 +152,25 @@ class Schema:
                 raise ValueError(
                     f'field {a!r} is also a group of field {b!r}; rename one of them')
         fields = []
+        n_links = 0
         for name, (shape, dtype) in parsed.items():
             row_bytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-            codec = cfg.large_codec if row_bytes >= cfg.large_row_bytes else cfg.small_codec
-            fields.append(FieldSpec(name, shape, dtype, _chunk_rows(row_bytes, cfg), codec))
+            large = row_bytes >= cfg.large_row_bytes
+            image = len(shape) == 3 and dtype == np.uint8
+            codec = ((cfg.image_codec if image else cfg.large_codec) if large
+                     else cfg.small_codec)
+            if codec.filter == 'delta' and not image:
+                codec = cfg.large_codec
+            twin = 'obs/' + name[len('next_obs/'):] if name.startswith('next_obs/') else None
+            link = None
+            if (cfg.dedup_next_obs and large and twin in parsed
+                    and parsed[twin] == (shape, dtype) and n_links < MAX_LINKS):
+                link, n_links = twin, n_links + 1
+            fields.append(FieldSpec(name, shape, dtype, _chunk_rows(row_bytes, cfg), codec,
+                                    link))
+        if n_links:
+            fields.append(FieldSpec(LINK, (), np.dtype(np.uint8), cfg.max_chunk_rows,
+                                    cfg.small_codec))
         fields.append(FieldSpec(ROBOT_ID, (), ROBOT_CODE_DTYPE, cfg.max_chunk_rows,
                                 cfg.small_codec))
         fields.append(FieldSpec(SEQ, (), SEQ_DTYPE, cfg.max_chunk_rows, cfg.small_codec))
@@ -151,7 +184,7 @@ class Schema:
         return cls([FieldSpec.from_json(d) for d in data])
 
     def user_fields(self) -> list[FieldSpec]:
-        return [f for f in self.fields if f.name not in (ROBOT_ID, SEQ)]
+        return [f for f in self.fields if f.name not in (ROBOT_ID, SEQ, LINK)]
 
     def empty(self, n: int) -> dict[str, np.ndarray]:
         """Zeroed columns for n rows."""

@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 from .config import StoreConfig
 from .errors import StoreError
-from .layout import DATA_DIR, CommitMarker, Identity, field_dir, fsync_dir
+from .layout import DATA_DIR, CommitMarker, Identity, MarkerSlots, field_dir, fsync_dir
 from .schema import Schema
 
 
@@ -26,7 +26,17 @@ class StoreInfo:
 
     @property
     def metadata(self) -> dict:
+        """The store's per-run metadata, written once at creation and never changed: for a
+        store of the replay node ``{'robots': {name: description}, 'created_unix': ...}``,
+        for an imported one also ``source``/``origin`` (see import_demos.py)."""
         return self.identity.metadata
+
+    @property
+    def version(self) -> int:
+        return self.identity.version
+
+    def read_marker(self) -> CommitMarker:
+        return CommitMarker.read(self.root, self.identity.uuid, self.schema, self.version)
 
     @classmethod
     def load(cls, root: str | os.PathLike) -> StoreInfo:
@@ -79,7 +89,8 @@ def create_store(root: str | os.PathLike, mapping: Mapping[str, Any], metadata: 
     _create_arrays(root / DATA_DIR, schema, config)
     identity = Identity(uuid.uuid4().hex, schema.to_json(), config.to_json(), metadata,
                         time.time_ns())
-    CommitMarker(identity.uuid, 0, 0, (), (), schema.empty(0)).write(root, schema, fsync)
+    MarkerSlots.create(root, CommitMarker(identity.uuid, 0, 0, (), (), schema.empty(0)), schema,
+                       fsync)
     if fsync:
         for spec in schema.fields:
             fsync_dir(field_dir(root, spec))
@@ -91,19 +102,30 @@ def create_store(root: str | os.PathLike, mapping: Mapping[str, Any], metadata: 
 
 
 def _create_arrays(data_root: Path, schema: Schema, config: StoreConfig) -> None:
+    import warnings
+
     import zarr
-    from zarr.codecs import BloscCodec, BytesCodec
+    from zarr.codecs import BloscCodec, BytesCodec, Delta, TransposeCodec
 
     group = zarr.open_group(str(data_root), mode='w-')
     group.attrs['realrl_replay'] = (
-        'rows beyond the count in ../commit.json are not committed; read through '
-        'realrl_replay.ReplayReader')
+        'only rows counted by the commit marker (../commit.0 or ../commit.1, whichever is '
+        'newer) and not below its retention watermark are committed; chunk files beyond them '
+        'may be empty. Read through realrl_replay.ReplayReader. Linked next_obs images are '
+        'zeros where ../_next_obs_link says so (see DESIGN.md).')
     for spec in schema.fields:
         codec = spec.codec
-        group.create_array(
-            spec.name, shape=(config.capacity_rows, *spec.shape),
-            chunks=(spec.chunk_rows, *spec.shape), dtype=spec.dtype, fill_value=0,
-            serializer=BytesCodec(),
-            compressors=[BloscCodec(cname=codec.cname, clevel=codec.clevel,
-                                    shuffle=codec.shuffle)],
-            chunk_key_encoding={'name': 'default', 'separator': '.'})
+        filters = None
+        if codec.filter == 'delta':
+            with warnings.catch_warnings():  # numcodecs.delta is not in the Zarr v3 core spec
+                warnings.simplefilter('ignore')
+                filters = [TransposeCodec(order=(0, 3, 1, 2)), Delta(dtype='|u1')]
+        compressors = [BloscCodec(cname=codec.cname, clevel=codec.clevel, shuffle=codec.shuffle,
+                                  typesize=spec.dtype.itemsize)]
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            group.create_array(
+                spec.name, shape=(config.capacity_rows, *spec.shape),
+                chunks=(spec.chunk_rows, *spec.shape), dtype=spec.dtype, fill_value=0,
+                filters=filters, serializer=BytesCodec(), compressors=compressors,
+                chunk_key_encoding={'name': 'default', 'separator': '.'})

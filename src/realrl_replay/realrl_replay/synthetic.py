@@ -5,6 +5,11 @@ it gets: a row mixing two transitions (torn) or a wrong row fails ``check``. Ima
 a flat-shaded simulated tabletop with moving objects, plus optional Gaussian sensor noise
 (``noise`` = 0 is like a simulator's render, 1-2 like a real camera), with (seq, robot hash)
 stamped into their first 16 bytes.
+
+Episodes are ``episode_len`` seqs long (``episode_id`` = seq // episode_len, ``step`` = seq %
+episode_len), and, as a driver sends them, ``next_obs/<x>`` of a transition is the ``obs/<x>``
+of the robot's next seq except at the last step of an episode (a terminal frame of its own).
+``stamp_ns`` = stamp0_ns + seq * dt_ns.
 """
 from __future__ import annotations
 
@@ -77,7 +82,9 @@ def camera_frames(n: int, hw: tuple[int, int], noise: float, seed: int = 0) -> n
 class TransitionFactory:
     """Makes and checks transitions of a schema mapping (as given to ReplayWriter.create)."""
 
-    def __init__(self, schema: Mapping, noise: float = 1.0, bank_size: int = 64, seed: int = 0):
+    def __init__(self, schema: Mapping, noise: float = 1.0, bank_size: int = 64, seed: int = 0,
+                 episode_len: int = 50, stamp0_ns: int = 0, dt_ns: int = 10_000_000):
+        self.episode_len, self.stamp0_ns, self.dt_ns = episode_len, stamp0_ns, dt_ns
         self.fields = {}
         for name, spec in schema.items():
             if name in (ROBOT_ID, SEQ):
@@ -96,11 +103,24 @@ class TransitionFactory:
         cols: dict = {ROBOT_ID: [robot] * n, SEQ: seqs.copy()}
         for j, (name, (shape, dtype)) in enumerate(self.fields.items()):
             if name in self.banks:
-                bank = self.banks[name]
-                imgs = bank[(seqs + rh) % len(bank)]
-                stamp = np.stack([seqs, np.full(n, rh, np.int64)], 1).view(np.uint8)
-                imgs.reshape(n, -1)[:, :16] = stamp
-                cols[name] = imgs
+                twin = 'obs/' + name[len('next_obs/'):] if name.startswith('next_obs/') else None
+                if twin in self.banks and self.fields[twin] == (shape, dtype):
+                    nxt = self._image(twin, seqs + 1, rh)
+                    last = (seqs + 1) % self.episode_len == 0
+                    if last.any():
+                        nxt[last] = self._image(name, seqs[last], rh)  # terminal frame
+                    cols[name] = nxt
+                else:
+                    cols[name] = self._image(name, seqs, rh)
+                continue
+            if name == 'episode_id' and dtype.kind in 'iu':
+                cols[name] = (seqs // self.episode_len).astype(dtype)
+                continue
+            if name == 'step' and dtype.kind in 'iu':
+                cols[name] = (seqs % self.episode_len).astype(dtype)
+                continue
+            if name == 'stamp_ns' and dtype == np.int64:
+                cols[name] = self.stamp0_ns + seqs * self.dt_ns
                 continue
             size = int(np.prod(shape, dtype=np.int64))
             base = seqs * 7 + (rh % 1000) + 13 * j
@@ -113,6 +133,13 @@ class TransitionFactory:
                 values = (values % 65536).astype(dtype)
             cols[name] = values.reshape(n, *shape)
         return cols
+
+    def _image(self, name: str, seqs: np.ndarray, rh: int) -> np.ndarray:
+        bank = self.banks[name]
+        imgs = bank[(seqs + rh) % len(bank)]
+        stamp = np.stack([seqs, np.full(len(seqs), rh, np.int64)], 1).view(np.uint8)
+        imgs.reshape(len(imgs), -1)[:, :16] = stamp
+        return imgs
 
     def records(self, robot: str, seqs) -> list[dict]:
         """The same as ``make``, as a list of per-transition dicts."""

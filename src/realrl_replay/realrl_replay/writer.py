@@ -2,20 +2,27 @@
 
 Commit protocol (the commit marker doubles as the write-ahead segment of incomplete chunks):
 
-1. every chunk that the pending rows complete is encoded and written once, in place, and
-   fdatasync-ed; the folders that got new files are fsync-ed;
-2. the commit marker (count, robot names, committed seq per robot, and the rows of every
-   field's incomplete last chunk) is written to ``commit.bin.partial``, fdatasync-ed and renamed
-   over ``commit.bin``, last. commit() returns only then: the transitions are durable and may
-   be acknowledged.
+1. every chunk that the committed rows complete is encoded and written once, into its
+   pre-created empty file, and fdatasync-ed (a file that was not pre-created also gets its
+   folder fsync-ed);
+2. the commit marker (count, robot names, committed seq per robot, the rows of every field's
+   incomplete last chunk, the retention watermark) is written in place into slot
+   ``commit_id % 2`` and fdatasync-ed, last. The commit is durable then, and only then may
+   its transitions be acknowledged;
+3. chunk files wholly below a moved retention watermark are deleted; more empty chunk files
+   are pre-created when few are left (one folder fsync for all of them).
 
-A crash before the rename leaves the previous marker, and every row it counts intact; ``open``
-deletes the rest (see recovery.py). Readers follow the marker, so they see whole commits.
+``commit_async`` runs 1-3 on a commit thread (the encoding on ``io_threads``) and returns at
+once, so the caller appends the next transitions while the previous ones are written; commits
+are made durable in the order they were started. A crash before step 2 ended leaves the
+previous marker in the other slot and every row it counts intact; ``open`` deletes the rest
+(see recovery.py). Readers follow the marker, so they see whole commits.
 """
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -23,13 +30,16 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .config import StoreConfig, WriterConfig
+from .config import RetentionConfig, StoreConfig, WriterConfig
 from .errors import StoreError
-from .layout import ChunkCodec, CommitMarker, chunk_name, field_dir, fsync_dir, write_chunk
+from .layout import (ChunkCodec, CommitMarker, MarkerSlots, chunk_name, field_dir, fsync_dir,
+                     write_chunk)
 from .lock import WriterLock
 from .recovery import repair, scan
-from .schema import MAX_ROBOTS, ROBOT_ID, SEQ, FieldSpec, Schema
+from .schema import LINK, MAX_ROBOTS, ROBOT_ID, SEQ, FieldSpec, Schema
 from .store import StoreInfo, create_store
+
+EPISODE = 'episode_id'
 
 
 @dataclass(frozen=True)
@@ -37,30 +47,42 @@ class CommitInfo:
     """What is durable after a commit: acknowledge every seq <= ``seqs[robot]``."""
 
     count: int
-    """Committed rows in the store."""
+    """Committed rows in the store (row indices 0..count-1, of which ``first``.. are kept)."""
     new_rows: int
     """Rows this commit added."""
     seqs: Mapping[str, int]
     """Highest committed seq per robot name."""
     commit_id: int
     """Number of commits the store has had."""
+    first: int = 0
+    """Retention watermark: rows below it were evicted."""
 
 
 class _Column:
-    """One field's rows from the start of its last incomplete chunk to the last pending row."""
+    """One field's rows from the start of its last incomplete chunk to the last appended row.
 
-    def __init__(self, spec: FieldSpec, start: int, tail: np.ndarray):
+    The buffer is never shifted in place: a commit in flight may still encode views of it.
+    ``advance`` moves the kept rows into a spare buffer; buffers come back to ``spare`` when
+    the commit that used them is done.
+    """
+
+    def __init__(self, spec: FieldSpec, start: int, tail: np.ndarray, folder: Path):
         self.spec = spec
         self.codec = ChunkCodec(spec)
-        self.folder: Path | None = None
+        self.folder = folder
         self.start = start
         self.rows = np.zeros((max(4 * spec.chunk_rows, len(tail)), *spec.shape), spec.dtype)
         self.rows[:len(tail)] = tail
         self.used = len(tail)
+        self.spare: list[np.ndarray] = []
+        self.created = 0
+        """Chunk files below this index exist durably (committed or pre-created)."""
+        self.bytes_per_row = float(spec.row_bytes)
+        """Estimate of the encoded bytes per row (for RetentionConfig.max_bytes)."""
 
     def reserve(self, n: int) -> None:
         if self.used + n > len(self.rows):
-            grown = np.zeros((max(2 * len(self.rows), self.used + n), *self.spec.shape),
+            grown = np.empty((max(2 * len(self.rows), self.used + n), *self.spec.shape),
                              self.spec.dtype)
             grown[:self.used] = self.rows[:self.used]
             self.rows = grown
@@ -76,41 +98,85 @@ class _Column:
         lo = end // self.spec.chunk_rows * self.spec.chunk_rows
         return self.rows[lo - self.start:end - self.start]
 
-    def advance(self, count: int) -> None:
-        """Forget rows of chunks completed below ``count``."""
+    def advance(self, end: int) -> np.ndarray | None:
+        """Forget rows of chunks completed below ``end``; return the buffer given up (still
+        referenced by the commit's chunk views) or None."""
         c = self.spec.chunk_rows
-        new_start = count // c * c
+        new_start = end // c * c
         shift = new_start - self.start
-        if shift:
-            keep = self.used - shift
-            self.rows[:keep] = self.rows[shift:self.used]
-            self.rows[keep:self.used] = 0
-            self.used, self.start = keep, new_start
+        if not shift:
+            return None
+        keep = self.used - shift
+        size = max(4 * c, keep + c)
+        fresh = None
+        while self.spare:
+            candidate = self.spare.pop()
+            if len(candidate) >= size:
+                fresh = candidate
+                break
+        if fresh is None:
+            fresh = np.empty((size, *self.spec.shape), self.spec.dtype)
+        fresh[:keep] = self.rows[shift:self.used]
+        old, self.rows = self.rows, fresh
+        self.used, self.start = keep, new_start
+        return old
+
+
+@dataclass
+class _Snapshot:
+    """Everything one commit writes, taken on the caller's thread."""
+
+    marker: CommitMarker
+    jobs: list
+    new_rows: int
+    released: list
+    precreate: bool
 
 
 class ReplayWriter:
-    """The store's single writer. Not thread-safe: call it from one thread."""
+    """The store's single writer. Call it from one thread (commits run on their own)."""
 
     def __init__(self, info: StoreInfo, marker: CommitMarker, lock: WriterLock,
-                 config: WriterConfig):
+                 config: WriterConfig, created: Mapping[str, int] | None = None):
         self.info = info
         self.config = config
         self._lock = lock
-        self._commit_id = marker.commit_id
-        self._count = marker.count
+        self._retention = config.retention
+        if self._retention is not None:
+            _check_retention(info, self._retention)
+        # durable state (replaced as a whole by the commit thread)
+        self._durable = CommitInfo(marker.count, 0, MappingProxyType(
+            dict(zip(marker.robots, marker.seqs))), marker.commit_id, marker.first)
+        # staged state (what the commits started so far will have made durable)
+        self._last = marker
+        self._kept = (marker.first, marker.min_episode)  # retention state, commit thread's
         self._robots = list(marker.robots)
         self._codes = {name: i for i, name in enumerate(self._robots)}
-        self._seqs = list(marker.seqs)
+        self._top_seq = list(marker.seqs)   # highest accepted seq per code, pending included
         self._pending = 0
-        self._pending_seqs: dict[int, int] = {}
-        self._columns = {}
-        for spec in info.schema.fields:
+        schema = info.schema
+        self._columns: dict[str, _Column] = {}
+        for spec in schema.fields:
             column = _Column(spec, marker.count // spec.chunk_rows * spec.chunk_rows,
-                             marker.tails[spec.name])
-            column.folder = field_dir(info.root, spec)
+                             marker.tails[spec.name], field_dir(info.root, spec))
+            column.created = (created or {}).get(spec.name, marker.count // spec.chunk_rows)
             self._columns[spec.name] = column
+        large = [f.chunk_rows for f in schema.fields if f.row_bytes >= info.config.large_row_bytes]
+        self.boundary_rows = max(large) if large else schema.block_rows
+        """Rows between commit points that leave no large (image) rows in the marker."""
+        self._link_bits = [(self._columns[f.name], self._columns[f.link], np.uint8(1 << i))
+                           for i, f in enumerate(schema.links)]
+        self._last_row: dict[int, int] = {}   # robot code -> its newest row (for links)
+        self._slots = MarkerSlots(info.root)
         self._pool = ThreadPoolExecutor(config.io_threads, thread_name_prefix='replay-io')
+        self._committer = ThreadPoolExecutor(1, thread_name_prefix='replay-commit')
+        self._inflight: Future | None = None
+        self._precreating = True
+        self._error: BaseException | None = None
+        self._reader = None
         self._closed = False
+        self._estimate_bytes()
+        self._pool.submit(self._precreate, config.fsync)  # commits create files until then
 
     # ----------------------------------------------------------------------------- opening
     @classmethod
@@ -126,21 +192,28 @@ class ReplayWriter:
     def open(cls, path: str | os.PathLike, config: WriterConfig | None = None) -> ReplayWriter:
         """Open an existing store for writing, recovering it after a crash.
 
-        Raises StoreError, without writing anything, if ``path`` is not a valid store, and
-        StoreLockedError if another writer holds it.
+        Raises StoreError, without writing anything, if ``path`` is not a valid store (or one
+        of format 1, which is read-only), and StoreLockedError if another writer holds it.
         """
         config = config or WriterConfig()
         info = StoreInfo.load(path)
-        marker = CommitMarker.read(info.root, info.identity.uuid, info.schema)
-        scan(info, marker.count)  # read-only check before the lock file is touched
+        marker = info.read_marker()
+        scan(info, marker.count, marker.first)  # read-only check before the lock is touched
+        if info.version != 2:
+            raise StoreError(f'{info.root}: store format version {info.version} is read-only '
+                             'here (ReplayReader and Sampler read it; write a new store)')
         lock = WriterLock.acquire(info.root)
         try:
-            marker = CommitMarker.read(info.root, info.identity.uuid, info.schema)
-            if repair(info, marker.count, scan(info, marker.count)) and config.fsync:
+            marker = info.read_marker()
+            scans = scan(info, marker.count, marker.first)
+            deleted = repair(info, marker.count, scans, marker.first)
+            if config.fsync:  # also makes the listed (pre-created) files durable
                 for spec in info.schema.fields:
                     fsync_dir(field_dir(info.root, spec))
-                fsync_dir(info.root)
-            return cls(info, marker, lock, config)
+                if deleted:
+                    fsync_dir(info.root)
+            created = {fs.spec.name: fs.created(marker.count) for fs in scans}
+            return cls(info, marker, lock, config, created)
         except BaseException:
             lock.release()
             raise
@@ -156,12 +229,17 @@ class ReplayWriter:
 
     @property
     def count(self) -> int:
-        """Committed rows."""
-        return self._count
+        """Committed (durable) rows."""
+        return self._durable.count
+
+    @property
+    def first(self) -> int:
+        """First row not evicted by retention."""
+        return self._durable.first
 
     @property
     def pending(self) -> int:
-        """Rows appended and not yet committed."""
+        """Rows appended and not yet handed to a commit."""
         return self._pending
 
     @property
@@ -169,20 +247,25 @@ class ReplayWriter:
         """Name of each robot_id code, committed or pending."""
         return tuple(self._robots)
 
+    @property
+    def committing(self) -> bool:
+        """Whether a commit started by commit_async is still running."""
+        return self._inflight is not None and not self._inflight.done()
+
     def committed_seq(self, robot: str) -> int:
         """Highest committed seq of ``robot``; -1 if none. Everything <= it may be acked."""
-        code = self._codes.get(robot)
-        return self._seqs[code] if code is not None and code < len(self._seqs) else -1
+        return self._durable.seqs.get(robot, -1)
 
     def commit_info(self) -> CommitInfo:
-        return CommitInfo(self._count, 0, self._seq_map(), self._commit_id)
+        info = self._durable
+        return CommitInfo(info.count, 0, info.seqs, info.commit_id, info.first)
 
     @property
     def rows_to_boundary(self) -> int:
-        """Rows to append before the smallest chunk is complete. Under load, committing when
-        ``pending >= rows_to_boundary`` keeps commit markers small (no image rows in tails)."""
-        b = self.schema.block_rows
-        return b - (self._count + self._pending) % b
+        """Rows to append before the next commit point that leaves no image rows in the
+        marker (see commit_async(boundary=True))."""
+        b = self.boundary_rows
+        return b - (self._last.count + self._pending) % b
 
     # ---------------------------------------------------------------------------- writing
     def append(self, records: Sequence[Mapping[str, Any]] | Mapping[str, Any]) -> list[bool]:
@@ -191,83 +274,87 @@ class ReplayWriter:
         ``records`` is a list of dicts or a dict of stacked columns, each with every schema
         field plus ``robot_id`` (str) and ``seq`` (int >= 0). A transition whose seq is not
         above its robot's highest seq seen so far is dropped; it is acknowledged like any
-        other once its robot's committed seq reaches it. Nothing is durable before commit().
+        other once its robot's committed seq reaches it. Nothing is durable before a commit.
         """
         self._check_open()
-        columns, n = self._columns_of(records)
+        source, n, robot_ids, seqs = self._source_of(records)
         if n == 0:
             return []
         accepted = np.zeros(n, bool)
         codes = np.zeros(n, self.schema.by_name[ROBOT_ID].dtype)
-        robots, pending_seqs = list(self._robots), dict(self._pending_seqs)
-        index = dict(self._codes)
-        for i, (robot, seq) in enumerate(zip(columns[ROBOT_ID], columns[SEQ].tolist())):
+        robots, index, top = list(self._robots), dict(self._codes), list(self._top_seq)
+        for i, (robot, seq) in enumerate(zip(robot_ids, seqs.tolist())):
             code = self._code_of(robot, robots, index)
             if seq < 0:
                 raise ValueError(f'seq must be >= 0, got {seq} (record {i}, robot {robot!r})')
-            last = pending_seqs.get(code)
-            if last is None:
-                last = self._seqs[code] if code < len(self._seqs) else -1
-            if seq > last:
+            if code >= len(top):
+                top.append(-1)
+            if seq > top[code]:
                 accepted[i] = True
                 codes[i] = code
-                pending_seqs[code] = seq
-        self._robots, self._codes, self._pending_seqs = robots, index, pending_seqs
+                top[code] = seq
         k = int(accepted.sum())
         if k:
-            columns[ROBOT_ID] = codes
-            whole = k == n
-            for name, column in self._columns.items():
-                values = columns[name] if whole else columns[name][accepted]
-                column.reserve(k)
-                column.rows[column.used:column.used + k] = values
-                column.used += k
+            self._fill(source, accepted, k == n, k, codes[accepted], seqs[accepted])
+        self._robots, self._codes, self._top_seq = robots, index, top
+        if k:
+            self._link(k, codes[accepted])
             self._pending += k
         return accepted.tolist()
 
     def commit(self) -> CommitInfo:
         """Make every appended transition durable; return what may now be acknowledged."""
+        return self.commit_async().result()
+
+    def commit_async(self, boundary: bool = False) -> Future:
+        """Start making the appended transitions durable; the Future gives the CommitInfo.
+
+        Returns at once; append may go on meanwhile (those rows go to a later commit). With
+        ``boundary`` (under load), only the rows up to the last multiple of
+        ``boundary_rows`` are taken if there is one past the last commit, so that the
+        marker carries no image rows; the rest stays pending for the next commit.
+        """
         self._check_open()
-        if not self._pending:
-            return self.commit_info()
-        end = self._count + self._pending
+        start = self._last.count
+        end = start + self._pending
+        if boundary:
+            cut = end // self.boundary_rows * self.boundary_rows
+            if cut > start:
+                end = cut
+        if end == start:
+            if self._inflight is not None:
+                return self._inflight
+            done: Future = Future()
+            done.set_result(self.commit_info())
+            return done
         if end > self.info.config.capacity_rows:
             raise StoreError(f'{self.info.root}: store is full ({self.info.config.capacity_rows} '
                              'rows, StoreConfig.capacity_rows)')
-        fsync = self.config.fsync
-        jobs = [(column, k, chunk) for column in self._columns.values()
-                for k, chunk in column.chunk_jobs(end)]
-        for future in [self._pool.submit(_write_chunk, column, k, chunk, fsync)
-                       for column, k, chunk in jobs]:
-            future.result()
-        if fsync and jobs:
-            folders = {column.folder for column, _, _ in jobs}
-            for future in [self._pool.submit(fsync_dir, folder) for folder in folders]:
-                future.result()
-        seqs = list(self._seqs) + [-1] * (len(self._robots) - len(self._seqs))
-        for code, seq in self._pending_seqs.items():
-            seqs[code] = seq
-        tails = {name: column.tail(end) for name, column in self._columns.items()}
-        marker = CommitMarker(self.info.identity.uuid, self._commit_id + 1, end,
-                              tuple(self._robots), tuple(seqs), tails)
-        marker.write(self.info.root, self.schema, fsync)
-        new_rows = self._pending
-        self._commit_id, self._count, self._seqs = marker.commit_id, end, seqs
-        self._pending, self._pending_seqs = 0, {}
-        for column in self._columns.values():
-            column.advance(end)
-        return CommitInfo(end, new_rows, self._seq_map(), marker.commit_id)
+        snap = self._snapshot(start, end)
+        future = self._committer.submit(self._run_commit, snap)
+        self._inflight = future
+        return future
+
+    def wait(self) -> CommitInfo:
+        """Wait for every started commit; return the durable state."""
+        if self._inflight is not None:
+            self._inflight.result()
+        return self.commit_info()
 
     def close(self, commit: bool = True) -> None:
         """Commit pending rows (unless ``commit`` is False), release the lock."""
         if self._closed:
             return
         try:
-            if commit and self._pending:
+            if commit and self._pending and self._error is None:
                 self.commit()
+            elif self._inflight is not None and self._error is None:
+                self._inflight.result()
         finally:
             self._closed = True
+            self._committer.shutdown()
             self._pool.shutdown()
+            self._slots.close()
             self._lock.release()
 
     def __enter__(self) -> ReplayWriter:
@@ -276,13 +363,241 @@ class ReplayWriter:
     def __exit__(self, exc_type, exc, tb) -> None:
         self.close(commit=exc_type is None)
 
-    # ---------------------------------------------------------------------------- helpers
+    # ----------------------------------------------------------------------- the commit
+    def _snapshot(self, start: int, end: int) -> _Snapshot:
+        """On the caller's thread: what commit ``start..end`` writes; advances the columns."""
+        seq_col, code_col = self._columns[SEQ], self._columns[ROBOT_ID]
+        codes = code_col.rows[start - code_col.start:end - code_col.start]
+        new_seqs = seq_col.rows[start - seq_col.start:end - seq_col.start]
+        seqs = list(self._last.seqs) + [-1] * (len(self._robots) - len(self._last.seqs))
+        for code in np.unique(codes).tolist():
+            seqs[code] = int(new_seqs[codes == code].max())
+        link_col = self._columns.get(LINK)
+        jobs, tails, released = [], {}, []
+        for name, column in self._columns.items():
+            for k, rows in column.chunk_jobs(end):
+                zero = None
+                if column.spec.link:
+                    bit = next(b for c, _, b in self._link_bits if c is column)
+                    lo = k * column.spec.chunk_rows - link_col.start
+                    flags = link_col.rows[lo:lo + column.spec.chunk_rows]
+                    zero = np.flatnonzero(flags & bit)
+                jobs.append((column, k, rows, zero, k >= column.created))
+            tails[name] = column.tail(end).copy()
+        for column in self._columns.values():
+            old = column.advance(end)
+            if old is not None:
+                released.append((column, old))
+        self._pending -= end - start
+        marker = CommitMarker(self.info.identity.uuid, self._last.commit_id + 1, end,
+                              tuple(self._robots), tuple(seqs), tails)
+        self._last = marker
+        precreate = any(c.created * c.spec.chunk_rows - end
+                        < self.config.precreate_rows // 2 for c in self._columns.values())
+        return _Snapshot(marker, jobs, end - start, released, precreate)
+
+    def _run_commit(self, snap: _Snapshot) -> CommitInfo:
+        """On the commit thread: steps 1-3 of the protocol, in order."""
+        if self._error is not None:
+            raise StoreError(f'{self.info.root}: an earlier commit failed ({self._error}); '
+                             'reopen the store to recover') from self._error
+        try:
+            fsync = self.config.fsync
+            futures = [self._pool.submit(_write_chunk, *job, fsync) for job in snap.jobs]
+            for future in futures:
+                future.result()
+            folders = {column.folder for column, _, _, _, new_file in snap.jobs if new_file}
+            if fsync and folders:
+                for future in [self._pool.submit(fsync_dir, f) for f in folders]:
+                    future.result()
+            m = snap.marker
+            marker = CommitMarker(m.store_uuid, m.commit_id, m.count, m.robots, m.seqs,
+                                  m.tails, *self._kept)
+            evict = self._plan_retention(marker) if self._retention else None
+            if evict is not None:
+                marker = CommitMarker(m.store_uuid, m.commit_id, m.count, m.robots, m.seqs,
+                                      m.tails, *evict)
+            self._slots.write(marker, self.schema, fsync)
+            self._kept = (marker.first, marker.min_episode)
+            previous = self._durable
+            info = CommitInfo(marker.count, snap.new_rows,
+                              MappingProxyType(dict(zip(marker.robots, marker.seqs))),
+                              marker.commit_id, marker.first)
+            self._durable = info
+            if marker.first > previous.first:
+                self._delete_below(previous.first, marker.first)
+            for column, buffer in snap.released:
+                column.spare.append(buffer)
+            if snap.precreate and not self._precreating:
+                self._precreating = True  # in the background: file creation is slow on some disks
+                self._pool.submit(self._precreate, fsync)
+            return info
+        except BaseException as e:
+            self._error = e
+            raise
+
+    # --------------------------------------------------------------------------- helpers
+    def _fill(self, source, accepted, whole: bool, k: int, codes, seqs) -> None:
+        """Validate every field of the accepted rows, then write them after ``used``."""
+        staged = {}
+        for spec in self.schema.fields:
+            column = self._columns[spec.name]
+            if spec.name in (ROBOT_ID, SEQ, LINK):
+                continue
+            values = source(spec.name)
+            column.reserve(k)
+            out = column.rows[column.used:column.used + k]
+            if isinstance(values, np.ndarray):
+                array = values if whole else values[accepted]
+                _check_array(spec, array, k)
+                np.copyto(out, array, casting='same_kind')
+            else:
+                if not whole:
+                    values = [v for v, ok in zip(values, accepted) if ok]
+                _stack_into(spec, values, out)
+            staged[spec.name] = k
+        for name, values in ((ROBOT_ID, codes), (SEQ, seqs)):
+            column = self._columns[name]
+            column.reserve(k)
+            column.rows[column.used:column.used + k] = values
+        if LINK in self._columns:
+            column = self._columns[LINK]
+            column.reserve(k)
+            column.rows[column.used:column.used + k] = 0
+        for column in self._columns.values():
+            column.used += k
+
+    def _link(self, k: int, codes: np.ndarray) -> None:
+        """Set the link bits of each new row's predecessor (same robot, same block) whose
+        next_obs image equals the new row's obs image."""
+        if not self._link_bits:
+            return
+        base = self._last.count + self._pending
+        block = self.schema.block_rows
+        link_col = self._columns[LINK]
+        for j, code in enumerate(codes.tolist()):
+            row = base + j
+            prev = self._last_row.get(code)
+            self._last_row[code] = row
+            if prev is None or prev // block != row // block:
+                continue
+            for next_col, obs_col, bit in self._link_bits:
+                a = next_col.rows[prev - next_col.start].reshape(-1)
+                b = obs_col.rows[row - obs_col.start].reshape(-1)
+                if a.size % 8 == 0:  # compare as 8-byte words
+                    a, b = a.view(np.uint64), b.view(np.uint64)
+                if np.array_equal(a, b):
+                    link_col.rows[prev - link_col.start] |= bit
+
+    def _precreate(self, sync: bool) -> None:
+        """Create empty chunk files for the next ``precreate_rows`` rows of every field. A
+        file is counted in ``created`` (a commit writing it fsyncs no folder) only once its
+        folder was fsync-ed; creating never truncates, so it may race with a chunk write."""
+        try:
+            self._create_ahead(sync)
+        finally:
+            self._precreating = False
+
+    def _create_ahead(self, sync: bool) -> None:
+        rows = self.config.precreate_rows
+        if not rows:
+            return
+        top = self._last.count + rows
+        folders = []
+        for column in self._columns.values():
+            c = column.spec.chunk_rows
+            want = -(-top // c)
+            if want <= column.created:
+                continue
+            for k in range(max(column.created, self._last.count // c), want):
+                path = column.folder / chunk_name(column.spec, k)
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o644))
+            folders.append((column, want))
+        if sync:
+            for column, _ in folders:
+                fsync_dir(column.folder)
+        for column, want in folders:
+            column.created = want
+
+    def _estimate_bytes(self) -> None:
+        """Bytes per row of each field from its newest complete chunk (for max_bytes)."""
+        for column in self._columns.values():
+            k = self._last.count // column.spec.chunk_rows - 1
+            if k >= self._last.first // column.spec.chunk_rows and k >= 0:
+                try:
+                    size = (column.folder / chunk_name(column.spec, k)).stat().st_size
+                    column.bytes_per_row = size / column.spec.chunk_rows
+                except OSError:
+                    pass
+
+    def _plan_retention(self, marker: CommitMarker):
+        """(first, min_episode) after evicting what the caps ask for, or None."""
+        cfg = self._retention
+        first, end = marker.first, marker.count
+        target = first
+        if cfg.max_rows is not None and end - first > cfg.max_rows:
+            target = max(target, end - int(cfg.max_rows * cfg.low_water))
+        if cfg.max_bytes is not None:
+            per_row = sum(c.bytes_per_row for c in self._columns.values())
+            if (end - first) * per_row > cfg.max_bytes:
+                target = max(target, end - int(cfg.max_bytes * cfg.low_water / per_row))
+        if cfg.max_age_s is not None:
+            target = max(target, self._first_younger(marker, time.time_ns()
+                                                     - int(cfg.max_age_s * 1e9)))
+        if target <= first:
+            return None
+        reader = self._row_reader()
+        min_episode = list(marker.min_episode) + [0] * (len(marker.robots)
+                                                         - len(marker.min_episode))
+        if EPISODE not in self.schema.by_name:
+            return target, tuple(min_episode)
+        step = 1 << 14
+        for lo in range(first, target, step):
+            rows = reader.read_range(lo, min(target, lo + step), [ROBOT_ID, EPISODE], marker)
+            for code in np.unique(rows[ROBOT_ID]).tolist():
+                top = int(rows[EPISODE][rows[ROBOT_ID] == code].max())
+                min_episode[code] = max(min_episode[code], top + 1)
+        bound = np.asarray(min_episode, np.int64)
+        new_first = end
+        for lo in range(target, end, step):
+            rows = reader.read_range(lo, min(end, lo + step), [ROBOT_ID, EPISODE], marker)
+            ok = np.flatnonzero(rows[EPISODE] >= bound[rows[ROBOT_ID]])
+            if ok.size:
+                new_first = lo + int(ok[0])
+                break
+        return new_first, tuple(min_episode)
+
+    def _first_younger(self, marker: CommitMarker, cutoff_ns: int) -> int:
+        """First row at or after ``marker.first`` whose age field is >= cutoff (or count)."""
+        reader = self._row_reader()
+        field = self._retention.age_field
+        step = 1 << 14
+        for lo in range(marker.first, marker.count, step):
+            stamps = reader.read_range(lo, min(marker.count, lo + step), [field], marker)[field]
+            young = np.flatnonzero(stamps >= cutoff_ns)
+            if young.size:
+                return lo + int(young[0])
+        return marker.count
+
+    def _row_reader(self):
+        if self._reader is None:
+            from .reader import ReplayReader
+            self._reader = ReplayReader(self.info.root, decoded_cache_bytes=4 << 20)
+        return self._reader
+
+    def _delete_below(self, old_first: int, new_first: int) -> None:
+        """Delete the chunk files wholly below the new watermark (after its marker)."""
+        for column in self._columns.values():
+            c = column.spec.chunk_rows
+            for k in range(old_first // c, new_first // c):
+                (column.folder / chunk_name(column.spec, k)).unlink(missing_ok=True)
+
     def _check_open(self) -> None:
         if self._closed:
             raise StoreError(f'{self.info.root}: writer is closed')
-
-    def _seq_map(self) -> Mapping[str, int]:
-        return MappingProxyType(dict(zip(self._robots, self._seqs)))
+        if self._error is not None:
+            raise StoreError(f'{self.info.root}: a commit failed ({self._error!r}); reopen '
+                             'the store to recover') from self._error
 
     def _code_of(self, robot: Any, robots: list[str], index: dict[str, int]) -> int:
         if not isinstance(robot, str) or not robot:
@@ -295,13 +610,13 @@ class ReplayWriter:
             robots.append(robot)
         return code
 
-    def _columns_of(self, records) -> tuple[dict[str, Any], int]:
+    def _source_of(self, records):
+        """(field -> values getter, n, robot ids, seqs) after checking the field names."""
+        expected = {f.name for f in self.schema.fields if f.name != LINK}
         if isinstance(records, Mapping):
-            source = records
-            missing = [f.name for f in self.schema.fields if f.name not in source]
-            extra = sorted(set(source) - set(self.schema.by_name))
-            n = len(source[ROBOT_ID]) if ROBOT_ID in source else 0
-            get = source.__getitem__
+            keys = set(records)
+            n = len(records[ROBOT_ID]) if ROBOT_ID in records else 0
+            get = records.__getitem__
         else:
             records = list(records)
             n = len(records)
@@ -310,32 +625,62 @@ class ReplayWriter:
                 if set(r) != keys:
                     diff = sorted(set(r) ^ keys)
                     raise ValueError(f'record {i} has different fields than record 0: {diff}')
-            missing = [f.name for f in self.schema.fields if n and f.name not in keys]
-            extra = sorted(keys - set(self.schema.by_name))
             get = lambda name: [r[name] for r in records]  # noqa: E731
+        missing = sorted(expected - keys) if n else []
+        extra = sorted(keys - expected)
         if missing or extra:
             raise ValueError(f'records must have exactly the schema fields: missing {missing}, '
                              f'unknown {extra}')
-        columns: dict[str, Any] = {}
-        for spec in self.schema.fields:
-            values = get(spec.name)
-            if spec.name == ROBOT_ID:
-                columns[ROBOT_ID] = list(values)
-                continue
-            array = np.asarray(values)
-            if array.shape != (n, *spec.shape):
-                raise ValueError(f'field {spec.name!r} expects rows of shape {spec.shape}, got '
-                                 f'{array.shape[1:]} for {array.shape[0]} rows')
-            if array.dtype != spec.dtype:
-                if not np.can_cast(array.dtype, spec.dtype, 'same_kind'):
-                    raise ValueError(f'field {spec.name!r} expects {spec.dtype}, got '
-                                     f'{array.dtype} (cast it explicitly)')
-                array = array.astype(spec.dtype)
-            columns[spec.name] = array
-        if len(columns[ROBOT_ID]) != n:
-            raise ValueError(f"column 'robot_id' has {len(columns[ROBOT_ID])} rows, expected {n}")
-        return columns, n
+        if n == 0:
+            return get, 0, [], np.zeros(0, np.int64)
+        robot_ids = list(get(ROBOT_ID))
+        if len(robot_ids) != n:
+            raise ValueError(f"column 'robot_id' has {len(robot_ids)} rows, expected {n}")
+        seqs = np.asarray(get(SEQ))
+        if seqs.shape != (n,) or seqs.dtype.kind not in 'iu':
+            raise ValueError(f"field 'seq' must be {n} integers, got {seqs.dtype} {seqs.shape}")
+        return get, n, robot_ids, seqs.astype(np.int64)
 
 
-def _write_chunk(column: _Column, k: int, chunk: np.ndarray, fsync: bool) -> None:
-    write_chunk(column.folder / chunk_name(column.spec, k), column.codec.encode(chunk), fsync)
+def _check_array(spec: FieldSpec, array: np.ndarray, n: int) -> None:
+    if array.shape != (n, *spec.shape):
+        raise ValueError(f'field {spec.name!r} expects rows of shape {spec.shape}, got '
+                         f'{array.shape[1:]} for {array.shape[0]} rows')
+    if array.dtype != spec.dtype and not np.can_cast(array.dtype, spec.dtype, 'same_kind'):
+        raise ValueError(f'field {spec.name!r} expects {spec.dtype}, got {array.dtype} (cast '
+                         'it explicitly)')
+
+
+def _stack_into(spec: FieldSpec, values: list, out: np.ndarray) -> None:
+    """Copy per-record values into ``out`` once (no intermediate array for large rows)."""
+    if spec.shape == () or spec.row_bytes < 1024:
+        array = np.asarray(values)
+        _check_array(spec, array, len(out))
+        np.copyto(out, array, casting='same_kind')
+        return
+    for i, value in enumerate(values):
+        value = np.asarray(value)
+        if value.shape != spec.shape:
+            raise ValueError(f'field {spec.name!r} expects rows of shape {spec.shape}, got '
+                             f'{value.shape} (record {i})')
+        if value.dtype != spec.dtype and not np.can_cast(value.dtype, spec.dtype, 'same_kind'):
+            raise ValueError(f'field {spec.name!r} expects {spec.dtype}, got {value.dtype} '
+                             '(cast it explicitly)')
+        out[i] = value
+
+
+def _write_chunk(column: _Column, k: int, chunk: np.ndarray, zero, new_file: bool,
+                 fsync: bool) -> None:
+    if zero is not None and zero.size:
+        chunk[zero] = 0  # linked next_obs images: the reader takes the next row's obs
+    data = column.codec.encode(chunk)
+    write_chunk(column.folder / chunk_name(column.spec, k), data, fsync)
+    column.bytes_per_row = 0.8 * column.bytes_per_row + 0.2 * len(data) / len(chunk)
+
+
+def _check_retention(info: StoreInfo, cfg: RetentionConfig) -> None:
+    if cfg.max_age_s is not None:
+        spec = info.schema.by_name.get(cfg.age_field)
+        if spec is None or spec.shape != () or spec.dtype.kind not in 'iu':
+            raise ValueError(f'RetentionConfig.age_field {cfg.age_field!r} must be a scalar '
+                             f'integer field of the store; known: {sorted(info.schema.by_name)}')

@@ -10,21 +10,24 @@ import numpy as np
 from realrl_replay import ReplayWriter, StoreConfig, WriterConfig
 from realrl_replay.synthetic import TransitionFactory, example_schema
 
-SMALL = StoreConfig(target_chunk_bytes=16 << 10, min_chunk_rows=4, max_chunk_rows=64)
+SMALL = StoreConfig(target_chunk_bytes=16 << 10, min_chunk_rows=4, max_chunk_rows=64,
+                    large_row_bytes=512)
 """Tiny chunks so that a few hundred rows cross many chunk boundaries."""
 
 
-def small_schema() -> dict:
-    return example_schema(image_hw=(16, 16), state_dim=4, action_dim=2)
+def small_schema(next_images: bool = False) -> dict:
+    return example_schema(image_hw=(16, 16), state_dim=4, action_dim=2, next_images=next_images)
 
 
-def make_writer(path: Path, fsync: bool = False, **kw) -> ReplayWriter:
-    return ReplayWriter.create(path, small_schema(), {'task': 'test'}, SMALL,
+def make_writer(path: Path, fsync: bool = False, store_config: StoreConfig = SMALL,
+                schema: dict | None = None, **kw) -> ReplayWriter:
+    kw.setdefault('precreate_rows', 64)  # file creation is slow on CI disks; still exercised
+    return ReplayWriter.create(path, schema or small_schema(), {'task': 'test'}, store_config,
                                WriterConfig(fsync=fsync, **kw))
 
 
-def factory() -> TransitionFactory:
-    return TransitionFactory(small_schema(), noise=1.0, bank_size=8)
+def factory(next_images: bool = False, **kw) -> TransitionFactory:
+    return TransitionFactory(small_schema(next_images), noise=1.0, bank_size=8, **kw)
 
 
 def tree_digest(root: Path) -> str:

@@ -1,5 +1,8 @@
-"""Property tests: any sequence of appends (with re-sends), commits, reopens and crashes at
-any step of a commit leaves exactly the committed transitions, in order, each once."""
+"""Property tests: any sequence of appends (with re-sends), commits (whole or up to a chunk
+boundary), reopens and crashes at any step of a commit leaves exactly the committed
+transitions, in order, each once; with next_obs images stored as links and a retention cap
+that evicts whole episodes."""
+import os
 import tempfile
 from pathlib import Path
 
@@ -9,11 +12,13 @@ from hypothesis import strategies as st
 
 import realrl_replay.layout as layout
 import realrl_replay.writer as writer_mod
-from realrl_replay import ReplayReader, ReplayWriter, WriterConfig
-from _replay_fixtures import factory, make_writer
+from realrl_replay import ReplayReader, ReplayWriter, RetentionConfig, WriterConfig
+from _replay_fixtures import factory, make_writer, small_schema
 
 ROBOTS = ('a', 'b', 'c')
-FAC = factory()
+FAC = factory(next_images=True, episode_len=6)
+KEEP = RetentionConfig(max_rows=150)
+WCFG = WriterConfig(fsync=False, precreate_rows=64, retention=KEEP)
 
 
 class Crash(Exception):
@@ -23,7 +28,9 @@ class Crash(Exception):
 def _abandon(w: ReplayWriter) -> None:
     """What SIGKILL leaves: no cleanup, lock released by the kernel."""
     w._closed = True
+    w._committer.shutdown()
     w._pool.shutdown()
+    w._slots.close()
     w._lock.release()
 
 
@@ -33,7 +40,7 @@ class _Faults:
     def __init__(self, monkeypatch):
         self.point = None
         self.chunk_calls = 0
-        real_chunk, real_marker = writer_mod.write_chunk, layout.CommitMarker.write
+        real_chunk, real_marker = writer_mod.write_chunk, layout.MarkerSlots.write
 
         def chunk(path, data, fsync):
             self.chunk_calls += 1
@@ -43,16 +50,17 @@ class _Faults:
                 raise Crash
             real_chunk(path, data, fsync)
 
-        def marker(m, root, schema, fsync):
-            if self.point == ('marker_tmp',):
-                (root / 'commit.bin.partial').write_bytes(b'RRCOMMIT\x10\x00')
+        def marker(slots, m, schema, fsync):
+            if self.point == ('marker_torn',):  # half of the new marker over the old slot
+                data = b''.join(bytes(p) for p in m.encode(schema))
+                os.pwrite(slots._fds[m.commit_id % 2], data[:len(data) // 2], 0)
                 raise Crash
-            real_marker(m, root, schema, fsync)
-            if self.point == ('after_rename',):
+            real_marker(slots, m, schema, fsync)
+            if self.point == ('after_marker',):
                 raise Crash
 
         monkeypatch.setattr(writer_mod, 'write_chunk', chunk)
-        monkeypatch.setattr(layout.CommitMarker, 'write', marker)
+        monkeypatch.setattr(layout.MarkerSlots, 'write', marker)
 
     def arm(self, point) -> None:
         self.point, self.chunk_calls = point, 0
@@ -61,11 +69,11 @@ class _Faults:
 op = st.one_of(
     st.tuples(st.just('append'), st.sampled_from(ROBOTS), st.integers(-6, 4),
               st.integers(1, 40)),
-    st.tuples(st.just('commit')),
+    st.tuples(st.just('commit'), st.booleans()),
     st.tuples(st.just('reopen')),
     st.tuples(st.just('crash'), st.one_of(
         st.tuples(st.just('chunk'), st.integers(1, 12)),
-        st.just(('marker_tmp',)), st.just(('after_rename',)))),
+        st.just(('marker_torn',)), st.just(('after_marker',)))),
 )
 
 
@@ -76,7 +84,7 @@ def test_any_history_keeps_exactly_the_committed_transitions(monkeypatch, ops):
     faults = _Faults(monkeypatch)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / 's'
-        w = make_writer(root)
+        w = make_writer(root, schema=small_schema(True), retention=KEEP)
         committed: list[tuple[str, int]] = []
         pending: list[tuple[str, int]] = []
         top = {r: -1 for r in ROBOTS}  # highest seq seen (committed or pending)
@@ -91,25 +99,25 @@ def test_any_history_keeps_exactly_the_committed_transitions(monkeypatch, ops):
                 pending += [(robot, int(s)) for s, ok in zip(seqs, expect) if ok]
                 top[robot] = max(top[robot], int(seqs[-1]))
             elif o[0] == 'commit':
-                w.commit()
-                committed += pending
-                pending = []
+                k = w.commit_async(boundary=o[1]).result().count - len(committed)
+                committed += pending[:k]
+                pending = pending[k:]
             elif o[0] == 'reopen':
                 w.close(commit=False)
-                w, pending = ReplayWriter.open(root, WriterConfig(fsync=False)), []
+                w, pending = ReplayWriter.open(root, WCFG), []
             else:
                 faults.arm(o[1])
                 try:
                     w.commit()
                     died_before_marker = False
                 except Crash:
-                    died_before_marker = o[1] != ('after_rename',)
+                    died_before_marker = o[1] != ('after_marker',)
                 faults.arm(None)
                 _abandon(w)
                 if not died_before_marker:
                     committed += pending  # durable; at most the acknowledgement was lost
                 pending = []
-                w = ReplayWriter.open(root, WriterConfig(fsync=False))
+                w = ReplayWriter.open(root, WCFG)
             if o[0] != 'append':
                 top = {r: max([s for x, s in committed if x == r], default=-1) for r in ROBOTS}
                 for r, s in pending:
@@ -120,8 +128,14 @@ def test_any_history_keeps_exactly_the_committed_transitions(monkeypatch, ops):
                         [s for x, s in committed if x == r], default=-1)
         w.close(commit=False)
         reader = ReplayReader(root)
-        rows = reader.read_range(0, reader.count)
+        assert reader.count == len(committed) and reader.count - reader.first <= KEEP.max_rows
+        idx = np.arange(reader.first, reader.count)
+        valid = idx[reader.valid(idx)]
+        rows = reader.read(valid)
         got = [(reader.robot_names[c], int(s)) for c, s in zip(rows['robot_id'], rows['seq'])]
-        assert got == committed
+        assert got == [committed[i] for i in valid]
         assert FAC.check(rows, reader.robot_names).all()
+        kept = {(r, s // FAC.episode_len) for r, s in got}   # episodes: all rows kept or none
+        assert {i for i, (r, s) in enumerate(committed) if (r, s // FAC.episode_len) in kept
+                } == set(valid.tolist())
         assert not list(root.rglob('*.partial'))

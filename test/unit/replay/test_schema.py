@@ -9,11 +9,11 @@ def test_reserved_fields_are_added_and_chunks_sized_by_row_bytes():
     schema = Schema.build(example_schema(), StoreConfig())
     names = [f.name for f in schema.fields]
     assert names[-2:] == ['robot_id', 'seq']
-    assert schema.by_name['obs/image_0'].chunk_rows == 16   # 1 MiB / 48 KiB -> 16
+    assert schema.by_name['obs/image_0'].chunk_rows == 32   # 2 MiB / 48 KiB -> 32
     assert schema.by_name['reward'].chunk_rows == 1024      # capped by max_chunk_rows
-    assert schema.by_name['obs/image_0'].codec == StoreConfig().large_codec
+    assert schema.by_name['obs/image_0'].codec == StoreConfig().image_codec
     assert schema.by_name['reward'].codec == StoreConfig().small_codec
-    assert schema.block_rows == 16
+    assert schema.block_rows == 32
 
 
 def test_schema_roundtrips_through_json():

@@ -4,8 +4,9 @@ import os
 import numpy as np
 import pytest
 
-from realrl_replay import ReplayReader, ReplayWriter, StoreError, StoreLockedError
-from _replay_fixtures import factory, make_writer, seqs_of, small_schema, tree_digest
+from realrl_replay import (CodecConfig, ReplayReader, ReplayWriter, StoreConfig, StoreError,
+                           StoreLockedError)
+from _replay_fixtures import SMALL, factory, make_writer, seqs_of, small_schema, tree_digest
 
 
 def test_append_commit_read_roundtrip_and_metadata(tmp_path):
@@ -55,10 +56,15 @@ def test_close_commits_pending_rows(tmp_path):
     assert ReplayReader(tmp_path / 's').count == 3
 
 
-def test_store_is_plain_zarr_for_complete_chunks(tmp_path):
+@pytest.mark.filterwarnings('ignore:Numcodecs codecs are not in the Zarr')
+@pytest.mark.parametrize('codec', [CodecConfig(), CodecConfig('zstd', 1, 'noshuffle', 'delta'),
+                                   CodecConfig('lz4', 1, 'bitshuffle', 'delta')])
+def test_store_is_plain_zarr_for_complete_chunks(tmp_path, codec):
     import zarr
     fac = factory()
-    with make_writer(tmp_path / 's') as w:
+    cfg = StoreConfig(**{**vars(SMALL), 'image_codec': codec})
+    with make_writer(tmp_path / 's', store_config=cfg) as w:
+        assert w.schema.by_name['obs/image_0'].codec == codec
         w.append(fac.make('a', np.arange(150)))
     r = ReplayReader(tmp_path / 's')
     g = zarr.open_group(str(tmp_path / 's' / 'data'), mode='r')
@@ -141,11 +147,12 @@ def _corrupt(kind, root):
         (root / 'realrl_replay.json').write_text(
             json.dumps({'body': doc, 'crc32': zlib.crc32(body.encode())}))
     elif kind == 'bad_marker':
-        data = bytearray((root / 'commit.bin').read_bytes())
-        data[20] ^= 0xFF
-        (root / 'commit.bin').write_bytes(bytes(data))
+        for slot in ('commit.0', 'commit.1'):
+            data = bytearray((root / slot).read_bytes())
+            data[30] ^= 0xFF
+            (root / slot).write_bytes(bytes(data))
     elif kind == 'missing_marker':
-        (root / 'commit.bin').unlink()
+        (root / 'commit.1').unlink()
     elif kind == 'missing_chunk':
         next((root / 'data' / 'obs' / 'image_0').glob('c.0.*')).unlink()
     elif kind == 'missing_array':
@@ -158,7 +165,7 @@ def _corrupt(kind, root):
     ('bad_identity', 'corrupted'),
     ('other_format', 'not a realrl replay store'),
     ('bad_marker', 'corrupted'),
-    ('missing_marker', 'commit.bin is missing'),
+    ('missing_marker', 'commit.1 is missing'),
     ('missing_chunk', 'missing'),
     ('missing_array', "field 'reward'"),
 ])
