@@ -1,14 +1,11 @@
 """The launcher's own ROS node: drives lifecycles and watches the run's progress."""
 from __future__ import annotations
 
-import time
-
-from lifecycle_msgs.msg import Transition as LifecycleTransition
-from lifecycle_msgs.srv import ChangeState, GetState
 from rclpy.node import Node
 from realrl_interfaces.msg import (DriverStatus, EpisodeResult, LearnerStatus, PolicyVersion,
                                    TransitionAck)
 
+from realrl_common.lifecycle import bring_up
 from realrl_common.qos import DATA_QOS, LATCHED_QOS, STATUS_QOS
 from realrl_bringup.progress import EpisodeLog, Progress
 
@@ -51,52 +48,7 @@ class MonitorNode(Node):
         self.progress.policy_version = msg.version
 
     # -- lifecycle ----------------------------------------------------------------------
-    def _call(self, client, request, timeout: float, spin, alive):
-        deadline = time.monotonic() + timeout
-        while not client.service_is_ready():
-            if time.monotonic() > deadline or not alive():
-                return None
-            spin(0.05)
-        future = client.call_async(request)
-        while not future.done() and time.monotonic() < deadline and alive():
-            spin(0.05)
-        return future.result() if future.done() else None
-
-    def lifecycle_state(self, fqn: str, spin, timeout: float = 2.0,
-                        alive=lambda: True) -> str | None:
-        client = self.create_client(GetState, f'{fqn}/get_state')
-        try:
-            res = self._call(client, GetState.Request(), timeout, spin, alive)
-            return res.current_state.label if res is not None else None
-        finally:
-            self.destroy_client(client)
-
     def bring_up(self, fqn: str, spin, timeout: float = 30.0, alive=lambda: True) -> str:
-        """configure (if unconfigured) then activate; returns '' or what went wrong.
-
-        Each step re-reads the node's state first: a request can be lost while discovery
-        still matches a dead predecessor of the node, so a step that got no answer is
-        simply tried again. Gives up early when alive() turns false (the process died)."""
-        deadline = time.monotonic() + timeout
-        client = self.create_client(ChangeState, f'{fqn}/change_state')
-        try:
-            while time.monotonic() < deadline and alive():
-                state = self.lifecycle_state(fqn, spin, 2.0, alive)
-                if state == 'active':
-                    return ''
-                steps = {'unconfigured': ('configure', LifecycleTransition.TRANSITION_CONFIGURE),
-                         'inactive': ('activate', LifecycleTransition.TRANSITION_ACTIVATE)}
-                if state is None:
-                    continue
-                if state not in steps:
-                    return f'{fqn} is {state!r}, cannot bring it up'
-                name, tid = steps[state]
-                req = ChangeState.Request()
-                req.transition.id = tid
-                res = self._call(client, req, 10.0, spin, alive)
-                if res is not None and not res.success:
-                    return f'{fqn}: {name} failed (see its log)'
-        finally:
-            self.destroy_client(client)
-        why = 'its process exited' if not alive() else f'not active after {timeout:g}s'
-        return f'{fqn} could not be brought up ({why})'
+        """configure (if unconfigured) then activate; returns '' or what went wrong
+        (realrl_common.lifecycle: each step re-reads the state, lost requests are retried)."""
+        return bring_up(self, fqn, spin, timeout, alive)
