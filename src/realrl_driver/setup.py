@@ -23,6 +23,7 @@ setup(
     entry_points={
         'console_scripts': [
             'mujoco_arm_driver = realrl_driver.mujoco_arm_driver:main',
+            'gym_driver = realrl_driver.gym_driver:main',
         ],
     },
 )

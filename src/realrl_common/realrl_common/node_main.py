@@ -5,6 +5,7 @@ A ConfigError while building the node ends the process with status 2 and the mes
 """
 from __future__ import annotations
 
+import gc
 import sys
 from typing import Callable
 
@@ -12,6 +13,15 @@ import rclpy
 from rclpy.executors import ExternalShutdownException
 
 from realrl_common.config import ConfigError
+
+
+def freeze_heap() -> None:
+    """Move every object alive now (modules, the node, its robot or network) out of the
+    garbage collector's view. A full collection of a node's heap takes 15-40 ms on a loaded
+    2-core machine, long enough to make a 10 Hz control tick late; afterwards collections
+    scan only what was allocated since. Call it when a node has built what it keeps."""
+    gc.collect()
+    gc.freeze()
 
 
 def spin_node(make_node: Callable, name: str, args=None, make_executor: Callable | None = None
@@ -23,6 +33,7 @@ def spin_node(make_node: Callable, name: str, args=None, make_executor: Callable
         print(f'{name}: bad configuration: {e}', file=sys.stderr)
         rclpy.try_shutdown()
         raise SystemExit(2)
+    freeze_heap()
     executor = (make_executor or rclpy.executors.SingleThreadedExecutor)()
     executor.add_node(node)
     try:

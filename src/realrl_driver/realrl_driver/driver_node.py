@@ -6,6 +6,9 @@ accepted. Topics are relative, so the node runs in the robot's namespace:
 
   out: observation, transition, episode, status        in: action, reward_label, /replay/ack
   services: ~/describe (RobotDescription), ~/estop (std_srvs/SetBool)
+
+With ``reward_source: env`` the robot labels its own steps: the driver then publishes
+``reward_label`` itself (for observers) instead of listening to it.
 """
 from __future__ import annotations
 
@@ -24,11 +27,12 @@ from std_srvs.srv import SetBool
 
 from realrl_common.config import ConfigError
 from realrl_common.convert import fill_image, from_f32, to_f32
-from realrl_common.node_main import spin_node
+from realrl_common.node_main import freeze_heap, spin_node
 from realrl_common.qos import COMMAND_QOS, DATA_QOS, LATCHED_QOS, SENSOR_QOS, STATUS_QOS
 from realrl_common.ros_params import read_config
 from realrl_driver.clock_stats import PeriodRecorder
-from realrl_driver.episode_loop import EpisodeLoop, LoopConfig
+from realrl_driver.driver_config import DriverNodeConfig  # noqa: F401 (re-exported)
+from realrl_driver.episode_loop import EpisodeLoop, LoopConfig, check_reward_source
 
 SENDER_STATE_SERVICE = '/replay/sender_state'
 
@@ -53,8 +57,10 @@ class DriverNode(LifecycleNode):
         try:
             self.cfg = read_config(self, self._config_cls)
             self.robot = self._make_robot(self.cfg)
+            check_reward_source(self.cfg, self.robot)
             self._tick_clock.configure(getattr(self.cfg, 'timing_log', ''))
             self._set_priority(getattr(self.cfg, 'nice', 0))
+            self._set_realtime(getattr(self.cfg, 'realtime_priority', 0))
         except (ConfigError, OSError, RuntimeError, ValueError) as e:
             self.get_logger().error(f'configure failed: {e}')
             return TransitionCallbackReturn.FAILURE
@@ -64,9 +70,15 @@ class DriverNode(LifecycleNode):
         self._desc_pub = self.create_publisher(RobotDescription, 'description', LATCHED_QOS)
         self._driver_subs = [
             self.create_subscription(Action, 'action', self._on_action, COMMAND_QOS),
-            self.create_subscription(RewardLabel, 'reward_label', self._on_label, COMMAND_QOS),
             self.create_subscription(TransitionAck, '/replay/ack', self._on_ack, DATA_QOS),
         ]
+        self._label_pub = None
+        if self.cfg.reward_source == 'env':
+            self._label_pub = self.create_lifecycle_publisher(RewardLabel, 'reward_label',
+                                                              COMMAND_QOS)
+        else:
+            self._driver_subs.append(self.create_subscription(
+                RewardLabel, 'reward_label', self._on_label, COMMAND_QOS))
         self._driver_services = [
             self.create_service(Describe, '~/describe', self._on_describe),
             self.create_service(SetBool, '~/estop', self._on_estop),
@@ -87,7 +99,20 @@ class DriverNode(LifecycleNode):
             self.get_logger().warning(f'cannot raise the control loop priority to nice {nice} '
                                       f'(needs CAP_SYS_NICE); the clock may jitter under load')
 
+    def _set_realtime(self, priority: int) -> None:
+        """SCHED_FIFO for this thread, the one that spins the executor and so runs the
+        control timer (Linux scheduling is per thread; DDS threads keep theirs)."""
+        if priority == 0:
+            return
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+        except (PermissionError, AttributeError, OSError) as e:
+            self.get_logger().warning(f'cannot run the control thread at SCHED_FIFO priority '
+                                      f'{priority} ({e}; needs CAP_SYS_NICE); the clock may '
+                                      f'jitter under load')
+
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        freeze_heap()  # the robot built at configure is long-lived: keep it out of GC pauses
         self._activated_at = time.monotonic()
         self._timer = self.create_timer(1.0 / self.cfg.control_hz, self._tick)
         self._state_label = 'active'
@@ -130,8 +155,8 @@ class DriverNode(LifecycleNode):
             self.destroy_subscription(sub)
         for srv in getattr(self, '_driver_services', []):
             self.destroy_service(srv)
-        for pub in ('_obs_pub', '_tr_pub', '_ep_pub'):
-            if hasattr(self, pub):
+        for pub in ('_obs_pub', '_tr_pub', '_ep_pub', '_label_pub'):
+            if getattr(self, pub, None) is not None:
                 self.destroy_lifecycle_publisher(getattr(self, pub))
                 delattr(self, pub)
         if hasattr(self, '_desc_pub'):
@@ -216,6 +241,12 @@ class DriverNode(LifecycleNode):
             self._ep_pub.publish(self._episode_msg(out.episode, stamp))
         if out.observation is not None:
             self._obs_pub.publish(self._observation_msg(out.observation, stamp))
+            label = self.loop.label
+            if self._label_pub is not None and label is not None and not out.repeated:
+                obs = out.observation
+                self._label_pub.publish(RewardLabel(
+                    robot_id=self.cfg.robot_id, episode_id=obs.episode_id, step=obs.step,
+                    reward=label.reward, success=label.success))
 
     # -- messages -----------------------------------------------------------------------
     def description(self) -> RobotDescription:
@@ -223,7 +254,8 @@ class DriverNode(LifecycleNode):
         layout = r.observation_layout
         h, w = cfg.image_size
         return RobotDescription(
-            robot_id=cfg.robot_id, kind=self._kind, control_hz=float(cfg.control_hz),
+            robot_id=cfg.robot_id, kind=getattr(r, 'kind', self._kind),
+            control_hz=float(cfg.control_hz),
             state_dim=int(r.state_dim), state_names=list(layout),
             state_starts=[int(a) for a, _ in layout.values()],
             state_stops=[int(b) for _, b in layout.values()],

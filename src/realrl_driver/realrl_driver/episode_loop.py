@@ -13,6 +13,11 @@ the robot is not commanded, nothing is recorded, and the same observation is sen
 and waits for its answer. After ``watchdog_s`` without progress the robot is told to hold its pose.
 Transitions carry a per-robot ``seq``; they stay in the outbox until the replay store
 acknowledges them as durable, and are re-sent if no ack comes in ``resend_after_s``.
+
+Labels come from a reward node (``reward_source: node``, the default) or, for a robot that
+scores itself (a gymnasium environment), from the robot right after each step
+(``reward_source: env``): then the label of s_{t+1} is there at once and carries the
+environment's own ``terminated`` and ``truncated``.
 """
 from __future__ import annotations
 
@@ -43,6 +48,28 @@ class Robot(Protocol):
     def render(self, camera: str, width: int, height: int) -> np.ndarray: ...
 
 
+class SelfLabellingRobot(Robot, Protocol):
+    """A robot that scores its own steps (``reward_source: env``)."""
+
+    def outcome(self) -> 'Label':
+        """The label of the state the last ``apply`` reached."""
+        ...
+
+
+REWARD_SOURCES = ('node', 'env')
+
+
+@dataclass(frozen=True)
+class Label:
+    """The reward of arriving in an observation, and whether the episode ends there."""
+    reward: float
+    success: bool
+    terminated: bool
+    """The task is over (no bootstrapping past it): a success, or e.g. a pole that fell."""
+    truncated: bool = False
+    """The environment cut the episode short (its own time limit)."""
+
+
 @dataclass(frozen=True)
 class LoopConfig:
     robot_id: str = 'arm0'
@@ -63,6 +90,9 @@ class LoopConfig:
     """Cameras rendered into every observation (empty: state only)."""
     image_size: tuple[int, ...] = (128, 128)
     """Camera frame height and width in pixels."""
+    reward_source: str = 'node'
+    """Who labels observations: 'node' (a reward node, over /<robot>/reward_label) or 'env'
+    (the robot itself, e.g. a gymnasium environment's reward, terminated and truncated)."""
 
     def __post_init__(self):
         check(bool(self.robot_id) and self.robot_id.replace('_', '').isalnum(),
@@ -74,6 +104,16 @@ class LoopConfig:
         check(self.resend_after_s > 0, f'resend_after_s must be > 0, got {self.resend_after_s}')
         check(len(self.image_size) == 2 and min(self.image_size) > 0,
               f'image_size must be [height, width] > 0, got {list(self.image_size)}')
+        check(self.reward_source in REWARD_SOURCES,
+              f'reward_source must be one of {list(REWARD_SOURCES)}, got {self.reward_source!r}')
+
+
+def check_reward_source(cfg: LoopConfig, robot) -> None:
+    """ValueError unless the robot can serve cfg.reward_source."""
+    if cfg.reward_source == 'env' and not callable(getattr(robot, 'outcome', None)):
+        raise ValueError(f'reward_source: env needs a robot that scores its own steps '
+                         f'(an outcome() method); {type(robot).__name__} has none: use '
+                         f'reward_source: node and a reward node')
 
 
 @dataclass
@@ -139,13 +179,14 @@ class EpisodeLoop:
     def __init__(self, cfg: LoopConfig, robot: Robot, first_seq: int = 1, first_episode: int = 0):
         self.cfg = cfg
         self.robot = robot
+        check_reward_source(cfg, robot)
         self.guard = ActionGuard(robot.action_low, robot.action_high)
         self.next_seq = first_seq
         self.next_episode = first_episode
         self.obs: Observation | None = None
         self._pending: _Pending | None = None
         self._command: _Command | None = None
-        self._label: tuple[float, bool] | None = None
+        self._label: Label | None = None
         self._return = 0.0
         self._interventions = 0
         self._newest_version = 0
@@ -167,12 +208,17 @@ class EpisodeLoop:
                                  int(policy_version), bool(intervention))
         return True
 
-    def on_label(self, episode_id: int, step: int, reward: float, success: bool) -> None:
+    def on_label(self, episode_id: int, step: int, reward: float, success: bool,
+                 terminated: bool | None = None, truncated: bool = False) -> None:
+        """The label of observation (episode_id, step). ``terminated`` defaults to
+        ``success`` (a reward node's success ends the task)."""
         if self.obs is not None and (episode_id, step) == (self.obs.episode_id, self.obs.step):
             if not np.isfinite(reward):
                 self.counters['bad_labels'] += 1
                 return
-            self._label = (float(reward), bool(success))
+            self._label = Label(float(reward), bool(success),
+                                bool(success if terminated is None else terminated),
+                                bool(truncated))
 
     def on_ack(self, committed_seq: int) -> int:
         """Drop acknowledged transitions from the outbox; returns how many were dropped."""
@@ -188,6 +234,11 @@ class EpisodeLoop:
         if engaged:
             self._command = None
             self.robot.hold()
+
+    @property
+    def label(self) -> Label | None:
+        """The label of the current observation, once it has arrived."""
+        return self._label
 
     # -- the clock ----------------------------------------------------------------------
     def tick(self, now: float) -> TickOutput:
@@ -249,16 +300,22 @@ class EpisodeLoop:
         self._interventions += int(cmd.intervention)
         self._last_progress, self._holding = now, False
         self.counters['steps'] += 1
+        if self.cfg.reward_source == 'env':
+            label = self.robot.outcome()
+            self.on_label(self.obs.episode_id, self.obs.step, label.reward, label.success,
+                          label.terminated, label.truncated)
         return self.obs
 
     def _close_step(self, out: TickOutput, now: float) -> None:
-        reward, success = self._label
+        label = self._label
+        reward, success, terminated = label.reward, label.success, label.terminated
         prev, obs = self._pending, self.obs
-        truncated = not success and obs.step >= self.cfg.episode_max_steps
+        truncated = not terminated and (label.truncated or
+                                        obs.step >= self.cfg.episode_max_steps)
         tr = Transition(
             seq=self.next_seq, episode_id=obs.episode_id, step=prev.obs.step,
             state=prev.obs.state, action=prev.command.action, reward=reward,
-            next_state=obs.state, terminated=success, truncated=truncated,
+            next_state=obs.state, terminated=terminated, truncated=truncated,
             policy_version=prev.command.policy_version, intervention=prev.command.intervention,
             images=prev.obs.images, next_images=obs.images)
         self.next_seq += 1
@@ -267,7 +324,7 @@ class EpisodeLoop:
         self._return += reward
         self._pending = None
         out.transition = tr
-        if success or truncated:
+        if terminated or truncated:
             out.episode = EpisodeResult(obs.episode_id, obs.step, self._return, success,
                                         truncated, self._newest_version, self._interventions)
             self.counters['episodes_done'] += 1

@@ -1,9 +1,16 @@
-"""MuJoCo simulation of a small 4-joint arm doing reach-to-target (no ROS imports).
+"""MuJoCo simulation of a hinge arm doing reach-to-target (no ROS imports).
 
-The action is an end-effector Cartesian displacement; each control step turns it into
-joint position targets with damped least squares on the `ee` site Jacobian, then steps
-the physics for one control period. The state vector is float32 with the named slices
-of `MujocoArmSim.observation_layout`.
+One class drives any arm whose MJCF has hinge joints only, one position actuator per joint
+(in joint order), an end-effector site and a mocap target body. `ARM_MODELS` names the
+arms that ship with realrl: the small 4-joint `reach_arm`, the Panda-like 7-DoF `panda7` and
+the UR5e-like 6-DoF `ur5e6`; each brings its MJCF, home pose and a workspace that fits it.
+
+Two action modes. 'ee_delta' (default): an end-effector Cartesian displacement; each control
+step turns it into joint position targets with damped least squares on the ee site
+Jacobian. 'joint_delta': a displacement of every joint's position target (one value per
+joint, so its length is the arm's number of joints). Either way the physics then steps
+for one control period. The state vector is float32 with the named slices of
+`MujocoArmSim.observation_layout`.
 """
 
 import math
@@ -18,27 +25,70 @@ os.environ.setdefault('MUJOCO_GL', 'egl')
 import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 
-DEFAULT_MODEL_PATH = str(Path(__file__).resolve().parent / 'arm_models' / 'reach_arm.xml')
+MODELS_DIR = Path(__file__).resolve().parent / 'arm_models'
+DEFAULT_MODEL_PATH = str(MODELS_DIR / 'reach_arm.xml')
+ACTION_MODES = ('ee_delta', 'joint_delta')
 
 Vec3 = tuple[float, float, float]
 
 
 @dataclass(frozen=True)
+class ArmModel:
+    """An arm that ships with realrl, and the task defaults that fit its size."""
+    file: str
+    """MJCF file name in arm_models/."""
+    kind: str
+    """The robot kind its driver reports (RobotDescription.kind)."""
+    home_qpos: tuple[float, ...]
+    """Joint positions (rad) at reset."""
+    workspace_low: Vec3
+    """Lower corner of the reach box (m, world frame); holds the home end-effector position."""
+    workspace_high: Vec3
+    """Upper corner of the reach box (m, world frame)."""
+
+
+ARM_MODELS = {
+    'reach_arm': ArmModel('reach_arm.xml', 'mujoco_arm', (0.0, 0.3, 1.9, 0.94),
+                          (0.18, -0.20, 0.06), (0.45, 0.20, 0.30)),
+    # Franka's 'ready' pose, hand pointing down.
+    'panda7': ArmModel('panda7.xml', 'mujoco_panda7',
+                       (0.0, -0.785, 0.0, -2.356, 0.0, 1.571, 0.785),
+                       (0.25, -0.25, 0.10), (0.62, 0.25, 0.56)),
+    # Upper arm up, forearm forward, tool down.
+    'ur5e6': ArmModel('ur5e6.xml', 'mujoco_ur5e6',
+                      (0.0, -1.5708, 1.5708, -1.5708, -1.5708, 0.0),
+                      (0.30, -0.12, 0.10), (0.62, 0.38, 0.52)),
+}
+
+
+@dataclass(frozen=True)
 class ArmSimConfig:
-    model_path: str = DEFAULT_MODEL_PATH
-    """MJCF file of the arm; must define the `ee_site` site, the `target_body` mocap
-    body, one position actuator per hinge joint, and the cameras to render."""
+    model: str = 'reach_arm'
+    """Which arm, a key of ARM_MODELS: 'reach_arm' (4 joints), 'panda7' (Panda-like, 7 joints)
+    or 'ur5e6' (UR5e-like, 6 joints). It supplies model_path, home_qpos and the workspace
+    where those are left empty."""
+    model_path: str = ''
+    """MJCF file of the arm ('': the model's own). It must define the `ee_site` site, the
+    `target_body` mocap body, one position actuator per hinge joint, and the cameras."""
     control_hz: float = 20.0
     """Rate of `apply` calls; 1 / control_hz must be a whole number of model timesteps."""
+    action_mode: str = 'ee_delta'
+    """'ee_delta': 3 values, an end-effector displacement (x, y, z) through inverse
+    kinematics; 'joint_delta': one value per joint, a displacement of its position target."""
     max_ee_step_m: float = 0.03
-    """End-effector displacement (m, per axis) commanded by an action component of 1."""
-    workspace_low: Vec3 = (0.18, -0.20, 0.06)
-    """Lower corner (x, y, z in m, world frame) of the box the end effector is held in
-    and targets are drawn from."""
-    workspace_high: Vec3 = (0.45, 0.20, 0.30)
-    """Upper corner (x, y, z in m, world frame) of the workspace box."""
-    home_qpos: tuple[float, ...] = (0.0, 0.3, 1.9, 0.94)
-    """Joint positions (rad) at reset, before noise; one per hinge joint, in model order."""
+    """End-effector displacement (m, per axis) commanded by an action component of 1
+    ('ee_delta')."""
+    max_joint_step_rad: float = 0.05
+    """Joint target displacement (rad) commanded by an action component of 1
+    ('joint_delta')."""
+    workspace_low: tuple[float, ...] = ()
+    """Lower corner (x, y, z in m, world frame) of the box targets are drawn from and, with
+    'ee_delta', the end effector is held in ([]: the model's)."""
+    workspace_high: tuple[float, ...] = ()
+    """Upper corner (x, y, z in m, world frame) of the workspace box ([]: the model's)."""
+    home_qpos: tuple[float, ...] = ()
+    """Joint positions (rad) at reset, before noise; one per hinge joint, in model order
+    ([]: the model's home)."""
     home_noise_rad: float = 0.05
     """Half-width of the uniform noise added to each home joint position at reset."""
     target_min_distance_m: float = 0.10
@@ -57,13 +107,28 @@ class ArmSimConfig:
     keeps the arm's posture from drifting. 0 disables it."""
 
     def __post_init__(self):
+        preset = ARM_MODELS.get(self.model)
+        if preset is None:
+            raise ValueError(f'model {self.model!r} is not a known arm; known: '
+                             f'{sorted(ARM_MODELS)} (or give model_path for your own MJCF)')
+        # Empty fields take the model's values (frozen: set once, here).
+        if not self.model_path:
+            object.__setattr__(self, 'model_path', str(MODELS_DIR / preset.file))
+        for name in ('home_qpos', 'workspace_low', 'workspace_high'):
+            if len(getattr(self, name)) == 0:
+                object.__setattr__(self, name, tuple(getattr(preset, name)))
         if not Path(self.model_path).is_file():
             raise ValueError(f'model_path {self.model_path!r} is not a file; '
                              f'point it at an MJCF such as {DEFAULT_MODEL_PATH!r}')
         if not (math.isfinite(self.control_hz) and self.control_hz > 0):
             raise ValueError(f'control_hz must be a positive number, got {self.control_hz}')
+        if self.action_mode not in ACTION_MODES:
+            raise ValueError(f'action_mode must be one of {list(ACTION_MODES)}, got '
+                             f'{self.action_mode!r}')
         if not self.max_ee_step_m > 0:
             raise ValueError(f'max_ee_step_m must be > 0, got {self.max_ee_step_m}')
+        if not self.max_joint_step_rad > 0:
+            raise ValueError(f'max_joint_step_rad must be > 0, got {self.max_joint_step_rad}')
         for name in ('workspace_low', 'workspace_high'):
             if len(getattr(self, name)) != 3:
                 raise ValueError(f'{name} must have 3 values (x, y, z), got {getattr(self, name)}')
@@ -83,6 +148,11 @@ class ArmSimConfig:
         if not 0 <= self.nullspace_gain <= 1:
             raise ValueError(f'nullspace_gain must be in [0, 1], got {self.nullspace_gain}')
 
+    @property
+    def kind(self) -> str:
+        """The robot kind of this arm (RobotDescription.kind)."""
+        return ARM_MODELS[self.model].kind
+
 
 class MujocoArmSim:
     """The arm, its target and the reach task's state; one instance per simulated robot.
@@ -91,7 +161,7 @@ class MujocoArmSim:
     context lives there).
     """
 
-    ACTION_DIM = 3
+    EE_ACTION_DIM = 3
 
     def __init__(self, cfg: ArmSimConfig = ArmSimConfig(), seed: int | None = None):
         self.cfg = cfg
@@ -114,6 +184,12 @@ class MujocoArmSim:
         if m.nu != m.njnt or any(m.actuator_trnid[a, 0] != a for a in range(m.nu)):
             raise ValueError(f'model {cfg.model_path!r} needs one position actuator per joint, '
                              'in joint order')
+        affine = mujoco.mjtBias.mjBIAS_AFFINE
+        for a in range(m.nu):
+            if m.actuator_biastype[a] != affine or not m.actuator_biasprm[a, 1] < 0:
+                raise ValueError(f'actuator {m.actuator(a).name!r} of {cfg.model_path!r} is not '
+                                 'a position servo (a torque motor?); drive every joint with '
+                                 'a <position> actuator')
         if len(cfg.home_qpos) != m.nq:
             raise ValueError(f'home_qpos has {len(cfg.home_qpos)} values but the model has '
                              f'{m.nq} joints; give one angle per joint')
@@ -135,7 +211,8 @@ class MujocoArmSim:
         self._ws_low = np.asarray(cfg.workspace_low, dtype=np.float64)
         self._ws_high = np.asarray(cfg.workspace_high, dtype=np.float64)
 
-        self.action_dim = self.ACTION_DIM
+        self.kind = cfg.kind
+        self.action_dim = self.EE_ACTION_DIM if cfg.action_mode == 'ee_delta' else m.nu
         self.action_low = -np.ones(self.action_dim, dtype=np.float32)
         self.action_high = np.ones(self.action_dim, dtype=np.float32)
         sizes = {'joint_pos': m.nq, 'joint_vel': m.nv, 'ee_pos': 3, 'target_pos': 3,
@@ -199,7 +276,8 @@ class MujocoArmSim:
         return self.observe()
 
     def apply(self, action: np.ndarray) -> np.ndarray:
-        """Move the end effector by action * max_ee_step_m for one control period.
+        """Move for one control period: the end effector by action * max_ee_step_m
+        ('ee_delta'), or each joint's target by action * max_joint_step_rad ('joint_delta').
 
         `action` has `action_dim` values, clipped to [-1, 1]. Returns the new state.
         """
@@ -210,8 +288,13 @@ class MujocoArmSim:
         if not np.all(np.isfinite(a)):
             raise ValueError(f'action must be finite, got {a}')
         a = np.clip(a, -1.0, 1.0)
-        desired = np.clip(self.ee_pos + a * self.cfg.max_ee_step_m, self._ws_low, self._ws_high)
-        self.data.ctrl[:] = self._joint_targets(desired)
+        if self.cfg.action_mode == 'ee_delta':
+            desired = np.clip(self.ee_pos + a * self.cfg.max_ee_step_m, self._ws_low,
+                              self._ws_high)
+            self.data.ctrl[:] = self._joint_targets(desired)
+        else:
+            self.data.ctrl[:] = np.clip(self.data.qpos + a * self.cfg.max_joint_step_rad,
+                                        self._q_low, self._q_high)
         mujoco.mj_step(self.model, self.data, nstep=self.substeps)
         mujoco.mj_kinematics(self.model, self.data)  # site positions of the final state
         return self.observe()

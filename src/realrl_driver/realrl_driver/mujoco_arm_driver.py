@@ -1,32 +1,30 @@
-"""Entry point: a simulated MuJoCo arm as a realrl robot driver."""
+"""Entry point: a simulated MuJoCo arm as a realrl robot driver.
+
+One entry point for every arm of ``ARM_MODELS``: ``arm.model`` picks it (reach_arm, panda7,
+ur5e6), and the robot reports that model's kind (mujoco_arm, mujoco_panda7, mujoco_ur5e6).
+"""
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
 
 from realrl_common.config import check
+from realrl_driver.driver_config import DriverNodeConfig
 from realrl_driver.driver_node import run_driver
-from realrl_driver.episode_loop import LoopConfig
 from realrl_driver.mujoco_arm import ArmSimConfig, MujocoArmSim, mujoco  # sets MUJOCO_GL first
 
 
 @dataclass(frozen=True)
-class MujocoArmDriverConfig(LoopConfig):
+class MujocoArmDriverConfig(DriverNodeConfig):
     arm: ArmSimConfig = field(default_factory=ArmSimConfig)
-    """The simulated arm (model, workspace, IK); its clock is the driver's control_hz."""
-    replay_wait_s: float = 10.0
-    """After this long without an answer from the replay node about where this robot's data
-    ends, an error is logged (the robot holds until it answers); 0: do not ask, start at 1."""
-    timing_log: str = ''
-    """If set, every control tick's time is appended to this file (for benchmarks)."""
-    nice: int = -5
-    """Scheduling niceness of the driver process; below 0 puts the control clock ahead of
-    training on a shared machine (needs CAP_SYS_NICE; without it a warning, no change)."""
+    """The simulated arm (model, action mode, workspace, IK); its clock is the driver's
+    control_hz."""
 
     def __post_init__(self):
         super().__post_init__()
-        check(self.replay_wait_s >= 0, f'replay_wait_s must be >= 0, got {self.replay_wait_s}')
-        check(-20 <= self.nice <= 19, f'nice must be in -20..19, got {self.nice}')
+        check(self.reward_source == 'node',
+              f"reward_source must be 'node' for a MuJoCo arm (a reward node scores reaching), "
+              f'got {self.reward_source!r}')
         timestep = mujoco.MjModel.from_xml_path(self.arm.model_path).opt.timestep
         steps = 1.0 / (self.control_hz * timestep)
         check(abs(steps - round(steps)) < 1e-6 and round(steps) >= 1,
@@ -36,8 +34,13 @@ class MujocoArmDriverConfig(LoopConfig):
 
 class MujocoArmRobot(MujocoArmSim):
     """The simulated arm as the driver sees it: a robot that can hold its pose."""
-    action_units = 'end-effector displacement per step, in units of arm.max_ee_step_m'
     capabilities = ('reset', 'hold', 'estop', 'cameras')
+
+    @property
+    def action_units(self) -> str:
+        if self.cfg.action_mode == 'joint_delta':
+            return 'joint target displacement per step, in units of arm.max_joint_step_rad'
+        return 'end-effector displacement per step, in units of arm.max_ee_step_m'
 
     def hold(self) -> None:
         self.data.ctrl[:] = self.data.qpos  # position actuators keep the current pose

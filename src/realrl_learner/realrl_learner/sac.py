@@ -17,6 +17,10 @@ from torch import nn
 from realrl_policy.models import ActorConfig, GaussianActor, mlp
 
 BATCH_KEYS = ('obs', 'action', 'reward', 'next_obs', 'terminated')
+MASK_KEY = 'action_mask'
+"""Optional batch key: [B, act_dim] of 0/1, the action values each row's robot has (robots of
+several kinds share the networks). Masked values are zero in the critics' input and count
+nothing in the log-probability; the entropy target is minus the mean number of real values."""
 
 
 @dataclass(frozen=True)
@@ -120,14 +124,14 @@ class SAC:
         return float(self.log_alpha.detach().exp())
 
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
-        """One gradient step on `batch` (keys BATCH_KEYS, leading dimension B); returns
-        metrics namespaced 'train/...'."""
-        obs, action, reward, next_obs, terminated = self._unpack(batch)
+        """One gradient step on `batch` (keys BATCH_KEYS, optionally MASK_KEY, leading
+        dimension B); returns metrics namespaced 'train/...'."""
+        obs, action, reward, next_obs, terminated, mask = self._unpack(batch)
         cfg = self.cfg
         alpha = self.log_alpha.exp().detach()
 
         with torch.no_grad():
-            next_action, next_logp, _ = self.actor(next_obs)
+            next_action, next_logp, _ = self.actor(next_obs, mask)
             q1_t, q2_t = self.critic_target(next_obs, next_action)
             next_v = torch.min(q1_t, q2_t) - alpha * next_logp
             target_q = reward + cfg.gamma * (1.0 - terminated) * next_v
@@ -136,7 +140,7 @@ class SAC:
         self._step(self.critic_opt, critic_loss, self.critic)
 
         if self.updates % cfg.actor_update_interval == 0:
-            self._last_actor_metrics = self._update_actor_and_alpha(obs)
+            self._last_actor_metrics = self._update_actor_and_alpha(obs, mask)
 
         with torch.no_grad():
             for p_t, p in zip(self.critic_target.parameters(), self.critic.parameters()):
@@ -150,17 +154,21 @@ class SAC:
             'train/updates': float(self.updates),
         }
 
-    def _update_actor_and_alpha(self, obs: torch.Tensor) -> dict[str, float]:
+    def _update_actor_and_alpha(self, obs: torch.Tensor, mask: torch.Tensor | None
+                                ) -> dict[str, float]:
         alpha = self.log_alpha.exp().detach()
         self.critic.requires_grad_(False)  # the actor loss must not train the critics
-        new_action, logp, _ = self.actor(obs)
+        new_action, logp, _ = self.actor(obs, mask)
         q1, q2 = self.critic(obs, new_action)
         actor_loss = (alpha * logp - torch.min(q1, q2)).mean()
         self._step(self.actor_opt, actor_loss, self.actor)
         self.critic.requires_grad_(True)
 
         entropy = -logp.detach().mean()
-        alpha_loss = self.log_alpha.exp() * (entropy - self.target_entropy)
+        target = self.target_entropy
+        if mask is not None and self.cfg.target_entropy is None:
+            target = -float(mask.sum(dim=1).mean())
+        alpha_loss = self.log_alpha.exp() * (entropy - target)
         self.alpha_opt.zero_grad(set_to_none=True)
         alpha_loss.backward()
         self.alpha_opt.step()
@@ -194,6 +202,13 @@ class SAC:
                 raise ValueError(f'batch[{key!r}] has {t.shape[1]} values per row, expected '
                                  f'{width}')
             out.append(t)
+        mask = batch.get(MASK_KEY)
+        if mask is not None:
+            mask = torch.as_tensor(mask, dtype=torch.float32)
+            if tuple(mask.shape) != (n, self.act_dim):
+                raise ValueError(f'batch[{MASK_KEY!r}] must be [B, {self.act_dim}], got '
+                                 f'{tuple(mask.shape)}')
+        out.append(mask)
         return tuple(out)
 
     # ------------------------------------------------------------ checkpoint

@@ -5,6 +5,11 @@ the store has committed, paced so that it makes at most ``updates_per_step`` upd
 stored transition (the UTD ratio), and hands out a new weights version every
 ``publish_every_s``. Checkpoints hold the whole SAC state plus the version, so a resumed
 learner continues the version sequence.
+
+Robots of several kinds train one actor and one pair of critics over the store's shared
+space (``realrl_common.embodiment``): the actor's input is the padded state plus the
+embodiment one-hot, actions are scaled with each row's own robot's bounds, and the action
+values a robot lacks are masked. The space travels in every weights blob and checkpoint.
 """
 from __future__ import annotations
 
@@ -18,14 +23,15 @@ import numpy as np
 import torch
 
 from realrl_common.config import check
-from realrl_learner.sac import SAC, SACConfig
-from realrl_policy.inference import to_unit
+from realrl_common.embodiment import SharedSpace
+from realrl_learner.sac import MASK_KEY, SAC, SACConfig
 from realrl_policy.models import GaussianActor
 from realrl_policy.weights_blob import pack_actor
 from realrl_replay.sampler import Sampler
 from realrl_replay.sampler_config import SamplerConfig
 
 FIELDS = ('obs/state', 'action', 'reward', 'next_obs/state', 'terminated')
+EMBODIMENT = 'embodiment'
 
 
 @dataclass(frozen=True)
@@ -71,15 +77,24 @@ class Trainer:
         if not robots:
             raise ValueError(f'replay store {reader.path} has no robot descriptions in its '
                              'metadata; it was not written by the replay node')
-        first = next(iter(robots.values()))
-        self.obs_dim, self.act_dim = first['state_dim'], first['action_dim']
-        self.low = np.asarray(first['action_low'], np.float32)
-        self.high = np.asarray(first['action_high'], np.float32)
+        space = reader.metadata.get('space')
+        if space is not None:
+            self.space = SharedSpace.from_json(space)
+        else:  # a store from before shared spaces: one shape, the first robot's
+            first_id = next(iter(robots))
+            self.space = SharedSpace.from_descriptions({first_id: robots[first_id]})
+        stored = reader.schema.by_name['obs/state'].shape[0]
+        if stored != self.space.state_dim:
+            raise ValueError(f'replay store {reader.path} holds states of {stored} values, its '
+                             f'robots\' shared space has {self.space.state_dim}')
+        self.obs_dim, self.act_dim = self.space.obs_dim, self.space.action_dim
+        self._per_row = EMBODIMENT in reader.schema.by_name
+        self._masked = any(e.action_dim < self.act_dim for e in self.space.embodiments)
         self.sac = SAC(self.obs_dim, self.act_dim, cfg.sac, cfg.seed)
         self.sampler = Sampler(reader, SamplerConfig(
             batch_size=cfg.sac.batch_size, cache_bytes=cfg.cache_bytes,
-            window=cfg.window or None, fields=FIELDS, seed=cfg.seed,
-            refresh_interval_s=cfg.refresh_every_s))
+            window=cfg.window or None, fields=FIELDS + ((EMBODIMENT,) if self._per_row else ()),
+            seed=cfg.seed, refresh_interval_s=cfg.refresh_every_s))
         self.version = 0
         self.checkpoint_dir = Path(checkpoint_dir)
         self.metrics_path = Path(metrics_path) if metrics_path else None
@@ -111,14 +126,20 @@ class Trainer:
         return True
 
     def batch(self, rows: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
-        action = to_unit(rows['action'], self.low, self.high)
-        return {
-            'obs': torch.as_tensor(rows['obs/state']),
-            'action': torch.as_tensor(np.clip(action, -1.0, 1.0), dtype=torch.float32),
+        """Sampled rows -> SAC's batch: actor inputs, actions in [-1, 1] (and their mask)."""
+        n = len(rows['reward'])
+        e = (rows[EMBODIMENT].astype(np.int64) if self._per_row else np.zeros(n, np.int64))
+        space = self.space
+        out = {
+            'obs': torch.as_tensor(space.actor_obs(rows['obs/state'], e)),
+            'action': torch.as_tensor(space.to_unit(rows['action'], e), dtype=torch.float32),
             'reward': torch.as_tensor(rows['reward'], dtype=torch.float32),
-            'next_obs': torch.as_tensor(rows['next_obs/state']),
+            'next_obs': torch.as_tensor(space.actor_obs(rows['next_obs/state'], e)),
             'terminated': torch.as_tensor(rows['terminated'], dtype=torch.float32),
         }
+        if self._masked:
+            out[MASK_KEY] = torch.as_tensor(space.mask[e])
+        return out
 
     def publish_due(self, now: float) -> bool:
         return self.sac.updates > 0 and now - self._last_publish >= self.cfg.publish_every_s
@@ -130,7 +151,7 @@ class Trainer:
         return self.current_weights()
 
     def current_weights(self) -> tuple[int, bytes]:
-        return self.version, pack_actor(self.sac.actor)
+        return self.version, pack_actor(self.sac.actor, self.space.to_json())
 
     def metrics_record(self) -> dict:
         return {'time_s': round(time.monotonic() - self.started, 3), 'updates': self.sac.updates,
@@ -151,7 +172,8 @@ class Trainer:
     def save_checkpoint(self, now: float | None = None) -> Path:
         self._last_checkpoint = time.monotonic() if now is None else now
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        state = {'sac': self.sac.state_dict(), 'version': self.version}
+        state = {'sac': self.sac.state_dict(), 'version': self.version,
+                 'space': json.dumps(self.space.to_json())}
         path = self.checkpoint_dir / f'ckpt_{self.sac.updates:09d}.pt'
         tmp = path.with_suffix('.tmp')
         torch.save(state, tmp)
@@ -188,7 +210,8 @@ def checkpoint_weights(checkpoint_dir: str | Path, sac_cfg: SACConfig) -> tuple[
     sac = state['sac']
     actor = GaussianActor(sac_cfg.actor, int(sac['obs_dim']), int(sac['act_dim']))
     actor.load_state_dict(sac['actor'])
-    return int(state['version']), pack_actor(actor)
+    space = json.loads(state['space']) if 'space' in state else None
+    return int(state['version']), pack_actor(actor, space)
 
 
 def _last_time(metrics_path: Path | None) -> float:

@@ -3,6 +3,11 @@
 Before the first weights arrive, actions are drawn uniformly inside each robot's bounds
 (version 0): that is SAC's initial exploration, done where the robot is. The actor works
 in [-1, 1]; actions are scaled to the robot's bounds on the way out.
+
+Robots of several kinds share the one actor through the shared space its weights carry
+(``realrl_common.embodiment``): a robot's state is padded into the shared layout, the
+embodiment one-hot is appended, and the robot takes the first action_dim values of the
+actor's action.
 """
 from __future__ import annotations
 
@@ -11,8 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from realrl_common.embodiment import SharedSpace
 from realrl_policy.models import GaussianActor
-from realrl_policy.weights_blob import unpack_actor
+from realrl_policy.weights_blob import unpack
 
 
 @dataclass(frozen=True)
@@ -20,6 +26,8 @@ class RobotSpace:
     state_dim: int
     low: np.ndarray
     high: np.ndarray
+    description: dict | None = None
+    """The robot's description (describe_robot), needed to serve it with a shared space."""
 
 
 def to_unit(action: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
@@ -36,36 +44,77 @@ class InferenceEngine:
         self.deterministic = deterministic
         self.version = 0
         self.actor: GaussianActor | None = None
+        self.space: SharedSpace | None = None
         self.spaces: dict[str, RobotSpace] = {}
+        self._embodiment: dict[str, int] = {}
         self.swaps = 0
         self.refused = 0
         self._rng = np.random.default_rng(seed)
         torch.manual_seed(seed)
 
-    def add_robot(self, robot_id: str, state_dim: int, low, high) -> None:
-        self.spaces[robot_id] = RobotSpace(int(state_dim), np.asarray(low, np.float32),
-                                           np.asarray(high, np.float32))
+    def add_robot(self, robot_id: str, state_dim: int, low, high,
+                  description: dict | None = None) -> None:
+        """Serve robot_id; ValueError (and not served) if the loaded weights cannot."""
+        robot = RobotSpace(int(state_dim), np.asarray(low, np.float32),
+                           np.asarray(high, np.float32), description)
+        if self.actor is not None:
+            why, e = self._fit(robot_id, robot, self.actor, self.space)
+            if why:
+                raise ValueError(f'cannot serve {robot_id} with weights v{self.version}: {why}')
+            if e is not None:
+                self._embodiment[robot_id] = e
+        self.spaces[robot_id] = robot
 
     def load(self, version: int, blob: bytes) -> str:
         """Swap in the actor of blob if it fits every robot; returns '' or why not."""
         try:
-            actor = unpack_actor(blob)
+            actor, space_json = unpack(blob)
+            space = SharedSpace.from_json(space_json) if space_json is not None else None
         except ValueError as e:
             self.refused += 1
             return str(e)
-        for rid, space in self.spaces.items():
-            if (actor.obs_dim, actor.act_dim) != (space.state_dim, space.low.shape[0]):
+        if space is not None and (actor.obs_dim, actor.act_dim) != (space.obs_dim,
+                                                                     space.action_dim):
+            self.refused += 1
+            return (f'weights v{version}: actor obs {actor.obs_dim}/act {actor.act_dim} do not '
+                    f'match their shared space {space.obs_dim}/{space.action_dim}')
+        embodiment = {}
+        for rid, robot in self.spaces.items():
+            why, e = self._fit(rid, robot, actor, space)
+            if why:
                 self.refused += 1
-                return (f'weights v{version} are for obs {actor.obs_dim}/act {actor.act_dim}, '
-                        f'robot {rid} has {space.state_dim}/{space.low.shape[0]}')
-        self.actor, self.version = actor, int(version)
+                return f'weights v{version}: {why}'
+            if e is not None:
+                embodiment[rid] = e
+        self.actor, self.space, self._embodiment = actor, space, embodiment
+        self.version = int(version)
         self.swaps += 1
         return ''
 
+    @staticmethod
+    def _fit(rid: str, robot: RobotSpace, actor: GaussianActor,
+             space: SharedSpace | None) -> tuple[str, int | None]:
+        """('', embodiment index or None) if the actor can serve the robot, else (why, None)."""
+        if space is None:
+            if (actor.obs_dim, actor.act_dim) != (robot.state_dim, robot.low.shape[0]):
+                return (f'they are for obs {actor.obs_dim}/act {actor.act_dim}, robot {rid} has '
+                        f'{robot.state_dim}/{robot.low.shape[0]}'), None
+            return '', None
+        if robot.description is None:
+            return f'robot {rid} has no description to place it in the shared space', None
+        try:
+            return '', space.index(robot.description)
+        except ValueError as e:
+            return str(e), None
+
     def act(self, robot_id: str, state: np.ndarray) -> tuple[np.ndarray, int]:
-        space = self.spaces[robot_id]
+        robot = self.spaces[robot_id]
         if self.actor is None:
-            u = self._rng.uniform(-1.0, 1.0, size=space.low.shape[0])
-        else:
+            u = self._rng.uniform(-1.0, 1.0, size=robot.low.shape[0])
+        elif self.space is None:
             u = self.actor.act(state, deterministic=self.deterministic)
-        return from_unit(np.asarray(u, np.float32), space.low, space.high), self.version
+        else:
+            e = self._embodiment[robot_id]
+            obs = self.space.actor_obs(self.space.pad_state(e, state), e)
+            u = self.actor.act(obs, deterministic=self.deterministic)[:robot.low.shape[0]]
+        return from_unit(np.asarray(u, np.float32), robot.low, robot.high), self.version

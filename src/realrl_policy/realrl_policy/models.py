@@ -66,9 +66,15 @@ class GaussianActor(nn.Module):
         log_std = lo + 0.5 * (hi - lo) * (torch.tanh(raw) + 1.0)  # smooth clamp
         return mean, log_std
 
-    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, obs: torch.Tensor, mask: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Sampled action (reparameterised), its log-probability (shape [B, 1]) and the
-        deterministic action tanh(mean)."""
+        deterministic action tanh(mean).
+
+        `mask` ([B, act_dim] of 0/1) marks the action values a row's robot has (robots of
+        several kinds share one actor, realrl_common.embodiment): the others are zeroed and
+        count nothing in the log-probability.
+        """
         mean, log_std = self._mean_log_std(obs)
         std = log_std.exp()
         pre = mean + std * torch.randn_like(mean)
@@ -76,8 +82,12 @@ class GaussianActor(nn.Module):
         gauss = -0.5 * (((pre - mean) / std) ** 2) - log_std - 0.5 * np.log(2 * np.pi)
         # log(1 - tanh(x)^2) written stably: 2 * (log 2 - x - softplus(-2x)).
         squash = 2.0 * (np.log(2.0) - pre - nn.functional.softplus(-2.0 * pre))
-        log_prob = (gauss - squash).sum(dim=-1, keepdim=True)
-        return action, log_prob, torch.tanh(mean)
+        terms = gauss - squash
+        deterministic = torch.tanh(mean)
+        if mask is not None:
+            terms, action, deterministic = terms * mask, action * mask, deterministic * mask
+        log_prob = terms.sum(dim=-1, keepdim=True)
+        return action, log_prob, deterministic
 
     @torch.no_grad()
     def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:

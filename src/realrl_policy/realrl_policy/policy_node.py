@@ -18,6 +18,7 @@ from rclpy.node import Node
 
 from realrl_common.config import check
 from realrl_common.convert import from_f32, to_f32
+from realrl_common.embodiment import describe_robot
 from realrl_common.node_main import spin_node
 from realrl_common.qos import COMMAND_QOS, LATCHED_QOS, SENSOR_QOS, WEIGHTS_QOS
 from realrl_common.ros_params import read_config
@@ -47,6 +48,7 @@ class PolicyNode(Node):
         torch.set_num_threads(1)
         self.engine = InferenceEngine(self.cfg.deterministic, self.cfg.seed)
         self.assembler = BlobAssembler()
+        self.failures = 0
         self._action_pubs = {}
         for rid in self.cfg.robot_ids:
             self._action_pubs[rid] = self.create_publisher(Action, f'/{rid}/action', COMMAND_QOS)
@@ -59,15 +61,25 @@ class PolicyNode(Node):
         self._publish_version()
 
     def _on_description(self, msg: RobotDescription):
-        self.engine.add_robot(msg.robot_id, msg.state_dim, from_f32(msg.action_low),
-                              from_f32(msg.action_high))
-        self.get_logger().info(f'serving {msg.robot_id}: state {msg.state_dim}, '
+        try:
+            self.engine.add_robot(msg.robot_id, msg.state_dim, from_f32(msg.action_low),
+                                  from_f32(msg.action_high), describe_robot(msg))
+        except ValueError as e:
+            self.get_logger().error(f'{e}; the robot gets no actions until weights that fit it')
+            return
+        self.get_logger().info(f'serving {msg.robot_id} ({msg.kind}): state {msg.state_dim}, '
                                f'action {msg.action_dim} ({msg.action_units})')
 
     def _on_observation(self, msg: Observation):
         if msg.robot_id not in self.engine.spaces:
             return  # description not seen yet
-        action, version = self.engine.act(msg.robot_id, from_f32(msg.state))
+        try:
+            action, version = self.engine.act(msg.robot_id, from_f32(msg.state))
+        except ValueError as e:  # a state that does not fit the robot's description
+            self.failures += 1
+            if self.failures in (1, 10, 100) or self.failures % 1000 == 0:
+                self.get_logger().error(f'no action for {msg.robot_id} step {msg.step}: {e}')
+            return
         out = Action(robot_id=msg.robot_id, episode_id=msg.episode_id, step=msg.step,
                      action=to_f32(action), policy_version=version)
         out.header.stamp = self.get_clock().now().to_msg()

@@ -1,7 +1,9 @@
 """A self-describing actor weights blob: JSON header (architecture, dims) + .npz arrays.
 
 The learner packs the actor it trains; a policy unpacks it without being told the
-architecture, so the two cannot silently disagree.
+architecture, so the two cannot silently disagree. The header may also carry the shared
+space of the robots the actor was trained for (``realrl_common.embodiment.SharedSpace``
+as JSON, key 'space'): how to pad each robot's state and cut its action.
 """
 from __future__ import annotations
 
@@ -14,14 +16,17 @@ from realrl_policy.models import ActorConfig, GaussianActor, actor_from_bytes, a
 MAGIC = b'RRLA1'
 
 
-def pack_actor(actor: GaussianActor) -> bytes:
-    header = json.dumps({'actor': asdict(actor.cfg), 'obs_dim': actor.obs_dim,
-                         'act_dim': actor.act_dim}).encode()
+def pack_actor(actor: GaussianActor, space: dict | None = None) -> bytes:
+    header = {'actor': asdict(actor.cfg), 'obs_dim': actor.obs_dim, 'act_dim': actor.act_dim}
+    if space is not None:
+        header['space'] = space
+    header = json.dumps(header).encode()
     return MAGIC + struct.pack('<I', len(header)) + header + actor_to_bytes(actor)
 
 
-def unpack_actor(blob: bytes) -> GaussianActor:
-    """The actor in blob; ValueError if blob is not a realrl actor blob."""
+def unpack(blob: bytes) -> tuple[GaussianActor, dict | None]:
+    """The actor in blob and its shared space (None in blobs without one); ValueError if
+    blob is not a realrl actor blob."""
     blob = bytes(blob)
     if not blob.startswith(MAGIC) or len(blob) < len(MAGIC) + 4:
         raise ValueError('weights blob does not start with the realrl actor header')
@@ -32,6 +37,12 @@ def unpack_actor(blob: bytes) -> GaussianActor:
         cfg = ActorConfig(**{k: tuple(v) if isinstance(v, list) else v
                              for k, v in header['actor'].items()})
         obs_dim, act_dim = int(header['obs_dim']), int(header['act_dim'])
-    except (ValueError, KeyError, TypeError) as e:
+        space = header.get('space')
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise ValueError(f'weights blob header is unreadable: {e}') from e
-    return actor_from_bytes(cfg, obs_dim, act_dim, blob[start + n:])
+    return actor_from_bytes(cfg, obs_dim, act_dim, blob[start + n:]), space
+
+
+def unpack_actor(blob: bytes) -> GaussianActor:
+    """The actor in blob; ValueError if blob is not a realrl actor blob."""
+    return unpack(blob)[0]
