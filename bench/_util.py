@@ -69,3 +69,25 @@ def timed(fn, *args, **kwargs):
     t0 = time.perf_counter()
     out = fn(*args, **kwargs)
     return out, time.perf_counter() - t0
+
+
+def start_process(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
+    """A node process in its own session (process group), output to log."""
+    with open(log, 'ab') as f:
+        return subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+
+
+def stop_process(p: subprocess.Popen, grace_s: float = 5.0) -> int:
+    """SIGINT to the process group, then SIGKILL of the group; returns the exit code."""
+    for sig, wait in ((signal.SIGINT, grace_s), (signal.SIGKILL, None)):
+        if p.poll() is None or sig == signal.SIGKILL:
+            try:
+                os.killpg(p.pid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+        try:
+            return p.wait(wait)
+        except subprocess.TimeoutExpired:
+            continue
+    return p.wait()

@@ -1,4 +1,6 @@
 """Fixtures for tests that run nodes over real DDS, each on its own domain."""
+import time
+
 import pytest
 
 from ros_env import isolate, next_domain_id, require_workspace
@@ -22,7 +24,15 @@ def ros_node(ros_domain):
     node = rclpy.create_node('test_probe', context=context)
     executor = rclpy.executors.SingleThreadedExecutor(context=context)
     executor.add_node(node)
-    node.spin = lambda t=0.05: executor.spin_once(timeout_sec=t)
+
+    def spin(duration=0.05):
+        """Serve callbacks for the whole duration (spin_once alone returns after one)."""
+        end = time.monotonic() + duration
+        while True:
+            executor.spin_once(timeout_sec=max(0.0, end - time.monotonic()))
+            if time.monotonic() >= end:
+                return
+    node.spin = spin
     yield node
     executor.shutdown()
     node.destroy_node()

@@ -13,11 +13,24 @@ from realrl_common.qos import COMMAND_QOS, DATA_QOS, SENSOR_QOS, STATUS_QOS
 from ros_env import Proc, executable, wait_for
 
 
-def call(node, client, request, timeout=10.0):
+def call(node, client, request, timeout=10.0, attempts=1):
+    """A service call; idempotent ones may be sent again, since a request sent while
+    discovery is still matching the reply path can be lost."""
     assert wait_for(client.service_is_ready, timeout, spin=node.spin), f'{client.srv_name} absent'
-    future = client.call_async(request)
-    assert wait_for(future.done, timeout, spin=node.spin), f'{client.srv_name} did not answer'
-    return future.result()
+    for _ in range(attempts):
+        future = client.call_async(request)
+        if wait_for(future.done, timeout / attempts, spin=node.spin):
+            return future.result()
+    raise AssertionError(f'{client.srv_name} did not answer')
+
+
+def wait_until_up(node, proc):
+    """The driver's heartbeat arrives: it is up and discovery has matched both ways."""
+    statuses = []
+    sub = node.create_subscription(DriverStatus, '/arm0/status', statuses.append, STATUS_QOS)
+    assert wait_for(lambda: statuses, 20, spin=node.spin), proc.output()
+    state(node)  # and its lifecycle services answer
+    node.destroy_subscription(sub)
 
 
 def change(node, transition_id):
@@ -29,7 +42,7 @@ def change(node, transition_id):
 
 def state(node):
     client = node.create_client(GetState, '/arm0/driver/get_state')
-    return call(node, client, GetState.Request()).current_state.label
+    return call(node, client, GetState.Request(), attempts=5).current_state.label
 
 
 def test_lifecycle_description_safety_and_transitions(ros_node, tmp_path):
@@ -106,6 +119,7 @@ def test_bad_parameters_fail_configure_with_a_named_key(ros_node, tmp_path):
     proc = Proc([executable('realrl_driver', 'mujoco_arm_driver'), '--ros-args',
                  '-r', '__ns:=/arm0', '-p', 'control_hz:=33.0'], tmp_path / 'driver.log')
     try:
+        wait_until_up(ros_node, proc)
         assert not change(ros_node, LcTransition.TRANSITION_CONFIGURE)
         assert wait_for(lambda: 'control_hz' in proc.output(), 5)
         assert state(ros_node) == 'unconfigured'

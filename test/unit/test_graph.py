@@ -78,3 +78,34 @@ def test_cli_refuses_bad_input_with_exit_2_and_starts_nothing(tmp_path, capsys):
     assert 'use --resume' in capsys.readouterr().err
     assert realrl_main(['train', '--resume', str(tmp_path)]) == 2
     assert 'no graph.yaml there' in capsys.readouterr().err
+
+
+MULTI = ROOT / 'config' / 'multi_arm_sim.yaml'
+
+
+def test_multi_robot_graph_has_two_arm_kinds_and_one_of_each_other_node():
+    graph = load_graph(MULTI, {'run_dir': '/tmp/r'})
+    assert graph.robot_ids() == ['panda0', 'panda1', 'ur5e0', 'ur5e1']
+    models = {n.namespace: n.parameters['arm']['model'] for n in graph.drivers}
+    assert models == {'panda0': 'panda7', 'panda1': 'panda7', 'ur5e0': 'ur5e6', 'ur5e1': 'ur5e6'}
+    others = [n.name for n in graph.nodes if n not in graph.drivers]
+    assert others == ['replay', 'learner', 'reward', 'policy']
+    with pytest.raises(ConfigError, match=r"panda0/driver parameters: arm: model 'ur10' is not "
+                                          r'a known arm; known'):
+        load_graph(MULTI, {'run_dir': '/tmp/r'}, ['driver.arm.model=ur10'])
+
+
+def test_a_reward_node_may_not_label_a_robot_that_scores_itself(tmp_path):
+    raw = yaml.safe_load(MULTI.read_text())
+    raw['nodes'].append({'name': 'driver', 'namespace': 'pend0', 'package': 'realrl_driver',
+                         'executable': 'gym_driver', 'lifecycle': True,
+                         'parameters': {'robot_id': 'pend0', 'env': {'env_id': 'Pendulum-v1'}}})
+    for node in raw['nodes']:
+        if node['name'] in ('replay', 'policy'):
+            node['parameters']['robot_ids'].append('pend0')
+    path = tmp_path / 'g.yaml'
+    path.write_text(yaml.safe_dump(raw))
+    assert 'pend0' in load_graph(path, {'run_dir': '/tmp/r'}).robot_ids()
+    with pytest.raises(ConfigError, match=r"robot_ids names \['pend0'\], whose driver labels its "
+                                          r'own steps \(reward_source: env\)'):
+        load_graph(path, {'run_dir': '/tmp/r'}, ['reward.robot_ids=[panda0, pend0]'])

@@ -76,3 +76,23 @@ def test_orphan_shared_memory_is_removed_but_used_files_are_kept(tmp_path):
         removed = remove_orphan_segments(since=0.0, shm=shm)
     assert removed == ['fastdds_deadbeef']
     assert used.exists() and other.exists()
+
+
+def test_files_we_were_seen_using_are_removed_even_if_old_and_our_own_when_exiting(tmp_path):
+    shm = tmp_path / 'shm'
+    shm.mkdir()
+    old_seen = shm / 'fastdds_port7411'
+    old_seen.write_bytes(b'x')
+    os.utime(old_seen, (1, 1))  # created long before the launcher started
+    old_other = shm / 'fastdds_port7413'
+    old_other.write_bytes(b'x')
+    os.utime(old_other, (1, 1))
+    mine = shm / 'fastdds_mine'
+    mine.write_bytes(b'x')
+    with open(mine, 'rb'):
+        assert remove_orphan_segments(since=time.time(), shm=shm, seen={str(old_seen)}) == \
+            ['fastdds_port7411']
+        assert mine.exists()  # this process holds it
+        assert remove_orphan_segments(since=time.time() - 60, shm=shm,
+                                      ignore_pids=frozenset({os.getpid()})) == ['fastdds_mine']
+    assert old_other.exists()  # never ours: untouched

@@ -4,11 +4,13 @@
     realrl train --resume DIR
     realrl check [--config FILE]          validate a graph file, start nothing
     realrl plot DIR                       redraw a run's learning curve
+    realrl robots [--wait-s S]            the hardware manager's robots: kind, state, holder, rate, health
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import time
@@ -20,7 +22,8 @@ from realrl_common.config import ConfigError
 from realrl_bringup.graph import GraphSpec, apply_override, load_graph
 from realrl_bringup.learning_curve import plot_learning_curve
 from realrl_bringup.progress import EpisodeLog, Progress
-from realrl_bringup.shm_cleanup import remove_orphan_segments
+from realrl_bringup import robots_cmd
+from realrl_bringup.shm_cleanup import files_of
 from realrl_bringup.supervisor import Supervisor, executable_path, ros_args
 
 DEFAULT_CONFIG = 'config/reach_sim.yaml'
@@ -46,6 +49,9 @@ def parse_args(argv):
     check.add_argument('--set', action='append', default=[])
     plot = sub.add_parser('plot', help="redraw a run's learning curve")
     plot.add_argument('run_dir')
+    robots = sub.add_parser('robots', help="list the hardware manager's robots")
+    robots.add_argument('--wait-s', type=float, default=3.0,
+                        help='how long to wait for the hardware manager (default 3)')
     return p.parse_args(argv)
 
 
@@ -139,7 +145,7 @@ def train(args) -> int:
                 if why:
                     raise RuntimeError(f'{why}; see {node.log_path}')
                 print(f'realrl: {spec.fqn} active', flush=True)
-        last_print = 0.0
+        last_print = last_shm_note = 0.0
         while stop.signal is None:
             spin(0.1)
             now = time.monotonic()
@@ -150,6 +156,9 @@ def train(args) -> int:
                     why = monitor.bring_up(m.spec.fqn, spin, alive=lambda: m.running)
                     print(f'realrl: {m.spec.fqn} ' + (why or 'active again'), flush=True)
             progress.update_rate(now)
+            if now - last_shm_note >= 2.0:
+                supervisor.note_shm()
+                last_shm_note = now
             if now - last_print >= args.status_every_s:
                 up = [f for f, m in supervisor.nodes.items() if m.running]
                 down = [f for f, m in supervisor.nodes.items() if not m.running]
@@ -170,7 +179,9 @@ def train(args) -> int:
         codes = supervisor.stop_all()
         monitor.destroy_node()
         rclpy.try_shutdown()
-        remove_orphan_segments(since=supervisor.started_at)  # ours, now that we closed DDS
+        # Our own files too: this process keeps them mapped until it exits, moments from now.
+        supervisor.shm_seen |= files_of(os.getpid())
+        supervisor.remove_orphans(ignore_pids=frozenset({os.getpid()}))
         summary['exit_codes'] = codes
         (run_dir / 'summary.json').write_text(json.dumps(summary, indent=2))
         try:
@@ -192,6 +203,8 @@ def main(argv=None) -> int:
         if args.command == 'plot':
             print(plot_learning_curve(Path(args.run_dir)))
             return 0
+        if args.command == 'robots':
+            return robots_cmd.robots(args.wait_s)
         return train(args)
     except (ConfigError, FileNotFoundError) as e:
         print(f'realrl: {e}', file=sys.stderr)

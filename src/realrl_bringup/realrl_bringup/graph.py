@@ -22,12 +22,16 @@ RESTART_POLICIES = ('never', 'on_failure')
 # (package, executable) -> 'module:ConfigClass' that validates the node's parameters.
 NODE_CONFIGS = {
     ('realrl_driver', 'mujoco_arm_driver'): 'realrl_driver.mujoco_arm_driver:MujocoArmDriverConfig',
+    ('realrl_driver', 'gym_driver'): 'realrl_driver.gym_driver:GymDriverConfig',
     ('realrl_policy', 'policy_node'): 'realrl_policy.policy_node:PolicyNodeConfig',
     ('realrl_reward', 'reward_node'): 'realrl_reward.reward_node:RewardNodeConfig',
     ('realrl_replay', 'replay_node'): 'realrl_replay.replay_node:ReplayNodeConfig',
     ('realrl_learner', 'learner_node'): 'realrl_learner.learner_node:LearnerNodeConfig',
+    ('realrl_hardware', 'hardware_manager'):
+        'realrl_hardware.hardware_manager_node:HardwareManagerConfig',
 }
 DRIVER_PACKAGE = 'realrl_driver'
+REWARD_PACKAGE = 'realrl_reward'
 NAME = re.compile(r'^[A-Za-z][A-Za-z0-9_]*$')
 
 
@@ -147,6 +151,15 @@ def validate_parameters(graph: GraphSpec) -> dict[str, Any]:
             check(rid in robots, f'node {spec.fqn} parameters: robot_ids names {rid!r}, but no '
                                  f'driver has that robot_id (drivers: {robots}); add a driver '
                                  f'or fix the id')
+    self_scored = {configs[s.fqn].robot_id for s in graph.drivers
+                   if getattr(configs[s.fqn], 'reward_source', 'node') == 'env'}
+    for spec in graph.nodes:
+        if spec.package != REWARD_PACKAGE:
+            continue
+        both = sorted(self_scored & set(getattr(configs[spec.fqn], 'robot_ids', ())))
+        check(not both, f'node {spec.fqn} parameters: robot_ids names {both}, whose driver '
+                        f'labels its own steps (reward_source: env); remove them from robot_ids '
+                        f'or set reward_source: node on their driver')
     return configs
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from ament_index_python.packages import PackageNotFoundError, get_package_prefix
 
 from realrl_bringup.graph import NodeSpec
-from realrl_bringup.shm_cleanup import remove_orphan_segments
+from realrl_bringup.shm_cleanup import files_of, remove_orphan_segments
 
 
 def executable_path(spec: NodeSpec) -> str:
@@ -63,6 +63,8 @@ class Supervisor:
         self.max_restarts = max_restarts
         self.nodes: dict[str, Managed] = {}
         self.started_at = time.time()
+        self.shm_seen: set[str] = set()
+        """Fast DDS shared-memory files our processes were seen using (see note_shm)."""
 
     def add(self, spec: NodeSpec, command: list[str]) -> Managed:
         m = Managed(spec, command, self.log_dir / f'{spec.label}.log')
@@ -99,6 +101,17 @@ class Supervisor:
             events.append((m, code, restart))
         return events
 
+    def note_shm(self) -> None:
+        """Remember which shared-memory files the nodes use, so that those of a node that
+        dies without releasing them can be removed later."""
+        for m in self.nodes.values():
+            if m.running:
+                self.shm_seen |= files_of(m.proc.pid)
+
+    def remove_orphans(self, ignore_pids: frozenset = frozenset()) -> list[str]:
+        return remove_orphan_segments(self.started_at, seen=self.shm_seen,
+                                      ignore_pids=ignore_pids)
+
     def stop_all(self, grace_s: float = 8.0) -> dict[str, int]:
         """Stop every node; returns each node's exit code. Leaves no process behind."""
         alive = [m for m in self.nodes.values() if m.running]
@@ -119,7 +132,7 @@ class Supervisor:
                 codes[fqn] = m.proc.returncode
                 m.exits.append(m.proc.returncode)
                 m.proc = None
-        remove_orphan_segments(since=self.started_at)
+        self.remove_orphans()
         return codes
 
 
