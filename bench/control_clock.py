@@ -37,17 +37,22 @@ def errors(stamps, warmup_s=5.0):
     return np.abs(np.diff(stamps) - 1.0 / HZ) * HZ
 
 
+def bare_timer_errors(env: dict, seconds: float) -> np.ndarray:
+    """The baseline: period errors of a bare rclpy timer at HZ in a process of its own."""
+    out = subprocess.run([str(ROOT / '.venv/bin/python'), '-c', BARE_TIMER, str(HZ),
+                          str(seconds)], env=env, capture_output=True, text=True, check=True)
+    base = errors(json.loads(out.stdout.strip().splitlines()[-1]))
+    print(f'baseline bare rclpy timer: p50 {100 * np.median(base):.2f} %, '
+          f'p99 {100 * percentile(base, 99):.2f} % ({len(base)} periods)', flush=True)
+    return base
+
+
 def main():
     args = parse(__doc__)
     require_workspace()
     duration = 25.0 if args.quick else 90.0
     env = bench_env(140)
-    out = subprocess.run([str(ROOT / '.venv/bin/python'), '-c', BARE_TIMER, str(HZ),
-                          str(min(duration, 30.0))], env=env, capture_output=True, text=True,
-                         check=True)
-    base = errors(json.loads(out.stdout.strip().splitlines()[-1]))
-    print(f'baseline bare rclpy timer: p50 {100 * np.median(base):.2f} %, '
-          f'p99 {100 * percentile(base, 99):.2f} % ({len(base)} periods)', flush=True)
+    base = bare_timer_errors(env, min(duration, 30.0))
     with tempfile.TemporaryDirectory(prefix='realrl-bench-clock-') as tmp:
         run_dir, ticks = Path(tmp) / 'run', Path(tmp) / 'ticks.jsonl'
         run_realrl(['train', '--run-dir', str(run_dir), '--no-stop-at-success',

@@ -10,7 +10,6 @@ the worst robot's p99. Baseline, measured in the same run: a bare rclpy timer at
 process of its own on an otherwise idle machine (as in bench/control_clock.py).
 """
 import json
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import numpy as np
 import yaml
 
 from _util import ROOT, bench_env, emit, parse, percentile, require_workspace, run_realrl
-from control_clock import BARE_TIMER, HZ, errors
+from control_clock import HZ, bare_timer_errors, errors
 
 CONFIG = ROOT / 'config' / 'multi_arm_sim.yaml'
 
@@ -28,12 +27,7 @@ def main():
     require_workspace()
     duration = 25.0 if args.quick else 90.0
     env = bench_env(141)
-    out = subprocess.run([str(ROOT / '.venv/bin/python'), '-c', BARE_TIMER, str(HZ),
-                          str(min(duration, 30.0))], env=env, capture_output=True, text=True,
-                         check=True)
-    base = errors(json.loads(out.stdout.strip().splitlines()[-1]))
-    print(f'baseline bare rclpy timer: p50 {100 * np.median(base):.2f} %, '
-          f'p99 {100 * percentile(base, 99):.2f} % ({len(base)} periods)', flush=True)
+    base = bare_timer_errors(env, min(duration, 30.0))
     from realrl_driver.clock_stats import read_tick_log
     with tempfile.TemporaryDirectory(prefix='realrl-bench-multi-') as tmp:
         tmp = Path(tmp)
