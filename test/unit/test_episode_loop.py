@@ -61,6 +61,7 @@ def test_transition_is_closed_by_the_label_of_the_next_observation():
     assert tr.reward == -2.5 and tr.policy_version == 7
     assert not tr.terminated and not tr.truncated
     assert robot.applied == [0.5, 0.25]
+    assert out.applied[0] == 0.25  # the tick reports what it applied
 
 
 def test_success_terminates_and_resets():

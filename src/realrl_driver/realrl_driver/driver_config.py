@@ -17,6 +17,9 @@ class DriverNodeConfig(LoopConfig):
     ends, an error is logged (the robot holds until it answers); 0: do not ask, start at 1."""
     timing_log: str = ''
     """If set, every control tick's time is appended to this file (for benchmarks)."""
+    applied_log: str = ''
+    """If set, every action applied to the robot is appended to this file as a JSON line
+    (an audit trail for safety checks)."""
     nice: int = -5
     """Scheduling niceness of the driver process; below 0 puts the control clock ahead of
     training on a shared machine (needs CAP_SYS_NICE; without it a warning, no change)."""

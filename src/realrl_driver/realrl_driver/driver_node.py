@@ -59,6 +59,8 @@ class DriverNode(LifecycleNode):
             self.robot = self._make_robot(self.cfg)
             check_reward_source(self.cfg, self.robot)
             self._tick_clock.configure(getattr(self.cfg, 'timing_log', ''))
+            applied_log = getattr(self.cfg, 'applied_log', '')
+            self._applied_log = open(applied_log, 'a', buffering=1) if applied_log else None
             self._set_priority(getattr(self.cfg, 'nice', 0))
             self._set_realtime(getattr(self.cfg, 'realtime_priority', 0))
         except (ConfigError, OSError, RuntimeError, ValueError) as e:
@@ -137,6 +139,8 @@ class DriverNode(LifecycleNode):
 
     def close(self):
         """Hold the robot and log the counters; called once when the process ends."""
+        if getattr(self, '_applied_log', None) is not None:
+            self._applied_log.close()
         if self.loop is not None:
             self.get_logger().info('counters: ' + json.dumps(dict(self.loop.counters)) +
                                    ' rejected: ' + json.dumps(dict(self.loop.guard.rejected)))
@@ -235,6 +239,8 @@ class DriverNode(LifecycleNode):
         for tr in self.loop.due_resends(now):  # in order, before anything newer
             self._tr_pub.publish(self._transition_msg(tr, stamp))
         out = self.loop.tick(now)
+        if out.applied is not None and self._applied_log is not None:
+            self._applied_log.write(json.dumps([float(x) for x in out.applied]) + '\n')
         if out.transition is not None:
             self._tr_pub.publish(self._transition_msg(out.transition, stamp))
         if out.episode is not None:

@@ -157,6 +157,8 @@ class TickOutput:
     observation: Observation | None = None
     repeated: bool = False
     """True when observation is the one already sent (the loop is holding)."""
+    applied: np.ndarray | None = None
+    """The action applied to the robot in this tick, if one was."""
     transition: Transition | None = None
     episode: EpisodeResult | None = None
 
@@ -257,6 +259,7 @@ class EpisodeLoop:
                 return out
         if self._command is None or len(self.outbox) >= self.cfg.outbox_limit:
             return self._hold(now, 'waiting_action' if self._command is None else 'outbox_full')
+        out.applied = self._command.action
         out.observation = self._advance(now)
         return out
 
