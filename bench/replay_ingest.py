@@ -33,6 +33,7 @@ import numpy as np
 from numcodecs import Blosc
 
 from realrl_replay import CodecConfig, ReplayWriter, StoreConfig, WriterConfig
+from realrl_replay import pixel_delta
 from realrl_replay.layout import delta_encode
 from realrl_replay.synthetic import TransitionFactory
 from realrl_replay.transition_schema import store_schema
@@ -70,13 +71,17 @@ def make_pool(factory: TransitionFactory, n: int) -> list[dict]:
 
 CODECS = {'delta-zstd': CodecConfig('zstd', 1, 'noshuffle', 'delta'),
           'delta-lz4-bitshuffle': CodecConfig('lz4', 1, 'bitshuffle', 'delta'),
+          'pixel-lz4-bitshuffle': CodecConfig('lz4', 1, 'bitshuffle', 'pixel_delta'),
+          'pixel-zstd-bitshuffle': CodecConfig('zstd', 1, 'bitshuffle', 'pixel_delta'),
           'lz4-bitshuffle': CodecConfig('lz4', 1, 'bitshuffle'),
           'zstd-bitshuffle': CodecConfig('zstd', 1, 'bitshuffle')}
 
 
 def run_store(root: Path, schema: dict, pool: list[dict], seconds: float, batch: int,
-              dedup: bool, codec: str, max_pending: int = 256) -> dict:
-    store_cfg = StoreConfig(dedup_next_obs=dedup, image_codec=CODECS[codec])
+              dedup: bool, codec: str, chunk_bytes: int = 2 << 20,
+              max_pending: int = 256) -> dict:
+    store_cfg = StoreConfig(dedup_next_obs=dedup, image_codec=CODECS[codec],
+                            target_chunk_bytes=chunk_bytes)
     writer = ReplayWriter.create(root, schema, {'bench': 'ingest'}, store_cfg, WriterConfig())
     seqs = {robot: 0 for robot in ROBOTS}
     waiting: deque = deque()            # (row end, time appended) of each batch
@@ -129,8 +134,12 @@ def codec_survey(images: np.ndarray) -> dict:
         codec = Blosc(cname=cname, clevel=1, shuffle={'noshuffle': 0, 'bitshuffle': 2}[shuffle])
         return codec.encode
     zstd, lz4 = blosc('zstd', 'noshuffle'), blosc('lz4', 'bitshuffle')
+    zstd_bit = blosc('zstd', 'bitshuffle')
     out = {}
-    for name, encode in (('lz4-1/bitshuffle', lz4),
+    for name, encode in (('pixel_delta+lz4-1/bitshuffle', lambda x: lz4(pixel_delta.encode(x))),
+                         ('pixel_delta+zstd-1/bitshuffle',
+                          lambda x: zstd_bit(pixel_delta.encode(x))),
+                         ('lz4-1/bitshuffle', lz4),
                          ('zstd-1/bitshuffle', blosc('zstd', 'bitshuffle')),
                          ('delta+lz4-1/bitshuffle', lambda x: lz4(delta_encode(x))),
                          ('delta+zstd-1', lambda x: zstd(delta_encode(x)))):
@@ -164,8 +173,10 @@ def main(argv=None) -> dict:
                     help="'camera': render + sensor noise (std 1.5); 'render': noise-free")
     ap.add_argument('--dir', default=None, help='folder for the store (default: a temp dir)')
     ap.add_argument('--batch', type=int, default=32, help='transitions per append (default 32)')
-    ap.add_argument('--codec', choices=sorted(CODECS), default='delta-lz4-bitshuffle',
-                    help="image codec (default: the store's default, delta-lz4-bitshuffle)")
+    ap.add_argument('--codec', choices=sorted(CODECS), default='pixel-lz4-bitshuffle',
+                    help="image codec (default: the store's default, pixel-lz4-bitshuffle)")
+    ap.add_argument('--chunk-kib', type=int, default=2048,
+                    help='uncompressed bytes per chunk, KiB (default: the store default, 2048)')
     ap.add_argument('--no-dedup', action='store_true',
                     help='store next_obs images explicitly (StoreConfig.dedup_next_obs=False)')
     args = ap.parse_args(argv)
@@ -177,11 +188,11 @@ def main(argv=None) -> dict:
     work = Path(tempfile.mkdtemp(prefix='replay_ingest_', dir=args.dir))
     try:
         disk = disk_write_mb_s(work, 128 if args.quick else 512)
-        survey = codec_survey(factory.banks['obs/image_front'][:16])
+        survey = codec_survey(np.ascontiguousarray(factory.banks['obs/image_front'][:32]))
         runs, memory = [], []
         for r in range(repeats):
             runs.append(run_store(work / f'store{r}', schema, pool, seconds, args.batch,
-                                  not args.no_dedup, args.codec))
+                                  not args.no_dedup, args.codec, args.chunk_kib << 10))
             shutil.rmtree(work / f'store{r}')
             memory.append(run_memory(schema, pool, seconds, 4096, args.batch))
     finally:
@@ -206,7 +217,7 @@ def main(argv=None) -> dict:
           f'codec {args.codec}, dedup_next_obs={not args.no_dedup}, appends of {args.batch}, '
           f'pipelined boundary commits, fsync on; {os.cpu_count()} cpus, load average '
           f'{os.getloadavg()[0]:.2f} at the end')
-    print(f'codec survey on 16 frames: {json.dumps(survey)}')
+    print(f'codec survey on 32 frames (one chunk): {json.dumps(survey)}')
     print(f'disk sequential write+fdatasync: {disk:.0f} MB/s')
     print(f'store: {result["transitions_per_s"]} durable transitions/s (runs: '
           f'{[round(r) for r in rates]}), {result["bytes_per_transition"]} B/transition on disk '

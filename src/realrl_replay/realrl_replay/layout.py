@@ -32,6 +32,7 @@ from typing import Mapping
 import numpy as np
 from numcodecs import Blosc
 
+from . import pixel_delta
 from .errors import StoreError
 from .schema import FieldSpec, Schema
 
@@ -76,32 +77,52 @@ class ChunkCodec:
         self.shape = (spec.chunk_rows, *spec.shape)
         self.nbytes = spec.chunk_rows * spec.row_bytes
         self.delta = spec.codec.filter == 'delta'
-        if self.delta and not spec.is_image:
-            raise StoreError(f'field {spec.name!r}: the delta filter needs (H, W, C) uint8 '
-                             f'rows, got {spec.shape} {spec.dtype}')
+        self.pixel = spec.codec.filter == 'pixel_delta'
+        if (self.delta or self.pixel) and not spec.is_image:
+            raise StoreError(f'field {spec.name!r}: the {spec.codec.filter} filter needs '
+                             f'(H, W, C) uint8 rows, got {spec.shape} {spec.dtype}')
         self._blosc = Blosc(cname=spec.codec.cname, clevel=spec.codec.clevel,
                             shuffle=_SHUFFLE[spec.codec.shuffle])
 
     def encode(self, chunk: np.ndarray) -> bytes:
         assert chunk.shape == self.shape and chunk.dtype == self.spec.dtype
+        if self.pixel:
+            return self._blosc.encode(pixel_delta.encode(chunk))
         if self.delta:
             return self._blosc.encode(delta_encode(chunk))
         return self._blosc.encode(np.ascontiguousarray(chunk))
 
     def decode(self, data: bytes, path: Path, out: np.ndarray | None = None) -> np.ndarray:
         try:
-            if out is not None and not self.delta:
+            if out is not None and not (self.delta or self.pixel):
                 self._blosc.decode(data, out=out)
                 return out
-            raw = self._blosc.decode(data)
+            if self.pixel:  # decoded in place: into a writable buffer of the checked size
+                held = _blosc_nbytes(data)
+                if held != self.nbytes:
+                    raise ValueError(f'it holds {held} bytes, expected {self.nbytes}')
+                raw = (np.empty(self.nbytes, np.uint8) if out is None
+                       else pixel_delta.scratch('raw', self.nbytes))
+                self._blosc.decode(data, out=raw)
+            else:
+                raw = self._blosc.decode(data)
         except Exception as e:  # numcodecs raises RuntimeError or ValueError
             raise StoreError(f'{path}: chunk cannot be decoded ({e}); the store is corrupted')
         if len(raw) != self.nbytes:
             raise StoreError(f'{path}: chunk holds {len(raw)} bytes, expected {self.nbytes}; '
                              'the store is corrupted')
+        if self.pixel:
+            return pixel_delta.decode(raw, self.shape, out)
         if self.delta:
             return delta_decode(np.frombuffer(raw, np.uint8), self.shape, out)
         return np.frombuffer(raw, self.spec.dtype).reshape(self.shape)
+
+
+def _blosc_nbytes(data) -> int:
+    """Uncompressed size in a Blosc frame's header (bytes 4-7, little-endian); -1 if the
+    frame is too short to have one."""
+    view = memoryview(data).cast('B')
+    return struct.unpack_from('<I', view, 4)[0] if len(view) >= 16 else -1
 
 
 def delta_encode(chunk: np.ndarray) -> np.ndarray:

@@ -159,7 +159,7 @@ class Schema:
             image = len(shape) == 3 and dtype == np.uint8
             codec = ((cfg.image_codec if image else cfg.large_codec) if large
                      else cfg.small_codec)
-            if codec.filter == 'delta' and not image:
+            if codec.filter != 'none' and not image:
                 codec = cfg.large_codec
             twin = 'obs/' + name[len('next_obs/'):] if name.startswith('next_obs/') else None
             link = None

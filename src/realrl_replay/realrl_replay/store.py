@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from . import pixel_delta
 from .config import StoreConfig
 from .errors import StoreError
 from .layout import DATA_DIR, CommitMarker, Identity, MarkerSlots, field_dir, fsync_dir
@@ -116,7 +117,9 @@ def _create_arrays(data_root: Path, schema: Schema, config: StoreConfig) -> None
     for spec in schema.fields:
         codec = spec.codec
         filters = None
-        if codec.filter == 'delta':
+        if codec.filter == 'pixel_delta':
+            filters = [pixel_delta.register_zarr_codec()()]
+        elif codec.filter == 'delta':
             with warnings.catch_warnings():  # numcodecs.delta is not in the Zarr v3 core spec
                 warnings.simplefilter('ignore')
                 filters = [TransposeCodec(order=(0, 3, 1, 2)), Delta(dtype='|u1')]

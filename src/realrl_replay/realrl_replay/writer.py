@@ -107,7 +107,10 @@ class _Column:
         if not shift:
             return None
         keep = self.used - shift
-        size = max(4 * c, keep + c)
+        # Never shrink: a fresh buffer as large as the current one can take the same burst
+        # without growing, and spares of one size are reused (new pages cost a page fault per
+        # 4 KiB on first touch, which made copying rows in the main cost of an append).
+        size = max(4 * c, keep + c, len(self.rows))
         fresh = None
         while self.spare:
             candidate = self.spare.pop()

@@ -58,9 +58,13 @@ def test_close_commits_pending_rows(tmp_path):
 
 @pytest.mark.filterwarnings('ignore:Numcodecs codecs are not in the Zarr')
 @pytest.mark.parametrize('codec', [CodecConfig(), CodecConfig('zstd', 1, 'noshuffle', 'delta'),
-                                   CodecConfig('lz4', 1, 'bitshuffle', 'delta')])
+                                   CodecConfig('lz4', 1, 'bitshuffle', 'delta'),
+                                   CodecConfig('lz4', 1, 'bitshuffle', 'pixel_delta')])
 def test_store_is_plain_zarr_for_complete_chunks(tmp_path, codec):
     import zarr
+
+    from realrl_replay.pixel_delta import register_zarr_codec
+    register_zarr_codec()  # what a user of zarr alone does to read pixel_delta chunks
     fac = factory()
     cfg = StoreConfig(**{**vars(SMALL), 'image_codec': codec})
     with make_writer(tmp_path / 's', store_config=cfg) as w:
