@@ -1,6 +1,9 @@
 """The learner core on a real replay store: pacing, training, versions, checkpoints."""
 import numpy as np
+import pytest
 import torch
+
+from realrl_common.config import ConfigError
 
 from realrl_learner.sac import SACConfig
 from realrl_learner.trainer import Trainer, TrainerConfig, checkpoint_weights
@@ -66,3 +69,62 @@ def test_a_store_without_robot_descriptions_is_refused(tmp_path):
     writer.close()
     with pytest.raises(ValueError, match='no robot descriptions'):
         Trainer(TrainerConfig(), ReplayReader(tmp_path / 's'), tmp_path / 'c')
+
+
+def fill_flagged(writer, first_seq, n, rng, intervention):
+    records = [{'robot_id': 'arm0', 'seq': first_seq + i,
+                'obs/state': np.full(4, 5.0 if intervention else 0.0, np.float32),
+                'next_obs/state': rng.normal(size=4).astype(np.float32),
+                'action': np.array([0.0, 0.5], np.float32), 'reward': np.float32(0),
+                'terminated': False, 'truncated': False, 'episode_id': 0, 'step': i,
+                'policy_version': 0, 'intervention': intervention, 'stamp_ns': 0}
+               for i in range(n)]
+    writer.append(records)
+    writer.commit()
+
+
+def test_batches_mix_demonstrations_and_interventions_by_ratio(tmp_path):
+    rng = np.random.default_rng(1)
+    meta = {'robots': {'arm0': DESC}}
+    demo = ReplayWriter.create(tmp_path / 'demo', transition_schema(DESC), {**meta, 'source': 'demo'})
+    fill(demo, 1, 200, rng)
+    demo.close()
+    writer = ReplayWriter.create(tmp_path / 'store', transition_schema(DESC), meta)
+    fill_flagged(writer, 1, 300, rng, intervention=False)
+    cfg = TrainerConfig(sac=SACConfig(batch_size=100, learning_starts=0),
+                        demo_stores=(str(tmp_path / 'demo'),), demo_ratio=0.5,
+                        intervention_ratio=0.25, refresh_every_s=0.0)
+    trainer = Trainer(cfg, ReplayReader(tmp_path / 'store'), tmp_path / 'ckpt')
+    names = trainer.sampler.names
+    # No intervention rows yet: their share goes to the other sources (2:1 demo:online).
+    counts = np.bincount(trainer.sampler.sample()['source'], minlength=len(names))
+    assert dict(zip(names, counts.tolist())) == {'online': 33, 'interventions': 0, 'demos': 67}
+    fill_flagged(writer, 301, 50, rng, intervention=True)
+    trainer.sampler.refresh()
+    trainer.sampler.samplers['interventions'].sample(1)  # waits until their block is cached
+    batch = trainer.sampler.sample()
+    counts = np.bincount(batch['source'], minlength=len(names))
+    assert dict(zip(names, counts.tolist())) == {'online': 25, 'interventions': 25, 'demos': 50}
+    from_interventions = batch['source'] == names.index('interventions')
+    assert (batch['obs/state'][from_interventions] == 5.0).all()
+    assert trainer.allowed_updates() == int(350 * cfg.sac.updates_per_step)  # this run only
+    assert trainer.step()
+    trainer.close()
+    writer.close()
+
+
+def test_demo_stores_of_another_robot_space_are_refused(tmp_path):
+    other = {**DESC, 'state_dim': 6}
+    demo = ReplayWriter.create(tmp_path / 'demo', transition_schema(other), {'robots': {'arm0': other}})
+    demo.close()
+    writer = ReplayWriter.create(tmp_path / 'store', transition_schema(DESC), {'robots': {'arm0': DESC}})
+    cfg = TrainerConfig(demo_stores=(str(tmp_path / 'demo'),))
+    with pytest.raises(ValueError, match="field 'obs/state'"):
+        Trainer(cfg, ReplayReader(tmp_path / 'store'), tmp_path / 'ckpt')
+    writer.close()
+
+
+def test_ratios_that_leave_no_room_for_online_data_are_refused():
+    with pytest.raises(ConfigError, match='must be <= 1'):
+        TrainerConfig(demo_stores=('x',), demo_ratio=0.8, intervention_ratio=0.3)
+    TrainerConfig(demo_ratio=0.8, intervention_ratio=0.3)  # demo_ratio unused without stores

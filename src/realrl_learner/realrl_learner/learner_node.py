@@ -121,7 +121,7 @@ class LearnerNode(Node):
     def _publish_status(self):
         t, m = self.trainer, self.trainer.last_metrics
         msg = LearnerStatus(updates=t.sac.updates, policy_version=t.version,
-                            transitions_seen=t.sampler.count,
+                            transitions_seen=t.online.count,
                             critic_loss=float(m.get('train/critic_loss', 0.0)),
                             actor_loss=float(m.get('train/actor_loss', 0.0)), alpha=t.sac.alpha)
         msg.header.stamp = self.get_clock().now().to_msg()

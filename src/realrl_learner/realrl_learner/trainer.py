@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +27,7 @@ from realrl_common.embodiment import SharedSpace
 from realrl_learner.sac import MASK_KEY, SAC, SACConfig
 from realrl_policy.models import GaussianActor
 from realrl_policy.weights_blob import pack_actor
+from realrl_replay.mixer import MixedSampler, check_compatible, open_sources
 from realrl_replay.sampler import Sampler
 from realrl_replay.sampler_config import SamplerConfig
 
@@ -56,6 +57,16 @@ class TrainerConfig:
     """Seed of the networks and the sampler."""
     torch_threads: int = 1
     """CPU threads torch may use (leave cores for the robots' control loops)."""
+    demo_stores: tuple[str, ...] = ()
+    """Stores of demonstrations (``realrl-import-demos``) or of earlier runs, sampled
+    read-only beside this run's store. Their robots' spaces must be this run's."""
+    demo_ratio: float = 0.5
+    """Share of every batch drawn from demo_stores (0.5 is RLPD's symmetric sampling);
+    unused without demo_stores."""
+    intervention_ratio: float = 0.0
+    """Share of every batch drawn from the rows of this run where a person took over (their
+    intervention flag), as HG-DAgger and HIL-SERL weight them; 0: such rows are sampled like
+    any other. A source with no rows yet gives its share to the others."""
 
     def __post_init__(self):
         check(self.publish_every_s > 0, f'publish_every_s must be > 0, got {self.publish_every_s}')
@@ -65,6 +76,17 @@ class TrainerConfig:
         check(self.window >= 0, f'window must be >= 0 (0: all), got {self.window}')
         check(self.cache_bytes >= 1 << 20, f'cache_bytes must be >= 1 MiB, got {self.cache_bytes}')
         check(self.torch_threads >= 1, f'torch_threads must be >= 1, got {self.torch_threads}')
+        for name in ('demo_ratio', 'intervention_ratio'):
+            value = getattr(self, name)
+            check(0.0 <= value <= 1.0, f'{name} must be in [0, 1], got {value}')
+        check(self.demo_share + self.intervention_ratio <= 1.0,
+              f'demo_ratio ({self.demo_ratio}) + intervention_ratio ({self.intervention_ratio}) '
+              f'must be <= 1: the rest of each batch is online data')
+
+    @property
+    def demo_share(self) -> float:
+        """demo_ratio where there are demo_stores, else 0."""
+        return self.demo_ratio if self.demo_stores else 0.0
 
 
 class Trainer:
@@ -91,10 +113,7 @@ class Trainer:
         self._per_row = EMBODIMENT in reader.schema.by_name
         self._masked = any(e.action_dim < self.act_dim for e in self.space.embodiments)
         self.sac = SAC(self.obs_dim, self.act_dim, cfg.sac, cfg.seed)
-        self.sampler = Sampler(reader, SamplerConfig(
-            batch_size=cfg.sac.batch_size, cache_bytes=cfg.cache_bytes,
-            window=cfg.window or None, fields=FIELDS + ((EMBODIMENT,) if self._per_row else ()),
-            seed=cfg.seed, refresh_interval_s=cfg.refresh_every_s))
+        self.online, self.sampler = make_samplers(cfg, reader, self._per_row)
         self.version = 0
         self.checkpoint_dir = Path(checkpoint_dir)
         self.metrics_path = Path(metrics_path) if metrics_path else None
@@ -105,12 +124,12 @@ class Trainer:
         self.last_metrics: dict[str, float] = {}
 
     def close(self) -> None:
-        self.sampler.close()
+        self.sampler.close()  # a MixedSampler closes its sources, the online one among them
 
     # -- pacing -------------------------------------------------------------------------
     def allowed_updates(self) -> int:
         """Updates the UTD ratio allows for what the store holds now."""
-        grown = self.sampler.count - self.cfg.sac.learning_starts
+        grown = self.online.count - self.cfg.sac.learning_starts
         return int(grown * self.cfg.sac.updates_per_step) if grown > 0 else 0
 
     def step(self, now: float | None = None) -> bool:
@@ -119,7 +138,7 @@ class Trainer:
         if now - self._last_refresh >= self.cfg.refresh_every_s:
             self.sampler.refresh()
             self._last_refresh = now
-        if self.sampler.count == 0 or self.sac.updates >= self.allowed_updates():
+        if self.online.count == 0 or self.sac.updates >= self.allowed_updates():
             return False
         batch = self.batch(self.sampler.sample())
         self.last_metrics = self.sac.update(batch)
@@ -155,7 +174,7 @@ class Trainer:
 
     def metrics_record(self) -> dict:
         return {'time_s': round(time.monotonic() - self.started, 3), 'updates': self.sac.updates,
-                'version': self.version, 'stored': self.sampler.count, 'alpha': self.sac.alpha,
+                'version': self.version, 'stored': self.online.count, 'alpha': self.sac.alpha,
                 **self.last_metrics}
 
     def log_metrics(self) -> None:
@@ -198,6 +217,39 @@ class Trainer:
         self.sac.load_state_dict(state['sac'])
         self.version = int(state['version'])
         return True
+
+
+def make_samplers(cfg: TrainerConfig, reader, per_row: bool):
+    """(sampler of this run's rows, sampler of every batch): the same Sampler, or a
+    MixedSampler of it with the demonstrations and the interventions by cfg's ratios."""
+    fields = FIELDS + ((EMBODIMENT,) if per_row else ())
+    base = SamplerConfig(batch_size=cfg.sac.batch_size, cache_bytes=cfg.cache_bytes,
+                         fields=fields, seed=cfg.seed, refresh_interval_s=cfg.refresh_every_s)
+    online = Sampler(reader, replace(base, window=cfg.window or None))
+    if not cfg.demo_stores and cfg.intervention_ratio == 0:
+        return online, online
+    samplers, ratios = {'online': online}, {}
+    try:
+        if cfg.intervention_ratio > 0:
+            if 'intervention' not in reader.schema.by_name:
+                raise ValueError(f'intervention_ratio > 0, but replay store {reader.path} has no '
+                                 "'intervention' field; set intervention_ratio: 0")
+            samplers['interventions'] = Sampler(reader, replace(
+                base, window=cfg.window or None, seed=cfg.seed + 1,
+                where=('intervention', (True,))))
+            ratios['interventions'] = cfg.intervention_ratio
+        if cfg.demo_stores:
+            demos = open_sources(list(cfg.demo_stores), replace(base, seed=cfg.seed + 2))
+            samplers['demos'] = demos
+            ratios['demos'] = cfg.demo_ratio
+            check_compatible({'this run': reader, **{
+                n: s.reader for n, s in demos.samplers.items()}}, fields)
+    except BaseException:
+        for sampler in samplers.values():
+            sampler.close()
+        raise
+    ratios['online'] = 1.0 - sum(ratios.values())
+    return online, MixedSampler(samplers, ratios, cfg.sac.batch_size)
 
 
 def checkpoint_weights(checkpoint_dir: str | Path, sac_cfg: SACConfig) -> tuple[int, bytes] | None:

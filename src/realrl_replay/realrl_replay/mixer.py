@@ -27,7 +27,8 @@ class MixedSampler:
     """Each batch takes ``ratios[name]`` of its rows from ``samplers[name]``.
 
     Sources can be different stores (earlier runs, demonstrations) or one store filtered by
-    ``SamplerConfig.where`` (e.g. ('intervention', (True,))). ``ratios=None`` draws in
+    ``SamplerConfig.where`` (e.g. ('intervention', (True,))); a source with nothing to draw
+    from yet gives its share to the others. ``ratios=None`` draws in
     proportion to each sampler's rows (its window, as of its last refresh): uniform over the
     union of the sources. Returned fields are those common to all sources; 'source' holds
     each row's position in ``names``, 'index' its row in that source.
@@ -67,14 +68,28 @@ class MixedSampler:
         """Rows of all sources together (their windows)."""
         return sum(max(0, s.rows) for s in self.samplers.values())
 
+    @property
+    def rows(self) -> int:
+        """Same as count (so that a MixedSampler can be one source of another)."""
+        return self.count
+
+    def ready(self) -> bool:
+        """Whether some source has rows to draw from now."""
+        return any(s.ready() for s in self.samplers.values())
+
     def refresh(self) -> int:
         for sampler in self.samplers.values():
             sampler.refresh()
         return self.count
 
     def counts(self, n: int) -> np.ndarray:
-        """Rows per source for a batch of n (largest remainder rounding)."""
-        exact = self.ratios * n
+        """Rows per source for a batch of n (largest remainder rounding). A source with
+        nothing to draw from yet (an empty store, no row matching its ``where``) gives its
+        share to the others in proportion to theirs."""
+        share = self.ratios * np.array([self.samplers[k].ready() for k in self.names])
+        if share.sum() <= 0:
+            share = self.ratios  # nothing ready anywhere: wait for rows as a Sampler does
+        exact = share / share.sum() * n
         counts = np.floor(exact).astype(int)
         for i in np.argsort(-(exact - counts))[:n - counts.sum()]:
             counts[i] += 1

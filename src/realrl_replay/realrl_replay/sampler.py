@@ -107,6 +107,20 @@ class Sampler:
         lo, hi = self._window()
         return hi - lo
 
+    def ready(self) -> bool:
+        """Whether sample() has rows to draw from without waiting for a store to grow: the
+        window holds rows, and with ``where``, a cached one matches (loads that finished are
+        installed first, so matching rows show up as the cache turns over)."""
+        if time.monotonic() - self._last_refresh >= self.config.refresh_interval_s:
+            self.refresh()
+        if self.rows <= 0:
+            return False
+        if self.config.where is None:
+            return True
+        self._install(self._cache.finished())
+        self._schedule()
+        return bool(self._weights.sum() > 0)
+
     def refresh(self) -> int:
         """Look for newly committed rows now; return the count."""
         self.reader.refresh()
