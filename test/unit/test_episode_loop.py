@@ -64,6 +64,21 @@ def test_transition_is_closed_by_the_label_of_the_next_observation():
     assert out.applied[0] == 0.25  # the tick reports what it applied
 
 
+def test_a_step_closed_while_the_next_action_is_late_goes_out_at_once():
+    """The label may come before the action (a robot that labels itself always does): the
+    transition it closes is sent on that tick, not only by the resend timer."""
+    loop = EpisodeLoop(LoopConfig(), PointRobot())
+    loop.tick(0.0)
+    run_step(loop, 0.1, action=(0.5,))
+    obs = loop.obs
+    loop.on_label(obs.episode_id, obs.step, -1.0, False)  # label of s_1, no action for it yet
+    out = loop.tick(0.2)
+    assert out.repeated and out.applied is None  # holds for the action ...
+    assert out.transition is not None and out.transition.seq == 1  # ... but sends the step
+    assert loop.tick(0.3).transition is None  # once
+    assert loop.due_resends(0.3) == []
+
+
 def test_success_terminates_and_resets():
     robot = PointRobot()
     loop = EpisodeLoop(LoopConfig(), robot)

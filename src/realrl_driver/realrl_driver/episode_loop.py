@@ -258,7 +258,9 @@ class EpisodeLoop:
                 out.observation = self._reset(now)
                 return out
         if self._command is None or len(self.outbox) >= self.cfg.outbox_limit:
-            return self._hold(now, 'waiting_action' if self._command is None else 'outbox_full')
+            held = self._hold(now, 'waiting_action' if self._command is None else 'outbox_full')
+            held.transition = out.transition  # a step closed this tick still goes out now
+            return held
         out.applied = self._command.action
         out.observation = self._advance(now)
         return out
