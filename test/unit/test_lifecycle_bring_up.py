@@ -162,3 +162,14 @@ def test_a_node_that_cannot_be_brought_up_says_why():
     job = BringUp(Node(remote), '/arm0/driver', clock=Clock())
     assert run(remote, job, rounds=4) is None
     assert len(remote.log) >= 2 and set(remote.log) == {'get_state'}
+
+
+def test_target_inactive_configures_only():
+    remote = Remote()
+    job = BringUp(Node(remote), '/arm0/driver', clock=Clock(), target='inactive')
+    assert run(remote, job) == ''
+    assert remote.log == ['get_state', f'change:{Transition.TRANSITION_CONFIGURE}', 'get_state']
+    assert remote.state == 'inactive'
+    already = Remote('active')
+    job = BringUp(Node(already), '/arm0/driver', clock=Clock(), target='inactive')
+    assert 'already active' in run(already, job)  # never deactivated behind someone's back

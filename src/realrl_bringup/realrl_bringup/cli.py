@@ -21,6 +21,7 @@ import yaml
 from realrl_common.config import ConfigError
 from realrl_bringup.graph import GraphSpec, apply_override, load_graph
 from realrl_bringup.learning_curve import plot_learning_curve
+from realrl_bringup.lease_keeper import LeaseError, LeaseKeeper
 from realrl_bringup.progress import EpisodeLog, Progress
 from realrl_bringup import robots_cmd
 from realrl_bringup.shm_cleanup import files_of
@@ -138,16 +139,21 @@ def train(args) -> int:
         supervisor.start_all()
         for fqn, m in supervisor.nodes.items():
             print(f'realrl: started {fqn} (pid {m.proc.pid}, log {m.log_path.name})', flush=True)
-        for spec in graph.nodes:
-            if spec.lifecycle and stop.signal is None:
-                node = supervisor.nodes[spec.fqn]
-                why = monitor.bring_up(spec.fqn, spin, alive=lambda: node.running)
-                if why:
-                    raise RuntimeError(f'{why}; see {node.log_path}')
-                print(f'realrl: {spec.fqn} active', flush=True)
+        leasing = graph.lease.enabled
+        if leasing:  # drivers configured (no motion), then the lease, then activation
+            bring_up_all(graph, supervisor, monitor, spin, stop, 'inactive', drivers_only=True)
+            monitor.start_leasing(LeaseKeeper(graph.lease, graph.robot_ids(),
+                                              f'realrl:{run_dir.name}:{os.getpid()}',
+                                              time.monotonic()))
+            while not monitor.lease.held and stop.signal is None:
+                report(monitor.tend_lease())
+                spin(0.05)
+        bring_up_all(graph, supervisor, monitor, spin, stop, 'active')
         last_print = last_shm_note = 0.0
         while stop.signal is None:
             spin(0.1)
+            if leasing:
+                report(monitor.tend_lease())
             now = time.monotonic()
             for m, exit_code, restarted in supervisor.poll():
                 print(f'realrl: {m.spec.fqn} exited with {exit_code}'
@@ -170,12 +176,16 @@ def train(args) -> int:
             if now - progress.started > max_wall:  # per start, not counting earlier ones
                 outcome, code = 'time_limit', 1
                 break
+    except LeaseError as e:
+        print(f'realrl: {e}', file=sys.stderr, flush=True)
+        outcome, code = 'no_lease', 1
     except RuntimeError as e:
         print(f'realrl: {e}', file=sys.stderr, flush=True)
         outcome, code = 'failed', 1
     finally:
         summary = dict(progress.summary(), outcome=outcome, run_dir=str(run_dir))
         print(f'realrl: {outcome}; stopping {len(supervisor.nodes)} nodes', flush=True)
+        monitor.release_lease(spin)
         codes = supervisor.stop_all()
         monitor.destroy_node()
         rclpy.try_shutdown()
@@ -191,6 +201,27 @@ def train(args) -> int:
             print(f'realrl: could not plot the learning curve: {e}', file=sys.stderr)
         print('realrl: ' + json.dumps(summary), flush=True)
     return code
+
+
+def bring_up_all(graph, supervisor, monitor, spin, stop, target: str,
+                 drivers_only: bool = False) -> None:
+    """Bring the graph's lifecycle nodes (or only its drivers) to ``target``, in order."""
+    drivers = {d.fqn for d in graph.drivers}
+    for spec in graph.nodes:
+        if not spec.lifecycle or stop.signal is not None:
+            continue
+        if drivers_only and spec.fqn not in drivers:
+            continue
+        node = supervisor.nodes[spec.fqn]
+        why = monitor.bring_up(spec.fqn, spin, alive=lambda: node.running, target=target)
+        if why:
+            raise RuntimeError(f'{why}; see {node.log_path}')
+        print(f'realrl: {spec.fqn} {target}', flush=True)
+
+
+def report(events: list[str]) -> None:
+    for event in events:
+        print(f'realrl: {event}', flush=True)
 
 
 def main(argv=None) -> int:

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from realrl_bringup.lease_keeper import LeaseSpec
 from realrl_common.config import ConfigError, build_config, check
 
 RESTART_POLICIES = ('never', 'on_failure')
@@ -23,6 +24,9 @@ RESTART_POLICIES = ('never', 'on_failure')
 NODE_CONFIGS = {
     ('realrl_driver', 'mujoco_arm_driver'): 'realrl_driver.mujoco_arm_driver:MujocoArmDriverConfig',
     ('realrl_driver', 'gym_driver'): 'realrl_driver.gym_driver:GymDriverConfig',
+    ('realrl_driver', 'ur_rtde_driver'): 'realrl_driver.ur_rtde_driver:URDriverConfig',
+    ('realrl_driver', 'ros2_control_driver'):
+        'realrl_driver.ros2_control_driver:Ros2ControlDriverConfig',
     ('realrl_policy', 'policy_node'): 'realrl_policy.policy_node:PolicyNodeConfig',
     ('realrl_reward', 'reward_node'): 'realrl_reward.reward_node:RewardNodeConfig',
     ('realrl_replay', 'replay_node'): 'realrl_replay.replay_node:ReplayNodeConfig',
@@ -91,6 +95,8 @@ class GraphSpec:
     """Nodes in start order; lifecycle nodes are activated after all others are up."""
     stop: StopSpec = field(default_factory=StopSpec)
     """When `realrl train` ends the run."""
+    lease: LeaseSpec = field(default_factory=LeaseSpec)
+    """Whether the run leases its robots from a hardware manager (off by default)."""
 
     def __post_init__(self):
         check(len(self.nodes) > 0, 'nodes must list at least one node')
@@ -196,7 +202,7 @@ def apply_override(raw: dict, item: str) -> None:
     head, *rest = key.split('.')
     if not rest:
         raise ConfigError(f'--set {item!r}: give a node name or section, e.g. stop.window=10')
-    if head in ('stop',):
+    if head in ('stop', 'lease'):
         target = raw.setdefault(head, {})
     else:
         matches = [n for n in raw.get('nodes', []) if isinstance(n, dict) and n.get('name') == head]

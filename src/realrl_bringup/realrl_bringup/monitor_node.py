@@ -1,13 +1,19 @@
 """The launcher's own ROS node: drives lifecycles and watches the run's progress."""
 from __future__ import annotations
 
+import time
+
 from rclpy.node import Node
 from realrl_interfaces.msg import (DriverStatus, EpisodeResult, LearnerStatus, PolicyVersion,
                                    TransitionAck)
+from realrl_interfaces.srv import AcquireLease, ReleaseLease, RenewLease
 
 from realrl_common.lifecycle import bring_up
 from realrl_common.qos import DATA_QOS, LATCHED_QOS, STATUS_QOS
+from realrl_bringup.lease_keeper import LeaseKeeper
 from realrl_bringup.progress import EpisodeLog, Progress
+
+LEASE_REQUEST_TIMEOUT_S = 2.0
 
 
 class MonitorNode(Node):
@@ -48,7 +54,61 @@ class MonitorNode(Node):
         self.progress.policy_version = msg.version
 
     # -- lifecycle ----------------------------------------------------------------------
-    def bring_up(self, fqn: str, spin, timeout: float = 30.0, alive=lambda: True) -> str:
-        """configure (if unconfigured) then activate; returns '' or what went wrong
-        (realrl_common.lifecycle: each step re-reads the state, lost requests are retried)."""
-        return bring_up(self, fqn, spin, timeout, alive)
+    def bring_up(self, fqn: str, spin, timeout: float = 30.0, alive=lambda: True,
+                 target: str = 'active') -> str:
+        """configure (if unconfigured) then activate (unless target is 'inactive'); returns
+        '' or what went wrong (realrl_common.lifecycle: each step re-reads the state, lost
+        requests are retried)."""
+        return bring_up(self, fqn, spin, timeout, alive, target=target)
+
+    # -- leases -------------------------------------------------------------------------
+    def start_leasing(self, keeper: LeaseKeeper) -> None:
+        """Hold ``keeper``'s lease from now on (call tend_lease often)."""
+        manager = keeper.spec.manager
+        self.lease = keeper
+        self._acquire = self.create_client(AcquireLease, f'{manager}/acquire_lease')
+        self._renew = self.create_client(RenewLease, f'{manager}/renew_lease')
+        self._release = self.create_client(ReleaseLease, f'{manager}/release_lease')
+        self._lease_call = None  # (kind, future, deadline)
+
+    def tend_lease(self) -> list[str]:
+        """Send what the keeper asks for and feed it the replies; returns new events.
+        Raises LeaseError when the run cannot hold its robots."""
+        keeper, now = self.lease, time.monotonic()
+        seen = len(keeper.events)
+        if self._lease_call is not None:
+            kind, future, deadline = self._lease_call
+            if future.done():
+                self._lease_call = None
+                r = future.result()
+                if kind == 'acquire':
+                    keeper.on_acquire(r.granted, r.lease_id, r.message, now)
+                else:
+                    keeper.on_renew(r.ok, r.message, now)
+            elif now > deadline:
+                (self._acquire if kind == 'acquire' else self._renew).remove_pending_request(future)
+                self._lease_call = None
+                keeper.on_lost_request(now)
+        if self._lease_call is None:
+            keeper.check_waiting(now)
+            ask = keeper.request(now) if self._acquire.service_is_ready() else None
+            if ask is not None:
+                kind, fields = ask
+                if kind == 'acquire':
+                    req = AcquireLease.Request(robot_ids=fields['robot_ids'],
+                                               holder=fields['holder'], ttl_s=fields['ttl_s'])
+                    future = self._acquire.call_async(req)
+                else:
+                    future = self._renew.call_async(RenewLease.Request(
+                        lease_id=fields['lease_id'], ttl_s=fields['ttl_s']))
+                self._lease_call = (kind, future, now + LEASE_REQUEST_TIMEOUT_S)
+        return keeper.events[seen:]
+
+    def release_lease(self, spin) -> None:
+        """Give the robots back (best effort: an unreleased lease expires after its ttl)."""
+        if getattr(self, 'lease', None) is None or not self.lease.held:
+            return
+        future = self._release.call_async(ReleaseLease.Request(lease_id=self.lease.lease_id))
+        deadline = time.monotonic() + 1.0
+        while not future.done() and time.monotonic() < deadline:
+            spin(0.05)

@@ -21,7 +21,8 @@ TRANSITIONAL = {'configuring', 'cleaningup', 'activating', 'deactivating', 'shut
 
 
 class BringUp:
-    """Drives the lifecycle node ``fqn`` to active; call ``poll()`` until it returns a str.
+    """Drives the lifecycle node ``fqn`` to active (or, with ``target='inactive'``, only
+    configures it); call ``poll()`` until it returns a str.
 
     ``poll()`` returns None while working, '' once the node is active, or what went wrong.
     It takes every step it can at once; ``on_progress`` (optional) is called when an answer
@@ -29,8 +30,12 @@ class BringUp:
     """
 
     def __init__(self, node, fqn: str, state_timeout_s: float = 2.0,
-                 change_timeout_s: float = 10.0, clock=time.monotonic, on_progress=None):
+                 change_timeout_s: float = 10.0, clock=time.monotonic, on_progress=None,
+                 target: str = 'active'):
+        if target not in ('active', 'inactive'):
+            raise ValueError(f"target must be 'active' or 'inactive', got {target!r}")
         self.fqn = fqn
+        self.target = target
         self.state = None  # last label read from the node
         self._node, self._clock, self._on_progress = node, clock, on_progress
         self._state_timeout, self._change_timeout = state_timeout_s, change_timeout_s
@@ -79,8 +84,9 @@ class BringUp:
 
     def _on_state(self, label: str) -> bool:
         self.state = label
-        if label == 'active':
-            self._finish('')
+        if label == self.target or label == 'active':
+            self._finish('' if label == self.target else
+                         f'{self.fqn} is already active (wanted {self.target})')
             return False
         if label in TRANSITIONAL:
             return False  # someone else's transition; read again on the next poll
@@ -123,13 +129,15 @@ class BringUp:
 
 
 def bring_up(node, fqn: str, spin, timeout: float = 30.0, alive=lambda: True,
-             state_timeout_s: float = 2.0, change_timeout_s: float = 10.0) -> str:
-    """Blocking form of ``BringUp``: '' once ``fqn`` is active, else what went wrong.
+             state_timeout_s: float = 2.0, change_timeout_s: float = 10.0,
+             target: str = 'active') -> str:
+    """Blocking form of ``BringUp``: '' once ``fqn`` is ``target`` (active, or inactive:
+    configured only), else what went wrong.
 
     ``spin(t)`` spins the node's executor for up to t seconds. Gives up early when alive()
     turns false (the process died)."""
     deadline = time.monotonic() + timeout
-    job = BringUp(node, fqn, state_timeout_s, change_timeout_s)
+    job = BringUp(node, fqn, state_timeout_s, change_timeout_s, target=target)
     try:
         while time.monotonic() < deadline and alive():
             result = job.poll()

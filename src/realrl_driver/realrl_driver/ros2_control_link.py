@@ -1,0 +1,272 @@
+"""The ROS side of a ros2_control robot: the link to its controller manager, and the driver
+node that uses it.
+
+``Ros2ControlLink`` is a small node of its own in the driver process, spun by its own thread,
+so joint states keep arriving while the driver's thread is busy. It subscribes to the
+joint_state_broadcaster's topic and publishes std_msgs/Float64MultiArray to the forward
+command controller. It is the ``JointPort`` of ``Ros2ControlArm`` (ros2_control_robot.py),
+which decides every command. In velocity mode the link also sends zero velocity when no new
+command came for ``VELOCITY_LOOKAHEAD`` control periods, because a forward velocity
+controller keeps the last velocity forever.
+
+``Ros2ControlDriverNode`` is the generic ``DriverNode`` plus what a real robot needs: a tick
+first checks that the joint states are fresh (else the robot holds and the tick is skipped);
+a ``RobotFault`` during a tick is logged and the episode abandoned instead of ending the
+process; a reset keeps the heartbeat going; and the link is closed with the robot.
+"""
+from __future__ import annotations
+
+import signal
+import threading
+import time
+
+import numpy as np
+import rclpy
+from rclpy.duration import Duration
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.lifecycle import TransitionCallbackReturn
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray
+
+from realrl_common.config import ConfigError
+from realrl_common.node_main import freeze_heap
+from realrl_driver.driver_node import DriverNode
+from realrl_driver.ros2_control_config import Ros2ControlConfig
+from realrl_driver.ros2_control_robot import (VELOCITY_LOOKAHEAD, JointReading, RobotFault,
+                                              Ros2ControlArm, readiness_problem)
+
+# Best effort matches a broadcaster of either reliability; commands are reliable, newest wins.
+JOINT_STATE_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT,
+                             history=HistoryPolicy.KEEP_LAST)
+JOINT_COMMAND_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                               history=HistoryPolicy.KEEP_LAST)
+
+
+class Ros2ControlLink:
+    """Joint states in, commands out, over ROS; a ``JointPort``. Thread-safe."""
+
+    def __init__(self, cfg: Ros2ControlConfig, namespace: str, period_s: float):
+        self.cfg = cfg
+        n = len(cfg.joints)
+        self._index = {name: i for i, name in enumerate(cfg.joints)}
+        self._lock = threading.Lock()
+        self._position, self._velocity = np.zeros(n), np.zeros(n)
+        self._stamp = np.full(n, -np.inf)  # monotonic receive time per joint
+        self._seen: set[str] = set()
+        self._last_write, self._moving = 0.0, False
+        self._closed = False
+        # Own arguments: the process's remaps (__node:=driver) are the driver node's.
+        self.node = rclpy.create_node('ros2_control_link', namespace='/' + namespace,
+                                      use_global_arguments=False)
+        self._sub = self.node.create_subscription(JointState, cfg.joint_states_topic,
+                                                  self._on_joint_state, JOINT_STATE_QOS)
+        self._pub = self.node.create_publisher(Float64MultiArray, cfg.commands_topic,
+                                               JOINT_COMMAND_QOS)
+        self._velocity_timeout = VELOCITY_LOOKAHEAD * period_s
+        if cfg.command_interface == 'velocity':
+            self.node.create_timer(period_s / 2, self._expire_velocity)
+        self._executor = SingleThreadedExecutor()
+        self._executor.add_node(self.node)
+        self._thread = threading.Thread(target=self._spin, name='ros2_control_link',
+                                        daemon=True)
+        self._thread.start()
+
+    def _spin(self):
+        try:
+            while not self._closed and rclpy.ok():
+                self._executor.spin_once(timeout_sec=0.1)
+        except (ExternalShutdownException, KeyboardInterrupt):
+            pass
+
+    def _on_joint_state(self, msg: JointState):
+        now = time.monotonic()
+        with self._lock:
+            self._seen.update(msg.name)
+            has_velocity = len(msg.velocity) == len(msg.name)
+            for k, name in enumerate(msg.name):
+                i = self._index.get(name)
+                if i is None or k >= len(msg.position) or not np.isfinite(msg.position[k]):
+                    continue
+                p = msg.position[k]
+                if has_velocity and np.isfinite(msg.velocity[k]):
+                    self._velocity[i] = msg.velocity[k]
+                elif now > self._stamp[i]:  # no velocity interface: a difference quotient
+                    self._velocity[i] = (p - self._position[i]) / (now - self._stamp[i]) \
+                        if np.isfinite(self._stamp[i]) else 0.0
+                self._position[i], self._stamp[i] = p, now
+
+    # -- JointPort ------------------------------------------------------------------------
+    def read(self) -> JointReading | None:
+        with self._lock:
+            if not np.all(np.isfinite(self._stamp)):
+                return None
+            return JointReading(self._position.copy(), self._velocity.copy(),
+                                float(time.monotonic() - self._stamp.min()))
+
+    def write(self, command: np.ndarray) -> None:
+        with self._lock:
+            self._publish(command)
+
+    def _publish(self, command: np.ndarray) -> None:
+        """Send one command (the lock is held)."""
+        if self._closed:
+            return
+        try:
+            self._pub.publish(Float64MultiArray(data=[float(x) for x in command]))
+        except Exception as e:  # noqa: BLE001 - a dead context must not hide a hold
+            self.node.get_logger().error(f'cannot send a joint command: {e}')
+            return
+        self._last_write, self._moving = time.monotonic(), bool(np.any(command != 0))
+
+    def wait(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    # -- connection -------------------------------------------------------------------------
+    def wait_ready(self, timeout_s: float) -> str:
+        """Wait until every joint has a state and the controller subscribes to commands;
+        returns '' or what is missing (with the fix)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            with self._lock:
+                seen = set(self._seen) if self._seen else None
+                complete = bool(np.all(np.isfinite(self._stamp)))
+            subscribers = self._pub.get_subscription_count()
+            if complete and subscribers > 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+        publishers = self.node.count_publishers(self._sub.topic_name)
+        return readiness_problem(self.cfg, seen, publishers, subscribers)
+
+    def _expire_velocity(self):
+        """A velocity nobody renewed for VELOCITY_LOOKAHEAD periods is replaced by zero."""
+        with self._lock:
+            if self._moving and time.monotonic() - self._last_write > self._velocity_timeout:
+                self._publish(np.zeros(len(self.cfg.joints)))
+
+    def close(self) -> None:
+        """Let the last command reach the controller, then stop the thread and the node."""
+        if self._closed:
+            return
+        try:
+            self._pub.wait_for_all_acked(Duration(seconds=0.5))
+        except Exception:  # noqa: BLE001 - shutting down anyway
+            pass
+        with self._lock:
+            self._closed = True
+        self._thread.join(timeout=1.0)
+        self._executor.shutdown(timeout_sec=0.5)
+        self.node.destroy_node()
+
+
+def make_ros2_control_robot(cfg) -> Ros2ControlArm:
+    """Connect to the robot's ros2_control; RuntimeError naming what is missing."""
+    period = 1.0 / cfg.control_hz
+    link = Ros2ControlLink(cfg.ros2_control, cfg.robot_id, period)
+    try:
+        robot = Ros2ControlArm(cfg.ros2_control, link, period)
+        problem = link.wait_ready(cfg.ros2_control.connect_timeout_s) or robot.start_problem()
+        if problem:
+            raise RuntimeError(problem)
+    except BaseException:
+        link.close()
+        raise
+    return robot
+
+
+class Ros2ControlDriverNode(DriverNode):
+    """A DriverNode for a robot that can fail under it (see the module docstring)."""
+
+    def __init__(self, name, config_cls, make_robot, kind):
+        super().__init__(name, config_cls, make_robot, kind)
+        self._fault, self._fault_logged, self._last_beat = '', 0.0, 0.0
+
+    def on_configure(self, state):
+        result = super().on_configure(state)
+        if result == TransitionCallbackReturn.SUCCESS:
+            arm = getattr(self.robot, 'inner', self.robot)  # under real cameras, if any
+            arm.on_wait = self._heartbeat
+        return result
+
+    def on_cleanup(self, state):
+        self._release_robot()
+        return super().on_cleanup(state)
+
+    def close(self):
+        super().close()
+        self._release_robot()
+
+    def _release_robot(self):
+        """Hold and close the link (closing twice is harmless, so a DriverNode that closes
+        robots itself loses nothing)."""
+        if self.robot is not None:
+            self.robot.close()
+
+    def _heartbeat(self):
+        """While a reset waits: the status goes on, so nobody takes the driver for dead."""
+        now = time.monotonic()
+        if now - self._last_beat >= 0.2:
+            self._last_beat = now
+            self._publish_status()
+
+    def _tick(self):
+        problem = self.robot.problem() if self.robot is not None else ''
+        if problem:
+            self.robot.hold()
+            self._on_fault('joint states', problem)
+            return
+        try:
+            super()._tick()
+        except RobotFault as e:
+            self._on_fault(type(e).__name__, str(e))
+            if self.loop is not None:
+                self.loop.obs = None  # the episode is abandoned; a new one starts with a reset
+            return
+        if self._fault:
+            self.get_logger().info('robot recovered: a new episode starts')
+            self._fault = ''
+
+    def _on_fault(self, kind: str, problem: str):
+        """The robot holds: log once per kind of fault (again every 5 s while it lasts),
+        count it as a hold, and abandon the episode."""
+        now = time.monotonic()
+        if kind != self._fault or now - self._fault_logged > 5.0:
+            self.get_logger().error(f'robot holds: {problem}')
+            self._fault_logged = now
+        if not self._fault and self.loop is not None:
+            self.loop.counters['watchdog_holds'] += 1
+            self.loop.counters['robot_faults'] += 1
+            self.loop.obs = None
+        self._fault = kind
+
+
+def run_ros2_control_driver(config_cls, args=None) -> None:
+    """Like realrl_common's spin_node, but without rclpy's signal handlers: they end every
+    ROS context on SIGINT/SIGTERM, and then the robot's last hold (zero velocity) could not
+    be sent. Here the signals raise KeyboardInterrupt; the node holds, then ROS shuts down."""
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    rclpy.init(args=args, signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
+    try:
+        node = Ros2ControlDriverNode('driver', config_cls, make_ros2_control_robot,
+                                    kind='ros2_control')
+    except ConfigError as e:
+        print(f'driver: bad configuration: {e}', flush=True)
+        rclpy.try_shutdown()
+        raise SystemExit(2)
+    freeze_heap()
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.close()
+        node.destroy_node()
+        rclpy.try_shutdown()
