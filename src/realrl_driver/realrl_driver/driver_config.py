@@ -2,9 +2,10 @@
 tests can validate driver configs without rclpy)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from realrl_common.config import check
+from realrl_driver.camera_rig import RealCamerasConfig
 from realrl_driver.episode_loop import LoopConfig
 
 
@@ -29,6 +30,9 @@ class DriverNodeConfig(LoopConfig):
     timer fires, ahead of every normal process, so other work on the machine cannot make a
     tick late; the kernel still leaves normal processes 5 % of every second. Needs
     CAP_SYS_NICE (without it a warning, no change)."""
+    real_cameras: RealCamerasConfig = field(default_factory=RealCamerasConfig)
+    """Real cameras (OpenCV devices, files, streams, Intel RealSense) attached to this robot;
+    their frames join the robot's own `cameras` in every observation, at `image_size`."""
 
     def __post_init__(self):
         super().__post_init__()
@@ -36,3 +40,6 @@ class DriverNodeConfig(LoopConfig):
         check(-20 <= self.nice <= 19, f'nice must be in -20..19, got {self.nice}')
         check(0 <= self.realtime_priority <= 99,
               f'realtime_priority must be in 0..99 (0: off), got {self.realtime_priority}')
+        clash = sorted(set(self.cameras) & set(self.real_cameras.names))
+        check(not clash, f'real_cameras.sources: {clash} already name cameras of the robot '
+                         f'(`cameras`); give the real cameras other names')

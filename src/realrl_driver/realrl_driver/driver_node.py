@@ -30,6 +30,7 @@ from realrl_common.convert import fill_image, from_f32, to_f32
 from realrl_common.node_main import freeze_heap, spin_node
 from realrl_common.qos import COMMAND_QOS, DATA_QOS, LATCHED_QOS, SENSOR_QOS, STATUS_QOS
 from realrl_common.ros_params import read_config
+from realrl_driver.camera_rig import CameraError, build_robot, observed_cameras
 from realrl_driver.clock_stats import PeriodRecorder
 from realrl_driver.driver_config import DriverNodeConfig  # noqa: F401 (re-exported)
 from realrl_driver.episode_loop import EpisodeLoop, LoopConfig, check_reward_source
@@ -56,7 +57,7 @@ class DriverNode(LifecycleNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
             self.cfg = read_config(self, self._config_cls)
-            self.robot = self._make_robot(self.cfg)
+            self.robot = build_robot(self._make_robot, self.cfg)  # + real_cameras, if any
             check_reward_source(self.cfg, self.robot)
             self._tick_clock.configure(getattr(self.cfg, 'timing_log', ''))
             applied_log = getattr(self.cfg, 'applied_log', '')
@@ -65,6 +66,8 @@ class DriverNode(LifecycleNode):
             self._set_realtime(getattr(self.cfg, 'realtime_priority', 0))
         except (ConfigError, OSError, RuntimeError, ValueError) as e:
             self.get_logger().error(f'configure failed: {e}')
+            self._close_robot()
+            self.robot = None
             return TransitionCallbackReturn.FAILURE
         self._obs_pub = self.create_lifecycle_publisher(Observation, 'observation', SENSOR_QOS)
         self._tr_pub = self.create_lifecycle_publisher(Transition, 'transition', DATA_QOS)
@@ -144,7 +147,8 @@ class DriverNode(LifecycleNode):
         if self.loop is not None:
             self.get_logger().info('counters: ' + json.dumps(dict(self.loop.counters)) +
                                    ' rejected: ' + json.dumps(dict(self.loop.guard.rejected)))
-        self._stop_clock()
+        self._stop_clock()  # the robot holds ...
+        self._close_robot()  # ... before its connections close
 
     def _stop_clock(self):
         if self._timer is not None:
@@ -153,6 +157,15 @@ class DriverNode(LifecycleNode):
         if self.robot is not None:
             self.robot.hold()
         self._tick_clock.flush()
+
+    def _close_robot(self):
+        """Release what the robot holds open (camera threads, connections), once held."""
+        close = getattr(self.robot, 'close', None)
+        if callable(close):
+            try:
+                close()
+            except Exception as e:  # noqa: BLE001 (closing must not stop the shutdown)
+                self.get_logger().warning(f'closing the robot failed: {e}')
 
     def _teardown(self):
         for sub in getattr(self, '_driver_subs', []):
@@ -168,11 +181,14 @@ class DriverNode(LifecycleNode):
             self.destroy_client(self._sender_client)
             del self._desc_pub, self._sender_client
         self._driver_subs, self._driver_services = [], []
+        self._close_robot()
         self.loop, self.robot = None, None
 
     def _loop_config(self) -> LoopConfig:
         fields = LoopConfig.__dataclass_fields__
-        return LoopConfig(**{k: getattr(self.cfg, k) for k in fields})
+        values = {k: getattr(self.cfg, k) for k in fields}
+        values['cameras'] = observed_cameras(self.cfg)
+        return LoopConfig(**values)
 
     def _start_loop(self, now: float) -> bool:
         """Create the episode loop once the replay node said where this robot's data ends,
@@ -238,7 +254,12 @@ class DriverNode(LifecycleNode):
         stamp = self.get_clock().now().to_msg()
         for tr in self.loop.due_resends(now):  # in order, before anything newer
             self._tr_pub.publish(self._transition_msg(tr, stamp))
-        out = self.loop.tick(now)
+        try:
+            out = self.loop.tick(now)
+        except CameraError as e:  # raised before the robot moved: hold, retry next tick
+            self._camera_failed(now, e)
+            return
+        self._camera_failing = False
         if out.applied is not None and self._applied_log is not None:
             self._applied_log.write(json.dumps([float(x) for x in out.applied]) + '\n')
         if out.transition is not None:
@@ -254,11 +275,20 @@ class DriverNode(LifecycleNode):
                     robot_id=self.cfg.robot_id, episode_id=obs.episode_id, step=obs.step,
                     reward=label.reward, success=label.success))
 
+    def _camera_failed(self, now: float, error: CameraError) -> None:
+        if not getattr(self, '_camera_failing', False):
+            self._camera_failing = True
+            self.robot.hold()
+        if now - getattr(self, '_camera_error_logged', -1e9) > 5.0:
+            self._camera_error_logged = now
+            self.get_logger().error(f'robot holds: {error}')
+
     # -- messages -----------------------------------------------------------------------
     def description(self) -> RobotDescription:
         r, cfg = self.robot, self.cfg
         layout = r.observation_layout
         h, w = cfg.image_size
+        cameras = observed_cameras(cfg)
         return RobotDescription(
             robot_id=cfg.robot_id, kind=getattr(r, 'kind', self._kind),
             control_hz=float(cfg.control_hz),
@@ -267,8 +297,8 @@ class DriverNode(LifecycleNode):
             state_stops=[int(b) for _, b in layout.values()],
             action_dim=int(r.action_dim), action_low=to_f32(r.action_low),
             action_high=to_f32(r.action_high), action_units=r.action_units,
-            camera_names=list(cfg.cameras), image_height=h if cfg.cameras else 0,
-            image_width=w if cfg.cameras else 0, episode_max_steps=cfg.episode_max_steps,
+            camera_names=list(cameras), image_height=h if cameras else 0,
+            image_width=w if cameras else 0, episode_max_steps=cfg.episode_max_steps,
             capabilities=list(r.capabilities))
 
     def _images(self, frames: dict) -> list:
