@@ -24,6 +24,10 @@ setup(
         'console_scripts': [
             'mujoco_arm_driver = realrl_driver.mujoco_arm_driver:main',
             'gym_driver = realrl_driver.gym_driver:main',
+            'camera_node = realrl_driver.camera_node:main',
+            'ur_rtde_driver = realrl_driver.ur_rtde_driver:main',
+            'ros2_control_driver = realrl_driver.ros2_control_driver:main',
+            'ros2_control_peer = realrl_driver.ros2_control_peer:main',
         ],
     },
 )

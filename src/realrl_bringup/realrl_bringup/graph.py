@@ -27,6 +27,8 @@ NODE_CONFIGS = {
     ('realrl_driver', 'ur_rtde_driver'): 'realrl_driver.ur_rtde_driver:URDriverConfig',
     ('realrl_driver', 'ros2_control_driver'):
         'realrl_driver.ros2_control_driver:Ros2ControlDriverConfig',
+    ('realrl_driver', 'camera_node'): 'realrl_driver.camera_node:CameraNodeConfig',
+    ('realrl_teleop', 'teleop_node'): 'realrl_teleop.teleop_core:TeleopConfig',
     ('realrl_policy', 'policy_node'): 'realrl_policy.policy_node:PolicyNodeConfig',
     ('realrl_reward', 'reward_node'): 'realrl_reward.reward_node:RewardNodeConfig',
     ('realrl_replay', 'replay_node'): 'realrl_replay.replay_node:ReplayNodeConfig',
@@ -107,7 +109,10 @@ class GraphSpec:
 
     @property
     def drivers(self) -> list[NodeSpec]:
-        return [n for n in self.nodes if n.package == DRIVER_PACKAGE]
+        """Robot drivers: realrl_driver's executables named *_driver (not its camera_node or
+        ros2_control_peer)."""
+        return [n for n in self.nodes
+                if n.package == DRIVER_PACKAGE and n.executable.endswith('_driver')]
 
     def robot_ids(self) -> list[str]:
         return [str(n.parameters.get('robot_id', 'arm0')) for n in self.drivers]
