@@ -166,12 +166,27 @@ def disk_write_mb_s(folder: Path, mb: int) -> float:
     return mb / seconds
 
 
+def file_create_us(folder: Path, n: int = 500) -> float:
+    """CPU microseconds to create one empty file in ``folder`` (the store pre-creates a file
+    per chunk; on ext4 without a journal this grows with recent deletions nearby)."""
+    probe = folder / 'create_probe'
+    probe.mkdir()
+    start = time.process_time()
+    for i in range(n):
+        os.close(os.open(probe / f'c.{i}', os.O_WRONLY | os.O_CREAT, 0o644))
+    spent = time.process_time() - start
+    shutil.rmtree(probe)
+    return 1e6 * spent / n
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--quick', action='store_true', help='short run (seconds)')
     ap.add_argument('--images', choices=('camera', 'render'), default='camera',
                     help="'camera': render + sensor noise (std 1.5); 'render': noise-free")
-    ap.add_argument('--dir', default=None, help='folder for the store (default: a temp dir)')
+    ap.add_argument('--dir', default=str(Path(__file__).resolve().parent.parent / 'runs'),
+                    help="folder for the stores (default: the repository's runs/, where "
+                         "realrl train keeps its stores)")
     ap.add_argument('--batch', type=int, default=32, help='transitions per append (default 32)')
     ap.add_argument('--codec', choices=sorted(CODECS), default='pixel-lz4-bitshuffle',
                     help="image codec (default: the store's default, pixel-lz4-bitshuffle)")
@@ -185,16 +200,20 @@ def main(argv=None) -> dict:
     noise = 1.5 if args.images == 'camera' else 0.0
     factory = TransitionFactory(schema, noise=noise, episode_len=200)
     pool = make_pool(factory, 1024 if args.quick else 4096)
-    work = Path(tempfile.mkdtemp(prefix='replay_ingest_', dir=args.dir))
+    Path(args.dir).mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix='bench_replay_ingest_', dir=args.dir))
     try:
         disk = disk_write_mb_s(work, 128 if args.quick else 512)
         survey = codec_survey(np.ascontiguousarray(factory.banks['obs/image_front'][:32]))
         runs, memory = [], []
         for r in range(repeats):
+            # Stores are deleted only at the end: on this VM's ext4 (no journal) creating a
+            # file skips every inode deleted in the last 1-6 minutes, so deleting a store
+            # just before the next repeat would slow that repeat's chunk files down.
             runs.append(run_store(work / f'store{r}', schema, pool, seconds, args.batch,
                                   not args.no_dedup, args.codec, args.chunk_kib << 10))
-            shutil.rmtree(work / f'store{r}')
             memory.append(run_memory(schema, pool, seconds, 4096, args.batch))
+        create_us = file_create_us(work)  # last: its own deletions would slow later creates
     finally:
         shutil.rmtree(work, ignore_errors=True)
     raw = sum(int(np.prod(s[0])) * np.dtype(s[1]).itemsize for s in schema.values()) + 2 + 8
@@ -211,6 +230,7 @@ def main(argv=None) -> dict:
         'append_batch': args.batch, 'cpus': os.cpu_count(),
         'load_avg_1m': round(os.getloadavg()[0], 2),
         'fsync': True, 'disk_seq_write_mb_s': round(disk), 'repeats': repeats,
+        'file_create_cpu_us': round(create_us), 'store_dir': str(work),
         'seconds_each': seconds, 'codec_survey': survey,
     }
     print(f'node schema (2 cameras, obs+next_obs), images={args.images} (noise std {noise}), '
@@ -218,7 +238,8 @@ def main(argv=None) -> dict:
           f'pipelined boundary commits, fsync on; {os.cpu_count()} cpus, load average '
           f'{os.getloadavg()[0]:.2f} at the end')
     print(f'codec survey on 32 frames (one chunk): {json.dumps(survey)}')
-    print(f'disk sequential write+fdatasync: {disk:.0f} MB/s')
+    print(f'disk sequential write+fdatasync: {disk:.0f} MB/s; creating a file: {create_us:.0f} us '
+          f'of CPU in {work.parent}')
     print(f'store: {result["transitions_per_s"]} durable transitions/s (runs: '
           f'{[round(r) for r in rates]}), {result["bytes_per_transition"]} B/transition on disk '
           f'(raw {raw} B), ack latency p50 {result["ack_latency_p50_ms"]} ms, p99 '

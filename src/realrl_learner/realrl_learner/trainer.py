@@ -58,7 +58,7 @@ class TrainerConfig:
     torch_threads: int = 1
     """CPU threads torch may use (leave cores for the robots' control loops)."""
     demo_stores: tuple[str, ...] = ()
-    """Stores of demonstrations (``realrl-import-demos``) or of earlier runs, sampled
+    """Stores of demonstrations (``python -m realrl_replay.import_demos``) or earlier runs, sampled
     read-only beside this run's store. Their robots' spaces must be this run's."""
     demo_ratio: float = 0.5
     """Share of every batch drawn from demo_stores (0.5 is RLPD's symmetric sampling);

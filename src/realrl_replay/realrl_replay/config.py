@@ -50,18 +50,18 @@ class StoreConfig:
 
     Codecs and chunk size were chosen by measurement (bench/replay_ingest.py: the replay
     node's layout, 4 robots, two 128x128 cameras, frames with sensor noise std 1.5, next_obs
-    linked, fsync; this project's 2-core VM shared with other work, so +-15%):
+    linked, fsync, on this project's 2-core VM; +-15 % between runs). Per 32-frame chunk:
 
-    | image_codec, image chunk | B/transition | CPU us/transition | durable transitions/s |
-    | delta + lz4-1 + bitshuffle, 2 MiB (default) | 71 KB | ~365 | ~4,700 |
-    | lz4-1 + bitshuffle, 2 MiB | 76 KB | ~390 | ~4,300 |
-    | lz4-1 + bitshuffle, 1 MiB | 80 KB | ~430 | ~3,900 |
-    | zstd-1 + bitshuffle, 2 MiB | 69 KB | ~500 | ~3,600 |
-    | delta + zstd-1, 1 MiB | 49-50 KB | ~580-890 | ~2,100-3,000 |
+    | image codec | ratio | encode MB/s (one core) |
+    | pixel_delta + lz4-1 + bitshuffle (default) | 1.94 | ~1,250 |
+    | pixel_delta + zstd-1 + bitshuffle | 2.22 | ~880 |
+    | delta + lz4-1 + bitshuffle (format 2's first default) | 1.54 | ~1,350 |
+    | lz4-1 + bitshuffle | 1.44 | ~2,100 |
+    | delta + zstd-1 | 2.30 | ~330 |
 
-    Ingest is bound by CPU (two cores) and the disk's sustained ~310 MB/s together; the
-    learner's sampler decodes on the same cores (the delta inverse runs at ~0.45 GB/s).
-    delta+zstd is for space-bound setups (1.45x fewer bytes than the default).
+    With the default, a transition of the node's layout takes ~57 KB on disk (196.8 KB raw;
+    71 KB with delta). Ingest on two cores is bound by CPU: encoding, the copies, and the
+    kernel's work for writing, syncing and creating chunk files.
     """
 
     target_chunk_bytes: int = 2 << 20
