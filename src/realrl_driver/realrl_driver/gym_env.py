@@ -20,6 +20,7 @@ import numpy as np  # noqa: E402
 from gymnasium import spaces  # noqa: E402
 
 from realrl_driver.episode_loop import Label  # noqa: E402
+from realrl_driver.safety import checked_action  # noqa: E402
 
 ENV_CAMERA = 'env'
 
@@ -113,12 +114,7 @@ class GymRobot:
 
     def apply(self, action: np.ndarray) -> np.ndarray:
         """One environment step; the reward and the episode's end are kept for outcome()."""
-        a = np.asarray(action, dtype=np.float64).reshape(-1)
-        if a.shape != (self.action_dim,):
-            raise ValueError(f'action must have {self.action_dim} values, got shape '
-                             f'{np.shape(action)}')
-        if not np.all(np.isfinite(a)):
-            raise ValueError(f'action must be finite, got {a}')
+        a = checked_action(action, self.action_dim)
         a = np.clip(a, self.action_low, self.action_high)
         obs, reward, terminated, truncated, info = self.env.step(
             a.astype(self._act_dtype).reshape(self._act_shape))

@@ -24,6 +24,7 @@ os.environ.setdefault('MUJOCO_GL', 'egl')
 
 import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
+from realrl_driver.safety import checked_action  # noqa: E402
 
 MODELS_DIR = Path(__file__).resolve().parent / 'arm_models'
 DEFAULT_MODEL_PATH = str(MODELS_DIR / 'reach_arm.xml')
@@ -281,12 +282,7 @@ class MujocoArmSim:
 
         `action` has `action_dim` values, clipped to [-1, 1]. Returns the new state.
         """
-        a = np.asarray(action, dtype=np.float64).reshape(-1)
-        if a.shape != (self.action_dim,):
-            raise ValueError(f'action must have {self.action_dim} values, got shape '
-                             f'{np.shape(action)}')
-        if not np.all(np.isfinite(a)):
-            raise ValueError(f'action must be finite, got {a}')
+        a = checked_action(action, self.action_dim)
         a = np.clip(a, -1.0, 1.0)
         if self.cfg.action_mode == 'ee_delta':
             desired = np.clip(self.ee_pos + a * self.cfg.max_ee_step_m, self._ws_low,

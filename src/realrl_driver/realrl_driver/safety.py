@@ -77,3 +77,14 @@ class ActionGuard:
         if episode_id != want_episode or step != want_step:
             return Verdict(False, 'stale')
         return Verdict(True)
+
+
+def checked_action(action, action_dim: int) -> np.ndarray:
+    """A robot's own last check of an action (behind the guard): ``action_dim`` finite values
+    as float64, else ValueError. Robots then clip or limit it themselves."""
+    a = np.asarray(action, dtype=np.float64).reshape(-1)
+    if a.shape != (action_dim,):
+        raise ValueError(f'action must have {action_dim} values, got shape {np.shape(action)}')
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f'action must be finite, got {a.tolist()}')
+    return a

@@ -25,6 +25,7 @@ from collections import Counter
 import numpy as np
 
 from realrl_driver.ur_rtde_config import URConfig
+from realrl_driver.safety import checked_action
 
 log = logging.getLogger(__name__)
 
@@ -188,12 +189,7 @@ class URRtdeRobot:
 
     # -- the Robot protocol -------------------------------------------------------------
     def apply(self, action: np.ndarray) -> np.ndarray:
-        a = np.asarray(action, dtype=np.float64).reshape(-1)
-        if a.shape != (self.action_dim,):
-            raise ValueError(f'action must have {self.action_dim} values, got shape '
-                             f'{np.shape(action)}')
-        if not np.all(np.isfinite(a)):
-            raise ValueError(f'action must be finite, got {a.tolist()}')
+        a = checked_action(action, self.action_dim)
         a = np.clip(a, -1.0, 1.0)
         self.check_ready()
         q, _, tcp = self._measure()
