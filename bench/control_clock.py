@@ -8,7 +8,6 @@ of its own on an otherwise idle graph.
 """
 import json
 import subprocess
-import sys
 import tempfile
 import textwrap
 from pathlib import Path

@@ -3,7 +3,6 @@ with nothing changed. Baseline, measured in the same run: `python -m venv` plus 
 `pip install -r requirements.txt` into another new folder — the floor any set-up pays
 (registry downloads come from pip's cache on a machine that installed them before).
 --quick times only the second run, in this checkout."""
-import shutil
 import subprocess
 import sys
 import tempfile

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import sys
-import shutil
 import signal
 import subprocess
 import time

@@ -1,6 +1,4 @@
 """The MuJoCo arm driver as a lifecycle node over real DDS."""
-import time
-
 import numpy as np
 from lifecycle_msgs.msg import Transition as LcTransition
 from lifecycle_msgs.srv import ChangeState, GetState

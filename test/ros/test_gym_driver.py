@@ -1,6 +1,5 @@
 """A gymnasium environment as a robot: the driver's lifecycle over real DDS, with the
 environment's own reward labelling each step (reward_source: env)."""
-import numpy as np
 from lifecycle_msgs.msg import Transition as LcTransition
 from realrl_interfaces.msg import Action, DriverStatus, Observation, RewardLabel, Transition
 from realrl_interfaces.srv import Describe

@@ -4,14 +4,12 @@ import json
 import os
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from ros_env import INSTALL, ROOT, isolate, next_domain_id, require_workspace, wait_for
+from ros_env import ROOT, isolate, next_domain_id, require_workspace, wait_for
 from realrl_bringup.shm_cleanup import fastdds_files, files_in_use
 
 FAST = ['--set', 'learner.sac.learning_starts=60', '--set', 'learner.publish_every_s=1.0',

@@ -1,5 +1,4 @@
 """The graph description is checked whole before anything starts."""
-import subprocess
 from pathlib import Path
 
 import pytest

@@ -22,6 +22,7 @@ class MonitorNode(Node):
         self.progress = progress
         self.episode_log = episode_log
         self.driver_states: dict[str, str] = {}
+        self.lease: LeaseKeeper | None = None  # set by start_leasing
         for rid in robot_ids:
             self.create_subscription(EpisodeResult, f'/{rid}/episode', self._on_episode, DATA_QOS)
             self.create_subscription(DriverStatus, f'/{rid}/status', self._on_status, STATUS_QOS)
@@ -106,7 +107,7 @@ class MonitorNode(Node):
 
     def release_lease(self, spin) -> None:
         """Give the robots back (best effort: an unreleased lease expires after its ttl)."""
-        if getattr(self, 'lease', None) is None or not self.lease.held:
+        if self.lease is None or not self.lease.held:
             return
         future = self._release.call_async(ReleaseLease.Request(lease_id=self.lease.lease_id))
         deadline = time.monotonic() + 1.0

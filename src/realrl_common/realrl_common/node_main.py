@@ -6,6 +6,7 @@ A ConfigError while building the node ends the process with status 2 and the mes
 from __future__ import annotations
 
 import gc
+import signal
 import sys
 from typing import Callable
 
@@ -24,9 +25,20 @@ def freeze_heap() -> None:
     gc.freeze()
 
 
-def spin_node(make_node: Callable, name: str, args=None, make_executor: Callable | None = None
-              ) -> None:
-    rclpy.init(args=args)
+def spin_node(make_node: Callable, name: str, args=None, make_executor: Callable | None = None,
+              keep_ros_on_signal: bool = False) -> None:
+    """Build the node and spin it until SIGINT/SIGTERM or shutdown; then close it.
+
+    ``keep_ros_on_signal``: without rclpy's signal handlers, which end every ROS context at
+    once; SIGINT and SIGTERM raise KeyboardInterrupt instead, so the node's ``close`` can
+    still publish (a robot under ros2_control is told to hold over ROS)."""
+    if keep_ros_on_signal:
+        def stop(signum, frame):
+            raise KeyboardInterrupt
+        signal.signal(signal.SIGTERM, stop)
+        rclpy.init(args=args, signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
+    else:
+        rclpy.init(args=args)
     try:
         node = make_node()
     except ConfigError as e:

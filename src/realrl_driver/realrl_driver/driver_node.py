@@ -26,7 +26,7 @@ from sensor_msgs.msg import Image
 from std_srvs.srv import SetBool
 
 from realrl_common.config import ConfigError
-from realrl_common.convert import fill_image, from_f32, to_f32
+from realrl_common.convert import fill_image, to_f32
 from realrl_common.node_main import freeze_heap, spin_node
 from realrl_common.qos import COMMAND_QOS, DATA_QOS, LATCHED_QOS, SENSOR_QOS, STATUS_QOS
 from realrl_common.ros_params import read_config
@@ -50,6 +50,8 @@ class DriverNode(LifecycleNode):
         self._timer = None
         self._tick_clock = PeriodRecorder()
         self._state_label = 'unconfigured'
+        self._camera_failing = False  # a camera's frames are too old: the robot holds
+        self._camera_error_logged = -1e9
         self._status_pub = self.create_publisher(DriverStatus, 'status', STATUS_QOS)
         self._status_timer = self.create_timer(0.2, self._publish_status)
 
@@ -276,10 +278,10 @@ class DriverNode(LifecycleNode):
                     reward=label.reward, success=label.success))
 
     def _camera_failed(self, now: float, error: CameraError) -> None:
-        if not getattr(self, '_camera_failing', False):
+        if not self._camera_failing:
             self._camera_failing = True
             self.robot.hold()
-        if now - getattr(self, '_camera_error_logged', -1e9) > 5.0:
+        if now - self._camera_error_logged > 5.0:
             self._camera_error_logged = now
             self.get_logger().error(f'robot holds: {error}')
 

@@ -16,7 +16,6 @@ process; a reset keeps the heartbeat going; and the link is closed with the robo
 """
 from __future__ import annotations
 
-import signal
 import threading
 import time
 
@@ -29,8 +28,7 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
-from realrl_common.config import ConfigError
-from realrl_common.node_main import freeze_heap
+from realrl_common.node_main import spin_node
 from realrl_driver.driver_node import DriverNode
 from realrl_driver.ros2_control_config import Ros2ControlConfig
 from realrl_driver.ros2_control_robot import (VELOCITY_LOOKAHEAD, JointReading, RobotFault,
@@ -244,29 +242,8 @@ class Ros2ControlDriverNode(DriverNode):
 
 
 def run_ros2_control_driver(config_cls, args=None) -> None:
-    """Like realrl_common's spin_node, but without rclpy's signal handlers: they end every
-    ROS context on SIGINT/SIGTERM, and then the robot's last hold (zero velocity) could not
-    be sent. Here the signals raise KeyboardInterrupt; the node holds, then ROS shuts down."""
-    def stop(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, stop)
-    rclpy.init(args=args, signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
-    try:
-        node = Ros2ControlDriverNode('driver', config_cls, make_ros2_control_robot,
-                                    kind='ros2_control')
-    except ConfigError as e:
-        print(f'driver: bad configuration: {e}', flush=True)
-        rclpy.try_shutdown()
-        raise SystemExit(2)
-    freeze_heap()
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.close()
-        node.destroy_node()
-        rclpy.try_shutdown()
+    """spin_node without rclpy's signal handlers: on SIGINT/SIGTERM the node holds the robot
+    (zero velocity) over ROS before ROS shuts down."""
+    spin_node(lambda: Ros2ControlDriverNode('driver', config_cls, make_ros2_control_robot,
+                                            kind='ros2_control'),
+              'driver', args, keep_ros_on_signal=True)

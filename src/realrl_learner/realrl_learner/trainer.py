@@ -27,6 +27,7 @@ from realrl_common.embodiment import SharedSpace
 from realrl_learner.sac import MASK_KEY, SAC, SACConfig
 from realrl_policy.models import GaussianActor
 from realrl_policy.weights_blob import pack_actor
+from realrl_replay.layout import IDENTITY_FILE
 from realrl_replay.mixer import MixedSampler, check_compatible, open_sources
 from realrl_replay.sampler import Sampler
 from realrl_replay.sampler_config import SamplerConfig
@@ -82,6 +83,10 @@ class TrainerConfig:
         check(self.demo_share + self.intervention_ratio <= 1.0,
               f'demo_ratio ({self.demo_ratio}) + intervention_ratio ({self.intervention_ratio}) '
               f'must be <= 1: the rest of each batch is online data')
+        for store in self.demo_stores:  # earlier data: it must be there before the run starts
+            check(Path(store, IDENTITY_FILE).is_file(),
+                  f'demo_stores: {store!r} is not a replay store (no {IDENTITY_FILE}); give '
+                  'folders made by python -m realrl_replay.import_demos or earlier runs\' replay/')
 
     @property
     def demo_share(self) -> float:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-import rclpy
 import torch
 from realrl_interfaces.msg import (Action, Observation, PolicyVersion, RobotDescription,
                                    WeightChunk)

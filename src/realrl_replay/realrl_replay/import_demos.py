@@ -48,6 +48,7 @@ import numpy as np
 
 from .config import StoreConfig, WriterConfig
 from .errors import StoreError
+from .layout import fsync_dir
 from .reader import ReplayReader
 from .schema import LINK, ROBOT_ID, SEQ
 from .writer import ReplayWriter
@@ -297,7 +298,7 @@ def import_demos(out: str | os.PathLike, source: str | os.PathLike, fmt: str | N
         if out.exists():
             out.rmdir()  # empty (checked); the rename needs it gone or empty
         os.rename(tmp, out)
-        _fsync_dir(out.parent)
+        fsync_dir(out.parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -320,14 +321,6 @@ def detect_format(source: Path) -> str:
 def _check_out(out: Path) -> None:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise StoreError(f'{out}: exists and is not an empty folder; refusing to import there')
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _import_episodes(out: Path, source: Path, fmt: str, robot: str, state_keys, description,

@@ -169,15 +169,7 @@ def write_chunk(path: Path, data, fsync: bool) -> None:
 def write_file(path: Path, data, fsync: bool) -> None:
     """Replace ``path`` atomically with ``data`` (temporary file, optional fdatasync, rename)."""
     tmp = str(path) + PARTIAL_SUFFIX
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        view = memoryview(data).cast('B')
-        while view:
-            view = view[os.write(fd, view):]
-        if fsync:
-            os.fdatasync(fd)
-    finally:
-        os.close(fd)
+    write_chunk(tmp, data, fsync)
     os.replace(tmp, path)
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import rclpy
 from realrl_interfaces.msg import Observation, RewardLabel, RobotDescription
 from rclpy.node import Node
 

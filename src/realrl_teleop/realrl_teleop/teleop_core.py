@@ -69,7 +69,7 @@ class TeleopMapping:
         check(not self.scales or not self.axes or len(self.scales) == len(self.axes),
               f'scales needs one value per entry of axes ({len(self.axes)}), '
               f'got {len(self.scales)}')
-        check(all(np.isfinite(s) for s in self.scales), f'scales must be finite numbers')
+        check(all(np.isfinite(s) for s in self.scales), 'scales must be finite numbers')
         check(0.0 <= self.dead_zone < 1.0, f'dead_zone must be in [0, 1), got {self.dead_zone}')
         check(0.0 < self.speed <= 1.0, f'speed must be in (0, 1], got {self.speed}')
         check(self.engage_mode in ('',) + ENGAGE_MODES,
