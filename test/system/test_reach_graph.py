@@ -4,6 +4,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +66,11 @@ class Run:
         self.p.send_signal(signal.SIGTERM)
         try:
             return self.p.wait(60)
+        except subprocess.TimeoutExpired:
+            self.p.send_signal(signal.SIGUSR1)  # realrl prints its threads' stacks
+            time.sleep(2)
+            raise AssertionError('realrl train did not stop within 60 s of SIGTERM; its output '
+                                 'ends with:\n' + self.text()[-6000:]) from None
         finally:
             if self.p.poll() is None:
                 os.killpg(self.p.pid, signal.SIGKILL)

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import os
 import signal
@@ -124,6 +125,8 @@ def train(args) -> int:
     from realrl_bringup.monitor_node import MonitorNode
 
     stop = StopFlag()
+    # `kill -USR1 <pid>` prints where every thread of this process is (into the run's output)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     supervisor = Supervisor(run_dir / 'logs')
     for spec in graph.nodes:
         supervisor.add(spec, commands[spec.fqn])
@@ -159,7 +162,8 @@ def train(args) -> int:
                 print(f'realrl: {m.spec.fqn} exited with {exit_code}'
                       f'{"; restarting" if restarted else ""} (log: {m.log_path})', flush=True)
                 if restarted and m.spec.lifecycle:
-                    why = monitor.bring_up(m.spec.fqn, spin, alive=lambda: m.running)
+                    why = monitor.bring_up(m.spec.fqn, spin,
+                                           alive=lambda: m.running and stop.signal is None)
                     print(f'realrl: {m.spec.fqn} ' + (why or 'active again'), flush=True)
             progress.update_rate(now)
             if now - last_shm_note >= 2.0:
@@ -185,7 +189,11 @@ def train(args) -> int:
     finally:
         summary = dict(progress.summary(), outcome=outcome, run_dir=str(run_dir))
         print(f'realrl: {outcome}; stopping {len(supervisor.nodes)} nodes', flush=True)
-        monitor.release_lease(spin)
+        try:
+            monitor.release_lease(spin)
+        except Exception as e:  # the nodes must be stopped whatever happened; the lease expires
+            print(f'realrl: could not release the lease ({e}); it expires after its ttl',
+                  file=sys.stderr, flush=True)
         codes = supervisor.stop_all()
         monitor.destroy_node()
         rclpy.try_shutdown()
@@ -213,7 +221,10 @@ def bring_up_all(graph, supervisor, monitor, spin, stop, target: str,
         if drivers_only and spec.fqn not in drivers:
             continue
         node = supervisor.nodes[spec.fqn]
-        why = monitor.bring_up(spec.fqn, spin, alive=lambda: node.running, target=target)
+        why = monitor.bring_up(spec.fqn, spin, alive=lambda: node.running and stop.signal is None,
+                               target=target)
+        if stop.signal is not None:
+            return
         if why:
             raise RuntimeError(f'{why}; see {node.log_path}')
         print(f'realrl: {spec.fqn} {target}', flush=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -128,7 +129,11 @@ class Supervisor:
         for fqn, m in self.nodes.items():
             if m.proc is not None:
                 _signal_group(m.proc, signal.SIGKILL)  # anything its children left running
-                m.proc.wait()
+                try:
+                    m.proc.wait(10)
+                except subprocess.TimeoutExpired:  # stuck in the kernel (e.g. disk I/O)
+                    print(f'realrl: {fqn} (pid {m.proc.pid}) has not exited 10 s after SIGKILL; '
+                          'leaving it to the kernel', file=sys.stderr, flush=True)
                 codes[fqn] = m.proc.returncode
                 m.exits.append(m.proc.returncode)
                 m.proc = None
