@@ -7,9 +7,10 @@ moments and restarted; senders re-send what was not acknowledged. A reader proce
 all along. Counts acknowledged-but-lost, duplicated and torn transitions. Baseline: an
 in-memory numpy buffer keeps nothing over a crash (every un-persisted transition is lost).
 
-Part 2: lays out a store of 1,000,000 transitions with two (obs) images (chunk files written
-directly with the store's own encoder; images constant so the disk stays small, ~140k files)
-plus a stray chunk and a '.partial' as a crash would leave, then times ReplayWriter.open
+Part 2: lays out a store of 1,000,000 transitions with two (obs) images (shard files written
+directly with the store's own encoder and ShardWriter; images constant so the disk stays
+small) plus, as a crash would leave them, a chunk beyond the commit in every field (in the
+last shard, or in a shard of its own) and a '.partial', then times ReplayWriter.open
 (validation, scan, repair, lock) and ReplayReader open + refresh. Ends with one JSON line:
 kills, lost, duplicated, torn, reopen_1m_s (median).
 
@@ -29,8 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from realrl_replay import ReplayReader, ReplayWriter, StoreConfig, WriterConfig, crash_harness
-from realrl_replay.layout import (ChunkCodec, CommitMarker, MarkerSlots, chunk_name, field_dir,
-                                  write_chunk)
+from realrl_replay.layout import ChunkCodec, CommitMarker, MarkerSlots, chunk_name, field_dir
+from realrl_replay.shards import ShardWriter
 from realrl_replay.synthetic import example_schema
 
 
@@ -52,10 +53,18 @@ def lay_out(root: Path, rows: int) -> None:
         data = codec.encode(np.zeros(codec.shape, spec.dtype))
         folder = field_dir(root, spec)
         complete = rows // spec.chunk_rows
-        for k in range(complete):
-            write_chunk(folder / chunk_name(spec, k), data, fsync=False)
+        shard = None
+        for k in range(complete + 1):  # chunk `complete`: a commit that wrote no marker
+            j, i = divmod(k, spec.shard_chunks)
+            if shard is None or i == 0:
+                if shard is not None:
+                    shard.flush(fsync=False)
+                    shard.close()
+                shard = ShardWriter(folder / chunk_name(spec, j), spec.shard_chunks)
+            shard.append(i, data)
+        shard.flush(fsync=False)
+        shard.close()
         tails[spec.name] = np.zeros((rows % spec.chunk_rows, *spec.shape), spec.dtype)
-        write_chunk(folder / chunk_name(spec, complete + 1), data[:len(data) // 2], False)
     (field_dir(root, info.schema.fields[0]) / 'c.9.0.partial').write_bytes(b'x')
     slots = MarkerSlots(root)
     slots.write(CommitMarker(info.identity.uuid, 1, rows, ('arm_0',), (rows - 1,), tails),

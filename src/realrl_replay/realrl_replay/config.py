@@ -73,6 +73,12 @@ class StoreConfig:
     max_chunk_rows: int = 1024
     """Most rows in a chunk. The partial last chunk of every field is rewritten at each commit,
     so this bounds the write amplification of small fields."""
+    target_shard_bytes: int = 64 << 20
+    """Uncompressed bytes aimed at per shard file (many chunks of one field, see shards.py):
+    chunks of 32 128x128 RGB images (1.5 MiB) come 42 to a file. Retention deletes whole
+    shards, so up to one shard per field of evicted rows stays on disk."""
+    max_shard_chunks: int = 256
+    """Most chunks in a shard (256 keep its index within 4 KiB)."""
     large_row_bytes: int = 4096
     """Fields whose row is at least this many bytes (images) use ``large_codec``."""
     image_codec: CodecConfig = field(
@@ -101,6 +107,10 @@ class StoreConfig:
             raise ValueError(
                 f'min_chunk_rows ({self.min_chunk_rows}) must be <= max_chunk_rows '
                 f'({self.max_chunk_rows})')
+        if self.target_shard_bytes < 0 or not 1 <= self.max_shard_chunks <= 1 << 16:
+            raise ValueError(
+                f'target_shard_bytes must be >= 0 and max_shard_chunks within 1..65536, got '
+                f'{self.target_shard_bytes} and {self.max_shard_chunks}')
         if self.capacity_rows < self.max_chunk_rows:
             raise ValueError(
                 f'capacity_rows must be >= max_chunk_rows ({self.max_chunk_rows}), '
@@ -125,21 +135,16 @@ class WriterConfig:
     """Behaviour of one writer session (not stored)."""
 
     fsync: bool = True
-    """fsync chunk files, their folders and the commit marker before commit() returns. Without
+    """fsync shard files, new shards' folders and the commit marker before commit() returns. Without
     it a commit survives a SIGKILL of the writer but not a power loss or kernel crash."""
     io_threads: int = 4
     """Threads that encode and write the fields' chunks of a commit in parallel."""
-    precreate_rows: int = 1024
-    """Empty chunk files for this many rows ahead are created per field (one folder fsync for
-    all of them), so that a commit writes into existing files and fsyncs no folder."""
     retention: RetentionConfig | None = None
     """Size/age cap: oldest whole episodes are evicted at commits (None: keep everything)."""
 
     def __post_init__(self):
         if self.io_threads < 1:
             raise ValueError(f'io_threads must be >= 1, got {self.io_threads}')
-        if self.precreate_rows < 0:
-            raise ValueError(f'precreate_rows must be >= 0, got {self.precreate_rows}')
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,15 @@
                            the store's state. A torn slot (crash mid-write) fails its checksum,
                            and the other slot holds the commit before it.
       writer.lock          flock-ed by the single writer; holds its pid.
-      data/                Zarr v3 group, one array per field; chunk keys 'c.<k>.0...'.
-                           Only complete chunks are written, once, before the commit marker
-                           that counts them; they never change afterwards (retention deletes
-                           whole chunks below the first valid row). Empty chunk files beyond
-                           the committed rows are pre-created by the writer.
+      data/                Zarr v3 group, one array per field. Format 3: shard files
+                           'c.<j>.0...', each holding chunks j*S .. j*S+S-1 of its field with
+                           their index at the start (shards.py). Only complete chunks are
+                           written, once, before the commit marker that counts them; they never
+                           change afterwards (retention deletes whole shards below the first
+                           valid row).
 
-Format version 1 (one marker, commit.bin, replaced by rename) is read, never written.
+Format 2 (a file per chunk, 'c.<k>.0...') and format 1 (one marker, commit.bin, replaced by
+rename) are read, never written.
 """
 from __future__ import annotations
 
@@ -37,8 +39,8 @@ from .errors import StoreError
 from .schema import FieldSpec, Schema
 
 FORMAT = 'realrl-replay'
-VERSION = 2
-READABLE_VERSIONS = (1, 2)
+VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 IDENTITY_FILE = 'realrl_replay.json'
 COMMIT_FILE = 'commit.bin'  # format 1
 COMMIT_SLOTS = ('commit.0', 'commit.1')
@@ -56,6 +58,7 @@ def field_dir(root: Path, spec: FieldSpec) -> Path:
 
 
 def chunk_name(spec: FieldSpec, k: int) -> str:
+    """File name of chunk ``k`` (format 2) or of shard ``k`` (format 3)."""
     return 'c.' + str(k) + '.0' * len(spec.shape)
 
 
@@ -151,11 +154,10 @@ def delta_decode(flat: np.ndarray, shape: tuple, out: np.ndarray | None = None) 
     return out
 
 
-def write_chunk(path: Path, data, fsync: bool) -> None:
-    """Write a complete chunk into its (usually pre-created, empty) file. Its rows are counted
-    by no commit marker yet, so no reader looks at it; a crash midway leaves a file that
-    recovery deletes."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+def write_file(path: Path, data, fsync: bool) -> None:
+    """Replace ``path`` atomically with ``data`` (temporary file, optional fdatasync, rename)."""
+    tmp = str(path) + PARTIAL_SUFFIX
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         view = memoryview(data).cast('B')
         while view:
@@ -164,12 +166,6 @@ def write_chunk(path: Path, data, fsync: bool) -> None:
             os.fdatasync(fd)
     finally:
         os.close(fd)
-
-
-def write_file(path: Path, data, fsync: bool) -> None:
-    """Replace ``path`` atomically with ``data`` (temporary file, optional fdatasync, rename)."""
-    tmp = str(path) + PARTIAL_SUFFIX
-    write_chunk(tmp, data, fsync)
     os.replace(tmp, path)
 
 

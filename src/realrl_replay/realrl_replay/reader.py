@@ -11,6 +11,7 @@ import numpy as np
 
 from .errors import RowsEvictedError, StoreError
 from .layout import ChunkCodec, CommitMarker, chunk_name, field_dir
+from .shards import read_chunk
 from .schema import LINK, ROBOT_ID, FieldSpec, Schema
 from .store import StoreInfo
 
@@ -158,9 +159,14 @@ class ReplayReader:
 
     def decode_chunk(self, spec: FieldSpec, k: int, out: np.ndarray | None = None) -> np.ndarray:
         """Read and decode chunk ``k`` of ``spec`` from disk (into ``out`` if given)."""
-        path = self._folders[spec.name] / chunk_name(spec, k)
         try:
-            data = path.read_bytes()
+            if spec.shard_chunks:
+                shard, i = divmod(k, spec.shard_chunks)
+                path = self._folders[spec.name] / chunk_name(spec, shard)
+                data = read_chunk(path, spec.shard_chunks, i)
+            else:
+                path = self._folders[spec.name] / chunk_name(spec, k)
+                data = path.read_bytes()
         except FileNotFoundError:
             latest = self.info.read_marker()
             if (k + 1) * spec.chunk_rows <= latest.first:

@@ -19,7 +19,7 @@ return the image itself; ``_next_obs_link`` is never returned unless asked for b
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
 import numpy as np
@@ -54,6 +54,8 @@ class FieldSpec:
     """Codec of the chunks."""
     link: str | None = None
     """For a linked ``next_obs/<x>`` image: the ``obs/<x>`` field it is deduplicated against."""
+    shard_chunks: int = 0
+    """Chunks per shard file (format 3); 0: a file per chunk (format 2)."""
 
     @property
     def row_bytes(self) -> int:
@@ -68,18 +70,26 @@ class FieldSpec:
                'chunk_rows': self.chunk_rows, 'codec': vars(self.codec).copy()}
         if self.link:
             out['link'] = self.link
+        if self.shard_chunks:
+            out['shard_chunks'] = self.shard_chunks
         return out
 
     @classmethod
     def from_json(cls, data: dict) -> FieldSpec:
         return cls(data['name'], tuple(int(n) for n in data['shape']), np.dtype(data['dtype']),
-                   int(data['chunk_rows']), CodecConfig(**data['codec']), data.get('link'))
+                   int(data['chunk_rows']), CodecConfig(**data['codec']), data.get('link'),
+                   int(data.get('shard_chunks', 0)))
 
 
 def _chunk_rows(row_bytes: int, cfg: StoreConfig) -> int:
     rows = max(1, cfg.target_chunk_bytes // max(1, row_bytes))
     rows = 1 << (rows.bit_length() - 1)
     return min(cfg.max_chunk_rows, max(cfg.min_chunk_rows, rows))
+
+
+def _shard_chunks(spec: FieldSpec, cfg: StoreConfig) -> int:
+    chunk_bytes = spec.chunk_rows * spec.row_bytes
+    return min(cfg.max_shard_chunks, max(1, cfg.target_shard_bytes // chunk_bytes))
 
 
 def _parse_spec(name: str, spec: Any) -> tuple[tuple[int, ...], np.dtype]:
@@ -174,7 +184,7 @@ class Schema:
         fields.append(FieldSpec(ROBOT_ID, (), ROBOT_CODE_DTYPE, cfg.max_chunk_rows,
                                 cfg.small_codec))
         fields.append(FieldSpec(SEQ, (), SEQ_DTYPE, cfg.max_chunk_rows, cfg.small_codec))
-        return cls(fields)
+        return cls([replace(f, shard_chunks=_shard_chunks(f, cfg)) for f in fields])
 
     def to_json(self) -> list[dict]:
         return [f.to_json() for f in self.fields]

@@ -12,7 +12,8 @@ from typing import Any, Mapping
 from . import pixel_delta
 from .config import StoreConfig
 from .errors import StoreError
-from .layout import DATA_DIR, CommitMarker, Identity, MarkerSlots, field_dir, fsync_dir
+from .layout import (DATA_DIR, CommitMarker, Identity, MarkerSlots, field_dir, fsync_dir,
+                     write_file)
 from .schema import Schema
 
 
@@ -54,7 +55,8 @@ class StoreInfo:
             meta_path = field_dir(root, spec) / 'zarr.json'
             try:
                 meta = json.loads(meta_path.read_bytes())
-                ok = (meta['chunk_grid']['configuration']['chunk_shape'][0] == spec.chunk_rows
+                file_rows = spec.chunk_rows * max(1, spec.shard_chunks)
+                ok = (meta['chunk_grid']['configuration']['chunk_shape'][0] == file_rows
                       and list(meta['shape'][1:]) == list(spec.shape))
             except FileNotFoundError:
                 raise StoreError(f'{root}: array of field {spec.name!r} is missing '
@@ -111,8 +113,8 @@ def _create_arrays(data_root: Path, schema: Schema, config: StoreConfig) -> None
     group = zarr.open_group(str(data_root), mode='w-')
     group.attrs['realrl_replay'] = (
         'only rows counted by the commit marker (../commit.0 or ../commit.1, whichever is '
-        'newer) and not below its retention watermark are committed; chunk files beyond them '
-        'may be empty. Read through realrl_replay.ReplayReader. Linked next_obs images are '
+        'newer) and not below its retention watermark are committed; chunks beyond them may '
+        'be absent or left by an interrupted commit. Read through realrl_replay.ReplayReader. Linked next_obs images are '
         'zeros where ../_next_obs_link says so (see DESIGN.md).')
     for spec in schema.fields:
         codec = spec.codec
@@ -130,5 +132,17 @@ def _create_arrays(data_root: Path, schema: Schema, config: StoreConfig) -> None
             group.create_array(
                 spec.name, shape=(config.capacity_rows, *spec.shape),
                 chunks=(spec.chunk_rows, *spec.shape), dtype=spec.dtype, fill_value=0,
+                shards=(spec.chunk_rows * spec.shard_chunks, *spec.shape),
                 filters=filters, serializer=BytesCodec(), compressors=compressors,
                 chunk_key_encoding={'name': 'default', 'separator': '.'})
+        _index_at_start(data_root / spec.name / 'zarr.json')
+
+
+def _index_at_start(meta_path: Path) -> None:
+    """Declare the shards as shards.py writes them: index first, without a checksum."""
+    meta = json.loads(meta_path.read_bytes())
+    (sharding,) = [c for c in meta['codecs'] if c['name'] == 'sharding_indexed']
+    sharding['configuration']['index_location'] = 'start'
+    sharding['configuration']['index_codecs'] = [
+        {'name': 'bytes', 'configuration': {'endian': 'little'}}]
+    write_file(meta_path, json.dumps(meta, indent=2).encode(), fsync=True)

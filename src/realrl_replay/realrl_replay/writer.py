@@ -2,18 +2,17 @@
 
 Commit protocol (the commit marker doubles as the write-ahead segment of incomplete chunks):
 
-1. every chunk that the committed rows complete is encoded and written once, into its
-   pre-created empty file, and fdatasync-ed (a file that was not pre-created also gets its
-   folder fsync-ed);
+1. every chunk that the committed rows complete is encoded and appended once to its field's
+   shard file (shards.py: O_DIRECT where the file system allows it), the shard's index is
+   updated and the file fdatasync-ed (a new shard file also gets its folder fsync-ed);
 2. the commit marker (count, robot names, committed seq per robot, the rows of every field's
    incomplete last chunk, the retention watermark) is written in place into slot
    ``commit_id % 2`` and fdatasync-ed, last. The commit is durable then, and only then may
    its transitions be acknowledged;
-3. chunk files wholly below a moved retention watermark are deleted; more empty chunk files
-   are pre-created when few are left (one folder fsync for all of them).
+3. shard files wholly below a moved retention watermark are deleted.
 
-``commit_async`` runs 1-3 on a commit thread (the encoding on ``io_threads``) and returns at
-once, so the caller appends the next transitions while the previous ones are written; commits
+``commit_async`` runs 1-3 on a commit thread (encoding and writing on ``io_threads``: chunks
+are encoded in parallel, each field's shard is written by one thread) and returns at once, so the caller appends the next transitions while the previous ones are written; commits
 are made durable in the order they were started. A crash before step 2 ended leaves the
 previous marker in the other slot and every row it counts intact; ``open`` deletes the rest
 (see recovery.py). Readers follow the marker, so they see whole commits.
@@ -32,11 +31,11 @@ import numpy as np
 
 from .config import RetentionConfig, StoreConfig, WriterConfig
 from .errors import StoreError
-from .layout import (ChunkCodec, CommitMarker, MarkerSlots, chunk_name, field_dir, fsync_dir,
-                     write_chunk)
+from .layout import ChunkCodec, CommitMarker, MarkerSlots, chunk_name, field_dir, fsync_dir
 from .lock import WriterLock
 from .recovery import repair, scan
 from .schema import LINK, MAX_ROBOTS, ROBOT_ID, SEQ, FieldSpec, Schema
+from .shards import ALIGN, ShardWriter, read_entry
 from .store import StoreInfo, create_store
 
 EPISODE = 'episode_id'
@@ -75,8 +74,9 @@ class _Column:
         self.rows[:len(tail)] = tail
         self.used = len(tail)
         self.spare: list[np.ndarray] = []
-        self.created = 0
-        """Chunk files below this index exist durably (committed or pre-created)."""
+        self.shard: ShardWriter | None = None
+        """The shard file that the next chunk goes to, while open (the commit thread's)."""
+        self.shard_index = -1
         self.bytes_per_row = float(spec.row_bytes)
         """Estimate of the encoded bytes per row (for RetentionConfig.max_bytes)."""
 
@@ -133,14 +133,13 @@ class _Snapshot:
     jobs: list
     new_rows: int
     released: list
-    precreate: bool
 
 
 class ReplayWriter:
     """The store's single writer. Call it from one thread (commits run on their own)."""
 
     def __init__(self, info: StoreInfo, marker: CommitMarker, lock: WriterLock,
-                 config: WriterConfig, created: Mapping[str, int] | None = None):
+                 config: WriterConfig):
         self.info = info
         self.config = config
         self._lock = lock
@@ -160,10 +159,9 @@ class ReplayWriter:
         schema = info.schema
         self._columns: dict[str, _Column] = {}
         for spec in schema.fields:
-            column = _Column(spec, marker.count // spec.chunk_rows * spec.chunk_rows,
-                             marker.tails[spec.name], field_dir(info.root, spec))
-            column.created = (created or {}).get(spec.name, marker.count // spec.chunk_rows)
-            self._columns[spec.name] = column
+            self._columns[spec.name] = _Column(
+                spec, marker.count // spec.chunk_rows * spec.chunk_rows,
+                marker.tails[spec.name], field_dir(info.root, spec))
         large = [f.chunk_rows for f in schema.fields if f.row_bytes >= info.config.large_row_bytes]
         self.boundary_rows = max(large) if large else schema.block_rows
         """Rows between commit points that leave no large (image) rows in the marker."""
@@ -174,12 +172,10 @@ class ReplayWriter:
         self._pool = ThreadPoolExecutor(config.io_threads, thread_name_prefix='replay-io')
         self._committer = ThreadPoolExecutor(1, thread_name_prefix='replay-commit')
         self._inflight: Future | None = None
-        self._precreating = True
         self._error: BaseException | None = None
         self._reader = None
         self._closed = False
-        self._estimate_bytes()
-        self._pool.submit(self._precreate, config.fsync)  # commits create files until then
+        self._open_shards(config.fsync)
 
     # ----------------------------------------------------------------------------- opening
     @classmethod
@@ -196,27 +192,25 @@ class ReplayWriter:
         """Open an existing store for writing, recovering it after a crash.
 
         Raises StoreError, without writing anything, if ``path`` is not a valid store (or one
-        of format 1, which is read-only), and StoreLockedError if another writer holds it.
+        of formats 1 and 2, which are read-only), and StoreLockedError if another writer holds it.
         """
         config = config or WriterConfig()
         info = StoreInfo.load(path)
         marker = info.read_marker()
-        scan(info, marker.count, marker.first)  # read-only check before the lock is touched
-        if info.version != 2:
+        if info.version != 3:
             raise StoreError(f'{info.root}: store format version {info.version} is read-only '
                              'here (ReplayReader and Sampler read it; write a new store)')
+        scan(info, marker.count, marker.first)  # read-only check before the lock is touched
         lock = WriterLock.acquire(info.root)
         try:
             marker = info.read_marker()
             scans = scan(info, marker.count, marker.first)
             deleted = repair(info, marker.count, scans, marker.first)
-            if config.fsync:  # also makes the listed (pre-created) files durable
+            if config.fsync and deleted:
                 for spec in info.schema.fields:
                     fsync_dir(field_dir(info.root, spec))
-                if deleted:
-                    fsync_dir(info.root)
-            created = {fs.spec.name: fs.created(marker.count) for fs in scans}
-            return cls(info, marker, lock, config, created)
+                fsync_dir(info.root)
+            return cls(info, marker, lock, config)
         except BaseException:
             lock.release()
             raise
@@ -357,6 +351,9 @@ class ReplayWriter:
             self._closed = True
             self._committer.shutdown()
             self._pool.shutdown()
+            for column in self._columns.values():
+                if column.shard is not None:
+                    column.shard.close()
             self._slots.close()
             self._lock.release()
 
@@ -385,7 +382,7 @@ class ReplayWriter:
                     lo = k * column.spec.chunk_rows - link_col.start
                     flags = link_col.rows[lo:lo + column.spec.chunk_rows]
                     zero = np.flatnonzero(flags & bit)
-                jobs.append((column, k, rows, zero, k >= column.created))
+                jobs.append((column, k, rows, zero))
             tails[name] = column.tail(end).copy()
         for column in self._columns.values():
             old = column.advance(end)
@@ -395,9 +392,7 @@ class ReplayWriter:
         marker = CommitMarker(self.info.identity.uuid, self._last.commit_id + 1, end,
                               tuple(self._robots), tuple(seqs), tails)
         self._last = marker
-        precreate = any(c.created * c.spec.chunk_rows - end
-                        < self.config.precreate_rows // 2 for c in self._columns.values())
-        return _Snapshot(marker, jobs, end - start, released, precreate)
+        return _Snapshot(marker, jobs, end - start, released)
 
     def _run_commit(self, snap: _Snapshot) -> CommitInfo:
         """On the commit thread: steps 1-3 of the protocol, in order."""
@@ -406,13 +401,16 @@ class ReplayWriter:
                              'reopen the store to recover') from self._error
         try:
             fsync = self.config.fsync
-            futures = [self._pool.submit(_write_chunk, *job, fsync) for job in snap.jobs]
-            for future in futures:
+            encoded: dict[_Column, list] = {}
+            for column, k, rows, zero in snap.jobs:  # every chunk encoded in parallel
+                encoded.setdefault(column, []).append(
+                    (k, self._pool.submit(_encode_chunk, column, rows, zero)))
+            writes = []
+            for column, chunks in encoded.items():  # each shard written in order by one thread
+                chunks = [(k, future.result()) for k, future in chunks]
+                writes.append(self._pool.submit(_write_chunks, column, chunks, fsync))
+            for future in writes:
                 future.result()
-            folders = {column.folder for column, _, _, _, new_file in snap.jobs if new_file}
-            if fsync and folders:
-                for future in [self._pool.submit(fsync_dir, f) for f in folders]:
-                    future.result()
             m = snap.marker
             marker = CommitMarker(m.store_uuid, m.commit_id, m.count, m.robots, m.seqs,
                                   m.tails, *self._kept)
@@ -431,9 +429,6 @@ class ReplayWriter:
                 self._delete_below(previous.first, marker.first)
             for column, buffer in snap.released:
                 column.spare.append(buffer)
-            if snap.precreate and not self._precreating:
-                self._precreating = True  # in the background: file creation is slow on some disks
-                self._pool.submit(self._precreate, fsync)
             return info
         except BaseException as e:
             self._error = e
@@ -492,46 +487,23 @@ class ReplayWriter:
                 if np.array_equal(a, b):
                     link_col.rows[prev - link_col.start] |= bit
 
-    def _precreate(self, sync: bool) -> None:
-        """Create empty chunk files for the next ``precreate_rows`` rows of every field. A
-        file is counted in ``created`` (a commit writing it fsyncs no folder) only once its
-        folder was fsync-ed; creating never truncates, so it may race with a chunk write."""
-        try:
-            self._create_ahead(sync)
-        finally:
-            self._precreating = False
-
-    def _create_ahead(self, sync: bool) -> None:
-        rows = self.config.precreate_rows
-        if not rows:
-            return
-        top = self._last.count + rows
-        folders = []
+    def _open_shards(self, fsync: bool) -> None:
+        """Open the shard that each field's next chunk goes to, if it holds committed chunks
+        (dropping what an interrupted commit left after them); estimate each field's encoded
+        bytes per row from its newest chunk (for RetentionConfig.max_bytes)."""
         for column in self._columns.values():
-            c = column.spec.chunk_rows
-            want = -(-top // c)
-            if want <= column.created:
-                continue
-            for k in range(max(column.created, self._last.count // c), want):
-                path = column.folder / chunk_name(column.spec, k)
-                os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o644))
-            folders.append((column, want))
-        if sync:
-            for column, _ in folders:
-                fsync_dir(column.folder)
-        for column, want in folders:
-            column.created = want
-
-    def _estimate_bytes(self) -> None:
-        """Bytes per row of each field from its newest complete chunk (for max_bytes)."""
-        for column in self._columns.values():
-            k = self._last.count // column.spec.chunk_rows - 1
-            if k >= self._last.first // column.spec.chunk_rows and k >= 0:
-                try:
-                    size = (column.folder / chunk_name(column.spec, k)).stat().st_size
-                    column.bytes_per_row = size / column.spec.chunk_rows
-                except OSError:
-                    pass
+            spec = column.spec
+            complete = self._last.count // spec.chunk_rows
+            j, i = divmod(complete, spec.shard_chunks)
+            if i:
+                column.shard = ShardWriter(column.folder / chunk_name(spec, j),
+                                           spec.shard_chunks, committed=i)
+                column.shard_index = j
+                column.shard.flush(fsync)
+            if complete > self._last.first // spec.chunk_rows:
+                j, i = divmod(complete - 1, spec.shard_chunks)
+                _, nbytes = read_entry(column.folder / chunk_name(spec, j), spec.shard_chunks, i)
+                column.bytes_per_row = -(-nbytes // ALIGN) * ALIGN / spec.chunk_rows
 
     def _plan_retention(self, marker: CommitMarker):
         """(first, min_episode) after evicting what the caps ask for, or None."""
@@ -589,11 +561,11 @@ class ReplayWriter:
         return self._reader
 
     def _delete_below(self, old_first: int, new_first: int) -> None:
-        """Delete the chunk files wholly below the new watermark (after its marker)."""
+        """Delete the shard files wholly below the new watermark (after its marker)."""
         for column in self._columns.values():
-            c = column.spec.chunk_rows
-            for k in range(old_first // c, new_first // c):
-                (column.folder / chunk_name(column.spec, k)).unlink(missing_ok=True)
+            per_shard = column.spec.chunk_rows * column.spec.shard_chunks
+            for j in range(old_first // per_shard, new_first // per_shard):
+                (column.folder / chunk_name(column.spec, j)).unlink(missing_ok=True)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -672,13 +644,33 @@ def _stack_into(spec: FieldSpec, values: list, out: np.ndarray) -> None:
         out[i] = value
 
 
-def _write_chunk(column: _Column, k: int, chunk: np.ndarray, zero, new_file: bool,
-                 fsync: bool) -> None:
+def _encode_chunk(column: _Column, chunk: np.ndarray, zero) -> bytes:
     if zero is not None and zero.size:
         chunk[zero] = 0  # linked next_obs images: the reader takes the next row's obs
-    data = column.codec.encode(chunk)
-    write_chunk(column.folder / chunk_name(column.spec, k), data, fsync)
-    column.bytes_per_row = 0.8 * column.bytes_per_row + 0.2 * len(data) / len(chunk)
+    return column.codec.encode(chunk)
+
+
+def _write_chunks(column: _Column, chunks: list[tuple[int, bytes]], fsync: bool) -> None:
+    """Append a commit's chunks of one field to its shards; flush and fdatasync them."""
+    spec, created = column.spec, False
+    for k, data in chunks:
+        j, i = divmod(k, spec.shard_chunks)
+        if column.shard_index != j:
+            if column.shard is not None:
+                column.shard.flush(fsync)
+                column.shard.close()
+            column.shard = ShardWriter(column.folder / chunk_name(spec, j), spec.shard_chunks)
+            column.shard_index = j
+            created |= column.shard.created
+        column.shard.append(i, data)
+        on_disk = -(-len(data) // ALIGN) * ALIGN
+        column.bytes_per_row = 0.8 * column.bytes_per_row + 0.2 * on_disk / spec.chunk_rows
+    column.shard.flush(fsync)
+    if created and fsync:
+        fsync_dir(column.folder)
+    if column.shard_index * spec.shard_chunks + spec.shard_chunks - 1 == chunks[-1][0]:
+        column.shard.close()  # full
+        column.shard, column.shard_index = None, -1
 
 
 def _check_retention(info: StoreInfo, cfg: RetentionConfig) -> None:

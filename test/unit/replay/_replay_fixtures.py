@@ -11,8 +11,8 @@ from realrl_replay import ReplayWriter, StoreConfig, WriterConfig
 from realrl_replay.synthetic import TransitionFactory, example_schema
 
 SMALL = StoreConfig(target_chunk_bytes=16 << 10, min_chunk_rows=4, max_chunk_rows=64,
-                    large_row_bytes=512)
-"""Tiny chunks so that a few hundred rows cross many chunk boundaries."""
+                    large_row_bytes=512, max_shard_chunks=3)
+"""Tiny chunks and shards so that a few hundred rows cross many chunk and shard boundaries."""
 
 
 def small_schema(next_images: bool = False) -> dict:
@@ -21,7 +21,6 @@ def small_schema(next_images: bool = False) -> dict:
 
 def make_writer(path: Path, fsync: bool = False, store_config: StoreConfig = SMALL,
                 schema: dict | None = None, **kw) -> ReplayWriter:
-    kw.setdefault('precreate_rows', 64)  # file creation is slow on CI disks; still exercised
     return ReplayWriter.create(path, schema or small_schema(), {'task': 'test'}, store_config,
                                WriterConfig(fsync=fsync, **kw))
 

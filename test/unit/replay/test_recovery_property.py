@@ -11,14 +11,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import realrl_replay.layout as layout
-import realrl_replay.writer as writer_mod
+import realrl_replay.shards as shards
 from realrl_replay import ReplayReader, ReplayWriter, RetentionConfig, WriterConfig
 from _replay_fixtures import factory, make_writer, small_schema
 
 ROBOTS = ('a', 'b', 'c')
 FAC = factory(next_images=True, episode_len=6)
 KEEP = RetentionConfig(max_rows=150)
-WCFG = WriterConfig(fsync=False, precreate_rows=64, retention=KEEP)
+WCFG = WriterConfig(fsync=False, retention=KEEP)
 
 
 class Crash(Exception):
@@ -30,6 +30,9 @@ def _abandon(w: ReplayWriter) -> None:
     w._closed = True
     w._committer.shutdown()
     w._pool.shutdown()
+    for column in w._columns.values():
+        if column.shard is not None:
+            column.shard.close()
     w._slots.close()
     w._lock.release()
 
@@ -39,16 +42,28 @@ class _Faults:
 
     def __init__(self, monkeypatch):
         self.point = None
-        self.chunk_calls = 0
-        real_chunk, real_marker = writer_mod.write_chunk, layout.MarkerSlots.write
+        self.calls = {'chunk': 0, 'index_torn': 0}
+        real_append, real_flush = shards.ShardWriter.append, shards.ShardWriter.flush
+        real_marker = layout.MarkerSlots.write
 
-        def chunk(path, data, fsync):
-            self.chunk_calls += 1
-            if self.point == ('chunk', self.chunk_calls):
+        def append(shard, i, data):
+            self.calls['chunk'] += 1
+            if self.point == ('chunk', self.calls['chunk']):
                 view = memoryview(data).cast('B')
-                Path(path).write_bytes(bytes(view[:len(view) // 2]))  # cut short
+                with open(shard.path, 'r+b') as f:  # half of the chunk, index not updated
+                    f.seek(shard.end)
+                    f.write(bytes(view[:len(view) // 2]))
                 raise Crash
-            real_chunk(path, data, fsync)
+            real_append(shard, i, data)
+
+        def flush(shard, fsync):
+            self.calls['index_torn'] += 1
+            if self.point == ('index_torn', self.calls['index_torn']):
+                index = shard._index.astype('<u8').tobytes()
+                with open(shard.path, 'r+b') as f:  # the new index, cut short
+                    f.write(index[:len(index) // 2 + 8])
+                raise Crash
+            real_flush(shard, fsync)
 
         def marker(slots, m, schema, fsync):
             if self.point == ('marker_torn',):  # half of the new marker over the old slot
@@ -59,11 +74,13 @@ class _Faults:
             if self.point == ('after_marker',):
                 raise Crash
 
-        monkeypatch.setattr(writer_mod, 'write_chunk', chunk)
+        monkeypatch.setattr(shards.ShardWriter, 'append', append)
+        monkeypatch.setattr(shards.ShardWriter, 'flush', flush)
         monkeypatch.setattr(layout.MarkerSlots, 'write', marker)
 
     def arm(self, point) -> None:
-        self.point, self.chunk_calls = point, 0
+        self.point = point
+        self.calls = dict.fromkeys(self.calls, 0)
 
 
 op = st.one_of(
@@ -73,6 +90,7 @@ op = st.one_of(
     st.tuples(st.just('reopen')),
     st.tuples(st.just('crash'), st.one_of(
         st.tuples(st.just('chunk'), st.integers(1, 12)),
+        st.tuples(st.just('index_torn'), st.integers(1, 6)),
         st.just(('marker_torn',)), st.just(('after_marker',)))),
 )
 

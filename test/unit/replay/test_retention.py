@@ -22,9 +22,8 @@ def feed(w, fac, rounds, start=0, commit_every=2):
     w.commit()
 
 
-def chunk_files(root, spec):
-    return {int(p.name.split('.')[1]) for p in (root / 'data' / spec.name).glob('c.*')
-            if p.stat().st_size}
+def shard_files(root, spec):
+    return {int(p.name.split('.')[1]) for p in (root / 'data' / spec.name).glob('c.*')}
 
 
 def assert_whole_episodes(reader):
@@ -49,7 +48,7 @@ def test_row_cap_evicts_whole_oldest_episodes_and_deletes_their_chunks(tmp_path)
     assert set(r.min_episode) == set(ROBOTS)
     assert_whole_episodes(r)
     for spec in r.schema.fields:  # nothing wholly below the watermark is left on disk
-        assert min(chunk_files(root, spec)) == r.first // spec.chunk_rows
+        assert min(shard_files(root, spec)) == r.first // (spec.chunk_rows * spec.shard_chunks)
     with pytest.raises(RowsEvictedError):
         r.read([0])
     with ReplayWriter.open(root, WriterConfig(fsync=False, retention=cap)) as w2:
@@ -94,7 +93,7 @@ def test_a_reader_holding_an_old_commit_gets_a_clear_error_for_deleted_chunks(tm
         r.read([r.first])
 
 
-def test_reopen_removes_chunks_left_below_the_watermark_by_a_crash(tmp_path):
+def test_reopen_removes_shards_left_below_the_watermark_by_a_crash(tmp_path):
     fac = factory(episode_len=EP)
     root = tmp_path / 's'
     with make_writer(root, retention=RetentionConfig(max_rows=100)) as w:
@@ -104,7 +103,7 @@ def test_reopen_removes_chunks_left_below_the_watermark_by_a_crash(tmp_path):
     stray = root / 'data' / 'obs' / 'image_0' / 'c.0.0.0.0'
     stray.write_bytes(b'left over by a deletion cut short')
     ReplayWriter.open(root, WriterConfig(fsync=False)).close()
-    assert not stray.exists() and r.first // spec.chunk_rows > 0
+    assert not stray.exists() and r.first // (spec.chunk_rows * spec.shard_chunks) > 0
 
 
 def test_age_and_size_caps(tmp_path):
@@ -122,15 +121,25 @@ def test_age_and_size_caps(tmp_path):
     cap = 200_000
     with make_writer(tmp_path / 'size', retention=RetentionConfig(max_bytes=cap)) as w:
         feed(w, fac, 150)
-    data = sum(p.stat().st_size for p in (tmp_path / 'size' / 'data').rglob('c.*'))
-    assert data < 1.3 * cap and ReplayReader(tmp_path / 'size').first > 0
+    r = ReplayReader(tmp_path / 'size')
+    kept = 0  # disk bytes of the chunks holding kept rows (whole evicted shards are deleted)
+    for spec in r.schema.fields:
+        first_chunk, size = r.first // spec.chunk_rows, spec.shard_chunks
+        assert min(shard_files(tmp_path / 'size', spec)) == first_chunk // size
+        for j in shard_files(tmp_path / 'size', spec):
+            shard = tmp_path / 'size' / 'data' / spec.name / ('c.%d' % j + '.0' * len(spec.shape))
+            index = np.frombuffer(shard.read_bytes()[:16 * size], '<u8').reshape(-1, 2)
+            for i, (offset, nbytes) in enumerate(index.tolist()):
+                if offset != 2**64 - 1 and j * size + i >= first_chunk:
+                    kept += -(-nbytes // 4096) * 4096
+    assert 0.5 * cap < kept < 1.3 * cap and r.first > 0
 
 
 def test_without_episode_ids_the_cut_is_at_the_row(tmp_path):
     schema = {'x': ((3,), np.float32)}
     root = tmp_path / 's'
     with ReplayWriter.create(root, schema, {}, config=WriterConfig(
-            fsync=False, precreate_rows=64, retention=RetentionConfig(max_rows=100))) as w:
+            fsync=False, retention=RetentionConfig(max_rows=100))) as w:
         for i in range(10):
             w.append({'robot_id': ['a'] * 50, 'seq': np.arange(50 * i, 50 * i + 50),
                       'x': np.full((50, 3), i, np.float32)})

@@ -159,6 +159,13 @@ def _corrupt(kind, root):
         (root / 'commit.1').unlink()
     elif kind == 'missing_chunk':
         next((root / 'data' / 'obs' / 'image_0').glob('c.0.*')).unlink()
+    elif kind == 'bad_shard_index':  # chunk 0's entry says "never written"
+        shard = next((root / 'data' / 'obs' / 'image_0').glob('c.0.*'))
+        with open(shard, 'r+b') as f:
+            f.write(b'\xff' * 16)
+    elif kind == 'cut_shard':
+        shard = next((root / 'data' / 'obs' / 'image_0').glob('c.0.*'))
+        os.truncate(shard, 4096 + 10)  # the index and 10 bytes of the first chunk
     elif kind == 'missing_array':
         (root / 'data' / 'reward' / 'zarr.json').unlink()
 
@@ -171,6 +178,8 @@ def _corrupt(kind, root):
     ('bad_marker', 'corrupted'),
     ('missing_marker', 'commit.1 is missing'),
     ('missing_chunk', 'missing'),
+    ('bad_shard_index', 'corrupted'),
+    ('cut_shard', 'corrupted'),
     ('missing_array', "field 'reward'"),
 ])
 def test_foreign_or_corrupted_folder_is_an_error_and_never_written(tmp_path, kind, words):
