@@ -109,7 +109,7 @@ def main(argv=None) -> dict:
         'kills': report.kills, 'lost': report.lost, 'duplicated': report.duplicated,
         'torn': report.torn, 'reopen_1m_s': round(statistics.median(writer_s), 3),
         'reopen_rows': rows, 'reader_open_s': round(statistics.median(reader_s), 3),
-        'reopen_first_s': round(writer_s[0], 3), 'chunk_files': files,
+        'reopen_first_s': round(writer_s[0], 3), 'shard_files': files,
         'transitions_sent': report.sent, 'out_of_order': report.out_of_order,
         'reader_rows_checked': report.reader_checks,
         'recovery_p50_ms': round(1e3 * statistics.median(report.recoveries_s), 1),
@@ -121,7 +121,7 @@ def main(argv=None) -> dict:
           f'{report.reader_checks} rows; recovery p50 {result["recovery_p50_ms"]} ms')
     print(f'baseline (in-memory numpy buffer): a crash loses everything it held; the senders '
           f'would have had to keep {report.sent} transitions ({lost_unpersisted} unacked at end)')
-    print(f'reopen of {rows} transitions ({files} chunk files, laid out in {layout_s:.1f} s): '
+    print(f'reopen of {rows} transitions ({files} shard files, laid out in {layout_s:.1f} s): '
           f'writer {[round(s, 3) for s in writer_s]} s, reader {[round(s, 3) for s in reader_s]}'
           ' s')
     print(json.dumps(result))
