@@ -60,8 +60,9 @@ class StoreConfig:
     | delta + zstd-1 | 2.30 | ~330 |
 
     With the default, a transition of the node's layout takes ~57 KB on disk (196.8 KB raw;
-    71 KB with delta). Ingest on two cores is bound by CPU: encoding, the copies, and the
-    kernel's work for writing, syncing and creating chunk files.
+    71 KB with delta). Ingest on two cores is bound by CPU, mostly encoding (bitshuffle and
+    lz4), the pixel filter and copying rows; shards written with O_DIRECT keep the kernel's
+    share small (see shards.py).
     """
 
     target_chunk_bytes: int = 2 << 20
