@@ -49,7 +49,13 @@ def spin_node(make_node: Callable, name: str, args=None, make_executor: Callable
     executor = (make_executor or rclpy.executors.SingleThreadedExecutor)()
     executor.add_node(node)
     try:
-        executor.spin()
+        if keep_ros_on_signal:
+            # Nothing wakes the executor's wait on a signal without rclpy's handlers, and
+            # Python runs a signal handler only between bytecodes: wait in short slices.
+            while rclpy.ok():
+                executor.spin_once(timeout_sec=0.1)
+        else:
+            executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
