@@ -17,13 +17,17 @@ def chunks(n):
             for _ in range(n)]
 
 
+def write(path, blobs, size=8, fsync=False):
+    shard = ShardWriter(path, size)
+    for i, blob in enumerate(blobs):
+        shard.append(i, blob)
+    shard.flush(fsync)
+    shard.close()
+
+
 def test_chunks_read_back_at_aligned_offsets(tmp_path):
     path, data = tmp_path / 'c.0.0', chunks(5)
-    shard = ShardWriter(path, 8)
-    for i, blob in enumerate(data):
-        shard.append(i, blob)
-    shard.flush(fsync=True)
-    shard.close()
+    write(path, data, fsync=True)
     for i, blob in enumerate(data):
         assert read_chunk(path, 8, i) == blob
     index = np.frombuffer(path.read_bytes()[:8 * 16], '<u8').reshape(8, 2)
@@ -35,11 +39,7 @@ def test_chunks_read_back_at_aligned_offsets(tmp_path):
 
 def test_reopening_drops_chunks_no_commit_counted(tmp_path):
     path, data = tmp_path / 'c.0.0', chunks(4)
-    shard = ShardWriter(path, 8)
-    for i, blob in enumerate(data[:3]):
-        shard.append(i, blob)
-    shard.flush(fsync=False)
-    shard.close()
+    write(path, data[:3])
     end_of_first = -(-(index_bytes(8) + len(data[0])) // ALIGN) * ALIGN
     shard = ShardWriter(path, 8, committed=1)  # the marker counts chunk 0 only
     shard.flush(fsync=False)
@@ -54,11 +54,7 @@ def test_reopening_drops_chunks_no_commit_counted(tmp_path):
 
 def test_a_committed_chunk_outside_the_file_is_corruption(tmp_path):
     path, data = tmp_path / 'c.0.0', chunks(2)
-    shard = ShardWriter(path, 8)
-    for i, blob in enumerate(data):
-        shard.append(i, blob)
-    shard.flush(fsync=False)
-    shard.close()
+    write(path, data)
     os.truncate(path, index_bytes(8) + 1)
     with pytest.raises(StoreError, match='corrupted'):
         ShardWriter(path, 8, committed=2)
@@ -90,7 +86,7 @@ def test_without_o_direct_chunks_are_written_through_the_cache(tmp_path, monkeyp
     for i, blob in enumerate(data):
         shard.append(i, blob)
     shard.flush(fsync=True)
-    assert not shard._direct
+    assert not shard._direct  # fell back
     shard.close()
     monkeypatch.undo()
     assert [read_chunk(path, 4, i) for i in range(3)] == data
