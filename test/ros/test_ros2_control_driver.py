@@ -26,7 +26,7 @@ def peer(tmp_path, name='peer', joints='[j1, j2, j3]', interface='position', low
 
 
 def driver(tmp_path, interface='position', joints='[j1, j2, j3]', lower=LOWER, upper=UPPER,
-           extra=()):
+           extra=(), sigint_ignored=False):
     args = ['-r', '__ns:=/arm0', '-p', 'replay_wait_s:=0.0', '-p', 'control_hz:=20.0',
             '-p', 'episode_max_steps:=500', '-p', f'ros2_control.joints:={joints}',
             '-p', f'ros2_control.lower_limits:={lower}',
@@ -35,8 +35,10 @@ def driver(tmp_path, interface='position', joints='[j1, j2, j3]', lower=LOWER, u
             '-p', 'ros2_control.max_step:=[0.05]', '-p', 'ros2_control.max_velocity:=[1.0]']
     for item in extra:
         args += ['-p', item]
-    return Proc([executable('realrl_driver', 'ros2_control_driver'), '--ros-args'] + args,
-                tmp_path / 'driver.log')
+    command = [executable('realrl_driver', 'ros2_control_driver'), '--ros-args'] + args
+    if sigint_ignored:  # as a shell starts a background job: SIGINT ignored, inherited by exec
+        command = ['bash', '-c', 'trap "" INT; exec "$0" "$@"'] + command
+    return Proc(command, tmp_path / 'driver.log')
 
 
 def mock_report(proc):
@@ -192,9 +194,10 @@ def test_a_dead_peer_makes_the_driver_hold_until_it_is_back(ros_node, tmp_path):
 
 def test_an_idle_driver_stops_on_sigint_and_sigterm(ros_node, tmp_path):
     """Without rclpy's signal handlers (the driver keeps ROS up to tell the robot to hold), a
-    signal must still end a driver whose executor has nothing to wake it (unconfigured)."""
+    signal must still end a driver whose executor has nothing to wake it (unconfigured), also
+    one started with SIGINT ignored (a background job of a shell, and its children)."""
     for sig in (signal.SIGINT, signal.SIGTERM):
-        proc = driver(tmp_path)
+        proc = driver(tmp_path, sigint_ignored=True)
         try:
             wait_until_up(ros_node, proc)
             assert state(ros_node) == 'unconfigured'

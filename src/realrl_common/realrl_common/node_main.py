@@ -35,6 +35,9 @@ def spin_node(make_node: Callable, name: str, args=None, make_executor: Callable
     if keep_ros_on_signal:
         def stop(signum, frame):
             raise KeyboardInterrupt
+        # Both explicitly: a process started in the background by a shell inherits SIGINT
+        # ignored, and Python then installs no KeyboardInterrupt handler for it.
+        signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
         rclpy.init(args=args, signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
     else:
