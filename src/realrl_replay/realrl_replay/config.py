@@ -108,10 +108,12 @@ class StoreConfig:
             raise ValueError(
                 f'min_chunk_rows ({self.min_chunk_rows}) must be <= max_chunk_rows '
                 f'({self.max_chunk_rows})')
-        if self.target_shard_bytes < 0 or not 1 <= self.max_shard_chunks <= 1 << 16:
-            raise ValueError(
-                f'target_shard_bytes must be >= 0 and max_shard_chunks within 1..65536, got '
-                f'{self.target_shard_bytes} and {self.max_shard_chunks}')
+        if self.target_shard_bytes < 0:
+            raise ValueError(f'target_shard_bytes must be >= 0 (0: one chunk per shard file), '
+                             f'got {self.target_shard_bytes}')
+        if not 1 <= self.max_shard_chunks <= 1 << 16:
+            raise ValueError(f'max_shard_chunks must be within 1..65536, got '
+                             f'{self.max_shard_chunks}')
         if self.capacity_rows < self.max_chunk_rows:
             raise ValueError(
                 f'capacity_rows must be >= max_chunk_rows ({self.max_chunk_rows}), '

@@ -37,9 +37,14 @@ EMPTY = np.iinfo(np.uint64).max
 _local = threading.local()
 
 
+def aligned(nbytes: int) -> int:
+    """``nbytes`` rounded up to ALIGN: what a chunk of that size takes in a shard."""
+    return -(-nbytes // ALIGN) * ALIGN
+
+
 def index_bytes(chunks: int) -> int:
     """Bytes of a shard's index region (the index, padded to ALIGN)."""
-    return -(-chunks * 16 // ALIGN) * ALIGN
+    return aligned(chunks * 16)
 
 
 def _aligned(slot: str, nbytes: int) -> mmap.mmap:
@@ -82,7 +87,7 @@ class ShardWriter:
         self._index[:], size = _read_index(self.path, self.chunks)
         check_entries(self.path, self.chunks, 0, committed, (self._index, size))
         for offset, nbytes in self._index[:committed].tolist():
-            self.end = max(self.end, -(-(offset + nbytes) // ALIGN) * ALIGN)
+            self.end = max(self.end, aligned(offset + nbytes))
         if (self._index[committed:] != EMPTY).any() or size > self.end:
             self._index[committed:] = EMPTY  # left by a commit that never wrote its marker
             os.ftruncate(self._fd, self.end)
@@ -95,7 +100,7 @@ class ShardWriter:
         """Write chunk ``i`` (of this shard) after the last one."""
         view = memoryview(data).cast('B')
         n = len(view)
-        padded = -(-n // ALIGN) * ALIGN
+        padded = aligned(n)
         buf = _aligned('chunk', padded)
         buf[:n] = view
         buf[n:padded] = bytes(padded - n)

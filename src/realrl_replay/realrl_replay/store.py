@@ -114,7 +114,8 @@ def _create_arrays(data_root: Path, schema: Schema, config: StoreConfig) -> None
     group.attrs['realrl_replay'] = (
         'only rows counted by the commit marker (../commit.0 or ../commit.1, whichever is '
         'newer) and not below its retention watermark are committed; chunks beyond them may '
-        'be absent or left by an interrupted commit. Read through realrl_replay.ReplayReader. Linked next_obs images are '
+        'be absent or left by an interrupted commit. Read through '
+        'realrl_replay.ReplayReader. Linked next_obs images are '
         'zeros where ../_next_obs_link says so (see DESIGN.md).')
     for spec in schema.fields:
         codec = spec.codec

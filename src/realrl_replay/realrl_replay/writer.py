@@ -12,7 +12,8 @@ Commit protocol (the commit marker doubles as the write-ahead segment of incompl
 3. shard files wholly below a moved retention watermark are deleted.
 
 ``commit_async`` runs 1-3 on a commit thread (encoding and writing on ``io_threads``: chunks
-are encoded in parallel, each field's shard is written by one thread) and returns at once, so the caller appends the next transitions while the previous ones are written; commits
+are encoded in parallel, each field's shard is written by one thread) and returns at once,
+so the caller appends the next transitions while the previous ones are written; commits
 are made durable in the order they were started. A crash before step 2 ended leaves the
 previous marker in the other slot and every row it counts intact; ``open`` deletes the rest
 (see recovery.py). Readers follow the marker, so they see whole commits.
@@ -35,7 +36,7 @@ from .layout import ChunkCodec, CommitMarker, MarkerSlots, chunk_name, field_dir
 from .lock import WriterLock
 from .recovery import repair, scan
 from .schema import LINK, MAX_ROBOTS, ROBOT_ID, SEQ, FieldSpec, Schema
-from .shards import ALIGN, ShardWriter, read_entry
+from .shards import ShardWriter, aligned, read_entry
 from .store import StoreInfo, create_store
 
 EPISODE = 'episode_id'
@@ -192,7 +193,8 @@ class ReplayWriter:
         """Open an existing store for writing, recovering it after a crash.
 
         Raises StoreError, without writing anything, if ``path`` is not a valid store (or one
-        of formats 1 and 2, which are read-only), and StoreLockedError if another writer holds it.
+        of formats 1 and 2, which are read-only), and StoreLockedError if another writer holds
+        it.
         """
         config = config or WriterConfig()
         info = StoreInfo.load(path)
@@ -500,10 +502,14 @@ class ReplayWriter:
                                            spec.shard_chunks, committed=i)
                 column.shard_index = j
                 column.shard.flush(fsync)
-            if complete > self._last.first // spec.chunk_rows:
-                j, i = divmod(complete - 1, spec.shard_chunks)
-                _, nbytes = read_entry(column.folder / chunk_name(spec, j), spec.shard_chunks, i)
-                column.bytes_per_row = -(-nbytes // ALIGN) * ALIGN / spec.chunk_rows
+            if complete > self._last.first // spec.chunk_rows:  # the newest chunk's size
+                if i:
+                    _, nbytes = column.shard.entry(i - 1)
+                else:
+                    j, i = divmod(complete - 1, spec.shard_chunks)
+                    _, nbytes = read_entry(column.folder / chunk_name(spec, j),
+                                           spec.shard_chunks, i)
+                column.bytes_per_row = aligned(nbytes) / spec.chunk_rows
 
     def _plan_retention(self, marker: CommitMarker):
         """(first, min_episode) after evicting what the caps ask for, or None."""
@@ -663,8 +669,8 @@ def _write_chunks(column: _Column, chunks: list[tuple[int, bytes]], fsync: bool)
             column.shard_index = j
             created |= column.shard.created
         column.shard.append(i, data)
-        on_disk = -(-len(data) // ALIGN) * ALIGN
-        column.bytes_per_row = 0.8 * column.bytes_per_row + 0.2 * on_disk / spec.chunk_rows
+        column.bytes_per_row = (0.8 * column.bytes_per_row
+                                + 0.2 * aligned(len(data)) / spec.chunk_rows)
     column.shard.flush(fsync)
     if created and fsync:
         fsync_dir(column.folder)

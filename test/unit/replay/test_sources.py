@@ -80,17 +80,53 @@ def test_incompatible_or_invalid_stores_are_refused_by_name(tmp_path):
         open_sources([tmp_path / 'a'], cfg(fields=('nope',)))
 
 
+def unshard(root, version):
+    """Rewrite a store's shards as the file per chunk of formats 1 and 2, and its identity as
+    of ``version``; returns the identity document (without its checksum)."""
+    reader = ReplayReader(root)
+    for spec in reader.schema.fields:
+        folder, size = root / 'data' / spec.name, spec.shard_chunks
+        chunks = {}  # all read first: shard j and chunk j have the same file name
+        for shard in list(folder.glob('c.*')):
+            j, raw = int(shard.name.split('.')[1]), shard.read_bytes()
+            index = np.frombuffer(raw[:16 * size], '<u8').reshape(-1, 2)
+            for i, (offset, nbytes) in enumerate(index.tolist()):
+                if offset != 2**64 - 1:
+                    chunks[j * size + i] = raw[offset:offset + nbytes]
+            shard.unlink()
+        for k, data in chunks.items():
+            (folder / ('c.%d' % k + '.0' * len(spec.shape))).write_bytes(data)
+        meta = json.loads((folder / 'zarr.json').read_text())
+        (sharding,) = meta['codecs']
+        meta['codecs'] = sharding['configuration']['codecs']
+        meta['chunk_grid']['configuration']['chunk_shape'] = sharding['configuration'][
+            'chunk_shape']
+        (folder / 'zarr.json').write_text(json.dumps(meta))
+    body = json.loads((root / 'realrl_replay.json').read_text())['body']
+    body['version'] = version
+    for field in body['schema']:
+        del field['shard_chunks']
+    for key in ('target_shard_bytes', 'max_shard_chunks'):
+        del body['config'][key]
+    write_identity(root, body)
+    return body
+
+
+def write_identity(root, body):
+    text = json.dumps(body, sort_keys=True, separators=(',', ':'))
+    (root / 'realrl_replay.json').write_text(
+        json.dumps({'body': body, 'crc32': zlib.crc32(text.encode())}))
+
+
 def to_format_1(root):
-    """Rewrite a store as format 1 wrote it: one marker, commit.bin, without a length."""
+    """Rewrite a store as format 1 wrote it: a file per chunk; one marker, commit.bin, without
+    a length."""
     reader = ReplayReader(root)
     marker = reader.snapshot()
-    info = json.loads((root / 'realrl_replay.json').read_text())
-    info['body']['version'] = 1
+    body = unshard(root, 1)
     for key in ('image_codec', 'dedup_next_obs'):  # StoreConfig of format 1 had neither
-        del info['body']['config'][key]
-    body = json.dumps(info['body'], sort_keys=True, separators=(',', ':'))
-    info['crc32'] = zlib.crc32(body.encode())
-    (root / 'realrl_replay.json').write_text(json.dumps(info))
+        del body['config'][key]
+    write_identity(root, body)
     header = json.dumps({'store_uuid': marker.store_uuid, 'commit_id': marker.commit_id,
                          'count': marker.count, 'robots': list(marker.robots),
                          'seqs': list(marker.seqs)}).encode()
@@ -119,3 +155,22 @@ def test_stores_of_format_1_are_read_and_sampled_never_written(tmp_path):
         ReplayWriter.open(root)
     assert tree_digest(root) == before
     assert isinstance(CommitMarker.read(root, marker.store_uuid, r.schema, 1), CommitMarker)
+
+
+def test_stores_of_format_2_are_read_and_sampled_never_written(tmp_path):
+    root = tmp_path / 'v2'
+    build(root, 'arm0', 150).close()
+    expect = ReplayReader(root).read_range(0, 150)
+    unshard(root, 2)
+    r = ReplayReader(root)
+    assert r.info.version == 2 and r.count == 150
+    assert all(f.shard_chunks == 0 for f in r.schema.fields)  # a file per chunk
+    got = r.read_range(0, 150)
+    for k in expect:
+        np.testing.assert_array_equal(got[k], expect[k])
+    with open_sources([root], cfg()) as mix:
+        assert len(mix.sample()['seq']) == 100
+    before = tree_digest(root)
+    with pytest.raises(StoreError, match='version 2 is read-only'):
+        ReplayWriter.open(root)
+    assert tree_digest(root) == before
