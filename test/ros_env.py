@@ -12,7 +12,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTALL = ROOT / 'install'
-_domains = itertools.count(int(os.environ.get('REALRL_TEST_DOMAIN_BASE', '40')) + (os.getpid() % 50))
+# REALRL_TEST_DOMAIN_BASE pins the first domain (parallel sessions on one host each take their own
+# range); without it, the process id spreads concurrent pytest runs apart.
+_base = os.environ.get('REALRL_TEST_DOMAIN_BASE')
+_domains = itertools.count(int(_base) if _base else 40 + os.getpid() % 50)
 
 
 def require_workspace():
