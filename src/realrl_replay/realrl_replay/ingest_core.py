@@ -104,6 +104,13 @@ class IngestCore:
         """Reopen (and recover) the store; everything it needs is in the marker and the
         metadata. StoreError if the folder is not a store."""
         self.writer = ReplayWriter.open(self.path, self.writer_config)
+        have = self.writer.schema.by_name
+        missing = [f.store_name() for f in self.schema.fields
+                   if not f.per_camera and f.store_name() not in have]
+        if missing:
+            self.writer.close(commit=False)
+            raise ValueError(f'{self.path} has no fields {missing} of the transition schema '
+                             '(a store made before they were added): give a new store_path')
         meta = self.writer.metadata
         if 'space' in meta:
             self.space = SharedSpace.from_json(meta['space'])
@@ -212,7 +219,10 @@ class IngestCore:
                     raise ValueError(f'field {f.name!r}: cameras {sorted(frames)} are not in '
                                      f'this store (it has {list(self._cameras)})')
                 continue
-            value = f.fill(()) if value is None else np.asarray(value, f.dtype)
+            if value is None:  # the sender left it out: its default, in the store's shape
+                rec[f.store_name()] = f.fill(self.writer.schema.by_name[f.store_name()].shape)
+                continue
+            value = np.asarray(value, f.dtype)
             if f.finite and not np.isfinite(value).all():
                 raise ValueError(f'{f.name} is not finite')
             if e is not None and f.shape and f.shape[-1] in (STATE_DIM, ACTION_DIM):

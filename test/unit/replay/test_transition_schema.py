@@ -55,10 +55,15 @@ def assert_same(a, b, name):
         np.testing.assert_array_equal(np.asarray(a, np.asarray(b).dtype), b, err_msg=name)
 
 
-def test_message_round_trip_with_the_generated_message_classes():
+def generated(module):
+    """A generated message module (built workspace, scripts/env.sh sourced)."""
     require_workspace()
-    from realrl_interfaces.msg import Transition
-    from sensor_msgs.msg import Image
+    return pytest.importorskip(module, reason='source scripts/env.sh for the generated messages')
+
+
+def test_message_round_trip_with_the_generated_message_classes():
+    Transition = generated('realrl_interfaces.msg').Transition
+    Image = generated('sensor_msgs.msg').Image
     v = values(7, ARM, np.random.default_rng(0))
     msg = TRANSITION.to_message(Transition(), 'arm0', 7, v, Image)
     assert msg.header.stamp.sec == 1_700_000_000 and msg.images[0].header.frame_id == 'front'
@@ -125,8 +130,7 @@ def test_transitions_round_trip_through_message_values_store_and_reader(tmp_path
 
 def test_an_added_field_reaches_message_store_import_export_and_synthetic_data(tmp_path):
     """One TransitionField more (and its .msg line): nothing else is edited."""
-    require_workspace()
-    from realrl_interfaces.msg import Transition
+    Transition = generated('realrl_interfaces.msg').Transition
 
     class ExtendedTransition(Transition):
         """The generated message as if Transition.msg had the two new lines."""
@@ -200,3 +204,15 @@ def test_the_driver_loop_fills_every_required_field():
 def test_a_bad_schema_names_the_problem(extra, words):
     with pytest.raises(ValueError, match=words.replace('{', r'\{').replace('}', r'\}')):
         TRANSITION.extended(extra)
+
+
+def test_a_store_made_before_a_field_was_added_is_refused_for_writing_and_stays_readable(
+        tmp_path):
+    core = IngestCore(tmp_path / 's', ['arm0'])
+    core.on_description(ARM)
+    core.on_transition({**values(1, ARM, np.random.default_rng(3)), ROBOT_ID: 'arm0', SEQ: 1})
+    core.close()
+    with pytest.raises(ValueError, match=r"classifier/success_prob.*new store_path"):
+        IngestCore(tmp_path / 's', ['arm0'], schema=EXTENDED)
+    assert ReplayReader(tmp_path / 's').count == 1
+    IngestCore(tmp_path / 's', ['arm0']).close()   # the lock was released
