@@ -128,6 +128,7 @@ class TransitionSchema:
                 raise ValueError(f"field {f.name!r}: a per-camera store name needs '{{cam}}'")
             np.dtype(f.dtype)
         self.by_name = {f.name: f for f in self.fields}
+        self._decoders = [(f.name, _decoder(f)) for f in self.fields]
 
     def extended(self, *fields: TransitionField) -> TransitionSchema:
         """This schema plus ``fields`` (e.g. the next issue's new field, before it lands)."""
@@ -207,22 +208,11 @@ class TransitionSchema:
         Arrays come flat; camera fields as dicts camera -> HxWxC frame. ValueError names
         the field of a value that cannot be decoded."""
         out: dict[str, Any] = {ROBOT_ID: str(msg.robot_id), SEQ: int(msg.seq)}
-        for f in self.fields:
+        for name, decode in self._decoders:
             try:
-                if f.msg_field == STAMP:
-                    stamp = msg.header.stamp
-                    out[f.name] = int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
-                elif f.per_camera:
-                    frames = {}
-                    for img in getattr(msg, f.msg_field):
-                        if img.header.frame_id in frames:
-                            raise ValueError(f'camera {img.header.frame_id!r} twice')
-                        frames[img.header.frame_id] = image_array(img)
-                    out[f.name] = frames
-                else:
-                    out[f.name] = _from_msg_value(f, getattr(msg, f.msg_field))
+                out[name] = decode(msg)
             except ValueError as e:
-                raise ValueError(f'field {f.name!r}: {e}') from None
+                raise ValueError(f'field {name!r}: {e}') from None
         return out
 
 
@@ -236,13 +226,29 @@ def _to_msg_value(f: TransitionField, value):
     return np.asarray(value, dtype).reshape(-1).tolist()
 
 
-def _from_msg_value(f: TransitionField, value):
-    dtype = np.dtype(f.dtype)
+def _decoder(f: TransitionField):
+    """msg -> the field's value, chosen once per field (the node decodes every message)."""
+    attr, dtype = f.msg_field, np.dtype(f.dtype)
+    if attr == STAMP:
+        return lambda msg: int(msg.header.stamp.sec) * 1_000_000_000 + int(
+            msg.header.stamp.nanosec)
+    if f.per_camera:
+        return lambda msg: _frames(getattr(msg, attr))
     if not f.shape:
-        return dtype.type(value)
+        return lambda msg: dtype.type(getattr(msg, attr))
     if dtype == np.float32:
-        return from_f32(value)
-    return np.asarray(value, dtype)
+        return lambda msg: from_f32(getattr(msg, attr))
+    return lambda msg: np.asarray(getattr(msg, attr), dtype)
+
+
+def _frames(images) -> dict[str, np.ndarray]:
+    frames = {}
+    for img in images:
+        cam = img.header.frame_id
+        if cam in frames:
+            raise ValueError(f'camera {cam!r} twice')
+        frames[cam] = image_array(img)
+    return frames
 
 
 TRANSITION = TransitionSchema((

@@ -95,6 +95,7 @@ class IngestCore:
         self._inflight: Future | None = None
         self._acked: dict[str, int] = {}
         self._cameras: tuple[str, ...] = ()
+        self._plan: list = []
         self._blank: dict[str, np.ndarray] = {}
         if self.path.exists() and any(self.path.iterdir()):
             self._open()
@@ -129,9 +130,12 @@ class IngestCore:
         self._prepare()
 
     def _prepare(self) -> None:
-        """The store's cameras and a black frame for each camera field."""
+        """The store's cameras, a black frame for each camera field, and per schema field
+        its store name(s) and dtype (worked out once, not per message)."""
         fields = self.writer.schema.by_name
         self._cameras = self.schema.store_cameras(fields)
+        self._plan = [(f, [(c, f.store_name(c)) for c in self._cameras] if f.per_camera
+                       else f.store_name(), np.dtype(f.dtype)) for f in self.schema.fields]
         self._blank = {}
         for f in self.schema.fields:
             if f.per_camera:
@@ -208,26 +212,25 @@ class IngestCore:
                 raise ValueError(f'robot {robot} has no embodiment in this store (its '
                                  'description is missing or does not fit)')
             rec[EMBODIMENT] = np.int16(e)
-        for f in self.schema.fields:
+        for f, name, dtype in self._plan:
             value = values.get(f.name)
             if f.per_camera:
                 frames = dict(value or {})
-                for cam in self._cameras:
-                    name = f.store_name(cam)
-                    rec[name] = frames.pop(cam) if cam in frames else self._blank[name]
+                for cam, store in name:
+                    rec[store] = frames.pop(cam) if cam in frames else self._blank[store]
                 if frames:
                     raise ValueError(f'field {f.name!r}: cameras {sorted(frames)} are not in '
                                      f'this store (it has {list(self._cameras)})')
                 continue
             if value is None:  # the sender left it out: its default, in the store's shape
-                rec[f.store_name()] = f.fill(self.writer.schema.by_name[f.store_name()].shape)
+                rec[name] = f.fill(self.writer.schema.by_name[name].shape)
                 continue
-            value = np.asarray(value, f.dtype)
+            value = np.asarray(value, dtype)
             if f.finite and not np.isfinite(value).all():
                 raise ValueError(f'{f.name} is not finite')
             if e is not None and f.shape and f.shape[-1] in (STATE_DIM, ACTION_DIM):
                 value = self._pad(f.shape, e, value)
-            rec[f.store_name()] = value
+            rec[name] = value
         return rec
 
     def _pad(self, shape: tuple, e: int, value: np.ndarray) -> np.ndarray:
