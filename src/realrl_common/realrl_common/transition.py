@@ -126,7 +126,11 @@ class TransitionSchema:
         for f in self.fields:
             if f.per_camera and '{cam}' not in f.store_pattern:
                 raise ValueError(f"field {f.name!r}: a per-camera store name needs '{{cam}}'")
-            np.dtype(f.dtype)
+            try:
+                np.dtype(f.dtype)
+            except TypeError:
+                raise ValueError(f'field {f.name!r}: dtype {f.dtype!r} is not a numpy dtype; '
+                                 "use e.g. 'float32', 'int64', 'bool'") from None
         self.by_name = {f.name: f for f in self.fields}
         self._decoders = [(f.name, _decoder(f)) for f in self.fields]
 
@@ -194,8 +198,8 @@ class TransitionSchema:
                     frames.append(img)
                 setattr(msg, f.msg_field, frames)
                 continue
-            if value is None:
-                value = f.fill(())
+            if value is None:  # left out: an empty array, or the default of a scalar
+                value = [] if f.shape else f.fill(())
             if f.msg_field == STAMP:
                 ns = int(value)
                 msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(ns, 1_000_000_000)
@@ -236,9 +240,15 @@ def _decoder(f: TransitionField):
         return lambda msg: _frames(getattr(msg, attr))
     if not f.shape:
         return lambda msg: dtype.type(getattr(msg, attr))
+    # an empty array of a field with a default: the sender left it out (stored as default)
+    optional = f.default is not None
     if dtype == np.float32:
-        return lambda msg: from_f32(getattr(msg, attr))
-    return lambda msg: np.asarray(getattr(msg, attr), dtype)
+        return lambda msg: _given(from_f32(getattr(msg, attr)), optional)
+    return lambda msg: _given(np.asarray(getattr(msg, attr), dtype), optional)
+
+
+def _given(value: np.ndarray, optional: bool):
+    return None if optional and value.size == 0 else value
 
 
 def _frames(images) -> dict[str, np.ndarray]:

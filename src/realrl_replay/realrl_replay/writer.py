@@ -383,7 +383,8 @@ class ReplayWriter:
         episodes = list(self._last.episodes) + [-1] * (len(self._robots)
                                                        - len(self._last.episodes))
         ep_col = self._columns.get(EPISODE)
-        new_eps = ep_col.rows[start - ep_col.start:end - ep_col.start] if ep_col else None
+        new_eps = (ep_col.rows[start - ep_col.start:end - ep_col.start] if ep_col is not None
+                   else None)
         for code in np.unique(codes).tolist():
             mine = codes == code
             seqs[code] = int(new_seqs[mine].max())

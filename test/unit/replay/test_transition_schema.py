@@ -156,11 +156,14 @@ def test_an_added_field_reaches_message_store_import_export_and_synthetic_data(t
     assert core.on_transition(back).status == STORED
     old_sender = {**values(1, WIDE, rng), ROBOT_ID: 'arm1', SEQ: 1}
     assert core.on_transition(old_sender).status == STORED
+    unfilled = EXTENDED.to_message(ExtendedTransition(), 'arm0', 2, values(2, ARM, rng))
+    assert core.on_transition(EXTENDED.from_message(unfilled)).status == STORED
     core.close()
-    rows = ReplayReader(tmp_path / 'online').read_range(0, 2)
+    rows = ReplayReader(tmp_path / 'online').read_range(0, 3)
     np.testing.assert_array_equal(rows['action_chunk'][0],
                                   [[0, 1, 0], [2, 3, 0], [4, 5, 0], [6, 7, 0]])
-    assert rows['classifier/success_prob'].tolist() == [0.75, -1.0]
+    assert not rows['action_chunk'][1:].any()
+    assert rows['classifier/success_prob'].tolist() == [0.75, -1.0, -1.0]
     # synthetic data
     fac = TransitionFactory(example_schema((4, 4), cameras=1, fields=EXTENDED), bank_size=4)
     assert fac.make('a', [3])['action_chunk'].shape == (1, 4, 7)
@@ -200,6 +203,7 @@ def test_the_driver_loop_fills_every_required_field():
     (TransitionField(EMBODIMENT, 'int16'), 'reserved'),
     (TransitionField('depth', 'uint16', (4, 4), store='obs/depth', per_camera=True),
      '{cam}'),
+    (TransitionField('language', 'text'), "dtype 'text'"),
 ])
 def test_a_bad_schema_names_the_problem(extra, words):
     with pytest.raises(ValueError, match=words.replace('{', r'\{').replace('}', r'\}')):
