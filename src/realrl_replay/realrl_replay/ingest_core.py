@@ -105,19 +105,23 @@ class IngestCore:
         """Reopen (and recover) the store; everything it needs is in the marker and the
         metadata. StoreError if the folder is not a store."""
         self.writer = ReplayWriter.open(self.path, self.writer_config)
-        have = self.writer.schema.by_name
-        missing = [f.store_name() for f in self.schema.fields
-                   if not f.per_camera and f.store_name() not in have]
-        if missing:
-            self.writer.close(commit=False)
-            raise ValueError(f'{self.path} has no fields {missing} of the transition schema '
-                             '(a store made before they were added): give a new store_path')
-        meta = self.writer.metadata
-        if 'space' in meta:
-            self.space = SharedSpace.from_json(meta['space'])
-            for rid, desc in meta.get('robots', {}).items():
-                self.embodiment[rid] = self.space.index(desc)
-        self._prepare()
+        try:
+            have = self.writer.schema.by_name
+            missing = [f.store_name() for f in self.schema.fields
+                       if not f.per_camera and f.store_name() not in have]
+            if missing:
+                raise ValueError(f'{self.path} has no fields {missing} of the transition '
+                                 'schema (a store made before they were added): give a new '
+                                 'store_path')
+            meta = self.writer.metadata
+            if 'space' in meta:
+                self.space = SharedSpace.from_json(meta['space'])
+                for rid, desc in meta.get('robots', {}).items():
+                    self.embodiment[rid] = self.space.index(desc)
+            self._prepare()
+        except ValueError:
+            self.writer.close(commit=False)  # releases the lock; nothing was written
+            raise
 
     def _create(self) -> None:
         descriptions = {rid: self.descriptions[rid] for rid in self.robot_ids}
