@@ -24,6 +24,7 @@ Rules, each unit-tested in ``test/unit/replay/test_ingest_core.py``:
 from __future__ import annotations
 
 import os
+import time
 from collections import Counter
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -127,8 +128,8 @@ class IngestCore:
         descriptions = {rid: self.descriptions[rid] for rid in self.robot_ids}
         fields, self.space = store_schema(descriptions, self.schema)  # ValueError: why not
         self.writer = ReplayWriter.create(
-            self.path, fields, {**self.metadata, 'robots': descriptions,
-                                'space': self.space.to_json()},
+            self.path, fields, {'created_unix': time.time(), **self.metadata,
+                                'robots': descriptions, 'space': self.space.to_json()},
             config=self.writer_config)
         self.embodiment = {rid: self.space.index(d) for rid, d in descriptions.items()}
         self._prepare()

@@ -19,7 +19,6 @@ schema (``realrl_common.transition``) and publishes what the core returns.
 """
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass
 
 from realrl_interfaces.msg import RobotDescription, Transition, TransitionAck
@@ -67,8 +66,7 @@ class ReplayNode(Node):
         try:
             self.core = IngestCore(
                 self.cfg.store_path, self.cfg.robot_ids, WriterConfig(fsync=self.cfg.fsync),
-                {'created_unix': time.time(), 'source': 'online',
-                 'replay_config': asdict(self.cfg)})
+                {'source': 'online', 'replay_config': asdict(self.cfg)})
         except (StoreError, ValueError) as e:
             raise ConfigError(f'store_path: {e}') from None
         writer = self.core.writer
