@@ -62,6 +62,11 @@ def test_gap_free_ack_after_commit_and_recovery_after_sigkill(ros_node, tmp_path
     try:
         state = sender_state(node)
         assert (state.known, state.committed_seq, state.stored) == (True, 3, 3)
+        bad = transition(4, episode=1)
+        bad.reward = float('nan')
+        pub.publish(bad)  # rejected, logged (throttled), never stored; seq 4 still expected
+        assert wait_for(lambda: 'arm0#4: reward is not finite' in replay.output(), 10,
+                        spin=node.spin)
         pub.publish(transition(4, episode=1))
         assert wait_for(lambda: acks[-1].committed_seq == 4, 10, spin=node.spin)
         assert sender_state(node).last_episode_id == 1

@@ -26,10 +26,11 @@ from sensor_msgs.msg import Image
 from std_srvs.srv import SetBool
 
 from realrl_common.config import ConfigError
-from realrl_common.convert import fill_image, to_f32
+from realrl_common.convert import fill_image, stamp_ns, to_f32
 from realrl_common.node_main import freeze_heap, spin_node
 from realrl_common.qos import COMMAND_QOS, DATA_QOS, LATCHED_QOS, SENSOR_QOS, STATUS_QOS
 from realrl_common.ros_params import read_config
+from realrl_common.transition import TRANSITION
 from realrl_driver.camera_rig import CameraError, build_robot, observed_cameras
 from realrl_driver.clock_stats import PeriodRecorder
 from realrl_driver.driver_config import DriverNodeConfig  # noqa: F401 (re-exported)
@@ -318,14 +319,9 @@ class DriverNode(LifecycleNode):
         return msg
 
     def _transition_msg(self, tr, stamp) -> Transition:
-        msg = Transition(
-            robot_id=self.cfg.robot_id, seq=tr.seq, episode_id=tr.episode_id, step=tr.step,
-            state=to_f32(tr.state), action=to_f32(tr.action), reward=float(tr.reward),
-            next_state=to_f32(tr.next_state), terminated=tr.terminated, truncated=tr.truncated,
-            policy_version=tr.policy_version, intervention=tr.intervention,
-            images=self._images(tr.images), next_images=self._images(tr.next_images))
-        msg.header.stamp = stamp
-        return msg
+        """The loop's transition as a message, field by field from the one schema."""
+        return TRANSITION.to_message(Transition(), self.cfg.robot_id, tr.seq,
+                                     {**vars(tr), 'stamp_ns': stamp_ns(stamp)}, Image)
 
     def _episode_msg(self, ep, stamp) -> EpisodeResult:
         msg = EpisodeResult(robot_id=self.cfg.robot_id, episode_id=ep.episode_id,

@@ -126,6 +126,8 @@ class Observation:
 
 @dataclass
 class Transition:
+    """One closed step. Its fields are named as in ``realrl_common.transition.TRANSITION``,
+    which turns them into the Transition message (fields it lacks get the schema's default)."""
     seq: int
     episode_id: int
     step: int

@@ -24,6 +24,7 @@ import torch
 
 from realrl_common.config import check
 from realrl_common.embodiment import SharedSpace
+from realrl_common.transition import EMBODIMENT
 from realrl_learner.sac import MASK_KEY, SAC, SACConfig
 from realrl_policy.models import GaussianActor
 from realrl_policy.weights_blob import pack_actor
@@ -33,7 +34,6 @@ from realrl_replay.sampler import Sampler
 from realrl_replay.sampler_config import SamplerConfig
 
 FIELDS = ('obs/state', 'action', 'reward', 'next_obs/state', 'terminated')
-EMBODIMENT = 'embodiment'
 
 
 @dataclass(frozen=True)

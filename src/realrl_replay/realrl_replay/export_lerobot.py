@@ -9,11 +9,13 @@ Written layout (LeRobot's codebase_version v2.1)::
     <out>/meta/tasks.jsonl            {"task_index", "task"}
     <out>/data/chunk-XXX/episode_XXXXXX.parquet   one row per frame, 1000 episodes a chunk
 
-Features: ``obs/state`` -> ``observation.state`` (float32), ``obs/image_<cam>`` ->
-``observation.images.<cam>`` (dtype "image": PNG bytes in a {bytes, path} struct column, as
-Hugging Face ``datasets.Image`` stores them; no videos are written and ``video_path`` is
-null), ``action``, ``reward`` -> ``next.reward``, ``terminated or truncated`` -> ``next.done``,
-and ``timestamp`` (step / fps), ``frame_index``, ``episode_index``, ``index``, ``task_index``.
+Features: every transition field with a ``lerobot`` name in the schema
+(``realrl_common.transition``) that the store holds: ``obs/state`` -> ``observation.state``
+(float32), ``obs/image_<cam>`` -> ``observation.images.<cam>`` (dtype "image": PNG bytes in
+a {bytes, path} struct column, as Hugging Face ``datasets.Image`` stores them; no videos are
+written and ``video_path`` is null), ``action``, ``reward`` -> ``next.reward``; and
+``terminated or truncated`` -> ``next.done``, ``timestamp`` (step / fps), ``frame_index``,
+``episode_index``, ``index``, ``task_index``.
 Episodes are a robot's rows of one ``episode_id``, in the order they started; by default only
 finished ones (last row terminated or truncated), and never rows evicted by retention.
 
@@ -34,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
+from realrl_common.transition import TRANSITION, TransitionSchema
+
 from .errors import StoreError
 from .reader import ReplayReader
 from .schema import ROBOT_ID
@@ -53,9 +57,11 @@ class ExportReport:
 
 def export_lerobot(store: str | os.PathLike, out: str | os.PathLike, *, fps: float | None = None,
                    task: str | None = None, finished_only: bool = True,
-                   robot_type: str | None = None) -> ExportReport:
+                   robot_type: str | None = None,
+                   fields: TransitionSchema = TRANSITION) -> ExportReport:
     """Write the episodes of ``store`` (read-only) as a LeRobotDataset at ``out`` (absent or
-    an empty folder; written into a temporary sibling and renamed into place at the end)."""
+    an empty folder; written into a temporary sibling and renamed into place at the end).
+    ``fields``: the transition schema that names the exported features."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -74,15 +80,7 @@ def export_lerobot(store: str | os.PathLike, out: str | os.PathLike, *, fps: flo
     if fps <= 0:
         raise ValueError(f'{reader.path}: no control_hz in its metadata; give fps')
     task = task or reader.metadata.get('task') or first.get('kind') or 'realrl'
-    cams = [n[len('obs/image_'):] for n in schema if n.startswith('obs/image_')]
-    mapping = {}  # LeRobot feature -> store field
-    if 'obs/state' in schema:
-        mapping['observation.state'] = 'obs/state'
-    for cam in cams:
-        mapping[f'observation.images.{cam}'] = f'obs/image_{cam}'
-    mapping['action'] = 'action'
-    if 'reward' in schema:
-        mapping['next.reward'] = 'reward'
+    mapping = lerobot_features(fields, schema)  # LeRobot feature -> store field
 
     episodes = _episodes(reader, finished_only)
     tmp = out.parent / f'.{out.name}.exporting-{os.getpid()}'
@@ -161,6 +159,19 @@ def export_lerobot(store: str | os.PathLike, out: str | os.PathLike, *, fps: flo
     return ExportReport(out, total, index, tuple(features))
 
 
+def lerobot_features(fields: TransitionSchema, store_fields) -> dict[str, str]:
+    """LeRobot feature -> store field, for the schema's exported fields the store holds."""
+    cams = fields.store_cameras(store_fields)
+    mapping = {}
+    for f in fields.fields:
+        if not f.lerobot:
+            continue
+        for cam in (cams if f.per_camera else ('',)):
+            if f.store_name(cam) in store_fields:
+                mapping[f.lerobot.format(cam=cam)] = f.store_name(cam)
+    return mapping
+
+
 def _episodes(reader: ReplayReader, finished_only: bool) -> list[np.ndarray]:
     """Row indices of each (robot, episode_id), in the order the episodes started."""
     names = [n for n in (ROBOT_ID, 'episode_id', 'terminated', 'truncated')
@@ -197,7 +208,7 @@ def _features(reader: ReplayReader, mapping: dict) -> dict:
     features = {}
     for feat, field in mapping.items():
         spec = reader.schema.by_name[field]
-        if feat.startswith('observation.images.'):
+        if spec.is_image:
             features[feat] = {'dtype': 'image', 'shape': list(spec.shape),
                               'names': ['height', 'width', 'channel']}
         else:

@@ -46,6 +46,8 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from realrl_common.transition import TRANSITION, Dims, TransitionSchema
+
 from .config import StoreConfig, WriterConfig
 from .errors import StoreError
 from .layout import fsync_dir
@@ -167,9 +169,12 @@ def _camera(key: str) -> str:
 
 
 class _Mapper:
-    """Turns episodes into the node's columns; fixed by the first episode."""
+    """Turns episodes into the node's columns (named by the transition schema ``fields``);
+    fixed by the first episode."""
 
-    def __init__(self, first: Episode, state_keys: Sequence[str] | None, control_hz: float):
+    def __init__(self, first: Episode, state_keys: Sequence[str] | None, control_hz: float,
+                 fields: TransitionSchema = TRANSITION):
+        self.fields = fields
         self.images = sorted(k for k, v in first.obs.items() if _is_image(v))
         lowdim = sorted(k for k in first.obs if k not in self.images)
         self.state_keys = list(state_keys) if state_keys else lowdim
@@ -189,23 +194,12 @@ class _Mapper:
         if len(shapes) > 1:
             raise DemoFormatError(f'cameras of episode {first.name!r} differ in size: {shapes}')
         self.image_size = list(shapes.pop()) if shapes else [0, 0]
+        self.dims = Dims(self.state_dim, self.action_dim,
+                         tuple(_camera(k) for k in self.images), tuple(self.image_size))
 
     def schema(self) -> dict:
-        schema: dict[str, Any] = {}
-        if self.state_dim:
-            schema['obs/state'] = ((self.state_dim,), np.float32)
-            schema['next_obs/state'] = ((self.state_dim,), np.float32)
-        h, w = self.image_size
-        for key in self.images:
-            schema[f'obs/image_{_camera(key)}'] = ((h, w, 3), np.uint8)
-            schema[f'next_obs/image_{_camera(key)}'] = ((h, w, 3), np.uint8)
-        schema.update({
-            'action': ((self.action_dim,), np.float32), 'reward': ((), np.float32),
-            'terminated': ((), np.bool_), 'truncated': ((), np.bool_),
-            'episode_id': ((), np.int64), 'step': ((), np.int32),
-            'policy_version': ((), np.int64), 'intervention': ((), np.bool_),
-            'stamp_ns': ((), np.int64)})
-        return schema
+        """The store fields (without state fields when the demos have no low-dim obs)."""
+        return self.fields.store_fields(self.dims)
 
     def columns(self, ep: Episode, index: int, robot: str, seq0: int) -> dict:
         T = len(ep.actions)
@@ -224,19 +218,21 @@ class _Mapper:
         truncated = np.zeros(T, bool)
         truncated[-1] = not dones[-1]
         step = np.arange(T)
-        cols = {**{f'obs/{k}': v for k, v in obs.items()},
-                **{f'next_obs/{k}': v for k, v in nxt.items()},
-                'action': np.asarray(ep.actions, np.float32).reshape(T, self.action_dim),
-                'reward': np.asarray(ep.rewards, np.float32).reshape(T),
-                'terminated': dones, 'truncated': truncated,
-                'episode_id': np.full(T, index, np.int64), 'step': step.astype(np.int32),
-                'policy_version': np.full(T, -1, np.int64), 'intervention': np.ones(T, bool),
-                'stamp_ns': (step * (1e9 / self.control_hz) if self.control_hz
-                             else np.zeros(T)).astype(np.int64),
-                ROBOT_ID: [robot] * T, SEQ: seq0 + step}
+        values = {'state': obs.pop('state', None), 'next_state': nxt.pop('state', None),
+                  'images': obs, 'next_images': nxt,
+                  'action': np.asarray(ep.actions, np.float32).reshape(T, self.action_dim),
+                  'reward': np.asarray(ep.rewards, np.float32).reshape(T),
+                  'terminated': dones, 'truncated': truncated,
+                  'episode_id': np.full(T, index, np.int64), 'step': step.astype(np.int32),
+                  'policy_version': np.full(T, -1, np.int64), 'intervention': np.ones(T, bool),
+                  'stamp_ns': (step * (1e9 / self.control_hz) if self.control_hz
+                               else np.zeros(T)).astype(np.int64)}
+        cols = self.fields.store_columns(values, T, self.dims)
+        cols.update({ROBOT_ID: [robot] * T, SEQ: seq0 + step})
         return cols
 
     def _side(self, obs: Mapping[str, np.ndarray], name: str, T: int) -> dict:
+        """'state' -> (T, state_dim), camera -> (T, H, W, 3)."""
         missing = [k for k in self.state_keys + self.images if k not in obs]
         if missing:
             raise DemoFormatError(f'episode {name!r} lacks obs {missing}')
@@ -258,7 +254,7 @@ class _Mapper:
             if a.shape != (T, *self.image_size, 3) or a.dtype != np.uint8:
                 raise DemoFormatError(f'episode {name!r}: obs {k!r} is {a.shape} {a.dtype}, '
                                       f'expected {(T, *self.image_size, 3)} uint8')
-            out[f'image_{_camera(k)}'] = a
+            out[_camera(k)] = a
         return out
 
     def description(self, robot: str, actions: np.ndarray) -> dict:
@@ -276,11 +272,13 @@ def import_demos(out: str | os.PathLike, source: str | os.PathLike, fmt: str | N
                  robot: str = 'demo', state_keys: Sequence[str] | None = None,
                  description: Mapping | None = None, control_hz: float = 0.0,
                  robots: Sequence[str] | None = None, where: tuple[str, Any] | None = None,
-                 store_config: StoreConfig | None = None) -> ImportReport:
+                 store_config: StoreConfig | None = None,
+                 fields: TransitionSchema = TRANSITION) -> ImportReport:
     """Write the demonstrations at ``source`` into a new store at ``out`` (see the module
     docstring). ``description`` (a robot description, as the replay node keeps) overrides
     the derived one key by key: give the online robot's to make the stores mixable.
-    ``robots``/``where`` select rows of a ``store`` source."""
+    ``robots``/``where`` select rows of a ``store`` source. ``fields``: the transition
+    schema whose fields the store gets (those the demos lack hold their default)."""
     source, out = Path(source), Path(out)
     fmt = fmt or detect_format(source)
     if fmt not in FORMATS:
@@ -294,7 +292,7 @@ def import_demos(out: str | os.PathLike, source: str | os.PathLike, fmt: str | N
             report = _import_store(tmp, source, robots, where, store_config)
         else:
             report = _import_episodes(tmp, source, fmt, robot, state_keys, description,
-                                      control_hz, store_config)
+                                      control_hz, store_config, fields)
         if out.exists():
             out.rmdir()  # empty (checked); the rename needs it gone or empty
         os.rename(tmp, out)
@@ -324,7 +322,7 @@ def _check_out(out: Path) -> None:
 
 
 def _import_episodes(out: Path, source: Path, fmt: str, robot: str, state_keys, description,
-                     control_hz: float, store_config) -> ImportReport:
+                     control_hz: float, store_config, fields: TransitionSchema) -> ImportReport:
     names, episodes, origin = (robomimic_episodes(source) if fmt == 'robomimic'
                                else npz_episodes(source))
     episodes = iter(episodes)
@@ -333,7 +331,7 @@ def _import_episodes(out: Path, source: Path, fmt: str, robot: str, state_keys, 
     except StopIteration:
         raise DemoFormatError(f'{source}: no episodes') from None
     session_desc = origin.get('session', {}).get('robot_description') if fmt == 'npz' else None
-    mapper = _Mapper(first, state_keys, control_hz)
+    mapper = _Mapper(first, state_keys, control_hz, fields)
     schema = mapper.schema()
     writer = None
     all_actions, seq, count = [], 0, 0

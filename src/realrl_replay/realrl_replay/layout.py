@@ -264,13 +264,18 @@ class CommitMarker:
     evicted whole); missing codes: all valid."""
     wall_ns: int = 0
     """Wall-clock time of the commit."""
+    episodes: tuple[int, ...] | None = None
+    """Per robot code, the highest committed episode_id (-1: none, or no episode_id field);
+    None: a marker written before markers carried it (the writer scans the store once)."""
 
     def encode(self, schema: Schema) -> list:
         header = json.dumps({'store_uuid': self.store_uuid, 'commit_id': self.commit_id,
                              'count': self.count, 'robots': list(self.robots),
                              'seqs': list(self.seqs), 'first': self.first,
                              'min_episode': list(self.min_episode),
-                             'wall_ns': self.wall_ns or time.time_ns()}).encode()
+                             'wall_ns': self.wall_ns or time.time_ns(),
+                             **({} if self.episodes is None
+                                else {'episodes': list(self.episodes)})}).encode()
         parts = [struct.pack('<I', len(header)), header]
         for spec in schema.fields:
             tail = self.tails[spec.name]
@@ -324,14 +329,17 @@ class CommitMarker:
             marker = cls(doc['store_uuid'], int(doc['commit_id']), count, tuple(doc['robots']),
                          tuple(int(s) for s in doc['seqs']), tails, int(doc.get('first', 0)),
                          tuple(int(e) for e in doc.get('min_episode', ())),
-                         int(doc.get('wall_ns', 0)))
+                         int(doc.get('wall_ns', 0)),
+                         None if doc.get('episodes') is None
+                         else tuple(int(e) for e in doc['episodes']))
         except (KeyError, TypeError, ValueError) as e:
             raise StoreError(f'{path}: malformed commit marker ({e})') from None
         if marker.store_uuid != store_uuid:
             raise StoreError(f'{path}: commit marker belongs to another store '
                              f'({marker.store_uuid}, expected {store_uuid})')
         if (marker.count < 0 or len(marker.robots) != len(marker.seqs)
-                or not 0 <= marker.first <= marker.count):
+                or not 0 <= marker.first <= marker.count
+                or (marker.episodes is not None and len(marker.episodes) != len(marker.robots))):
             raise StoreError(f'{path}: inconsistent commit marker')
         return marker
 

@@ -24,10 +24,10 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from realrl_common.transition import ROBOT_ID, SEQ
+
 from .config import CodecConfig, StoreConfig
 
-ROBOT_ID = 'robot_id'
-SEQ = 'seq'
 LINK = '_next_obs_link'
 MAX_LINKS = 8
 ROBOT_CODE_DTYPE = np.dtype('<u2')

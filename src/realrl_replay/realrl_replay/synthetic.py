@@ -18,25 +18,21 @@ from typing import Mapping
 
 import numpy as np
 
+from realrl_common.transition import TRANSITION, Dims, TransitionSchema
+
 from .schema import ROBOT_ID, SEQ
 
 
 def example_schema(image_hw: tuple[int, int] = (128, 128), cameras: int = 2,
-                   next_images: bool = False, state_dim: int = 14,
-                   action_dim: int = 7) -> dict:
-    """A typical manipulation schema: state, ``cameras`` RGB images, action, reward, flags."""
-    h, w = image_hw
-    schema = {'obs/state': ((state_dim,), np.float32), 'next_obs/state': ((state_dim,), np.float32)}
-    for i in range(cameras):
-        schema[f'obs/image_{i}'] = ((h, w, 3), np.uint8)
-        if next_images:
-            schema[f'next_obs/image_{i}'] = ((h, w, 3), np.uint8)
-    schema.update({
-        'action': ((action_dim,), np.float32), 'reward': ((), np.float32),
-        'terminated': ((), np.bool_), 'truncated': ((), np.bool_),
-        'episode_id': ((), np.int64), 'step': ((), np.int32), 'policy_version': ((), np.int64),
-        'intervention': ((), np.bool_), 'stamp_ns': ((), np.int64),
-    })
+                   next_images: bool = False, state_dim: int = 14, action_dim: int = 7,
+                   fields: TransitionSchema = TRANSITION) -> dict:
+    """The store fields of a typical manipulation robot (cameras '0', '1', ...), from the
+    transition schema; without ``next_images``, the next_obs camera fields are left out."""
+    dims = Dims(state_dim, action_dim, tuple(str(i) for i in range(cameras)), image_hw)
+    schema = fields.store_fields(dims)
+    if not next_images:
+        nxt = fields.by_name['next_images']
+        schema = {k: v for k, v in schema.items() if nxt.camera_of(k) is None}
     return schema
 
 

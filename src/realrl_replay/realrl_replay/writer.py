@@ -23,12 +23,14 @@ from __future__ import annotations
 import os
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+
+from realrl_common.transition import EPISODE_ID
 
 from .config import RetentionConfig, StoreConfig, WriterConfig
 from .errors import StoreError
@@ -39,7 +41,7 @@ from .schema import LINK, MAX_ROBOTS, ROBOT_ID, SEQ, FieldSpec, Schema
 from .shards import ShardWriter, aligned, read_entry
 from .store import StoreInfo, create_store
 
-EPISODE = 'episode_id'
+EPISODE = EPISODE_ID
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,8 @@ class CommitInfo:
     """Number of commits the store has had."""
     first: int = 0
     """Retention watermark: rows below it were evicted."""
+    episodes: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    """Highest committed episode_id per robot name (robots with rows of one)."""
 
 
 class _Column:
@@ -147,9 +151,11 @@ class ReplayWriter:
         self._retention = config.retention
         if self._retention is not None:
             _check_retention(info, self._retention)
+        self._reader = None
+        if marker.episodes is None:  # a marker from before markers carried episodes
+            marker = replace(marker, episodes=self._scan_episodes(marker))
         # durable state (replaced as a whole by the commit thread)
-        self._durable = CommitInfo(marker.count, 0, MappingProxyType(
-            dict(zip(marker.robots, marker.seqs))), marker.commit_id, marker.first)
+        self._durable = _commit_info(marker, 0)
         # staged state (what the commits started so far will have made durable)
         self._last = marker
         self._kept = (marker.first, marker.min_episode)  # retention state, commit thread's
@@ -174,7 +180,6 @@ class ReplayWriter:
         self._committer = ThreadPoolExecutor(1, thread_name_prefix='replay-commit')
         self._inflight: Future | None = None
         self._error: BaseException | None = None
-        self._reader = None
         self._closed = False
         self._open_shards(config.fsync)
 
@@ -255,9 +260,12 @@ class ReplayWriter:
         """Highest committed seq of ``robot``; -1 if none. Everything <= it may be acked."""
         return self._durable.seqs.get(robot, -1)
 
+    def committed_episode(self, robot: str) -> int:
+        """Highest committed episode_id of ``robot``; -1 if none (from the marker)."""
+        return self._durable.episodes.get(robot, -1)
+
     def commit_info(self) -> CommitInfo:
-        info = self._durable
-        return CommitInfo(info.count, 0, info.seqs, info.commit_id, info.first)
+        return replace(self._durable, new_rows=0)
 
     @property
     def rows_to_boundary(self) -> int:
@@ -372,8 +380,16 @@ class ReplayWriter:
         codes = code_col.rows[start - code_col.start:end - code_col.start]
         new_seqs = seq_col.rows[start - seq_col.start:end - seq_col.start]
         seqs = list(self._last.seqs) + [-1] * (len(self._robots) - len(self._last.seqs))
+        episodes = list(self._last.episodes) + [-1] * (len(self._robots)
+                                                       - len(self._last.episodes))
+        ep_col = self._columns.get(EPISODE)
+        new_eps = (ep_col.rows[start - ep_col.start:end - ep_col.start] if ep_col is not None
+                   else None)
         for code in np.unique(codes).tolist():
-            seqs[code] = int(new_seqs[codes == code].max())
+            mine = codes == code
+            seqs[code] = int(new_seqs[mine].max())
+            if new_eps is not None:
+                episodes[code] = max(episodes[code], int(new_eps[mine].max()))
         link_col = self._columns.get(LINK)
         jobs, tails, released = [], {}, []
         for name, column in self._columns.items():
@@ -392,7 +408,8 @@ class ReplayWriter:
                 released.append((column, old))
         self._pending -= end - start
         marker = CommitMarker(self.info.identity.uuid, self._last.commit_id + 1, end,
-                              tuple(self._robots), tuple(seqs), tails)
+                              tuple(self._robots), tuple(seqs), tails,
+                              episodes=tuple(episodes))
         self._last = marker
         return _Snapshot(marker, jobs, end - start, released)
 
@@ -413,19 +430,15 @@ class ReplayWriter:
                 writes.append(self._pool.submit(_write_chunks, column, chunks, fsync))
             for future in writes:
                 future.result()
-            m = snap.marker
-            marker = CommitMarker(m.store_uuid, m.commit_id, m.count, m.robots, m.seqs,
-                                  m.tails, *self._kept)
+            first, min_episode = self._kept
+            marker = replace(snap.marker, first=first, min_episode=min_episode)
             evict = self._plan_retention(marker) if self._retention else None
             if evict is not None:
-                marker = CommitMarker(m.store_uuid, m.commit_id, m.count, m.robots, m.seqs,
-                                      m.tails, *evict)
+                marker = replace(marker, first=evict[0], min_episode=evict[1])
             self._slots.write(marker, self.schema, fsync)
             self._kept = (marker.first, marker.min_episode)
             previous = self._durable
-            info = CommitInfo(marker.count, snap.new_rows,
-                              MappingProxyType(dict(zip(marker.robots, marker.seqs))),
-                              marker.commit_id, marker.first)
+            info = _commit_info(marker, snap.new_rows)
             self._durable = info
             if marker.first > previous.first:
                 self._delete_below(previous.first, marker.first)
@@ -560,6 +573,22 @@ class ReplayWriter:
                 return lo + int(young[0])
         return marker.count
 
+    def _scan_episodes(self, marker: CommitMarker) -> tuple[int, ...]:
+        """Highest episode_id per robot code, read from the rows (once, for a store whose
+        marker does not carry it yet; every later marker does)."""
+        top = [max(-1, e - 1) for e in marker.min_episode] + [-1] * (
+            len(marker.robots) - len(marker.min_episode))
+        if EPISODE not in self.schema.by_name or marker.count == 0:
+            return tuple(top)
+        reader = self._row_reader()
+        step = 1 << 16
+        for lo in range(marker.first, marker.count, step):
+            rows = reader.read_range(lo, min(marker.count, lo + step), [ROBOT_ID, EPISODE],
+                                     marker)
+            for code in np.unique(rows[ROBOT_ID]).tolist():
+                top[code] = max(top[code], int(rows[EPISODE][rows[ROBOT_ID] == code].max()))
+        return tuple(top)
+
     def _row_reader(self):
         if self._reader is None:
             from .reader import ReplayReader
@@ -621,6 +650,13 @@ class ReplayWriter:
         if seqs.shape != (n,) or seqs.dtype.kind not in 'iu':
             raise ValueError(f"field 'seq' must be {n} integers, got {seqs.dtype} {seqs.shape}")
         return get, n, robot_ids, seqs.astype(np.int64)
+
+
+def _commit_info(marker: CommitMarker, new_rows: int) -> CommitInfo:
+    return CommitInfo(marker.count, new_rows, MappingProxyType(dict(zip(marker.robots,
+                                                                        marker.seqs))),
+                      marker.commit_id, marker.first,
+                      MappingProxyType(dict(zip(marker.robots, marker.episodes or ()))))
 
 
 def _check_array(spec: FieldSpec, array: np.ndarray, n: int) -> None:
