@@ -13,7 +13,9 @@ What this core guarantees, whatever the policy sends:
   a velocity is never above ``max_velocity``; ``max_step`` itself must be reachable at
   ``max_velocity`` in one period (checked when the control rate is known).
 - **Fresh state.** Every command is computed from joint states younger than
-  ``stale_after_s``; with older ones the robot holds and ``StaleJointStates`` is raised.
+  ``stale_after_s``; with older ones nothing is sent (a position hold too: a controller
+  restarted meanwhile would take a stale position as its target) and ``StaleJointStates``
+  is raised. Commands resume from the first fresh reading, within ``max_step`` of it.
 
 Action: one value in [-1, 1] per joint; position interface: target = measured + a * max_step;
 velocity interface: velocity = a * max_velocity. State: joint_pos, joint_vel, and the last
@@ -108,9 +110,8 @@ class Ros2ControlArm:
         self.velocity_mode = cfg.command_interface == 'velocity'
         self.state_dim, self.action_dim = 3 * n, n
         self.action_low, self.action_high = -np.ones(n, np.float32), np.ones(n, np.float32)
-        command_slice = 'joint_vel_cmd' if self.velocity_mode else 'joint_target'
-        self.observation_layout = {'joint_pos': (0, n), 'joint_vel': (n, 2 * n),
-                                   command_slice: (2 * n, 3 * n)}
+        self.observation_layout = {name: (k * n, (k + 1) * n)
+                                   for k, name in enumerate(cfg.state_names())}
         self.action_units = ('joint velocity, in units of ros2_control.max_velocity'
                              if self.velocity_mode else
                              'joint position change per step, in units of ros2_control.max_step')
@@ -139,12 +140,17 @@ class Ros2ControlArm:
 
     def hold(self) -> None:
         """Stay: zero velocity, or the measured position as target (sent only where that is
-        inside the limits; otherwise the controller keeps its last target, which was)."""
+        inside the limits; otherwise the controller keeps its last target, which was).
+
+        A position target is sent only from fresh joint states: with stale ones nothing is
+        sent, because a controller started again meanwhile (the arm moved by hand, or
+        restarted elsewhere) would take the last known position as a target and jump there.
+        The controller then keeps its own last target (its hold)."""
         if self.velocity_mode:
             self._send(np.zeros(self.action_dim))
             return
         reading = self.port.read()
-        if reading is None:
+        if reading is None or reading.age_s > self.cfg.stale_after_s:
             return
         target = np.clip(reading.position, self.lower, self.upper)
         if np.all(np.abs(target - reading.position) <= self.max_step):
