@@ -167,6 +167,8 @@ def test_every_action_is_accounted_for_and_the_status_says_what_the_loop_waits_f
         assert reasons()['stale'] == last.actions_received - 3 - 1
         assert last.actions_rejected == last.actions_received - 1
         assert wait_for(lambda: statuses[-1].waiting_for == 'reward_label', 5, spin=node.spin)
+        assert wait_for(lambda: 'waiting for reward labels on /arm0/reward_label'
+                        in proc.output(), 5, spin=node.spin)  # the driver's console too
     finally:
         proc.kill(signal.SIGCONT)
         assert proc.stop() in (0, -2, 130, -9)

@@ -40,3 +40,15 @@ def test_counts_are_logged_when_they_change_at_most_once_a_period(capfd):
     assert err.count('no inverse kinematics solution (1 times)') == 1
     assert err.count('inverse kinematics jumped (1 times)') == 1  # its own throttle
     assert 'solution (2 times)' not in err  # throttled
+
+
+def test_a_robot_waiting_for_labels_says_so(capfd):
+    log = CountLogger(rclpy_logging.get_logger('count_logs_wait'), period_s=60.0)
+    log.waiting('action', 'arm0')
+    log.waiting('', 'arm0')
+    assert 'waiting' not in capfd.readouterr().err
+    log.waiting('reward_label', 'arm0')
+    log.waiting('reward_label', 'arm0')
+    err = capfd.readouterr().err
+    assert err.count('waiting for reward labels on /arm0/reward_label') == 1
+    assert "with 'arm0' in its robot_ids" in err

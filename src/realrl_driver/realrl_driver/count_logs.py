@@ -30,6 +30,15 @@ class CountLogger:
                             f'driver took them: {now[1]} (the status topic has the counts)',
                             throttle_duration_sec=self.period_s)
 
+    def waiting(self, waiting_for: str, robot_id: str) -> None:
+        """The loop made no step since the last status because no reward label came."""
+        if waiting_for == 'reward_label':
+            self.logger.warning(
+                f'waiting for reward labels on /{robot_id}/reward_label: the robot holds until '
+                f'a reward node labels its observations (is one running, with {robot_id!r} in '
+                f'its robot_ids, and can its reward read this robot\'s state?)',
+                throttle_duration_sec=self.period_s)
+
     def robot_warnings(self, robot) -> None:
         """A robot's ``warnings`` (reason -> newest message) whose ``counters`` grew; each
         reason through a logger of its own, so one reason does not silence another."""

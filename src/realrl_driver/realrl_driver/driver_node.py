@@ -389,6 +389,7 @@ class DriverNode(LifecycleNode):
             msg.achieved_hz = self._tick_clock.achieved_hz()
             self._count_log.actions(self.loop.guard.rejected, self._lost.lost)
             self._count_log.robot_warnings(getattr(self.robot, 'inner', self.robot))
+            self._count_log.waiting(msg.waiting_for, self.cfg.robot_id)
         msg.actions_lost = self._lost.lost
         self._status_pub.publish(msg)
 
