@@ -148,6 +148,37 @@ def test_configure_fails_naming_the_topic_joint_and_fix(ros_node, tmp_path):
             mock.stop()
 
 
+def test_a_namespaced_controller_manager_needs_both_topics(ros_node, tmp_path):
+    """The README's promise: with the defaults the driver names the topics it found instead,
+    and with joint_states_topic and command_topic set (relative names, resolved in the
+    robot's namespace) it configures."""
+    mock = Proc([executable('realrl_driver', 'ros2_control_peer'), '--ros-args',
+                 '-r', '__ns:=/arm0', '-p', 'joints:=[j1, j2, j3]',
+                 '-p', f'lower_limits:={LOWER}', '-p', f'upper_limits:={UPPER}'],
+                tmp_path / 'peer.log')
+    proc = driver(tmp_path, extra=['ros2_control.connect_timeout_s:=2.0'])
+    try:
+        assert wait_for(lambda: 'mock ros2_control robot' in mock.output(), 15)
+        wait_until_up(ros_node, proc)
+        assert not change(ros_node, LcTransition.TRANSITION_CONFIGURE)
+        out = proc.output()
+        assert ("no joint states on /joint_states (nobody publishes it)" in out and
+                "set ros2_control.joint_states_topic (JointState topics in the graph: "
+                "['/arm0/joint_states'])" in out), out
+        assert ("nobody subscribes to /forward_position_controller/commands" in out and
+                "(command topics in the graph: ['/arm0/forward_position_controller/commands'])"
+                in out), out
+        assert proc.stop() in (0, -2, 130)
+        proc = driver(tmp_path, extra=['ros2_control.joint_states_topic:=joint_states',
+                                       'ros2_control.command_topic:='
+                                       'forward_position_controller/commands'])
+        wait_until_up(ros_node, proc)
+        assert change(ros_node, LcTransition.TRANSITION_CONFIGURE), proc.output()
+    finally:
+        proc.stop()
+        mock.stop()
+
+
 def test_a_dead_peer_makes_the_driver_hold_until_it_is_back(ros_node, tmp_path):
     mock = peer(tmp_path, interface='velocity')
     proc = driver(tmp_path, interface='velocity',

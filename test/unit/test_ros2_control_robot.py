@@ -189,6 +189,12 @@ def test_readiness_problems_name_the_topic_joint_and_fix():
     msg = readiness_problem(cfg, None, 0, 0)
     assert 'no joint states on /joint_states (nobody publishes it)' in msg
     assert '/forward_position_controller/commands' in msg and '--set-state active' in msg
+    msg = readiness_problem(cfg, None, 0, 0, ('/arm0/joint_states',),
+                            ('/arm0/forward_position_controller/commands',))
+    assert "set ros2_control.joint_states_topic (JointState topics in the graph: " \
+           "['/arm0/joint_states'])" in msg
+    assert "command_topic (command topics in the graph: " \
+           "['/arm0/forward_position_controller/commands'])" in msg
     msg = readiness_problem(cfg, {'j1', 'j2'}, 1, 1)
     assert "joints ['j3'] are not in /joint_states" in msg
     vel = Ros2ControlConfig(joints=('a',), lower_limits=(0,), upper_limits=(1,),

@@ -67,9 +67,13 @@ class ResetTimeout(RobotFault):
 
 
 def readiness_problem(cfg: Ros2ControlConfig, seen_joints: set[str] | None,
-                      state_publishers: int, command_subscribers: int) -> str:
+                      state_publishers: int, command_subscribers: int,
+                      other_state_topics: tuple[str, ...] = (),
+                      other_command_topics: tuple[str, ...] = ()) -> str:
     """What stops the robot from being driven ('' if nothing), with the fix. ``seen_joints``
-    is None when no joint state has arrived at all."""
+    is None when no joint state has arrived at all. ``other_*_topics``: topics of the same
+    types elsewhere in the ROS graph (a controller manager in a namespace), named as the
+    likely fix."""
     problems = []
     topic = cfg.joint_states_topic
     if seen_joints is None:
@@ -78,7 +82,9 @@ def readiness_problem(cfg: Ros2ControlConfig, seen_joints: set[str] | None,
                                               else '(a publisher exists but sent nothing)') +
             ': start the robot\'s ros2_control (controller manager with a joint_state_'
             'broadcaster: ros2 control load_controller --set-state active joint_state_'
-            'broadcaster) or set ros2_control.joint_states_topic')
+            'broadcaster) or set ros2_control.joint_states_topic' +
+            (f' (JointState topics in the graph: {list(other_state_topics)})'
+             if other_state_topics and not state_publishers else ''))
     else:
         missing = [j for j in cfg.joints if j not in seen_joints]
         if missing:
@@ -88,7 +94,9 @@ def readiness_problem(cfg: Ros2ControlConfig, seen_joints: set[str] | None,
         problems.append(
             f'nobody subscribes to {cfg.commands_topic}: activate the controller (ros2 control '
             f'load_controller --set-state active {cfg.controller_name}) or set '
-            f'ros2_control.controller / command_topic')
+            f'ros2_control.controller / command_topic' +
+            (f' (command topics in the graph: {list(other_command_topics)})'
+             if other_command_topics else ''))
     return '; '.join(problems)
 
 
