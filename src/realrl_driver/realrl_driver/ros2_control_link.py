@@ -10,7 +10,8 @@ command came for ``VELOCITY_LOOKAHEAD`` control periods, because a forward veloc
 controller keeps the last velocity forever.
 
 ``Ros2ControlDriverNode`` is the generic ``DriverNode`` plus what a real robot needs: a tick
-first checks that the joint states are fresh (else the robot holds and the tick is skipped);
+first checks that the joint states are fresh (else the robot holds and the tick is skipped;
+a position-mode hold sends nothing until they are fresh again, see ``Ros2ControlArm.hold``);
 a ``RobotFault`` during a tick is logged and the episode abandoned instead of ending the
 process; a reset keeps the heartbeat going; and the link is closed with the robot.
 """
