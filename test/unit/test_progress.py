@@ -44,3 +44,10 @@ def test_progress_line_names_the_robots_that_wait_for_reward_labels():
     assert p.line(['/a'], []).endswith('nodes 1/1 up | waiting for actions: ur0')
     p.waiting['ur0'] = ''
     assert 'waiting' not in p.line(['/a'], [])
+
+
+def test_summary_counts_the_actions_lost_on_the_way():
+    p = Progress()
+    p.lost.update({'arm0': 3, 'arm1': 2})
+    p.rejected.update({'arm0': 1})
+    assert (p.summary()['lost_actions'], p.summary()['rejected_actions']) == (5, 1)

@@ -21,6 +21,7 @@ class Progress:
     policy_version: int = 0
     learner_version: int = 0
     rejected: dict = field(default_factory=dict)       # robot -> rejected actions
+    lost: dict = field(default_factory=dict)           # robot -> actions lost on the way
     waiting: dict = field(default_factory=dict)        # robot -> what its loop waits for
     _rate_mark: tuple = (0.0, 0)
     steps_per_s: float = 0.0
@@ -78,6 +79,7 @@ class Progress:
                 'final_success_rate': self.success_rate, 'stored': self.stored,
                 'learner_updates': self.learner_updates, 'policy_version': self.policy_version,
                 'steps': sum(self.steps.values()), 'rejected_actions': sum(self.rejected.values()),
+                'lost_actions': sum(self.lost.values()),
                 'elapsed_s': time.monotonic() - self.started, 'run_time_s': self.elapsed()}
 
 
