@@ -135,3 +135,30 @@ def test_check_refuses_a_reward_that_cannot_label_its_robot(tmp_path, capsys):
     assert realrl_main(['check', '--config', str(path), '--set',
                         'reward.reach.ee_key=joint_pos', '--set',
                         'reward.reach.target_key=joint_target']) == 0
+
+
+def test_reward_check_compares_declared_slices_and_skips_robots_only_built_ones_know():
+    from realrl_bringup.graph_checks import check_rewards_can_label
+    from realrl_common.config import build_config
+    from realrl_driver.mujoco_arm_driver import MujocoArmDriverConfig
+    from realrl_driver.ros2_control_driver import Ros2ControlDriverConfig
+    from realrl_driver.ur_rtde_driver import URDriverConfig
+    from realrl_reward.reward_node import RewardNodeConfig
+    arm = build_config(Ros2ControlDriverConfig, {'robot_id': 'arm1', 'ros2_control': {
+        'joints': ['a'], 'lower_limits': [-1.0], 'upper_limits': [1.0],
+        'command_interface': 'velocity'}})
+    assert arm.state_names() == ('joint_pos', 'joint_vel', 'joint_vel_cmd')
+    ur = build_config(URDriverConfig, {'robot_id': 'ur0', 'ur': {'backend': 'sim'}})
+    assert ur.state_names() == ('joint_pos', 'joint_vel', 'tcp_pose')
+    reward = build_config(RewardNodeConfig, {'robot_ids': ['ur0', 'sim0'], 'reach': {
+        'ee_key': 'tcp_pose', 'target_key': 'joint_pos'}})
+    sim = build_config(MujocoArmDriverConfig, {'robot_id': 'sim0'})
+    assert sim.state_names() is None  # the MuJoCo model decides its slices
+    configs = {'/arm1/driver': arm, '/ur0/driver': ur, '/sim0/driver': sim, '/reward': reward}
+    check_rewards_can_label(configs)  # ur0 has both slices; sim0's are unknown until built
+    configs['/reward'] = build_config(RewardNodeConfig, {'robot_ids': ['arm1']})
+    with pytest.raises(ConfigError, match=r"robot 'arm1' cannot be labelled: the reward reads "
+                                          r"reach.ee_key 'ee_pos', reach.target_key "
+                                          r"'target_pos', but the state of /arm1/driver has "
+                                          r"only \['joint_pos', 'joint_vel', 'joint_vel_cmd'\]"):
+        check_rewards_can_label(configs)
