@@ -1,4 +1,6 @@
 """The MuJoCo arm driver as a lifecycle node over real DDS."""
+import signal
+
 import numpy as np
 from lifecycle_msgs.msg import Transition as LcTransition
 from lifecycle_msgs.srv import ChangeState, GetState
@@ -110,6 +112,65 @@ def test_lifecycle_description_safety_and_transitions(ros_node, tmp_path):
         assert change(node, LcTransition.TRANSITION_CLEANUP)
         assert state(node) == 'unconfigured'
     finally:
+        assert proc.stop() in (0, -2, 130, -9)
+
+
+def test_every_action_is_accounted_for_and_the_status_says_what_the_loop_waits_for(
+        ros_node, tmp_path):
+    """Nothing sent on the action topic vanishes uncounted. Actions with an empty or another
+    robot's robot_id are rejected as wrong_robot_id. A burst sent while the driver is frozen
+    (SIGSTOP) overflows what the subscription queue and the publisher's history keep (10
+    each); the rest are counted as lost. In the end received + lost == sent, with the
+    per-reason counts on the status topic. The status also says what the loop waits for."""
+    node = ros_node
+    proc = Proc([executable('realrl_driver', 'mujoco_arm_driver'), '--ros-args',
+                 '-r', '__ns:=/arm0', '-p', 'replay_wait_s:=0.0', '-p', 'control_hz:=10.0',
+                 '-p', 'episode_max_steps:=50'], tmp_path / 'driver.log')
+    try:
+        observations, statuses = [], []
+        node.create_subscription(Observation, '/arm0/observation', observations.append, SENSOR_QOS)
+        node.create_subscription(DriverStatus, '/arm0/status', statuses.append, STATUS_QOS)
+        actions = node.create_publisher(Action, '/arm0/action', COMMAND_QOS)
+        assert wait_for(lambda: statuses, 15, spin=node.spin), proc.output()
+        assert change(node, LcTransition.TRANSITION_CONFIGURE)
+        assert change(node, LcTransition.TRANSITION_ACTIVATE)
+        assert wait_for(lambda: observations, 10, spin=node.spin)
+        assert wait_for(lambda: statuses[-1].waiting_for == 'action', 5, spin=node.spin)
+
+        def reasons():
+            return dict(zip(statuses[-1].rejected_reasons, statuses[-1].rejected_counts))
+
+        sent = 0
+        for rid in ('', 'arm1', ''):
+            actions.publish(Action(robot_id=rid, episode_id=0, step=0, action=to_f32([0, 0, 0])))
+            sent += 1
+        assert wait_for(lambda: reasons().get('wrong_robot_id') == 3, 5, spin=node.spin), \
+            proc.output()
+        proc.kill(signal.SIGSTOP)
+        try:
+            for k in range(300):  # answers to a step that never was: stale when taken
+                actions.publish(Action(robot_id='arm0', episode_id=0, step=1000 + k,
+                                       action=to_f32([0, 0, 0])))
+                sent += 1
+            node.spin(0.5)
+        finally:
+            proc.kill(signal.SIGCONT)
+        node.spin(0.5)
+        obs = observations[-1]  # the one valid action: the loop then waits for its label
+        actions.publish(Action(robot_id='arm0', episode_id=obs.episode_id, step=obs.step,
+                               action=to_f32([0.1, 0, 0])))
+        sent += 1
+        assert wait_for(lambda: statuses[-1].actions_received + statuses[-1].actions_lost
+                        == sent, 10, spin=node.spin), (statuses[-1], sent)
+        last = statuses[-1]
+        assert last.actions_lost >= 300 - 20, last  # at most a queue and a history got through
+        assert reasons()['stale'] == last.actions_received - 3 - 1
+        assert last.actions_rejected == last.actions_received - 1
+        assert wait_for(lambda: statuses[-1].waiting_for == 'reward_label', 5, spin=node.spin)
+        assert wait_for(lambda: 'waiting for reward labels on /arm0/reward_label'
+                        in proc.output(), 5, spin=node.spin)  # the driver's console too
+    finally:
+        proc.kill(signal.SIGCONT)
         assert proc.stop() in (0, -2, 130, -9)
 
 

@@ -18,11 +18,14 @@ LOWER, UPPER = '[-1.0, -0.5, -2.0]', '[1.0, 0.5, 2.0]'
 
 
 def peer(tmp_path, name='peer', joints='[j1, j2, j3]', interface='position', lower=LOWER,
-         upper=UPPER):
-    return Proc([executable('realrl_driver', 'ros2_control_peer'), '--ros-args',
-                 '-p', f'joints:={joints}', '-p', f'lower_limits:={lower}',
-                 '-p', f'upper_limits:={upper}', '-p', f'command_interface:={interface}',
-                 '-p', 'lag_s:=0.03', '-p', 'max_velocity:=1.0'], tmp_path / f'{name}.log')
+         upper=UPPER, extra=()):
+    args = ['-p', f'joints:={joints}', '-p', f'lower_limits:={lower}',
+            '-p', f'upper_limits:={upper}', '-p', f'command_interface:={interface}',
+            '-p', 'lag_s:=0.03', '-p', 'max_velocity:=1.0']
+    for item in extra:
+        args += ['-p', item]
+    return Proc([executable('realrl_driver', 'ros2_control_peer'), '--ros-args'] + args,
+                tmp_path / f'{name}.log')
 
 
 def driver(tmp_path, interface='position', joints='[j1, j2, j3]', lower=LOWER, upper=UPPER,
@@ -145,6 +148,37 @@ def test_configure_fails_naming_the_topic_joint_and_fix(ros_node, tmp_path):
             mock.stop()
 
 
+def test_a_namespaced_controller_manager_needs_both_topics(ros_node, tmp_path):
+    """The README's promise: with the defaults the driver names the topics it found instead,
+    and with joint_states_topic and command_topic set (relative names, resolved in the
+    robot's namespace) it configures."""
+    mock = Proc([executable('realrl_driver', 'ros2_control_peer'), '--ros-args',
+                 '-r', '__ns:=/arm0', '-p', 'joints:=[j1, j2, j3]',
+                 '-p', f'lower_limits:={LOWER}', '-p', f'upper_limits:={UPPER}'],
+                tmp_path / 'peer.log')
+    proc = driver(tmp_path, extra=['ros2_control.connect_timeout_s:=2.0'])
+    try:
+        assert wait_for(lambda: 'mock ros2_control robot' in mock.output(), 15)
+        wait_until_up(ros_node, proc)
+        assert not change(ros_node, LcTransition.TRANSITION_CONFIGURE)
+        out = proc.output()
+        assert ("no joint states on /joint_states (nobody publishes it)" in out and
+                "set ros2_control.joint_states_topic (JointState topics in the graph: "
+                "['/arm0/joint_states'])" in out), out
+        assert ("nobody subscribes to /forward_position_controller/commands" in out and
+                "(command topics in the graph: ['/arm0/forward_position_controller/commands'])"
+                in out), out
+        assert proc.stop() in (0, -2, 130)
+        proc = driver(tmp_path, extra=['ros2_control.joint_states_topic:=joint_states',
+                                       'ros2_control.command_topic:='
+                                       'forward_position_controller/commands'])
+        wait_until_up(ros_node, proc)
+        assert change(ros_node, LcTransition.TRANSITION_CONFIGURE), proc.output()
+    finally:
+        proc.stop()
+        mock.stop()
+
+
 def test_a_dead_peer_makes_the_driver_hold_until_it_is_back(ros_node, tmp_path):
     mock = peer(tmp_path, interface='velocity')
     proc = driver(tmp_path, interface='velocity',
@@ -190,6 +224,51 @@ def test_a_dead_peer_makes_the_driver_hold_until_it_is_back(ros_node, tmp_path):
     report = mock_report(second)
     assert report['last_command'] == [0.0, 0.0, 0.0]  # the driver left it stopped
     assert (report['out_of_limits'], report['too_fast']) == (0, 0), report
+
+
+def test_a_restarted_controller_gets_nothing_until_fresh_states_then_only_small_steps(
+        ros_node, tmp_path):
+    """The controller manager is SIGKILLed and started again with the arm 0.8 rad away from
+    where the driver last saw it. While the joint states were stale the driver must send
+    nothing (a hold target from the last known pose would make the new controller jump);
+    afterwards every target is within reach of the measured pose. The new peer counts a
+    command that arrives before its first joint state (``before_states``) and a target more
+    than 2 * max_step from its joints (``jumps``: the driver computes from states up to a
+    period old, while the lagging joints may still be a step behind). Its joint states start
+    1 s after its controller listens (a broadcaster spawned after the controller), so a
+    driver that sent while its states were stale would be caught every time, not only when
+    discovery happened to match the command topic first."""
+    mock = peer(tmp_path)
+    proc = driver(tmp_path, extra=['ros2_control.home:=[0.3, 0.0, 0.0]',
+                                   'ros2_control.stale_after_s:=0.3'])
+    second = None
+    try:
+        robot = Robot(ros_node)
+        wait_until_up(ros_node, proc)
+        assert change(ros_node, LcTransition.TRANSITION_CONFIGURE), proc.output()
+        assert change(ros_node, LcTransition.TRANSITION_ACTIVATE)
+        assert wait_for(lambda: robot.observations, 10, spin=ros_node.spin), proc.output()
+        robot.steps([0.0, 1.0, 0.0], 3)
+        mock.kill(signal.SIGKILL)
+        mock.stop()
+        assert wait_for(lambda: 'stale_after_s' in proc.output(), 5, spin=ros_node.spin)
+        ros_node.spin(1.0)  # 20 ticks of stale joint states
+        second = peer(tmp_path, name='peer2', extra=['initial_positions:=[-0.5, 0.3, 1.0]',
+                                                     'max_jump:=0.1', 'states_delay_s:=1.0'])
+        assert wait_for(lambda: 'robot recovered' in proc.output(), 15, spin=ros_node.spin), \
+            proc.output()
+        assert wait_for(lambda: robot.observations[-1].episode_id > 0, 15, spin=ros_node.spin)
+        robot.steps([0.0, -1.0, -1.0], 3)
+    finally:
+        assert proc.stop() in (0, -2, 130)
+        mock.stop()
+        if second is not None:
+            second.stop()
+    report = mock_report(second)
+    assert report['commands'] > 20  # the reset home (0.8 rad at 0.05 a step) and the steps
+    assert report['position'][0] > 0.25, report  # it did get home
+    assert (report['before_states'], report['jumps'], report['out_of_limits']) == (0, 0, 0), \
+        report
 
 
 def test_an_idle_driver_stops_on_sigint_and_sigterm(ros_node, tmp_path):

@@ -108,3 +108,57 @@ def test_a_reward_node_may_not_label_a_robot_that_scores_itself(tmp_path):
     with pytest.raises(ConfigError, match=r"robot_ids names \['pend0'\], whose driver labels its "
                                           r'own steps \(reward_source: env\)'):
         load_graph(path, {'run_dir': '/tmp/r'}, ['reward.robot_ids=[panda0, pend0]'])
+
+
+def test_check_refuses_a_reward_that_cannot_label_its_robot(tmp_path, capsys):
+    """A ros2_control robot's state has joint slices only; the reach reward reads ee_pos and
+    target_pos. The run would wait for labels forever, so `realrl check` refuses the graph."""
+    raw = yaml.safe_load(DEMO.read_text())
+    raw['nodes'].append({'name': 'driver', 'namespace': 'arm1', 'package': 'realrl_driver',
+                         'executable': 'ros2_control_driver', 'lifecycle': True,
+                         'parameters': {'robot_id': 'arm1', 'ros2_control': {
+                             'joints': ['j1', 'j2'], 'lower_limits': [-1.0, -1.0],
+                             'upper_limits': [1.0, 1.0]}}})
+    for node in raw['nodes']:
+        if node['name'] in ('replay', 'policy', 'reward'):
+            node['parameters']['robot_ids'] = ['arm0', 'arm1']
+    path = tmp_path / 'g.yaml'
+    path.write_text(yaml.safe_dump(raw))
+    assert realrl_main(['check', '--config', str(path)]) == 2
+    err = capsys.readouterr().err
+    assert ("node /reward parameters: robot 'arm1' cannot be labelled: the reward reads "
+            "reach.ee_key 'ee_pos', reach.target_key 'target_pos', but the state of "
+            "/arm1/driver has only ['joint_pos', 'joint_vel', 'joint_target']") in err
+    assert 'would wait for reward labels forever' in err
+    # Pointed at slices the robot has, the same graph passes (the sim arm is not checked:
+    # only its built model knows its slices).
+    assert realrl_main(['check', '--config', str(path), '--set',
+                        'reward.reach.ee_key=joint_pos', '--set',
+                        'reward.reach.target_key=joint_target']) == 0
+
+
+def test_reward_check_compares_declared_slices_and_skips_robots_only_built_ones_know():
+    from realrl_bringup.graph_checks import check_rewards_can_label
+    from realrl_common.config import build_config
+    from realrl_driver.mujoco_arm_driver import MujocoArmDriverConfig
+    from realrl_driver.ros2_control_driver import Ros2ControlDriverConfig
+    from realrl_driver.ur_rtde_driver import URDriverConfig
+    from realrl_reward.reward_node import RewardNodeConfig
+    arm = build_config(Ros2ControlDriverConfig, {'robot_id': 'arm1', 'ros2_control': {
+        'joints': ['a'], 'lower_limits': [-1.0], 'upper_limits': [1.0],
+        'command_interface': 'velocity'}})
+    assert arm.state_names() == ('joint_pos', 'joint_vel', 'joint_vel_cmd')
+    ur = build_config(URDriverConfig, {'robot_id': 'ur0', 'ur': {'backend': 'sim'}})
+    assert ur.state_names() == ('joint_pos', 'joint_vel', 'tcp_pose')
+    reward = build_config(RewardNodeConfig, {'robot_ids': ['ur0', 'sim0'], 'reach': {
+        'ee_key': 'tcp_pose', 'target_key': 'joint_pos'}})
+    sim = build_config(MujocoArmDriverConfig, {'robot_id': 'sim0'})
+    assert sim.state_names() is None  # the MuJoCo model decides its slices
+    configs = {'/arm1/driver': arm, '/ur0/driver': ur, '/sim0/driver': sim, '/reward': reward}
+    check_rewards_can_label(configs)  # ur0 has both slices; sim0's are unknown until built
+    configs['/reward'] = build_config(RewardNodeConfig, {'robot_ids': ['arm1']})
+    with pytest.raises(ConfigError, match=r"robot 'arm1' cannot be labelled: the reward reads "
+                                          r"reach.ee_key 'ee_pos', reach.target_key "
+                                          r"'target_pos', but the state of /arm1/driver has "
+                                          r"only \['joint_pos', 'joint_vel', 'joint_vel_cmd'\]"):
+        check_rewards_can_label(configs)

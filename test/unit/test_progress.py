@@ -34,3 +34,20 @@ def test_a_resumed_run_continues_its_time_axis_past_a_torn_line(tmp_path):
         f.write('{"time_s": 4')  # cut short by a crash
     assert log.last_time() == 41.5
     assert Progress(time_offset=log.last_time()).elapsed() >= 41.5
+
+
+def test_progress_line_names_the_robots_that_wait_for_reward_labels():
+    p = Progress()
+    p.waiting.update({'arm0': '', 'arm1': 'reward_label', 'ur0': 'reward_label'})
+    assert p.line(['/a'], []).endswith('nodes 1/1 up | waiting for reward labels: arm1, ur0')
+    p.waiting.update({'arm1': '', 'ur0': 'action'})
+    assert p.line(['/a'], []).endswith('nodes 1/1 up | waiting for actions: ur0')
+    p.waiting['ur0'] = ''
+    assert 'waiting' not in p.line(['/a'], [])
+
+
+def test_summary_counts_the_actions_lost_on_the_way():
+    p = Progress()
+    p.lost.update({'arm0': 3, 'arm1': 2})
+    p.rejected.update({'arm0': 1})
+    assert (p.summary()['lost_actions'], p.summary()['rejected_actions']) == (5, 1)

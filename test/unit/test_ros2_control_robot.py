@@ -155,6 +155,28 @@ def test_stale_joint_states_hold_and_raise():
     np.testing.assert_array_equal(port.sent[-1][0], 0.0)  # the hold, not the action
 
 
+def test_stale_joint_states_send_no_position_hold_and_resume_from_a_fresh_reading():
+    """A controller restarted with the arm elsewhere must not receive the last known pose."""
+    robot, port, hw = make(stale_after_s=0.2)
+    run(robot, port, [1.0, 0.0, 0.0], 4)
+    port.frozen = True
+    port.wait(0.3)
+    sent = len(port.sent)
+    hw.position[:] = hw.target[:] = [-0.8, 0.3, 1.5]  # restarted elsewhere
+    for _ in range(5):
+        robot.hold()
+        with pytest.raises(StaleJointStates):
+            robot.apply([1.0, 0.0, 0.0])
+    assert len(port.sent) == sent  # nothing while stale
+    port.frozen = False
+    port.wait(0.01)
+    state = robot.apply([1.0, -1.0, 0.0])
+    target, measured = port.sent[-1]
+    np.testing.assert_allclose(measured, [-0.8, 0.3, 1.5])
+    np.testing.assert_allclose(target, [-0.75, 0.25, 1.5])
+    np.testing.assert_allclose(state[6:], target)
+
+
 def test_a_start_outside_the_limits_is_refused():
     robot, _, _ = make(initial=(0.0, 0.9, 0.0))  # limits say j2 in [-0.5, 0.5]
     robot.lower[1], robot.upper[1] = -0.5, 0.5
@@ -167,6 +189,12 @@ def test_readiness_problems_name_the_topic_joint_and_fix():
     msg = readiness_problem(cfg, None, 0, 0)
     assert 'no joint states on /joint_states (nobody publishes it)' in msg
     assert '/forward_position_controller/commands' in msg and '--set-state active' in msg
+    msg = readiness_problem(cfg, None, 0, 0, ('/arm0/joint_states',),
+                            ('/arm0/forward_position_controller/commands',))
+    assert "set ros2_control.joint_states_topic (JointState topics in the graph: " \
+           "['/arm0/joint_states'])" in msg
+    assert "command_topic (command topics in the graph: " \
+           "['/arm0/forward_position_controller/commands'])" in msg
     msg = readiness_problem(cfg, {'j1', 'j2'}, 1, 1)
     assert "joints ['j3'] are not in /joint_states" in msg
     vel = Ros2ControlConfig(joints=('a',), lower_limits=(0,), upper_limits=(1,),

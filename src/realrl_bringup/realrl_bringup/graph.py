@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from realrl_bringup.graph_checks import check_rewards_can_label
 from realrl_bringup.lease_keeper import LeaseSpec
 from realrl_common.config import ConfigError, build_config, check
 
@@ -171,6 +172,7 @@ def validate_parameters(graph: GraphSpec) -> dict[str, Any]:
         check(not both, f'node {spec.fqn} parameters: robot_ids names {both}, whose driver '
                         f'labels its own steps (reward_source: env); remove them from robot_ids '
                         f'or set reward_source: node on their driver')
+    check_rewards_can_label(configs)
     return configs
 
 

@@ -43,6 +43,8 @@ class MonitorNode(Node):
         self.driver_states[msg.robot_id] = msg.lifecycle_state
         self.progress.steps[msg.robot_id] = msg.steps
         self.progress.rejected[msg.robot_id] = msg.actions_rejected
+        self.progress.lost[msg.robot_id] = msg.actions_lost
+        self.progress.waiting[msg.robot_id] = msg.waiting_for
 
     def _on_ack(self, msg: TransitionAck):
         self.progress.stored = max(self.progress.stored, msg.stored)

@@ -21,6 +21,8 @@ class Progress:
     policy_version: int = 0
     learner_version: int = 0
     rejected: dict = field(default_factory=dict)       # robot -> rejected actions
+    lost: dict = field(default_factory=dict)           # robot -> actions lost on the way
+    waiting: dict = field(default_factory=dict)        # robot -> what its loop waits for
     _rate_mark: tuple = (0.0, 0)
     steps_per_s: float = 0.0
     time_offset: float = 0.0
@@ -61,13 +63,23 @@ class Progress:
         return (f'[{elapsed:6.1f}s] episodes {self.episodes:4d} | success(last {len(self.recent)}) '
                 f'{self.success_rate:4.2f} | stored {self.stored:6d} | updates '
                 f'{self.learner_updates:6d} | policy v{self.policy_version} | '
-                f'{self.steps_per_s:5.1f} steps/s | {nodes}')
+                f'{self.steps_per_s:5.1f} steps/s | {nodes}{self.waits()}')
+
+    def waits(self) -> str:
+        """' | waiting for reward labels: arm0, arm1' (and for actions), or ''."""
+        parts = []
+        for what, label in (('reward_label', 'reward labels'), ('action', 'actions')):
+            robots = sorted(r for r, w in self.waiting.items() if w == what)
+            if robots:
+                parts.append(f' | waiting for {label}: {", ".join(robots)}')
+        return ''.join(parts)
 
     def summary(self) -> dict:
         return {'episodes': self.episodes, 'successes': self.successes,
                 'final_success_rate': self.success_rate, 'stored': self.stored,
                 'learner_updates': self.learner_updates, 'policy_version': self.policy_version,
                 'steps': sum(self.steps.values()), 'rejected_actions': sum(self.rejected.values()),
+                'lost_actions': sum(self.lost.values()),
                 'elapsed_s': time.monotonic() - self.started, 'run_time_s': self.elapsed()}
 
 

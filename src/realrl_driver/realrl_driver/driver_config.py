@@ -43,3 +43,9 @@ class DriverNodeConfig(LoopConfig):
         clash = sorted(set(self.cameras) & set(self.real_cameras.names))
         check(not clash, f'real_cameras.sources: {clash} already name cameras of the robot '
                          f'(`cameras`); give the real cameras other names')
+
+    def state_names(self) -> tuple[str, ...] | None:
+        """Names of the robot's state slices, known from the config alone (without building
+        the robot); None where only the built robot knows them. Graphs check at load time
+        that a reward node can find the slices it reads."""
+        return None

@@ -9,6 +9,12 @@ accepted. Topics are relative, so the node runs in the robot's namespace:
 
 With ``reward_source: env`` the robot labels its own steps: the driver then publishes
 ``reward_label`` itself (for observers) instead of listening to it.
+
+Every action on ``action`` is accounted for: accepted, rejected by reason (the guard's, or
+``wrong_robot_id``), or lost before it was taken (gaps in its publisher's sequence numbers,
+or the middleware's message-lost event); the status carries the counts and what the loop
+waits for. The counts (and a robot's own warnings) are logged from the status timer, at most
+every ``COUNT_LOG_PERIOD_S`` per kind (count_logs.py says why not from the callbacks).
 """
 from __future__ import annotations
 
@@ -18,6 +24,7 @@ import time
 from typing import Callable
 
 import numpy as np
+from rclpy.event_handler import SubscriptionEventCallbacks, UnsupportedEventTypeError
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from realrl_interfaces.msg import (Action, DriverStatus, EpisodeResult, Observation,
                                    RewardLabel, RobotDescription, Transition, TransitionAck)
@@ -33,10 +40,16 @@ from realrl_common.ros_params import read_config
 from realrl_common.transition import TRANSITION
 from realrl_driver.camera_rig import CameraError, build_robot, observed_cameras
 from realrl_driver.clock_stats import PeriodRecorder
+from realrl_driver.count_logs import CountLogger
 from realrl_driver.driver_config import DriverNodeConfig  # noqa: F401 (re-exported)
 from realrl_driver.episode_loop import EpisodeLoop, LoopConfig, check_reward_source
+from realrl_driver.safety import LossCounter
 
 SENDER_STATE_SERVICE = '/replay/sender_state'
+COUNT_LOG_PERIOD_S = 10.0
+WAIT_COUNTERS = {'waiting_label': 'reward_label', 'waiting_action': 'action',
+                 'outbox_full': 'outbox'}
+"""The loop's hold counters, and what the status calls each wait."""
 
 
 class DriverNode(LifecycleNode):
@@ -53,6 +66,9 @@ class DriverNode(LifecycleNode):
         self._state_label = 'unconfigured'
         self._camera_failing = False  # a camera's frames are too old: the robot holds
         self._camera_error_logged = -1e9
+        self._lost = LossCounter()
+        self._count_log = CountLogger(self.get_logger(), COUNT_LOG_PERIOD_S)
+        self._wait_mark: dict | None = None  # the loop's counters at the previous status
         self._status_pub = self.create_publisher(DriverStatus, 'status', STATUS_QOS)
         self._status_timer = self.create_timer(0.2, self._publish_status)
 
@@ -77,7 +93,7 @@ class DriverNode(LifecycleNode):
         self._ep_pub = self.create_lifecycle_publisher(EpisodeResult, 'episode', DATA_QOS)
         self._desc_pub = self.create_publisher(RobotDescription, 'description', LATCHED_QOS)
         self._driver_subs = [
-            self.create_subscription(Action, 'action', self._on_action, COMMAND_QOS),
+            self._action_subscription(),
             self.create_subscription(TransitionAck, '/replay/ack', self._on_ack, DATA_QOS),
         ]
         self._label_pub = None
@@ -97,6 +113,17 @@ class DriverNode(LifecycleNode):
         self._state_label = 'inactive'
         self.get_logger().info(f'configured {self._kind} robot {self.cfg.robot_id!r}')
         return TransitionCallbackReturn.SUCCESS
+
+    def _action_subscription(self):
+        """The action subscription, with the middleware's message-lost event where it has
+        one (gaps in sequence numbers are counted either way)."""
+        lost = SubscriptionEventCallbacks(
+            message_lost=lambda info: self._lost.middleware_lost(info.total_count_change))
+        try:
+            return self.create_subscription(Action, 'action', self._on_action, COMMAND_QOS,
+                                            event_callbacks=lost)
+        except UnsupportedEventTypeError:
+            return self.create_subscription(Action, 'action', self._on_action, COMMAND_QOS)
 
     def _set_priority(self, nice: int) -> None:
         if nice == 0 or os.getpriority(os.PRIO_PROCESS, 0) == nice:
@@ -149,7 +176,8 @@ class DriverNode(LifecycleNode):
             self._applied_log.close()
         if self.loop is not None:
             self.get_logger().info('counters: ' + json.dumps(dict(self.loop.counters)) +
-                                   ' rejected: ' + json.dumps(dict(self.loop.guard.rejected)))
+                                   ' rejected: ' + json.dumps(dict(self.loop.guard.rejected)) +
+                                   f' actions lost: {self._lost.lost}')
         self._stop_clock()  # the robot holds ...
         self._close_robot()  # ... before its connections close
 
@@ -221,8 +249,14 @@ class DriverNode(LifecycleNode):
         return False
 
     # -- callbacks ----------------------------------------------------------------------
-    def _on_action(self, msg: Action):
-        if self.loop is None or msg.robot_id != self.cfg.robot_id:
+    def _on_action(self, msg: Action, info: dict):
+        gid = info.get('publisher_gid')
+        self._lost.taken(None if gid is None else bytes(gid.get('data', b'')),
+                         info.get('publication_sequence_number'))
+        if self.loop is None:
+            return
+        if msg.robot_id != self.cfg.robot_id:  # empty, or another robot's
+            self.loop.guard.refuse('wrong_robot_id')
             return
         action = np.frombuffer(msg.action, dtype=np.float32) if len(msg.action) else np.zeros(0)
         self.loop.on_action(action, msg.episode_id, msg.step, msg.policy_version, msg.intervention)
@@ -341,11 +375,30 @@ class DriverNode(LifecycleNode):
             msg.steps = c['steps']
             msg.actions_applied = c['steps']
             msg.actions_rejected = self.loop.guard.rejected_total
+            msg.actions_received = self.loop.guard.received
+            msg.rejected_reasons = list(self.loop.guard.rejected)
+            msg.rejected_counts = list(self.loop.guard.rejected.values())
+            msg.waiting_for = self._waiting_for()
             msg.holds = c['watchdog_holds']
             msg.transitions_sent = c['transitions_sent']
             msg.transitions_acked = c['transitions_acked']
             msg.achieved_hz = self._tick_clock.achieved_hz()
+            self._count_log.actions(self.loop.guard.rejected, self._lost.lost)
+            self._count_log.robot_warnings(getattr(self.robot, 'inner', self.robot))
+            self._count_log.waiting(msg.waiting_for, self.cfg.robot_id)
+        msg.actions_lost = self._lost.lost
         self._status_pub.publish(msg)
+
+    def _waiting_for(self) -> str:
+        """What the loop held for most since the previous status, if it made no step."""
+        c = self.loop.counters
+        now = {k: c[k] for k in ('steps', *WAIT_COUNTERS)}
+        before, self._wait_mark = self._wait_mark, now
+        if before is None or now['steps'] != before['steps']:
+            return ''
+        grown = {k: now[k] - before[k] for k in WAIT_COUNTERS}
+        most = max(grown, key=grown.get)
+        return WAIT_COUNTERS[most] if grown[most] > 0 else ''
 
 
 def run_driver(name: str, config_cls: type, make_robot: Callable, kind: str, args=None) -> None:

@@ -94,6 +94,12 @@ class Ros2ControlConfig:
         check(bool(re.fullmatch(r'[A-Za-z][A-Za-z0-9_]*', self.kind)),
               f'ros2_control.kind must be a name of letters, digits and _, got {self.kind!r}')
 
+    def state_names(self) -> tuple[str, ...]:
+        """Names of the robot's state slices, in order: joint positions, velocities and the
+        last command (joint_target, or joint_vel_cmd in velocity mode)."""
+        command = 'joint_vel_cmd' if self.command_interface == 'velocity' else 'joint_target'
+        return ('joint_pos', 'joint_vel', command)
+
     @property
     def controller_name(self) -> str:
         return self.controller or DEFAULT_CONTROLLERS[self.command_interface]

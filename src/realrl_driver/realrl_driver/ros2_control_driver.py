@@ -33,6 +33,10 @@ class Ros2ControlDriverConfig(DriverNodeConfig):
                                 f'{list(self.cameras)}')
         self.ros2_control.check_rate(self.control_hz)
 
+    def state_names(self) -> tuple[str, ...]:
+        """The robot's state slices (known without connecting; graphs check rewards on it)."""
+        return self.ros2_control.state_names()
+
 
 def main(args=None):
     from realrl_driver.ros2_control_link import run_ros2_control_driver  # rclpy only here

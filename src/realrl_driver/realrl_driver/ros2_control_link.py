@@ -10,7 +10,8 @@ command came for ``VELOCITY_LOOKAHEAD`` control periods, because a forward veloc
 controller keeps the last velocity forever.
 
 ``Ros2ControlDriverNode`` is the generic ``DriverNode`` plus what a real robot needs: a tick
-first checks that the joint states are fresh (else the robot holds and the tick is skipped);
+first checks that the joint states are fresh (else the robot holds and the tick is skipped;
+a position-mode hold sends nothing until they are fresh again, see ``Ros2ControlArm.hold``);
 a ``RobotFault`` during a tick is logged and the episode abandoned instead of ending the
 process; a reset keeps the heartbeat going; and the link is closed with the robot.
 """
@@ -137,7 +138,20 @@ class Ros2ControlLink:
                 break
             time.sleep(0.02)
         publishers = self.node.count_publishers(self._sub.topic_name)
-        return readiness_problem(self.cfg, seen, publishers, subscribers)
+        return readiness_problem(self.cfg, seen, publishers, subscribers,
+                                 *self._other_topics())
+
+    def _other_topics(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """JointState topics, and Float64MultiArray topics named */commands, other than the
+        configured ones (where a namespaced controller manager has put them)."""
+        states, commands = [], []
+        for name, types in self.node.get_topic_names_and_types():
+            if 'sensor_msgs/msg/JointState' in types and name != self._sub.topic_name:
+                states.append(name)
+            if 'std_msgs/msg/Float64MultiArray' in types and name.endswith('/commands') \
+                    and name != self._pub.topic_name:
+                commands.append(name)
+        return tuple(sorted(states)), tuple(sorted(commands))
 
     def _expire_velocity(self):
         """A velocity nobody renewed for VELOCITY_LOOKAHEAD periods is replaced by zero."""

@@ -11,7 +11,10 @@ It shows the ROS graph that ros2_control shows with ``mock_components/GenericSys
 Like the forward command controllers, a command with the wrong number of values is ignored.
 The hardware follows position targets (with a first-order lag ``lag_s``) or integrates
 velocities, and stops at its limits. Every command that would take a joint outside
-``lower_limits``/``upper_limits`` (or is faster than ``max_velocity``) is counted and logged:
+``lower_limits``/``upper_limits`` (or is faster than ``max_velocity``, or a position target
+more than ``max_jump`` from the joints) is counted and logged, and so is every command that
+arrives before this peer published its first joint state (``before_states``: it was computed
+from another controller's states, e.g. before a restart):
 the report (std_msgs/String, JSON, latched on /controller_manager/mock_report, and printed
 when the process ends) lets a test prove that a driver never sent one.
 
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections import Counter
 from dataclasses import dataclass
 
@@ -46,8 +50,14 @@ class MockRobotConfig:
     """Time constant of the position servo (0: the joint jumps to each target)."""
     max_velocity: float = 0.0
     """A velocity command above this counts as a violation (0: not checked)."""
+    max_jump: float = 0.0
+    """A position target farther than this from where a joint is counts as a violation, a
+    jump (0: not checked)."""
     update_rate: float = 100.0
     """Hz of the update loop and of /joint_states."""
+    states_delay_s: float = 0.0
+    """/joint_states starts this long after the controller listens (as when the
+    joint_state_broadcaster is spawned after the command controller)."""
     report_period_s: float = 0.5
 
     def __post_init__(self):
@@ -61,9 +71,11 @@ class MockRobotConfig:
               'lower_limits must be below upper_limits')
         check(self.command_interface in COMMAND_INTERFACES,
               f'command_interface must be one of {list(COMMAND_INTERFACES)}')
-        check(self.lag_s >= 0 and self.max_velocity >= 0 and self.update_rate > 0
-              and self.report_period_s > 0, 'lag_s, max_velocity >= 0; update_rate, '
-                                            'report_period_s > 0')
+        check(self.lag_s >= 0 and self.max_velocity >= 0 and self.max_jump >= 0
+              and self.states_delay_s >= 0 and self.update_rate > 0
+              and self.report_period_s > 0,
+              'lag_s, max_velocity, max_jump, states_delay_s >= 0; update_rate, '
+              'report_period_s > 0')
 
 
 class MockJointHardware:
@@ -109,6 +121,10 @@ class MockJointHardware:
         elif np.any(values > self.upper) or np.any(values < self.lower):
             self.counters['out_of_limits'] += 1
             problem = f'target {values.tolist()} outside the limits'
+        elif self.cfg.max_jump > 0 and np.any(np.abs(values - self.position) > self.cfg.max_jump):
+            self.counters['jumps'] += 1
+            problem = (f'target {values.tolist()} is more than max_jump from the joints at '
+                       f'{self.position.round(4).tolist()}')
         if problem:
             if len(self.violations) < 20:
                 self.violations.append(problem)
@@ -134,6 +150,8 @@ class MockJointHardware:
                 'too_fast': self.counters['too_fast'],
                 'non_finite': self.counters['non_finite'],
                 'wrong_length': self.counters['wrong_length'],
+                'jumps': self.counters['jumps'],
+                'before_states': self.counters['before_states'],
                 'last_command': self.last_command, 'position': self.position.tolist(),
                 'violations': self.violations}
 
@@ -162,8 +180,10 @@ def build_nodes(node):
     log = node.get_logger()
 
     def on_command(msg):
+        if not hw.counters['states_published']:
+            hw.counters['before_states'] += 1  # computed from someone else's joint states
         problem = hw.command(msg.data)
-        n = hw.counters['out_of_limits'] + hw.counters['too_fast'] + hw.counters['non_finite']
+        n = sum(hw.counters[k] for k in ('out_of_limits', 'too_fast', 'non_finite', 'jumps'))
         if problem and (n <= 10 or n % 100 == 0):
             log.error(f'limit violation #{n}: {problem}')
         elif problem:
@@ -171,13 +191,17 @@ def build_nodes(node):
 
     controller.create_subscription(Float64MultiArray, '~/commands', on_command, 10)
     dt = 1.0 / cfg.update_rate
+    states_from = time.monotonic() + cfg.states_delay_s
 
     def update():
         hw.step(dt)
+        if time.monotonic() < states_from:
+            return
         msg = JointState(name=list(cfg.joints), position=hw.position.tolist(),
                          velocity=hw.velocity.tolist())
         msg.header.stamp = node.get_clock().now().to_msg()
         states.publish(msg)
+        hw.counters['states_published'] += 1
 
     node.create_timer(dt, update)
     node.create_timer(cfg.report_period_s,

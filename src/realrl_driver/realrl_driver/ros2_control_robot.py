@@ -13,7 +13,9 @@ What this core guarantees, whatever the policy sends:
   a velocity is never above ``max_velocity``; ``max_step`` itself must be reachable at
   ``max_velocity`` in one period (checked when the control rate is known).
 - **Fresh state.** Every command is computed from joint states younger than
-  ``stale_after_s``; with older ones the robot holds and ``StaleJointStates`` is raised.
+  ``stale_after_s``; with older ones nothing is sent (a position hold too: a controller
+  restarted meanwhile would take a stale position as its target) and ``StaleJointStates``
+  is raised. Commands resume from the first fresh reading, within ``max_step`` of it.
 
 Action: one value in [-1, 1] per joint; position interface: target = measured + a * max_step;
 velocity interface: velocity = a * max_velocity. State: joint_pos, joint_vel, and the last
@@ -65,9 +67,13 @@ class ResetTimeout(RobotFault):
 
 
 def readiness_problem(cfg: Ros2ControlConfig, seen_joints: set[str] | None,
-                      state_publishers: int, command_subscribers: int) -> str:
+                      state_publishers: int, command_subscribers: int,
+                      other_state_topics: tuple[str, ...] = (),
+                      other_command_topics: tuple[str, ...] = ()) -> str:
     """What stops the robot from being driven ('' if nothing), with the fix. ``seen_joints``
-    is None when no joint state has arrived at all."""
+    is None when no joint state has arrived at all. ``other_*_topics``: topics of the same
+    types elsewhere in the ROS graph (a controller manager in a namespace), named as the
+    likely fix."""
     problems = []
     topic = cfg.joint_states_topic
     if seen_joints is None:
@@ -76,7 +82,9 @@ def readiness_problem(cfg: Ros2ControlConfig, seen_joints: set[str] | None,
                                               else '(a publisher exists but sent nothing)') +
             ': start the robot\'s ros2_control (controller manager with a joint_state_'
             'broadcaster: ros2 control load_controller --set-state active joint_state_'
-            'broadcaster) or set ros2_control.joint_states_topic')
+            'broadcaster) or set ros2_control.joint_states_topic' +
+            (f' (JointState topics in the graph: {list(other_state_topics)})'
+             if other_state_topics and not state_publishers else ''))
     else:
         missing = [j for j in cfg.joints if j not in seen_joints]
         if missing:
@@ -86,7 +94,9 @@ def readiness_problem(cfg: Ros2ControlConfig, seen_joints: set[str] | None,
         problems.append(
             f'nobody subscribes to {cfg.commands_topic}: activate the controller (ros2 control '
             f'load_controller --set-state active {cfg.controller_name}) or set '
-            f'ros2_control.controller / command_topic')
+            f'ros2_control.controller / command_topic' +
+            (f' (command topics in the graph: {list(other_command_topics)})'
+             if other_command_topics else ''))
     return '; '.join(problems)
 
 
@@ -108,9 +118,8 @@ class Ros2ControlArm:
         self.velocity_mode = cfg.command_interface == 'velocity'
         self.state_dim, self.action_dim = 3 * n, n
         self.action_low, self.action_high = -np.ones(n, np.float32), np.ones(n, np.float32)
-        command_slice = 'joint_vel_cmd' if self.velocity_mode else 'joint_target'
-        self.observation_layout = {'joint_pos': (0, n), 'joint_vel': (n, 2 * n),
-                                   command_slice: (2 * n, 3 * n)}
+        self.observation_layout = {name: (k * n, (k + 1) * n)
+                                   for k, name in enumerate(cfg.state_names())}
         self.action_units = ('joint velocity, in units of ros2_control.max_velocity'
                              if self.velocity_mode else
                              'joint position change per step, in units of ros2_control.max_step')
@@ -139,12 +148,17 @@ class Ros2ControlArm:
 
     def hold(self) -> None:
         """Stay: zero velocity, or the measured position as target (sent only where that is
-        inside the limits; otherwise the controller keeps its last target, which was)."""
+        inside the limits; otherwise the controller keeps its last target, which was).
+
+        A position target is sent only from fresh joint states: with stale ones nothing is
+        sent, because a controller started again meanwhile (the arm moved by hand, or
+        restarted elsewhere) would take the last known position as a target and jump there.
+        The controller then keeps its own last target (its hold)."""
         if self.velocity_mode:
             self._send(np.zeros(self.action_dim))
             return
         reading = self.port.read()
-        if reading is None:
+        if reading is None or reading.age_s > self.cfg.stale_after_s:
             return
         target = np.clip(reading.position, self.lower, self.upper)
         if np.all(np.abs(target - reading.position) <= self.max_step):

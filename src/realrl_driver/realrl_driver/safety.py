@@ -4,18 +4,18 @@ An action is applied only if it has the right length, is finite, lies inside the
 robot's bounds, and answers the observation the driver is waiting on (same episode and
 step). Everything else is rejected and counted by reason; nothing is clipped silently,
 so a misbehaving policy shows up in the counters instead of in the robot's motion.
+Actions that never reach the guard are counted too: those addressed to another robot
+(``refuse``), and those lost on the way (``LossCounter``, from gaps in each publisher's
+sequence numbers). The node logs and publishes the counts; this module only counts.
 """
 from __future__ import annotations
 
-import logging
 from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
 
-log = logging.getLogger(__name__)
-
-REASONS = ('wrong_length', 'non_finite', 'out_of_range', 'stale', 'estop')
+REASONS = ('wrong_length', 'non_finite', 'out_of_range', 'stale', 'estop', 'wrong_robot_id')
 
 
 @dataclass(frozen=True)
@@ -55,11 +55,19 @@ class ActionGuard:
             self.accepted += 1
         else:
             self.rejected[verdict.reason] += 1
-            if self.rejected[verdict.reason] in (1, 10, 100, 1000) or \
-                    self.rejected[verdict.reason] % 10000 == 0:
-                log.warning('rejected action (%s); %d rejected for this reason so far',
-                            verdict.reason, self.rejected[verdict.reason])
         return verdict
+
+    def refuse(self, reason: str) -> None:
+        """Count an action refused before it could be judged (e.g. 'wrong_robot_id': an
+        empty or foreign robot_id on this robot's topic)."""
+        if reason not in REASONS:
+            raise ValueError(f'unknown rejection reason {reason!r}; known: {list(REASONS)}')
+        self.rejected[reason] += 1
+
+    @property
+    def received(self) -> int:
+        """Every action offered to the guard: accepted or counted by reason."""
+        return self.accepted + self.rejected_total
 
     def _judge(self, action, episode_id, step, want_episode, want_step) -> Verdict:
         if self.estopped:
@@ -88,3 +96,36 @@ def checked_action(action, action_dim: int) -> np.ndarray:
     if not np.all(np.isfinite(a)):
         raise ValueError(f'action must be finite, got {a.tolist()}')
     return a
+
+
+class LossCounter:
+    """Messages lost before they were taken: each publisher numbers what it sends, so a
+    gap between two numbers taken from one publisher is that many messages lost (a full
+    subscription queue drops the oldest; a best-effort network drops any). The middleware's
+    own count (its message-lost event, where it has one) may report the same losses; the
+    larger of the two is the count, so none is counted twice."""
+
+    def __init__(self):
+        self._last: dict = {}  # publisher -> last sequence number taken
+        self.gaps = 0
+        self.reported = 0
+
+    def taken(self, publisher, seq: int | None) -> int:
+        """A message numbered ``seq`` was taken from ``publisher``; returns how many of
+        its messages were skipped since the previous one (0 for a publisher's first)."""
+        if seq is None or publisher is None:
+            return 0  # the middleware does not number messages: nothing to compare
+        last = self._last.get(publisher)
+        self._last[publisher] = seq
+        if last is None or seq <= last:
+            return 0  # first seen, or restarted numbering
+        self.gaps += seq - last - 1
+        return seq - last - 1
+
+    def middleware_lost(self, count: int) -> None:
+        """The middleware's message-lost event: ``count`` more messages lost."""
+        self.reported += int(count)
+
+    @property
+    def lost(self) -> int:
+        return max(self.gaps, self.reported)

@@ -16,6 +16,8 @@ UR_ACTION_MODES = ('joint_delta', 'tcp_delta')
 UR5E_HOME = (0.0, -1.5708, 1.5708, -1.5708, -1.5708, 0.0)
 FASTEST_UR_JOINT = math.pi
 """rad/s; no UR joint turns faster (180 deg/s)."""
+UR_STATE_NAMES = ('joint_pos', 'joint_vel', 'tcp_pose')
+"""The arm's state slices, 6 values each, in this order."""
 
 
 @dataclass(frozen=True)

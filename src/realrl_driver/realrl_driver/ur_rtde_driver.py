@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from realrl_common.config import check
 from realrl_driver.driver_config import DriverNodeConfig
-from realrl_driver.ur_rtde_config import URConfig
+from realrl_driver.ur_rtde_config import UR_STATE_NAMES, URConfig
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,10 @@ class URDriverConfig(DriverNodeConfig):
         check(self.control_hz <= 125,
               f'control_hz must be <= 125 for a UR arm (servoJ streaming through RTDE), '
               f'got {self.control_hz:g}')
+
+    def state_names(self) -> tuple[str, ...]:
+        """The arm's state slices (known without connecting; graphs check rewards on it)."""
+        return UR_STATE_NAMES
 
 
 def make_ur_robot(cfg: URDriverConfig):

@@ -24,7 +24,7 @@ from collections import Counter
 
 import numpy as np
 
-from realrl_driver.ur_rtde_config import URConfig
+from realrl_driver.ur_rtde_config import UR_STATE_NAMES, URConfig
 from realrl_driver.safety import checked_action
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,8 @@ class URRtdeRobot:
         self.action_dim = cfg.action_dim
         self.action_low = -np.ones(self.action_dim, dtype=np.float32)
         self.action_high = np.ones(self.action_dim, dtype=np.float32)
-        self.observation_layout = {'joint_pos': (0, 6), 'joint_vel': (6, 12), 'tcp_pose': (12, 18)}
+        self.observation_layout = {name: (6 * k, 6 * k + 6)
+                                   for k, name in enumerate(UR_STATE_NAMES)}
         self.state_dim = 18
         self.action_units = ('joint displacement per step, in units of ur.max_joint_step_rad'
                              if cfg.action_mode == 'joint_delta' else
@@ -131,6 +132,9 @@ class URRtdeRobot:
         self._box_low, self._box_high = np.array(cfg.workspace_low), np.array(cfg.workspace_high)
         self._v_prev = np.zeros(6)
         self.counters: Counter = Counter()
+        self.warnings: dict[str, str] = {}
+        """The newest message per reason of a step not sent (counted in ``counters``); the
+        driver node logs them, throttled (this core only counts)."""
         self.recv = self.ctrl = None
         self._connect(sdk or load_sdk(cfg.backend))
         self._tool_rotvec = self._measure()[2][3:]
@@ -296,7 +300,4 @@ class URRtdeRobot:
 
     def _warn(self, reason: str, message: str) -> None:
         self.counters[reason] += 1
-        n = self.counters[reason]
-        if n in (1, 10, 100, 1000) or n % 10000 == 0:
-            log.warning('UR arm at %s: %s (%d times); the step was not sent', self.host,
-                        message, n)
+        self.warnings[reason] = f'UR arm at {self.host}: {message}; the step was not sent'

@@ -75,8 +75,8 @@ class PolicyNode(Node):
             action, version = self.engine.act(msg.robot_id, from_f32(msg.state))
         except ValueError as e:  # a state that does not fit the robot's description
             self.failures += 1
-            if self.failures in (1, 10, 100) or self.failures % 1000 == 0:
-                self.get_logger().error(f'no action for {msg.robot_id} step {msg.step}: {e}')
+            self.get_logger().error(f'no action for {msg.robot_id} step {msg.step}: {e} '
+                                    f'({self.failures} so far)', throttle_duration_sec=5.0)
             return
         out = Action(robot_id=msg.robot_id, episode_id=msg.episode_id, step=msg.step,
                      action=to_f32(action), policy_version=version)

@@ -43,6 +43,10 @@ class ReachRewardConfig:
         if self.ee_key == self.target_key:
             raise ValueError(f'ee_key and target_key must differ, both are {self.ee_key!r}')
 
+    def needed_state_slices(self) -> dict[str, str]:
+        """The state slices this reward reads: parameter name -> slice name."""
+        return {'ee_key': self.ee_key, 'target_key': self.target_key}
+
 
 class ReachReward:
     """Labels states of the reach task with (reward, success)."""

@@ -29,6 +29,11 @@ class RewardNodeConfig:
     def __post_init__(self):
         check(len(self.robot_ids) > 0, 'robot_ids must name at least one robot, e.g. [arm0]')
 
+    def needed_state_slices(self) -> dict[str, str]:
+        """The state slices every listed robot must have: parameter -> slice name (graphs
+        refuse a robot that lacks one: its steps could never be labelled)."""
+        return {f'reach.{k}': v for k, v in self.reach.needed_state_slices().items()}
+
 
 class RewardNode(Node):
     def __init__(self):
@@ -65,8 +70,8 @@ class RewardNode(Node):
             reward, success = self.reward.label(from_f32(msg.state), layout)
         except ValueError as e:
             self.failures += 1
-            if self.failures in (1, 10, 100) or self.failures % 1000 == 0:
-                self.get_logger().error(f'cannot label {msg.robot_id} step {msg.step}: {e}')
+            self.get_logger().error(f'cannot label {msg.robot_id} step {msg.step}: {e} '
+                                    f'({self.failures} so far)', throttle_duration_sec=5.0)
             return
         self._pubs[msg.robot_id].publish(RewardLabel(
             robot_id=msg.robot_id, episode_id=msg.episode_id, step=msg.step,
