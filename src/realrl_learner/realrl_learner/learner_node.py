@@ -91,6 +91,11 @@ class LearnerNode(Node):
                                        f'updates, version {self.trainer.version}')
             self._train()
         except Exception as e:  # noqa: BLE001 - the thread must report, not vanish
+            if self._stop_training.is_set() or not self.context.ok():
+                # Shutting down: the signal ended the ROS context while this thread was
+                # publishing. close() still saves the final checkpoint; exiting here with an
+                # error would lose it.
+                return
             self.get_logger().fatal(f'learner stopped: {type(e).__name__}: {e}')
             # A learner without its training thread must not look alive: exit with an
             # error so the launcher's restart policy applies (it resumes from a checkpoint).
