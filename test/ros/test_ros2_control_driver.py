@@ -19,7 +19,7 @@ LOWER, UPPER = '[-1.0, -0.5, -2.0]', '[1.0, 0.5, 2.0]'
 
 def peer(tmp_path, name='peer', joints='[j1, j2, j3]', interface='position', lower=LOWER,
          upper=UPPER):
-    return Proc([executable('realrl_driver', 'ros2_control_peer'), '--ros-args',
+    return Proc([executable('realrl_sim_peers', 'ros2_control_peer'), '--ros-args',
                  '-p', f'joints:={joints}', '-p', f'lower_limits:={lower}',
                  '-p', f'upper_limits:={upper}', '-p', f'command_interface:={interface}',
                  '-p', 'lag_s:=0.03', '-p', 'max_velocity:=1.0'], tmp_path / f'{name}.log')

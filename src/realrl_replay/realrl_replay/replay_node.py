@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +25,7 @@ from realrl_interfaces.msg import RobotDescription, Transition, TransitionAck
 from realrl_interfaces.srv import SenderState
 from rclpy.node import Node
 
-from realrl_common.config import ConfigError, check
+from realrl_common.config import ConfigError
 from realrl_common.convert import from_f32, image_array, stamp_ns
 from realrl_common.embodiment import SharedSpace
 from realrl_common.node_main import spin_node
@@ -35,26 +35,7 @@ from realrl_replay.errors import StoreError
 from realrl_replay.transition_schema import EMBODIMENT, describe_robot, store_schema
 from realrl_replay.config import WriterConfig
 from realrl_replay.writer import ReplayWriter
-
-
-@dataclass(frozen=True)
-class ReplayNodeConfig:
-    store_path: str = 'replay'
-    """Folder of the Zarr replay store (created if absent or empty, recovered if it exists)."""
-    robot_ids: tuple[str, ...] = ('arm0',)
-    """Robots whose transitions are stored."""
-    commit_interval_s: float = 0.02
-    """How often appended transitions are made durable and acknowledged."""
-    ack_repeat_s: float = 1.0
-    """How often every robot's ack is published again."""
-    fsync: bool = True
-    """fsync at each commit (durable across power loss, not only process crashes)."""
-
-    def __post_init__(self):
-        check(len(self.robot_ids) > 0, 'robot_ids must name at least one robot, e.g. [arm0]')
-        check(self.commit_interval_s > 0, f'commit_interval_s must be > 0, got {self.commit_interval_s}')
-        check(bool(self.store_path), 'store_path must name a folder')
-        check(self.ack_repeat_s > 0, f'ack_repeat_s must be > 0, got {self.ack_repeat_s}')
+from realrl_replay.node_config import ReplayNodeConfig
 
 
 class ReplayNode(Node):
