@@ -185,3 +185,26 @@ def test_roles_come_from_the_registry_not_from_names():
     graph = load_graph(DEMO, {'run_dir': '/tmp/r'})
     assert [graph.role(n) for n in graph.nodes] == ['replay', 'learner', 'reward', 'policy',
                                                      'driver']
+
+
+def test_a_run_is_built_from_one_validated_graph_and_resumes_from_its_snapshot(tmp_path):
+    from realrl_bringup.run import Run
+    run_dir = tmp_path / 'run'
+    run = Run.new(DEMO, run_dir, ['learner.sac.batch_size=64', 'stop.window=7'])
+    assert not run_dir.exists()  # nothing is written before execute/prepare
+    commands = run.prepare()
+    snapshot = yaml.safe_load((run_dir / 'graph.yaml').read_text())
+    learner = next(n for n in snapshot['nodes'] if n['name'] == 'learner')
+    assert learner['parameters']['sac']['batch_size'] == 64 and snapshot['stop']['window'] == 7
+    assert learner['parameters']['store_path'] == '${run_dir}/replay'  # resumable elsewhere
+    params = yaml.safe_load((run_dir / 'params' / 'learner.yaml').read_text())
+    assert params['/learner']['ros__parameters']['store_path'] == f'{run_dir.resolve()}/replay'
+    assert commands['/arm0/driver'][0].endswith('/lib/realrl_driver/mujoco_arm_driver')
+    assert run.graph.configs['/learner'].sac.batch_size == 64
+
+    moved = tmp_path / 'moved'
+    run_dir.rename(moved)
+    resumed = Run.resume(moved, ['stop.window=5'])
+    assert resumed.graph.stop.window == 5
+    assert resumed.graph.configs['/learner'].sac.batch_size == 64
+    assert resumed.graph.configs['/replay'].store_path == f'{moved.resolve()}/replay'
