@@ -133,7 +133,7 @@ class _NoRos:
 sys.meta_path.insert(0, _NoRos())
 """
 ROS_MODULES = ('rclpy', 'realrl_interfaces', 'sensor_msgs', 'std_msgs', 'std_srvs',
-               'lifecycle_msgs', 'rosidl_runtime_py')
+               'lifecycle_msgs', 'rosidl_runtime_py', 'ament_index_python')
 
 
 def without_ros(tmp_path) -> dict:

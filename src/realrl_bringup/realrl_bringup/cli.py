@@ -14,9 +14,8 @@ import sys
 from pathlib import Path
 
 from realrl_bringup import robots_cmd
-from realrl_bringup.graph import load_graph
+from realrl_bringup.graph import DEFAULT_CONFIG, load_graph
 from realrl_bringup.learning_curve import plot_learning_curve
-from realrl_bringup.run import DEFAULT_CONFIG, Run, RunOptions
 from realrl_common.config import ConfigError
 
 
@@ -46,6 +45,7 @@ def parse_args(argv):
 
 
 def train(args) -> int:
+    from realrl_bringup.run import Run, RunOptions  # processes and ROS only for a run
     options = RunOptions(args.max_wall_s, not args.no_stop_at_success, args.status_every_s)
     if args.resume:
         run = Run.resume(args.resume, args.set, options)

@@ -23,6 +23,8 @@ from realrl_bringup.lease_keeper import LeaseSpec
 from realrl_common.config import ConfigError, build_config, check
 from realrl_common.plugins import ROBOTS, NodeKind, node_kind, registered
 
+DEFAULT_CONFIG = 'config/reach_sim.yaml'
+"""The graph `realrl train` and `realrl check` read without --config."""
 RESTART_POLICIES = ('never', 'on_failure')
 NAME = re.compile(r'^[A-Za-z][A-Za-z0-9_]*$')
 

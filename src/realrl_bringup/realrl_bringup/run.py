@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from realrl_bringup.graph import Graph, build_graph, read_description
+from realrl_bringup.graph import DEFAULT_CONFIG, Graph, build_graph, read_description
 from realrl_bringup.learning_curve import plot_learning_curve
 from realrl_bringup.lease_keeper import LeaseError, LeaseKeeper
 from realrl_bringup.progress import EpisodeLog, Progress
@@ -28,7 +28,6 @@ from realrl_bringup.shm_cleanup import files_of
 from realrl_bringup.supervisor import Supervisor, executable_path, ros_args
 from realrl_common.config import ConfigError
 
-DEFAULT_CONFIG = 'config/reach_sim.yaml'
 GRAPH_SNAPSHOT = 'graph.yaml'
 
 
