@@ -20,7 +20,7 @@ from collections import deque
 import numpy as np
 import torch
 
-from realrl_driver.mujoco_arm import ArmSimConfig, MujocoArmSim
+from realrl_driver.robots.mujoco_arm.sim import ArmSimConfig, MujocoArmSim
 from realrl_learner.sac import SAC, SACConfig
 from realrl_policy.models import actor_from_bytes, actor_to_bytes
 from realrl_reward.reach_reward import ReachReward, ReachRewardConfig

@@ -60,7 +60,7 @@ def main():
                     '--set', 'learner.sac.updates_per_step=1000',
                     '--set', 'learner.sac.learning_starts=50'],
                    env, Path(tmp) / 'train.log', timeout_s=duration + 120)
-        from realrl_driver.clock_stats import read_tick_log
+        from realrl_driver.core.clock_stats import read_tick_log
         err = errors(read_tick_log(str(ticks)))
         learner = [json.loads(x) for x in (run_dir / 'metrics/learner.jsonl').read_text().splitlines()]
         trained = [r for r in learner if r['updates'] > 0]

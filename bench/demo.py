@@ -15,7 +15,7 @@ from _util import bench_env, emit, parse, require_workspace, run_realrl
 
 def baseline(seed: int) -> dict:
     from _reach_learning_check import run
-    from realrl_driver.mujoco_arm import ArmSimConfig
+    from realrl_driver.robots.mujoco_arm.sim import ArmSimConfig
     from realrl_learner.sac import SACConfig
     from realrl_reward.reach_reward import ReachRewardConfig
     import torch

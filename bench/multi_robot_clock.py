@@ -28,7 +28,7 @@ def main():
     duration = 25.0 if args.quick else 90.0
     env = bench_env(141)
     base = bare_timer_errors(env, min(duration, 30.0))
-    from realrl_driver.clock_stats import read_tick_log
+    from realrl_driver.core.clock_stats import read_tick_log
     with tempfile.TemporaryDirectory(prefix='realrl-bench-multi-') as tmp:
         tmp = Path(tmp)
         graph = yaml.safe_load(CONFIG.read_text())

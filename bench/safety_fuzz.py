@@ -51,7 +51,7 @@ def main():
     from realrl_common.convert import to_f32
     from realrl_common.lifecycle import bring_up
     from realrl_common.qos import COMMAND_QOS, SENSOR_QOS, STATUS_QOS
-    from realrl_driver.safety import ActionGuard
+    from realrl_driver.core.safety import ActionGuard
 
     rng = np.random.default_rng(0)
     env = bench_env(160)

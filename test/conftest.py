@@ -1,8 +1,10 @@
 """Test set-up shared by all suites.
 
 Pure-Python cores are imported straight from src/<package>/ so unit tests run without a
-colcon build; tests that start ROS 2 nodes need the built workspace (scripts/setup.sh)
-and are skipped with a clear reason without it.
+colcon build, except those that look up what packages register (nodes, robot kinds, actor
+types: entry points, whose metadata the build writes; source scripts/env.sh); tests that
+start ROS 2 nodes need the built workspace (scripts/setup.sh) and are skipped with a clear
+reason without it.
 """
 import os
 import sys

@@ -20,5 +20,8 @@ setup(
         'console_scripts': [
             'hardware_manager = realrl_hardware.hardware_manager_node:main',
         ],
+        'realrl.nodes': [
+            'hardware_manager = realrl_hardware.node_config:NODE',
+        ],
     },
 )

@@ -20,5 +20,8 @@ setup(
         'console_scripts': [
             'learner_node = realrl_learner.learner_node:main',
         ],
+        'realrl.nodes': [
+            'learner_node = realrl_learner.node_config:NODE',
+        ],
     },
 )

@@ -20,5 +20,11 @@ setup(
         'console_scripts': [
             'policy_node = realrl_policy.policy_node:main',
         ],
+        'realrl.nodes': [
+            'policy_node = realrl_policy.node_config:NODE',
+        ],
+        'realrl.policies': [
+            'mlp = realrl_policy.models:GaussianActor',
+        ],
     },
 )

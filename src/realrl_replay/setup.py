@@ -20,5 +20,8 @@ setup(
         'console_scripts': [
             'replay_node = realrl_replay.replay_node:main',
         ],
+        'realrl.nodes': [
+            'replay_node = realrl_replay.node_config:NODE',
+        ],
     },
 )

@@ -20,5 +20,8 @@ setup(
         'console_scripts': [
             'reward_node = realrl_reward.reward_node:main',
         ],
+        'realrl.nodes': [
+            'reward_node = realrl_reward.node_config:NODE',
+        ],
     },
 )

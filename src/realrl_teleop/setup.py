@@ -20,5 +20,8 @@ setup(
         'console_scripts': [
             'teleop_node = realrl_teleop.teleop_node:main',
         ],
+        'realrl.nodes': [
+            'teleop_node = realrl_teleop.node_config:NODE',
+        ],
     },
 )

@@ -24,7 +24,7 @@ def peer(tmp_path, name='peer', joints='[j1, j2, j3]', interface='position', low
             '-p', 'lag_s:=0.03', '-p', 'max_velocity:=1.0']
     for item in extra:
         args += ['-p', item]
-    return Proc([executable('realrl_driver', 'ros2_control_peer'), '--ros-args'] + args,
+    return Proc([executable('realrl_sim_peers', 'ros2_control_peer'), '--ros-args'] + args,
                 tmp_path / f'{name}.log')
 
 
@@ -152,7 +152,7 @@ def test_a_namespaced_controller_manager_needs_both_topics(ros_node, tmp_path):
     """The README's promise: with the defaults the driver names the topics it found instead,
     and with joint_states_topic and command_topic set (relative names, resolved in the
     robot's namespace) it configures."""
-    mock = Proc([executable('realrl_driver', 'ros2_control_peer'), '--ros-args',
+    mock = Proc([executable('realrl_sim_peers', 'ros2_control_peer'), '--ros-args',
                  '-r', '__ns:=/arm0', '-p', 'joints:=[j1, j2, j3]',
                  '-p', f'lower_limits:={LOWER}', '-p', f'upper_limits:={UPPER}'],
                 tmp_path / 'peer.log')

@@ -5,7 +5,7 @@ import mujoco
 import numpy as np
 import pytest
 
-from realrl_driver.mujoco_arm import ARM_MODELS, ArmSimConfig, MujocoArmSim
+from realrl_driver.robots.mujoco_arm.sim import ARM_MODELS, ArmSimConfig, MujocoArmSim
 
 ARMS = {'panda7': 7, 'ur5e6': 6}
 

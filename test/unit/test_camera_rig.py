@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 
 from realrl_common.config import ConfigError, build_config
-from realrl_driver.camera_rig import RealCamerasConfig, RobotWithCameras, build_robot
-from realrl_driver.cameras import CameraError, OpenCVCamera
-from realrl_driver.driver_config import DriverNodeConfig
-from realrl_driver.episode_loop import EpisodeLoop, LoopConfig
-from realrl_driver.mujoco_arm import MujocoArmSim
+from realrl_driver.cameras.rig import RealCamerasConfig, RobotWithCameras, build_robot
+from realrl_driver.cameras.base import CameraError
+from realrl_driver.cameras.opencv import OpenCVCamera
+from realrl_driver.core.driver_config import DriverNodeConfig
+from realrl_driver.core.episode_loop import EpisodeLoop, LoopConfig
+from realrl_driver.robots.mujoco_arm.sim import MujocoArmSim
 from video_source import H, W, write_video
 
 

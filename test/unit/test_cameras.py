@@ -7,8 +7,10 @@ import cv2
 import numpy as np
 import pytest
 
-from realrl_driver.cameras import CameraError, OpenCVCamera, open_camera
-from realrl_driver.realsense_camera import RealSenseCamera
+from realrl_driver.cameras.base import CameraError
+from realrl_driver.cameras.factory import open_camera
+from realrl_driver.cameras.opencv import OpenCVCamera
+from realrl_driver.cameras.realsense import RealSenseCamera
 from video_source import H, W, frame_number, write_video
 
 
@@ -118,8 +120,8 @@ def test_realsense_without_a_device_says_what_was_found_and_the_fix():
 def test_realsense_module_absent_is_a_clear_error():
     """The same call in a process where pyrealsense2 cannot be imported at all."""
     code = ('import sys; sys.modules["pyrealsense2"] = None\n'
-            'from realrl_driver.realsense_camera import RealSenseCamera\n'
-            'from realrl_driver.cameras import CameraError\n'
+            'from realrl_driver.cameras.realsense import RealSenseCamera\n'
+            'from realrl_driver.cameras.base import CameraError\n'
             'try:\n    RealSenseCamera("0123", "front").open()\n'
             'except CameraError as e:\n    print(e)\n')
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,

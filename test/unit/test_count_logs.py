@@ -7,7 +7,7 @@ import pytest
 
 rclpy_logging = pytest.importorskip('rclpy.logging')
 
-from realrl_driver.count_logs import CountLogger  # noqa: E402
+from realrl_driver.core.count_logs import CountLogger  # noqa: E402
 
 
 class Arm:

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from realrl_common.config import ConfigError, build_config
-from realrl_driver.episode_loop import EpisodeLoop, LoopConfig
+from realrl_driver.core.episode_loop import EpisodeLoop, LoopConfig
 
 
 class PointRobot:

@@ -1,12 +1,20 @@
-"""The graph description is checked whole before anything starts."""
+"""The graph description is checked whole before anything starts, without ROS.
+
+What each node is comes from the packages' own entry points (``realrl.nodes``), so these
+tests need the built workspace's metadata (scripts/setup.sh) but never rclpy.
+"""
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from realrl_bringup.graph import load_graph
 from realrl_bringup.cli import main as realrl_main
+from realrl_bringup.graph import load_graph
 from realrl_common.config import ConfigError
+from realrl_common.plugins import NODES, ROBOTS, node_kinds, registered
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / 'config' / 'reach_sim.yaml'
@@ -46,7 +54,9 @@ def test_structural_errors(tmp_path):
     raw = yaml.safe_load(DEMO.read_text())
     raw['nodes'][0]['executable'] = 'replay_nod'
     bad.write_text(yaml.safe_dump(raw))
-    with pytest.raises(ConfigError, match=r'unknown executable realrl_replay/replay_nod'):
+    with pytest.raises(ConfigError, match=r"node /replay: unknown executable "
+                                          r"realrl_replay/replay_nod; known: \[.*"
+                                          r"'realrl_replay/replay_node'"):
         load_graph(bad, {'run_dir': '/r'})
     raw['nodes'][0]['restart'] = 'sometimes'
     bad.write_text(yaml.safe_dump(raw))
@@ -140,10 +150,10 @@ def test_check_refuses_a_reward_that_cannot_label_its_robot(tmp_path, capsys):
 def test_reward_check_compares_declared_slices_and_skips_robots_only_built_ones_know():
     from realrl_bringup.graph_checks import check_rewards_can_label
     from realrl_common.config import build_config
-    from realrl_driver.mujoco_arm_driver import MujocoArmDriverConfig
-    from realrl_driver.ros2_control_driver import Ros2ControlDriverConfig
-    from realrl_driver.ur_rtde_driver import URDriverConfig
-    from realrl_reward.reward_node import RewardNodeConfig
+    from realrl_driver.robots.mujoco_arm.config import MujocoArmDriverConfig
+    from realrl_driver.robots.ros2_control.config import Ros2ControlDriverConfig
+    from realrl_driver.robots.ur_rtde.config import URDriverConfig
+    from realrl_reward.node_config import RewardNodeConfig
     arm = build_config(Ros2ControlDriverConfig, {'robot_id': 'arm1', 'ros2_control': {
         'joints': ['a'], 'lower_limits': [-1.0], 'upper_limits': [1.0],
         'command_interface': 'velocity'}})
@@ -162,3 +172,93 @@ def test_reward_check_compares_declared_slices_and_skips_robots_only_built_ones_
                                           r"'target_pos', but the state of /arm1/driver has "
                                           r"only \['joint_pos', 'joint_vel', 'joint_vel_cmd'\]"):
         check_rewards_can_label(configs)
+
+
+# Makes every import of ROS fail in the process it is loaded into (as sitecustomize).
+NO_ROS = """
+import sys
+
+class _NoRos:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in {blocked!r}:
+            raise ImportError(f'{{name}} is blocked: validating a graph must not load ROS')
+        return None
+
+sys.meta_path.insert(0, _NoRos())
+"""
+ROS_MODULES = ('rclpy', 'realrl_interfaces', 'sensor_msgs', 'std_msgs', 'std_srvs',
+               'lifecycle_msgs', 'rosidl_runtime_py', 'ament_index_python')
+
+
+def without_ros(tmp_path) -> dict:
+    """An environment whose Python cannot import rclpy or any ROS message."""
+    (tmp_path / 'sitecustomize.py').write_text(NO_ROS.format(blocked=ROS_MODULES))
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(tmp_path), os.environ.get('PYTHONPATH', '')]))
+
+
+def test_check_validates_graphs_where_rclpy_cannot_be_imported(tmp_path):
+    env = without_ros(tmp_path)
+    probe = subprocess.run([sys.executable, '-c', 'import rclpy'], env=env,
+                           capture_output=True, text=True)
+    assert probe.returncode != 0 and 'rclpy is blocked' in probe.stderr
+    for config, nodes in ((DEMO, 5), (MULTI, 8)):
+        out = subprocess.run([sys.executable, '-m', 'realrl_bringup.cli', 'check', '--config',
+                              str(config), '--set', 'policy.deterministic=true'],
+                             env=env, capture_output=True, text=True, cwd=ROOT)
+        assert out.returncode == 0, out.stderr
+        assert f'{config}: ok ({nodes} nodes' in out.stdout
+    bad = subprocess.run([sys.executable, '-m', 'realrl_bringup.cli', 'check', '--config',
+                          str(DEMO), '--set', 'learner.sac.batchsize=3'],
+                         env=env, capture_output=True, text=True, cwd=ROOT)
+    assert bad.returncode == 2 and "unknown key 'sac.batchsize'" in bad.stderr
+
+
+def test_every_registered_node_and_robot_kind_loads_without_ros(tmp_path):
+    code = ('from realrl_common.plugins import NODES, ROBOTS, registered\n'
+            'for group in (NODES, ROBOTS):\n'
+            '    for ep in registered(group):\n'
+            '        print(group, ep.name, type(ep.load()).__name__)\n')
+    out = subprocess.run([sys.executable, '-c', code], env=without_ros(tmp_path),
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    lines = set(out.stdout.splitlines())
+    assert {f'{NODES} {ep.name} NodeKind' for ep in registered(NODES)} <= lines
+    assert {f'{ROBOTS} {ep.name} RobotKind' for ep in registered(ROBOTS)} <= lines
+    assert len(lines) >= 16  # realrl's own: 12 nodes, 4 robot kinds
+
+
+def test_roles_come_from_the_registry_not_from_names():
+    kinds = {key: ep.load() for key, ep in node_kinds().items()}
+    drivers = sorted(e for (p, e), k in kinds.items() if k.role == 'driver')
+    assert drivers == ['gym_driver', 'mujoco_arm_driver', 'ros2_control_driver', 'ur_rtde_driver']
+    assert kinds[('realrl_driver', 'camera_node')].role == 'camera'
+    assert kinds[('realrl_sim_peers', 'ros2_control_peer')].role == 'peer'
+    assert kinds[('realrl_hardware', 'hardware_manager')].role == 'hardware'
+    # a driver is what its package registered, whatever its executable is called
+    graph = load_graph(DEMO, {'run_dir': '/tmp/r'})
+    assert [graph.role(n) for n in graph.nodes] == ['replay', 'learner', 'reward', 'policy',
+                                                     'driver']
+
+
+def test_a_run_is_built_from_one_validated_graph_and_resumes_from_its_snapshot(tmp_path):
+    from realrl_bringup.run import Run
+    run_dir = tmp_path / 'run'
+    run = Run.new(DEMO, run_dir, ['learner.sac.batch_size=64', 'stop.window=7'])
+    assert not run_dir.exists()  # nothing is written before execute/prepare
+    commands = run.prepare()
+    snapshot = yaml.safe_load((run_dir / 'graph.yaml').read_text())
+    learner = next(n for n in snapshot['nodes'] if n['name'] == 'learner')
+    assert learner['parameters']['sac']['batch_size'] == 64 and snapshot['stop']['window'] == 7
+    assert learner['parameters']['store_path'] == '${run_dir}/replay'  # resumable elsewhere
+    params = yaml.safe_load((run_dir / 'params' / 'learner.yaml').read_text())
+    assert params['/learner']['ros__parameters']['store_path'] == f'{run_dir.resolve()}/replay'
+    assert commands['/arm0/driver'][0].endswith('/lib/realrl_driver/mujoco_arm_driver')
+    assert run.graph.configs['/learner'].sac.batch_size == 64
+
+    moved = tmp_path / 'moved'
+    run_dir.rename(moved)
+    resumed = Run.resume(moved, ['stop.window=5'])
+    assert resumed.graph.stop.window == 5
+    assert resumed.graph.configs['/learner'].sac.batch_size == 64
+    assert resumed.graph.configs['/replay'].store_path == f'{moved.resolve()}/replay'

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from realrl_common.config import ConfigError, build_config
-from realrl_driver.episode_loop import EpisodeLoop, LoopConfig
-from realrl_driver.gym_driver import GymDriverConfig, make_gym_robot
-from realrl_driver.gym_env import GymEnvConfig, GymRobot
+from realrl_driver.core.episode_loop import EpisodeLoop, LoopConfig
+from realrl_driver.robots.gym.config import GymDriverConfig
+from realrl_driver.robots.gym.robot import GymEnvConfig, GymRobot, make_gym_robot
 
 
 def test_pendulum_is_described_by_its_spaces_and_scores_like_the_env():
@@ -97,7 +97,7 @@ def test_bad_environments_and_configs_say_what_to_fix():
 
 
 def test_env_rewards_need_a_robot_that_scores_itself():
-    from realrl_driver.mujoco_arm import MujocoArmSim
+    from realrl_driver.robots.mujoco_arm.sim import MujocoArmSim
     with pytest.raises(ValueError, match='reward_source: env needs a robot that scores'):
         EpisodeLoop(LoopConfig(reward_source='env'), MujocoArmSim())
     with pytest.raises(ConfigError, match='reward_source must be one of'):

@@ -1,9 +1,9 @@
-"""Unit tests of the MuJoCo reach arm (realrl_driver.mujoco_arm)."""
+"""Unit tests of the MuJoCo reach arm (realrl_driver.robots.mujoco_arm.sim)."""
 
 import numpy as np
 import pytest
 
-from realrl_driver.mujoco_arm import ArmSimConfig, MujocoArmSim
+from realrl_driver.robots.mujoco_arm.sim import ArmSimConfig, MujocoArmSim
 
 
 @pytest.fixture(scope='module')

@@ -48,7 +48,7 @@ def test_custom_keys():
 
 
 def test_labels_the_arm_state():
-    from realrl_driver.mujoco_arm import MujocoArmSim
+    from realrl_driver.robots.mujoco_arm.sim import MujocoArmSim
     sim = MujocoArmSim(seed=0)
     reward, success = ReachReward().label(sim.reset(4), sim.observation_layout)
     assert reward == pytest.approx(-np.linalg.norm(sim.target_pos - sim.ee_pos), abs=1e-6)

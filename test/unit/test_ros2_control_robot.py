@@ -4,11 +4,10 @@ import numpy as np
 import pytest
 
 from realrl_common.config import ConfigError, build_config
-from realrl_driver.ros2_control_driver import Ros2ControlDriverConfig
-from realrl_driver.ros2_control_peer import MockJointHardware, MockRobotConfig
-from realrl_driver.ros2_control_config import Ros2ControlConfig
-from realrl_driver.ros2_control_robot import (JointReading, ResetTimeout, Ros2ControlArm,
-                                              StaleJointStates, readiness_problem)
+from realrl_driver.robots.ros2_control.config import Ros2ControlConfig, Ros2ControlDriverConfig
+from realrl_driver.robots.ros2_control.robot import (JointReading, ResetTimeout, Ros2ControlArm,
+                                                     StaleJointStates, readiness_problem)
+from realrl_sim_peers.ros2_control_peer import MockJointHardware, MockRobotConfig
 
 JOINTS = ('j1', 'j2', 'j3')
 LOWER, UPPER = (-1.0, -0.5, -2.0), (1.0, 0.5, 2.0)
@@ -248,7 +247,8 @@ def test_the_mock_hardware_counts_every_command_past_its_limits():
 
 
 def test_graphs_know_the_driver():
-    from realrl_bringup.graph import NodeSpec, config_class
-    spec = NodeSpec(name='driver', package='realrl_driver', executable='ros2_control_driver',
-                    namespace='arm0')
-    assert config_class(spec) is Ros2ControlDriverConfig
+    from realrl_common.plugins import node_kind, robot_kind
+    kind = node_kind('realrl_driver', 'ros2_control_driver')
+    assert (kind.role, kind.config, kind.robot) == ('driver', Ros2ControlDriverConfig,
+                                                   'ros2_control')
+    assert robot_kind('ros2_control').config is Ros2ControlDriverConfig

@@ -104,6 +104,7 @@ def test_actor_bytes_never_unpickle():
     ({'hidden_sizes': (0,)}, 'hidden_sizes'),
     ({'activation': 'gelu6'}, 'activation'),
     ({'log_std_min': 2.0, 'log_std_max': -5.0}, 'log_std_min'),
+    ({'type': 'transformer'}, r"type 'transformer' is not a known policy type; known: \[.*'mlp'"),
 ])
 def test_actor_config_validation(kwargs, field):
     with pytest.raises(ValueError, match=field):
@@ -195,7 +196,7 @@ def test_sac_config_validation(kwargs, field):
 # ------------------------------------------------------------------- smoke
 def test_sac_on_reach_smoke():
     """The whole loop (sim, reward, replay, SAC, weight transfer) runs for a tiny budget."""
-    from realrl_driver.mujoco_arm import MujocoArmSim
+    from realrl_driver.robots.mujoco_arm.sim import MujocoArmSim
     from realrl_reward.reach_reward import ReachReward
 
     sim = MujocoArmSim(seed=0)
@@ -229,3 +230,35 @@ def test_sac_on_reach_smoke():
     assert episodes >= 5
     assert sac.updates == 201
     assert all(math.isfinite(v) for v in metrics.values())
+
+
+# ------------------------------------------------------------- policy types
+def test_the_weights_blob_carries_the_actor_type_and_rebuilds_it():
+    import json
+    import struct
+
+    from realrl_policy.models import build_actor
+    from realrl_policy.weights_blob import MAGIC, pack_actor, unpack_actor
+    actor = build_actor(ActorConfig(type='mlp', hidden_sizes=(8,)), OBS_DIM, ACT_DIM)
+    assert type(actor) is GaussianActor  # 'mlp' is registered by realrl_policy's setup.py
+    blob = pack_actor(actor)
+    (n,) = struct.unpack_from('<I', blob, len(MAGIC))
+    header = json.loads(blob[len(MAGIC) + 4:len(MAGIC) + 4 + n])
+    assert header['actor']['type'] == 'mlp'
+    obs = np.ones(OBS_DIM, np.float32)
+    np.testing.assert_array_equal(unpack_actor(blob).act(obs, True), actor.act(obs, True))
+
+    def with_actor_header(actor_header: dict) -> bytes:
+        new = json.dumps(dict(header, actor=actor_header)).encode()
+        return MAGIC + struct.pack('<I', len(new)) + new + blob[len(MAGIC) + 4 + n:]
+    # blobs from before actor types: an MLP
+    old = {k: v for k, v in header['actor'].items() if k != 'type'}
+    assert type(unpack_actor(with_actor_header(old))) is GaussianActor
+    # a type this process has no package for is refused, naming the known ones
+    with pytest.raises(ValueError, match=r"type 'flow' is not a known policy type; known: "):
+        unpack_actor(with_actor_header(dict(header['actor'], type='flow')))
+
+
+def test_sac_builds_the_registered_actor_type():
+    sac = SAC(OBS_DIM, ACT_DIM, SMALL)
+    assert type(sac.actor) is GaussianActor and sac.cfg.actor.type == 'mlp'

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from realrl_driver.safety import ActionGuard, LossCounter
+from realrl_driver.core.safety import ActionGuard, LossCounter
 
 
 @pytest.fixture

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from realrl_common.config import ConfigError, build_config
-from realrl_driver import ur_rtde_sim
-from realrl_driver.episode_loop import EpisodeLoop, LoopConfig
-from realrl_driver.ur_rtde_config import UR5E_HOME, URConfig
-from realrl_driver.ur_rtde_driver import URDriverConfig
-from realrl_driver.ur_rtde_robot import URConnectionError, URFault, URRtdeRobot, arm_fault
+from realrl_driver.core.episode_loop import EpisodeLoop, LoopConfig
+from realrl_driver.robots.ur_rtde import sim as ur_rtde_sim
+from realrl_driver.robots.ur_rtde.config import UR5E_HOME, URConfig, URDriverConfig
+from realrl_driver.robots.ur_rtde.robot import (URConnectionError, URFault, URRtdeRobot,
+                                                arm_fault)
 
 HZ = 20.0
 DT = 1.0 / HZ
@@ -263,7 +263,7 @@ def wire_controller():
     """A simulated controller in another process, on the wire at 127.0.x.y:30004."""
     host = f'127.0.{os.getpid() % 200 + 20}.{os.getpid() % 250 + 2}'
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    proc = subprocess.Popen([sys.executable, '-m', 'realrl_driver.ur_rtde_wire', host],
+    proc = subprocess.Popen([sys.executable, '-m', 'realrl_sim_peers.ur_rtde_wire', host],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
     try:
         assert proc.stdout.readline().strip() == 'ready'

@@ -4,10 +4,14 @@ One YAML file (``config/*.yaml``) is read by both ``realrl`` and the ``launch/*.
 files, so the two ways of starting a graph cannot drift apart. Everything is checked here,
 before any process starts: unknown keys, wrong types, parameters each node's own config
 class rejects, and robot ids that no driver has.
+
+What a node is (its role: driver, policy, reward, ...) and which config class checks its
+parameters, each package registers itself (``realrl_common.plugins``, entry points
+``realrl.nodes``); nothing here lists them, and nothing here imports ROS.
 """
 from __future__ import annotations
 
-import importlib
+import copy
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,27 +22,11 @@ import yaml
 from realrl_bringup.graph_checks import check_rewards_can_label
 from realrl_bringup.lease_keeper import LeaseSpec
 from realrl_common.config import ConfigError, build_config, check
+from realrl_common.plugins import ROBOTS, NodeKind, node_kind, registered
 
+DEFAULT_CONFIG = 'config/reach_sim.yaml'
+"""The graph `realrl train` and `realrl check` read without --config."""
 RESTART_POLICIES = ('never', 'on_failure')
-
-# (package, executable) -> 'module:ConfigClass' that validates the node's parameters.
-NODE_CONFIGS = {
-    ('realrl_driver', 'mujoco_arm_driver'): 'realrl_driver.mujoco_arm_driver:MujocoArmDriverConfig',
-    ('realrl_driver', 'gym_driver'): 'realrl_driver.gym_driver:GymDriverConfig',
-    ('realrl_driver', 'ur_rtde_driver'): 'realrl_driver.ur_rtde_driver:URDriverConfig',
-    ('realrl_driver', 'ros2_control_driver'):
-        'realrl_driver.ros2_control_driver:Ros2ControlDriverConfig',
-    ('realrl_driver', 'camera_node'): 'realrl_driver.camera_node:CameraNodeConfig',
-    ('realrl_teleop', 'teleop_node'): 'realrl_teleop.teleop_core:TeleopConfig',
-    ('realrl_policy', 'policy_node'): 'realrl_policy.policy_node:PolicyNodeConfig',
-    ('realrl_reward', 'reward_node'): 'realrl_reward.reward_node:RewardNodeConfig',
-    ('realrl_replay', 'replay_node'): 'realrl_replay.replay_node:ReplayNodeConfig',
-    ('realrl_learner', 'learner_node'): 'realrl_learner.learner_node:LearnerNodeConfig',
-    ('realrl_hardware', 'hardware_manager'):
-        'realrl_hardware.hardware_manager_node:HardwareManagerConfig',
-}
-DRIVER_PACKAGE = 'realrl_driver'
-REWARD_PACKAGE = 'realrl_reward'
 NAME = re.compile(r'^[A-Za-z][A-Za-z0-9_]*$')
 
 
@@ -108,16 +96,6 @@ class GraphSpec:
             check(node.fqn not in seen, f'two nodes are both named {node.fqn}; rename one')
             seen.add(node.fqn)
 
-    @property
-    def drivers(self) -> list[NodeSpec]:
-        """Robot drivers: realrl_driver's executables named *_driver (not its camera_node or
-        ros2_control_peer)."""
-        return [n for n in self.nodes
-                if n.package == DRIVER_PACKAGE and n.executable.endswith('_driver')]
-
-    def robot_ids(self) -> list[str]:
-        return [str(n.parameters.get('robot_id', 'arm0')) for n in self.drivers]
-
 
 def substitute(value: Any, variables: dict[str, str]) -> Any:
     """Replace ${name} in every string of a nested structure."""
@@ -135,26 +113,80 @@ def substitute(value: Any, variables: dict[str, str]) -> Any:
     return value
 
 
-def config_class(spec: NodeSpec):
-    target = NODE_CONFIGS.get((spec.package, spec.executable))
-    if target is None:
-        known = [f'{p}/{e}' for p, e in NODE_CONFIGS]
-        raise ConfigError(f'node {spec.name!r}: unknown executable {spec.package}/{spec.executable}; '
-                          f'known: {known}')
-    module, cls = target.split(':')
-    return getattr(importlib.import_module(module), cls)
+@dataclass(frozen=True)
+class Graph:
+    """A graph description read once, with its --set overrides applied once, and validated
+    whole: every node's kind and config, and the references between nodes."""
+    spec: GraphSpec
+    """The nodes, stop criterion and lease, with ${variables} substituted."""
+    kinds: dict[str, NodeKind]
+    """Node fqn -> what its package registered for it (role, config class)."""
+    configs: dict[str, Any]
+    """Node fqn -> its parameters as its validated config object."""
+    description: dict
+    """The description as read, overrides applied, variables not substituted (what a run
+    snapshots as graph.yaml, so --resume substitutes its own run folder)."""
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def nodes(self) -> tuple[NodeSpec, ...]:
+        return self.spec.nodes
+
+    @property
+    def stop(self) -> StopSpec:
+        return self.spec.stop
+
+    @property
+    def lease(self) -> LeaseSpec:
+        return self.spec.lease
+
+    def role(self, node: NodeSpec) -> str:
+        return self.kinds[node.fqn].role
+
+    @property
+    def drivers(self) -> list[NodeSpec]:
+        """Nodes whose registered role is driver: each runs one robot."""
+        return [n for n in self.nodes if self.role(n) == 'driver']
+
+    def robot_ids(self) -> list[str]:
+        """The robots of the graph, one per driver, in node order."""
+        return [self.configs[n.fqn].robot_id for n in self.drivers]
 
 
-def validate_parameters(graph: GraphSpec) -> dict[str, Any]:
-    """Check every node's parameters with its own config class, and cross references."""
-    configs = {}
+def node_kinds(graph: GraphSpec) -> dict[str, NodeKind]:
+    """What each node's package registered for its executable (ConfigError naming the node
+    and the known executables when it registered nothing)."""
+    kinds = {}
     for spec in graph.nodes:
-        configs[spec.fqn] = build_config(config_class(spec), spec.parameters,
-                                         where=f'node {spec.fqn} parameters')
-    robots = graph.robot_ids()
+        try:
+            kinds[spec.fqn] = node_kind(spec.package, spec.executable)
+        except ConfigError as e:
+            raise ConfigError(f'node {spec.fqn}: {e}') from None
+    return kinds
+
+
+def validate_parameters(graph: GraphSpec, kinds: dict[str, NodeKind]) -> dict[str, Any]:
+    """Check every node's parameters with its own config class, and cross references."""
+    configs = {spec.fqn: build_config(kinds[spec.fqn].config, spec.parameters,
+                                      where=f'node {spec.fqn} parameters')
+               for spec in graph.nodes}
+    drivers = [s for s in graph.nodes if kinds[s.fqn].role == 'driver']
+    robot_kinds = {ep.name for ep in registered(ROBOTS)}
+    for spec in drivers:
+        robot = kinds[spec.fqn].robot
+        check(robot in robot_kinds, f'node {spec.fqn}: {spec.package}/{spec.executable} runs '
+                                    f'robot kind {robot!r}, which no package registers; known: '
+                                    f'{sorted(robot_kinds)}')
+        check(hasattr(configs[spec.fqn], 'robot_id'),
+              f'node {spec.fqn}: a driver config has a robot_id; '
+              f'{type(configs[spec.fqn]).__name__} has none')
+    robots = [configs[s.fqn].robot_id for s in drivers]
     dupes = {r for r in robots if robots.count(r) > 1}
     check(not dupes, f'robot_id {sorted(dupes)} is used by more than one driver; give each its own')
-    for spec in graph.drivers:
+    for spec in drivers:
         rid = configs[spec.fqn].robot_id
         check(spec.namespace == rid, f'node {spec.fqn}: a driver runs in the namespace of its '
                                      f'robot; set namespace: {rid}')
@@ -163,10 +195,10 @@ def validate_parameters(graph: GraphSpec) -> dict[str, Any]:
             check(rid in robots, f'node {spec.fqn} parameters: robot_ids names {rid!r}, but no '
                                  f'driver has that robot_id (drivers: {robots}); add a driver '
                                  f'or fix the id')
-    self_scored = {configs[s.fqn].robot_id for s in graph.drivers
+    self_scored = {configs[s.fqn].robot_id for s in drivers
                    if getattr(configs[s.fqn], 'reward_source', 'node') == 'env'}
     for spec in graph.nodes:
-        if spec.package != REWARD_PACKAGE:
+        if kinds[spec.fqn].role != 'reward':
             continue
         both = sorted(self_scored & set(getattr(configs[spec.fqn], 'robot_ids', ())))
         check(not both, f'node {spec.fqn} parameters: robot_ids names {both}, whose driver '
@@ -176,9 +208,8 @@ def validate_parameters(graph: GraphSpec) -> dict[str, Any]:
     return configs
 
 
-def load_graph(path: str | Path, variables: dict[str, str] | None = None,
-               overrides: list[str] = ()) -> GraphSpec:
-    """Read, substitute and validate a graph file; raises ConfigError before anything runs."""
+def read_description(path: str | Path, overrides: list[str] = ()) -> dict:
+    """The graph file as a mapping, with the --set overrides applied (once)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f'config file {str(path)!r} does not exist; pass --config with a file '
@@ -191,12 +222,25 @@ def load_graph(path: str | Path, variables: dict[str, str] | None = None,
         raise ConfigError(f'{path}: expected a mapping with keys name, nodes, stop')
     for item in overrides:
         apply_override(raw, item)
-    raw = substitute(raw, dict(variables or {}))
+    return raw
+
+
+def build_graph(description: dict, variables: dict[str, str] | None = None,
+                where: str = 'graph') -> Graph:
+    """Substitute and validate a description (from ``read_description``); raises ConfigError
+    before anything runs."""
+    raw = substitute(copy.deepcopy(description), dict(variables or {}))
     if not isinstance(raw.get('nodes'), list):
-        raise ConfigError(f'{path}: nodes must be a list of node entries')
-    graph = build_config(GraphSpec, raw, where=str(path))
-    validate_parameters(graph)
-    return graph
+        raise ConfigError(f'{where}: nodes must be a list of node entries')
+    spec = build_config(GraphSpec, raw, where=where)
+    kinds = node_kinds(spec)
+    return Graph(spec, kinds, validate_parameters(spec, kinds), description)
+
+
+def load_graph(path: str | Path, variables: dict[str, str] | None = None,
+               overrides: list[str] = ()) -> Graph:
+    """Read, substitute and validate a graph file; raises ConfigError before anything runs."""
+    return build_graph(read_description(path, overrides), variables, where=str(path))
 
 
 def apply_override(raw: dict, item: str) -> None:

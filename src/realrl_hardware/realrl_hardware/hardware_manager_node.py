@@ -19,43 +19,17 @@ from rclpy.node import Node
 from realrl_interfaces.msg import DriverStatus, RobotDescription, RobotState, RobotStates
 from realrl_interfaces.srv import AcquireLease, Describe, ReleaseLease, RenewLease
 
-from realrl_common.config import check
 from realrl_common.lifecycle import BringUp
 from realrl_common.node_main import spin_node
 from realrl_common.qos import LATCHED_QOS, STATUS_QOS
 from realrl_common.ros_params import read_config
-from realrl_hardware.registry import Registry, RegistryConfig, RobotView
+from realrl_hardware.registry import Registry, RobotView
+from realrl_hardware.node_config import HardwareManagerConfig
 
 STATUS_TYPE = 'realrl_interfaces/msg/DriverStatus'
 DESCRIBE_TYPE = 'realrl_interfaces/srv/Describe'
 UNKNOWN_NODE = '_NODE_NAME_UNKNOWN_'  # what the graph says before it knows an endpoint's node
 TICK_S = 0.05
-
-
-@dataclass(frozen=True)
-class HardwareManagerConfig(RegistryConfig):
-    activate: bool = True
-    """Bring every discovered driver to active (configure, then activate); false: only watch,
-    and admit drivers once someone else has configured them."""
-    scan_period_s: float = 0.1
-    """How often the ROS graph is scanned for drivers."""
-    publish_period_s: float = 0.5
-    """~/robots is published on every change, and at least this often."""
-    request_timeout_s: float = 0.3
-    """A describe or get_state request with no answer after this long is sent again (a
-    request to a restarted driver can be lost while the graph still lists its dead
-    predecessor). Short is safe: a driver busy in a transition answers every copy later."""
-    transition_timeout_s: float = 2.0
-    """A configure or activate with no answer after this long: the state is read again (that
-    read waits for a slow transition to finish; nothing is sent twice without it)."""
-    retry_after_s: float = 5.0
-    """A driver whose bring-up failed is tried again after this long."""
-
-    def __post_init__(self):
-        super().__post_init__()
-        for name in ('scan_period_s', 'publish_period_s', 'request_timeout_s',
-                     'transition_timeout_s', 'retry_after_s'):
-            check(getattr(self, name) > 0, f'{name} must be > 0, got {getattr(self, name)}')
 
 
 @dataclass

@@ -2,8 +2,8 @@
 
 `SAC.update` does one gradient step on a batch; how often to call it (learning_starts,
 updates_per_step) is the caller's loop, configured here so that all hyperparameters live
-in one place. The actor is `realrl_policy.models.GaussianActor`, the network the policy
-process runs.
+in one place. The actor is of the registered type ``actor.type`` (`realrl_policy.models`;
+'mlp' is `GaussianActor`), the network the policy process runs.
 """
 
 import copy
@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from realrl_policy.models import ActorConfig, GaussianActor, mlp
+from realrl_policy.models import ActorConfig, build_actor, mlp
 
 BATCH_KEYS = ('obs', 'action', 'reward', 'next_obs', 'terminated')
 MASK_KEY = 'action_mask'
@@ -107,7 +107,7 @@ class SAC:
         self.obs_dim = obs_dim
         self.act_dim = act_dim
         torch.manual_seed(seed)
-        self.actor = GaussianActor(cfg.actor, obs_dim, act_dim)
+        self.actor = build_actor(cfg.actor, obs_dim, act_dim)
         self.critic = TwinQ(obs_dim, act_dim, cfg.critic_hidden_sizes, cfg.actor.activation)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha = torch.tensor(math.log(cfg.init_temperature), requires_grad=True)

@@ -26,7 +26,7 @@ from realrl_common.config import check
 from realrl_common.embodiment import SharedSpace
 from realrl_common.transition import EMBODIMENT
 from realrl_learner.sac import MASK_KEY, SAC, SACConfig
-from realrl_policy.models import GaussianActor
+from realrl_policy.models import build_actor
 from realrl_policy.weights_blob import pack_actor
 from realrl_replay.layout import IDENTITY_FILE
 from realrl_replay.mixer import MixedSampler, check_compatible, open_sources
@@ -265,7 +265,7 @@ def checkpoint_weights(checkpoint_dir: str | Path, sac_cfg: SACConfig) -> tuple[
         return None
     state = torch.load(latest, weights_only=True)
     sac = state['sac']
-    actor = GaussianActor(sac_cfg.actor, int(sac['obs_dim']), int(sac['act_dim']))
+    actor = build_actor(sac_cfg.actor, int(sac['obs_dim']), int(sac['act_dim']))
     actor.load_state_dict(sac['actor'])
     space = json.loads(state['space']) if 'space' in state else None
     return int(state['version']), pack_actor(actor, space)

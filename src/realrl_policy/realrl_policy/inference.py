@@ -17,7 +17,6 @@ import numpy as np
 import torch
 
 from realrl_common.embodiment import SharedSpace
-from realrl_policy.models import GaussianActor
 from realrl_policy.weights_blob import unpack
 
 
@@ -43,7 +42,7 @@ class InferenceEngine:
     def __init__(self, deterministic: bool = False, seed: int = 0):
         self.deterministic = deterministic
         self.version = 0
-        self.actor: GaussianActor | None = None
+        self.actor: torch.nn.Module | None = None
         self.space: SharedSpace | None = None
         self.spaces: dict[str, RobotSpace] = {}
         self._embodiment: dict[str, int] = {}
@@ -92,7 +91,7 @@ class InferenceEngine:
         return ''
 
     @staticmethod
-    def _fit(rid: str, robot: RobotSpace, actor: GaussianActor,
+    def _fit(rid: str, robot: RobotSpace, actor: torch.nn.Module,
              space: SharedSpace | None) -> tuple[str, int | None]:
         """('', embodiment index or None) if the actor can serve the robot, else (why, None)."""
         if space is None:

@@ -2,6 +2,14 @@
 
 No ROS imports. Weights travel between processes as bytes of an `.npz` archive, which
 holds plain arrays only: loading never unpickles objects.
+
+Actor types are plug-ins: ``ActorConfig.type`` names one registered under the
+``realrl.policies`` entry points (``GaussianActor`` is 'mlp', registered by this package).
+A type is an ``nn.Module`` class built as ``cls(cfg: ActorConfig, obs_dim, act_dim)``, with
+``cfg``, ``obs_dim`` and ``act_dim`` attributes, ``forward(obs, mask=None)`` returning
+(sampled action, its log-probability [B, 1], deterministic action), all in (-1, 1), and
+``act(obs, deterministic) -> np.ndarray`` for one observation. The weights blob's header
+carries the type, so a policy rebuilds the class the learner trained.
 """
 
 import io
@@ -12,11 +20,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from realrl_common.plugins import POLICIES, lookup, registered
+
 ACTIVATIONS = {'relu': nn.ReLU, 'tanh': nn.Tanh, 'elu': nn.ELU}
 
 
 @dataclass(frozen=True)
 class ActorConfig:
+    type: str = 'mlp'
+    """Actor network type: a name registered under the 'realrl.policies' entry points."""
     hidden_sizes: tuple[int, ...] = (128, 128)
     """Widths of the hidden layers of the actor MLP."""
     activation: str = 'relu'
@@ -27,6 +39,10 @@ class ActorConfig:
     """Upper bound of the pre-squash Gaussian's log standard deviation."""
 
     def __post_init__(self):
+        known = sorted(ep.name for ep in registered(POLICIES))
+        if self.type not in known:
+            raise ValueError(f'type {self.type!r} is not a known policy type; known: {known} '
+                             f"(a package adds one under the 'realrl.policies' entry points)")
         if not self.hidden_sizes or any(int(h) < 1 for h in self.hidden_sizes):
             raise ValueError(f'hidden_sizes must be one or more positive widths, got '
                              f'{self.hidden_sizes}')
@@ -101,7 +117,12 @@ class GaussianActor(nn.Module):
         return torch.tanh(pre)[0].numpy()
 
 
-def actor_to_bytes(actor: GaussianActor) -> bytes:
+def build_actor(cfg: ActorConfig, obs_dim: int, act_dim: int) -> nn.Module:
+    """A new actor of the registered type cfg.type."""
+    return lookup(POLICIES, cfg.type, 'policy type')(cfg, obs_dim, act_dim)
+
+
+def actor_to_bytes(actor: nn.Module) -> bytes:
     """The actor's weights as an uncompressed `.npz` archive (float32 arrays)."""
     buf = io.BytesIO()
     arrays = {k: v.detach().cpu().numpy().astype(np.float32)
@@ -110,13 +131,13 @@ def actor_to_bytes(actor: GaussianActor) -> bytes:
     return buf.getvalue()
 
 
-def actor_from_bytes(cfg: ActorConfig, obs_dim: int, act_dim: int, data: bytes) -> GaussianActor:
+def actor_from_bytes(cfg: ActorConfig, obs_dim: int, act_dim: int, data: bytes) -> nn.Module:
     """A new actor holding the weights of `actor_to_bytes` output.
 
     Raises ValueError when the bytes are not such an archive or do not fit (cfg, obs_dim,
     act_dim), e.g. when policy and learner disagree on hidden_sizes.
     """
-    actor = GaussianActor(cfg, obs_dim, act_dim)
+    actor = build_actor(cfg, obs_dim, act_dim)
     expected = actor.state_dict()
     try:
         archive = np.load(io.BytesIO(bytes(data)), allow_pickle=False)
@@ -127,9 +148,9 @@ def actor_from_bytes(cfg: ActorConfig, obs_dim: int, act_dim: int, data: bytes) 
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
         raise ValueError(f'actor weights are not a valid .npz archive ({e})') from e
     if set(arrays) != set(expected):
-        raise ValueError(f'actor weights hold tensors {sorted(arrays)} but an actor with '
-                         f'hidden_sizes {cfg.hidden_sizes} has {sorted(expected)}; make the '
-                         'policy and learner use the same ActorConfig')
+        raise ValueError(f'actor weights hold tensors {sorted(arrays)} but a {cfg.type!r} actor '
+                         f'with hidden_sizes {cfg.hidden_sizes} has {sorted(expected)}; make '
+                         'the policy and learner use the same ActorConfig')
     state = {}
     for key, ref in expected.items():
         if arrays[key].shape != tuple(ref.shape):

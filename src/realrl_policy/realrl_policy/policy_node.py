@@ -7,14 +7,11 @@ concurrently, so an action is always computed by one whole set of weights.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from realrl_interfaces.msg import (Action, Observation, PolicyVersion, RobotDescription,
                                    WeightChunk)
 from rclpy.node import Node
 
-from realrl_common.config import check
 from realrl_common.convert import from_f32, to_f32
 from realrl_common.embodiment import describe_robot
 from realrl_common.node_main import spin_node
@@ -22,21 +19,7 @@ from realrl_common.qos import COMMAND_QOS, LATCHED_QOS, SENSOR_QOS, WEIGHTS_QOS
 from realrl_common.ros_params import read_config
 from realrl_common.weights import BlobAssembler, Chunk
 from realrl_policy.inference import InferenceEngine
-
-
-@dataclass(frozen=True)
-class PolicyNodeConfig:
-    robot_ids: tuple[str, ...] = ('arm0',)
-    """Robots this policy serves (their driver namespaces)."""
-    deterministic: bool = False
-    """Act with the mean action (evaluation) instead of sampling (training)."""
-    seed: int = 0
-    """Seed of the exploration noise."""
-    weights_topic: str = '/learner/weights'
-    """Where versioned weight chunks arrive from."""
-
-    def __post_init__(self):
-        check(len(self.robot_ids) > 0, 'robot_ids must name at least one robot, e.g. [arm0]')
+from realrl_policy.node_config import PolicyNodeConfig
 
 
 class PolicyNode(Node):
@@ -88,10 +71,15 @@ class PolicyNode(Node):
                                          msg.crc32, bytes(msg.data)))
         if whole is None:
             return
+        kind = self.engine.actor.cfg.type if self.engine.actor is not None else None
         why = self.engine.load(*whole)
         if why:
             self.get_logger().error(f'refused weights: {why}')
             return
+        if self.engine.actor.cfg.type != kind:
+            self.get_logger().info(f'weights v{self.engine.version}: actor type '
+                                   f'{self.engine.actor.cfg.type!r} '
+                                   f'({type(self.engine.actor).__name__})')
         self._publish_version()
 
     def _publish_version(self):

@@ -1,7 +1,8 @@
-"""A self-describing actor weights blob: JSON header (architecture, dims) + .npz arrays.
+"""A self-describing actor weights blob: JSON header (type, architecture, dims) + .npz arrays.
 
 The learner packs the actor it trains; a policy unpacks it without being told the
-architecture, so the two cannot silently disagree. The header may also carry the shared
+architecture, so the two cannot silently disagree. The header's ``actor.type`` names the
+registered actor type (``models.build_actor``); blobs from before types were 'mlp'. The header may also carry the shared
 space of the robots the actor was trained for (``realrl_common.embodiment.SharedSpace``
 as JSON, key 'space'): how to pad each robot's state and cut its action.
 """
@@ -11,12 +12,14 @@ import json
 import struct
 from dataclasses import asdict
 
-from realrl_policy.models import ActorConfig, GaussianActor, actor_from_bytes, actor_to_bytes
+from torch import nn
+
+from realrl_policy.models import ActorConfig, actor_from_bytes, actor_to_bytes
 
 MAGIC = b'RRLA1'
 
 
-def pack_actor(actor: GaussianActor, space: dict | None = None) -> bytes:
+def pack_actor(actor: nn.Module, space: dict | None = None) -> bytes:
     header = {'actor': asdict(actor.cfg), 'obs_dim': actor.obs_dim, 'act_dim': actor.act_dim}
     if space is not None:
         header['space'] = space
@@ -24,7 +27,7 @@ def pack_actor(actor: GaussianActor, space: dict | None = None) -> bytes:
     return MAGIC + struct.pack('<I', len(header)) + header + actor_to_bytes(actor)
 
 
-def unpack(blob: bytes) -> tuple[GaussianActor, dict | None]:
+def unpack(blob: bytes) -> tuple[nn.Module, dict | None]:
     """The actor in blob and its shared space (None in blobs without one); ValueError if
     blob is not a realrl actor blob."""
     blob = bytes(blob)
@@ -43,6 +46,6 @@ def unpack(blob: bytes) -> tuple[GaussianActor, dict | None]:
     return actor_from_bytes(cfg, obs_dim, act_dim, blob[start + n:]), space
 
 
-def unpack_actor(blob: bytes) -> GaussianActor:
+def unpack_actor(blob: bytes) -> nn.Module:
     """The actor in blob; ValueError if blob is not a realrl actor blob."""
     return unpack(blob)[0]

@@ -19,13 +19,13 @@ schema (``realrl_common.transition``) and publishes what the core returns.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 from realrl_interfaces.msg import RobotDescription, Transition, TransitionAck
 from realrl_interfaces.srv import SenderState
 from rclpy.node import Node
 
-from realrl_common.config import ConfigError, check
+from realrl_common.config import ConfigError
 from realrl_common.embodiment import describe_robot
 from realrl_common.node_main import spin_node
 from realrl_common.qos import DATA_QOS, LATCHED_QOS
@@ -34,29 +34,10 @@ from realrl_common.transition import TRANSITION
 from realrl_replay.config import WriterConfig
 from realrl_replay.errors import StoreError
 from realrl_replay.ingest_core import REJECTED, Ack, IngestCore
+from realrl_replay.node_config import ReplayNodeConfig
 
 LOG_THROTTLE_S = 5.0
 """A stream of rejected transitions is logged at most once per this many seconds."""
-
-
-@dataclass(frozen=True)
-class ReplayNodeConfig:
-    store_path: str = 'replay'
-    """Folder of the Zarr replay store (created if absent or empty, recovered if it exists)."""
-    robot_ids: tuple[str, ...] = ('arm0',)
-    """Robots whose transitions are stored."""
-    commit_interval_s: float = 0.02
-    """How often appended transitions are made durable and acknowledged."""
-    ack_repeat_s: float = 1.0
-    """How often every robot's ack is published again."""
-    fsync: bool = True
-    """fsync at each commit (durable across power loss, not only process crashes)."""
-
-    def __post_init__(self):
-        check(len(self.robot_ids) > 0, 'robot_ids must name at least one robot, e.g. [arm0]')
-        check(self.commit_interval_s > 0, f'commit_interval_s must be > 0, got {self.commit_interval_s}')
-        check(bool(self.store_path), 'store_path must name a folder')
-        check(self.ack_repeat_s > 0, f'ack_repeat_s must be > 0, got {self.ack_repeat_s}')
 
 
 class ReplayNode(Node):

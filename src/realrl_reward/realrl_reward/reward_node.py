@@ -6,28 +6,16 @@ out: /<robot>/reward_label — the reward of arriving in that observation, and w
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 
 from realrl_interfaces.msg import Observation, RewardLabel, RobotDescription
 from rclpy.node import Node
 
-from realrl_common.config import check
 from realrl_common.convert import from_f32
 from realrl_common.node_main import spin_node
 from realrl_common.qos import COMMAND_QOS, LATCHED_QOS, SENSOR_QOS
 from realrl_common.ros_params import read_config
-from realrl_reward.reach_reward import ReachReward, ReachRewardConfig
-
-
-@dataclass(frozen=True)
-class RewardNodeConfig:
-    robot_ids: tuple[str, ...] = ('arm0',)
-    """Robots whose observations this node labels."""
-    reach: ReachRewardConfig = field(default_factory=ReachRewardConfig)
-    """The reach reward (mode, success radius, layout keys)."""
-
-    def __post_init__(self):
-        check(len(self.robot_ids) > 0, 'robot_ids must name at least one robot, e.g. [arm0]')
+from realrl_reward.reach_reward import ReachReward
+from realrl_reward.node_config import RewardNodeConfig
 
     def needed_state_slices(self) -> dict[str, str]:
         """The state slices every listed robot must have: parameter -> slice name (graphs

@@ -190,7 +190,7 @@ def test_an_added_field_reaches_message_store_import_export_and_synthetic_data(t
 
 
 def test_the_driver_loop_fills_every_required_field():
-    from realrl_driver.episode_loop import Transition as LoopTransition
+    from realrl_driver.core.episode_loop import Transition as LoopTransition
     names = {f.name for f in dataclasses.fields(LoopTransition)}
     required = {f.name for f in TRANSITION.fields if f.default is None}
     assert required <= names

@@ -1,0 +1,348 @@
+"""The driver's control loop, free of ROS: one ``tick`` per control period.
+
+Pipeline (one control period of latency, as on a real robot):
+
+    tick k:   apply a_t to the robot -> observe s_{t+1} -> publish it
+    between:  the policy answers with a_{t+1}; the reward node labels s_{t+1}
+    tick k+1: label(s_{t+1}) closes the transition (s_t, a_t, r, s_{t+1}); if it is a
+              success or the time limit, the episode ends and the robot is reset;
+              otherwise a_{t+1} is applied.
+
+If the action or the label for the current observation has not arrived, the tick holds:
+the robot is not commanded, nothing is recorded, and the same observation is sent again
+and waits for its answer. After ``watchdog_s`` without progress the robot is told to hold its pose.
+Transitions carry a per-robot ``seq``; they stay in the outbox until the replay store
+acknowledges them as durable, and are re-sent if no ack comes in ``resend_after_s``.
+
+Labels come from a reward node (``reward_source: node``, the default) or, for a robot that
+scores itself (a gymnasium environment), from the robot right after each step
+(``reward_source: env``): then the label of s_{t+1} is there at once and carries the
+environment's own ``terminated`` and ``truncated``.
+"""
+from __future__ import annotations
+
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from realrl_common.config import check
+from realrl_driver.core.safety import ActionGuard
+
+
+class Robot(Protocol):
+    """What a driver needs of a robot (simulated or real)."""
+    state_dim: int
+    action_dim: int
+    action_low: np.ndarray
+    action_high: np.ndarray
+    observation_layout: dict[str, tuple[int, int]]
+    """Named slices [start, stop) of the state vector."""
+    action_units: str
+    capabilities: tuple[str, ...]
+
+    def reset(self, seed: int | None) -> np.ndarray: ...
+    def apply(self, action: np.ndarray) -> np.ndarray: ...
+    def hold(self) -> None: ...
+    def render(self, camera: str, width: int, height: int) -> np.ndarray: ...
+
+
+class SelfLabellingRobot(Robot, Protocol):
+    """A robot that scores its own steps (``reward_source: env``)."""
+
+    def outcome(self) -> 'Label':
+        """The label of the state the last ``apply`` reached."""
+        ...
+
+
+REWARD_SOURCES = ('node', 'env')
+
+
+@dataclass(frozen=True)
+class Label:
+    """The reward of arriving in an observation, and whether the episode ends there."""
+    reward: float
+    success: bool
+    terminated: bool
+    """The task is over (no bootstrapping past it): a success, or e.g. a pole that fell."""
+    truncated: bool = False
+    """The environment cut the episode short (its own time limit)."""
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    robot_id: str = 'arm0'
+    """Name of the robot; also its ROS namespace."""
+    control_hz: float = 10.0
+    """Rate of the control clock."""
+    episode_max_steps: int = 50
+    """Steps before an episode is cut off (truncated)."""
+    seed: int = 0
+    """Seed of the first episode; episode e uses seed + e."""
+    watchdog_s: float = 0.5
+    """Without a valid action for this long, the robot is told to hold its pose."""
+    resend_after_s: float = 2.0
+    """A transition not acknowledged as durable after this long is sent again."""
+    outbox_limit: int = 100_000
+    """Most unacknowledged transitions kept for re-sending; past it the loop holds."""
+    cameras: tuple[str, ...] = ()
+    """Cameras rendered into every observation (empty: state only)."""
+    image_size: tuple[int, ...] = (128, 128)
+    """Camera frame height and width in pixels."""
+    reward_source: str = 'node'
+    """Who labels observations: 'node' (a reward node, over /<robot>/reward_label) or 'env'
+    (the robot itself, e.g. a gymnasium environment's reward, terminated and truncated)."""
+
+    def __post_init__(self):
+        check(bool(self.robot_id) and self.robot_id.replace('_', '').isalnum(),
+              f'robot_id must be a non-empty name of letters, digits and _, got {self.robot_id!r}')
+        check(self.control_hz > 0, f'control_hz must be > 0, got {self.control_hz}')
+        check(self.episode_max_steps > 0,
+              f'episode_max_steps must be > 0, got {self.episode_max_steps}')
+        check(self.watchdog_s > 0, f'watchdog_s must be > 0, got {self.watchdog_s}')
+        check(self.resend_after_s > 0, f'resend_after_s must be > 0, got {self.resend_after_s}')
+        check(len(self.image_size) == 2 and min(self.image_size) > 0,
+              f'image_size must be [height, width] > 0, got {list(self.image_size)}')
+        check(self.reward_source in REWARD_SOURCES,
+              f'reward_source must be one of {list(REWARD_SOURCES)}, got {self.reward_source!r}')
+
+
+def check_reward_source(cfg: LoopConfig, robot) -> None:
+    """ValueError unless the robot can serve cfg.reward_source."""
+    if cfg.reward_source == 'env' and not callable(getattr(robot, 'outcome', None)):
+        raise ValueError(f'reward_source: env needs a robot that scores its own steps '
+                         f'(an outcome() method); {type(robot).__name__} has none: use '
+                         f'reward_source: node and a reward node')
+
+
+@dataclass
+class Observation:
+    episode_id: int
+    step: int
+    state: np.ndarray
+    images: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass
+class Transition:
+    """One closed step. Its fields are named as in ``realrl_common.transition.TRANSITION``,
+    which turns them into the Transition message (fields it lacks get the schema's default)."""
+    seq: int
+    episode_id: int
+    step: int
+    state: np.ndarray
+    action: np.ndarray
+    reward: float
+    next_state: np.ndarray
+    terminated: bool
+    truncated: bool
+    policy_version: int
+    intervention: bool
+    images: dict[str, np.ndarray]
+    next_images: dict[str, np.ndarray]
+
+
+@dataclass
+class EpisodeResult:
+    episode_id: int
+    steps: int
+    episode_return: float
+    success: bool
+    truncated: bool
+    policy_version: int
+    interventions: int
+
+
+@dataclass
+class TickOutput:
+    observation: Observation | None = None
+    repeated: bool = False
+    """True when observation is the one already sent (the loop is holding)."""
+    applied: np.ndarray | None = None
+    """The action applied to the robot in this tick, if one was."""
+    transition: Transition | None = None
+    episode: EpisodeResult | None = None
+
+
+@dataclass
+class _Command:
+    action: np.ndarray
+    policy_version: int
+    intervention: bool
+
+
+@dataclass
+class _Pending:
+    """The step whose outcome (next observation + its label) is still to be recorded."""
+    obs: Observation
+    command: _Command
+
+
+class EpisodeLoop:
+    def __init__(self, cfg: LoopConfig, robot: Robot, first_seq: int = 1, first_episode: int = 0):
+        self.cfg = cfg
+        self.robot = robot
+        check_reward_source(cfg, robot)
+        self.guard = ActionGuard(robot.action_low, robot.action_high)
+        self.next_seq = first_seq
+        self.next_episode = first_episode
+        self.obs: Observation | None = None
+        self._pending: _Pending | None = None
+        self._command: _Command | None = None
+        self._label: Label | None = None
+        self._return = 0.0
+        self._interventions = 0
+        self._newest_version = 0
+        self._last_progress: float | None = None
+        self._holding = False
+        self.outbox: OrderedDict[int, tuple[float, Transition]] = OrderedDict()
+        self.counters: Counter = Counter()
+
+    # -- inputs -------------------------------------------------------------------------
+    def on_action(self, action, episode_id: int, step: int, policy_version: int = 0,
+                  intervention: bool = False) -> bool:
+        """Offer an action for (episode_id, step); returns whether it was accepted."""
+        want = (self.obs.episode_id, self.obs.step) if self.obs else (-1, -1)
+        if not self.guard.check(action, episode_id, step, *want).ok:
+            return False
+        if self._command is not None and self._command.intervention and not intervention:
+            return True  # a person's command for this step outranks the policy's
+        self._command = _Command(np.asarray(action, dtype=np.float32).copy(),
+                                 int(policy_version), bool(intervention))
+        return True
+
+    def on_label(self, episode_id: int, step: int, reward: float, success: bool,
+                 terminated: bool | None = None, truncated: bool = False) -> None:
+        """The label of observation (episode_id, step). ``terminated`` defaults to
+        ``success`` (a reward node's success ends the task)."""
+        if self.obs is not None and (episode_id, step) == (self.obs.episode_id, self.obs.step):
+            if not np.isfinite(reward):
+                self.counters['bad_labels'] += 1
+                return
+            self._label = Label(float(reward), bool(success),
+                                bool(success if terminated is None else terminated),
+                                bool(truncated))
+
+    def on_ack(self, committed_seq: int) -> int:
+        """Drop acknowledged transitions from the outbox; returns how many were dropped."""
+        dropped = 0
+        while self.outbox and next(iter(self.outbox)) <= committed_seq:
+            self.outbox.popitem(last=False)
+            dropped += 1
+        self.counters['transitions_acked'] += dropped
+        return dropped
+
+    def estop(self, engaged: bool) -> None:
+        self.guard.estopped = engaged
+        if engaged:
+            self._command = None
+            self.robot.hold()
+
+    @property
+    def label(self) -> Label | None:
+        """The label of the current observation, once it has arrived."""
+        return self._label
+
+    # -- the clock ----------------------------------------------------------------------
+    def tick(self, now: float) -> TickOutput:
+        out = TickOutput()
+        if self._last_progress is None:
+            self._last_progress = now
+        if self.obs is None:
+            out.observation = self._reset(now)
+            return out
+        if self._pending is not None:
+            if self._label is None:
+                return self._hold(now, 'waiting_label')
+            self._close_step(out, now)
+            if out.episode is not None:
+                out.observation = self._reset(now)
+                return out
+        if self._command is None or len(self.outbox) >= self.cfg.outbox_limit:
+            held = self._hold(now, 'waiting_action' if self._command is None else 'outbox_full')
+            held.transition = out.transition  # a step closed this tick still goes out now
+            return held
+        out.applied = self._command.action
+        out.observation = self._advance(now)
+        return out
+
+    def due_resends(self, now: float) -> list[Transition]:
+        """Transitions whose ack is overdue; their send time is restarted."""
+        due = []
+        for seq, (sent, tr) in self.outbox.items():
+            if now - sent < self.cfg.resend_after_s:
+                break  # the outbox is in send order
+            due.append(tr)
+        for tr in due:
+            self.outbox.pop(tr.seq)
+            self.outbox[tr.seq] = (now, tr)
+        self.counters['resends'] += len(due)
+        return due
+
+    # -- steps --------------------------------------------------------------------------
+    def _images(self) -> dict[str, np.ndarray]:
+        h, w = self.cfg.image_size
+        return {cam: self.robot.render(cam, w, h) for cam in self.cfg.cameras}
+
+    def _reset(self, now: float) -> Observation:
+        episode = self.next_episode
+        self.next_episode += 1
+        state = self.robot.reset(self.cfg.seed + episode)
+        self.obs = Observation(episode, 0, np.asarray(state, dtype=np.float32), self._images())
+        self._pending, self._command, self._label = None, None, None
+        self._return, self._interventions = 0.0, 0
+        self._last_progress = now
+        self.counters['episodes_started'] += 1
+        return self.obs
+
+    def _advance(self, now: float) -> Observation:
+        cmd = self._command
+        state = self.robot.apply(cmd.action)
+        self._pending = _Pending(self.obs, cmd)
+        self.obs = Observation(self.obs.episode_id, self.obs.step + 1,
+                               np.asarray(state, dtype=np.float32), self._images())
+        self._command, self._label = None, None
+        self._newest_version = max(self._newest_version, cmd.policy_version)
+        self._interventions += int(cmd.intervention)
+        self._last_progress, self._holding = now, False
+        self.counters['steps'] += 1
+        if self.cfg.reward_source == 'env':
+            label = self.robot.outcome()
+            self.on_label(self.obs.episode_id, self.obs.step, label.reward, label.success,
+                          label.terminated, label.truncated)
+        return self.obs
+
+    def _close_step(self, out: TickOutput, now: float) -> None:
+        label = self._label
+        reward, success, terminated = label.reward, label.success, label.terminated
+        prev, obs = self._pending, self.obs
+        truncated = not terminated and (label.truncated or
+                                        obs.step >= self.cfg.episode_max_steps)
+        tr = Transition(
+            seq=self.next_seq, episode_id=obs.episode_id, step=prev.obs.step,
+            state=prev.obs.state, action=prev.command.action, reward=reward,
+            next_state=obs.state, terminated=terminated, truncated=truncated,
+            policy_version=prev.command.policy_version, intervention=prev.command.intervention,
+            images=prev.obs.images, next_images=obs.images)
+        self.next_seq += 1
+        self.outbox[tr.seq] = (now, tr)
+        self.counters['transitions_sent'] += 1
+        self._return += reward
+        self._pending = None
+        out.transition = tr
+        if terminated or truncated:
+            out.episode = EpisodeResult(obs.episode_id, obs.step, self._return, success,
+                                        truncated, self._newest_version, self._interventions)
+            self.counters['episodes_done'] += 1
+            self.counters['successes'] += int(success)
+
+    def _hold(self, now: float, why: str) -> TickOutput:
+        """Nothing moves; the current observation goes out again in case it was lost
+        (observations travel best-effort) or its answer came from a process not up yet."""
+        self.counters[why] += 1
+        if not self._holding and now - self._last_progress > self.cfg.watchdog_s:
+            self.robot.hold()
+            self._holding = True
+            self.counters['watchdog_holds'] += 1
+        return TickOutput(observation=self.obs, repeated=True)

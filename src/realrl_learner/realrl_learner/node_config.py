@@ -1,0 +1,35 @@
+"""The learner node's parameters (no ROS imports: graphs validate them without rclpy)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from realrl_common.config import check
+from realrl_common.plugins import NodeKind
+from realrl_common.weights import DEFAULT_CHUNK_BYTES
+from realrl_learner.trainer import TrainerConfig
+
+
+@dataclass(frozen=True)
+class LearnerNodeConfig(TrainerConfig):
+    store_path: str = 'replay'
+    """Replay store to learn from (written by the replay node)."""
+    checkpoint_dir: str = 'checkpoints'
+    """Where checkpoints go; the newest is loaded at start (resume)."""
+    metrics_path: str = ''
+    """JSON-lines file of training metrics ('' for none)."""
+    metrics_every_s: float = 2.0
+    """How often a metrics line and a status message are written."""
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES
+    """Size of one weights chunk on the wire."""
+    nice: int = 10
+    """Scheduling niceness of the learner process: training is background work and must
+    yield the CPU to control loops on the same machine (0: leave as is)."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        check(self.chunk_bytes >= 1024, f'chunk_bytes must be >= 1024, got {self.chunk_bytes}')
+        check(self.metrics_every_s > 0, f'metrics_every_s must be > 0, got {self.metrics_every_s}')
+        check(0 <= self.nice <= 19, f'nice must be in 0..19, got {self.nice}')
+
+
+NODE = NodeKind(role='learner', config=LearnerNodeConfig)

@@ -1,0 +1,31 @@
+"""The replay node's parameters (no ROS imports: graphs validate them without rclpy)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from realrl_common.config import check
+from realrl_common.plugins import NodeKind
+
+
+@dataclass(frozen=True)
+class ReplayNodeConfig:
+    store_path: str = 'replay'
+    """Folder of the Zarr replay store (created if absent or empty, recovered if it exists)."""
+    robot_ids: tuple[str, ...] = ('arm0',)
+    """Robots whose transitions are stored."""
+    commit_interval_s: float = 0.02
+    """How often appended transitions are made durable and acknowledged."""
+    ack_repeat_s: float = 1.0
+    """How often every robot's ack is published again."""
+    fsync: bool = True
+    """fsync at each commit (durable across power loss, not only process crashes)."""
+
+    def __post_init__(self):
+        check(len(self.robot_ids) > 0, 'robot_ids must name at least one robot, e.g. [arm0]')
+        check(self.commit_interval_s > 0,
+              f'commit_interval_s must be > 0, got {self.commit_interval_s}')
+        check(bool(self.store_path), 'store_path must name a folder')
+        check(self.ack_repeat_s > 0, f'ack_repeat_s must be > 0, got {self.ack_repeat_s}')
+
+
+NODE = NodeKind(role='replay', config=ReplayNodeConfig)
