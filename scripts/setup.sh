@@ -41,6 +41,9 @@ src_sum="$(find src colcon.meta -type f -not -name '*.pyc' -not -path '*/__pycac
 if [ "$(cat "$SRC_STAMP" 2>/dev/null)" != "$src_sum" ]; then
   say "building the workspace (colcon)"
   mkdir -p build
+  # Links left by an earlier build whose source file moved or went away would make colcon's
+  # --symlink-install stop with "File exists": drop the dangling ones.
+  [ -d install ] && find install build -xtype l -delete 2>/dev/null || true
   (
     export PATH="$VENV/bin:$PATH"
     export AMENT_PREFIX_PATH="$VENV${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
