@@ -18,5 +18,10 @@ class RewardNodeConfig:
     def __post_init__(self):
         check(len(self.robot_ids) > 0, 'robot_ids must name at least one robot, e.g. [arm0]')
 
+    def needed_state_slices(self) -> dict[str, str]:
+        """The state slices every listed robot must have: parameter -> slice name (graphs
+        refuse a robot that lacks one: its steps could never be labelled)."""
+        return {f'reach.{k}': v for k, v in self.reach.needed_state_slices().items()}
+
 
 NODE = NodeKind(role='reward', config=RewardNodeConfig)

@@ -17,11 +17,6 @@ from realrl_common.ros_params import read_config
 from realrl_reward.reach_reward import ReachReward
 from realrl_reward.node_config import RewardNodeConfig
 
-    def needed_state_slices(self) -> dict[str, str]:
-        """The state slices every listed robot must have: parameter -> slice name (graphs
-        refuse a robot that lacks one: its steps could never be labelled)."""
-        return {f'reach.{k}': v for k, v in self.reach.needed_state_slices().items()}
-
 
 class RewardNode(Node):
     def __init__(self):
