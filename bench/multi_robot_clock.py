@@ -30,7 +30,7 @@ import numpy as np
 import yaml
 
 from _util import ROOT, bench_env, emit, parse, percentile, require_workspace
-from control_clock import (HZ, REALTIME_PRIORITY, bare_timer_errors, pass_figures,
+from control_clock import (HZ, REALTIME_PRIORITY, bare_timer_errors, figure, pass_figures,
                            run_graph_with_baseline)
 
 CONFIG = ROOT / 'config' / 'multi_arm_sim.yaml'
@@ -56,11 +56,11 @@ def write_graph(tmp: Path, realtime_priority: int) -> tuple[Path, dict, dict]:
 def main():
     args = parse(__doc__)
     require_workspace()
-    duration = 30.0 if args.quick else 90.0
+    duration = 20.0 if args.quick else 90.0
     env = bench_env(141)
     with tempfile.TemporaryDirectory(prefix='realrl-bench-multi-') as tmp:
         tmp = Path(tmp)
-        idle = bare_timer_errors(env, 8.0 if args.quick else 30.0, tmp)
+        idle = bare_timer_errors(env, 6.0 if args.quick else 30.0, tmp)
         passes = {}
         for name, rt in (('realtime', REALTIME_PRIORITY), ('normal', 0)):
             work = tmp / name
@@ -89,8 +89,8 @@ def main():
           'per_robot': main_pass['per_robot'],
           'learner_updates_per_s': main_pass['learner_updates_per_s'],
           'stored': s.get('stored'),
-          'baseline_bare_timer_p50': round(float(np.median(idle)), 5),
-          'baseline_bare_timer_p99': round(percentile(idle, 99), 5),
+          'baseline_bare_timer_p50': figure(np.median(idle) if len(idle) else None),
+          'baseline_bare_timer_p99': figure(percentile(idle, 99)),
           'baseline_concurrent_p99': main_pass['baseline_concurrent_p99'],
           'priority_granted': {name: p['priority_granted'] for name, p in passes.items()},
           'held_ticks': main_pass['held_ticks'],
