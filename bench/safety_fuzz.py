@@ -13,9 +13,14 @@ each from the policy or the teleop writer: NaN, inf, out of range, just beyond t
 band, wrong length, empty, stale step, stale episode.
 
 Figures: messages sent; actions applied outside the limits (must be 0); valid actions not
-applied as sent, or applied other than sent (must be 0: `valid_mismatched`); rejections
-counted by the driver per reason. Baseline, in the same run: the same messages through the
-pure-Python guard (ActionGuard) in this process, which is what the driver must match.
+applied as the guard defines them, applied other than sent, or applied unasked (must be 0:
+`valid_mismatched`); values set onto a bound from the tolerance band (`clipped_into_bounds`,
+one per in-band action applied); rejections counted by the driver per reason. Baseline, in
+the same run: the same messages through the pure-Python guard (ActionGuard) in this process,
+which is what the driver must match. `uncounted` are bad messages the driver never saw:
+commands travel reliable but keep only the last 10, so a flood on a loaded machine drops some
+before the driver's executor takes them; for the same reason a person's action can be lost
+and the policy's for that step applied instead (`intervention_lost`, not a guard failure).
 
 Left out: the reward-label and ack inputs (they carry no command to the robot), e-stop, and
 actions from a second writer for the same step as a valid one (DDS orders messages of one
@@ -104,7 +109,7 @@ def main():
         teleop_actions = teleop.create_publisher(Action, '/arm0/action', COMMAND_QOS)
         labels = node.create_publisher(RewardLabel, '/arm0/reward_label', COMMAND_QOS)
         sent, sent_valid, sources = Counter(), Counter(), Counter()
-        expected_applied = []  # per answered step, the action the robot must get
+        expected_applied = []  # per answered step: (the action the robot must get, or None)
         guard = ActionGuard([-1, -1, -1], [1, 1, 1])
 
         def send_valid(obs, a, intervention):
@@ -123,6 +128,8 @@ def main():
                     continue
                 obs = observations[-1]
                 if (obs.episode_id, obs.step) != answered:  # keep the robot moving
+                    if answered is not None and obs.episode_id != answered[0]:
+                        expected_applied.pop()  # the episode ended: its last answer unused
                     answered, answered_at = (obs.episode_id, obs.step), time.monotonic()
                     kind, source = VALID[rng.integers(3)], SOURCES[rng.integers(3)]
                     a = valid_action(kind, rng)
@@ -133,7 +140,9 @@ def main():
                         answer.append((rng.uniform(-1, 1, 3).astype(np.float32), False))
                     for act, intervention in answer:
                         send_valid(obs, act, intervention)
-                    expected_applied.append(guard.bounded(a).tolist())
+                    # what the robot must get; the policy's, only if DDS dropped the person's
+                    expected_applied.append((guard.bounded(a).tolist(), guard.bounded(
+                        answer[-1][0]).tolist() if len(answer) > 1 else None))
                     sent_valid[kind] += 1
                     sources[source] += 1
                     labels.publish(RewardLabel(robot_id='arm0', episode_id=obs.episode_id,
@@ -146,9 +155,9 @@ def main():
                                                step=obs.step, reward=-1.0))
                 kind = KINDS[int(rng.integers(len(KINDS)))]
                 a, de, ds = bad_action(kind, rng)
-                episode, step = obs.episode_id + de, max(0, obs.step + ds)
-                if kind == 'stale_step' and step == obs.step:
-                    step = obs.step + 1
+                episode, step = obs.episode_id + de, obs.step + ds
+                if step < 0:  # ahead instead: the driver may be one step past what we saw
+                    step = obs.step + 2 - ds
                 from_teleop = bool(rng.integers(2))
                 msg = Action(robot_id='arm0', episode_id=episode, step=step,
                              intervention=from_teleop)
@@ -175,7 +184,10 @@ def main():
     violations = sum(1 for a in arr if a.shape != (3,) or not np.all(np.isfinite(a))
                      or np.any(np.abs(a) > 1.0))
     # the robot applies one action per step, in step order; the newest may still be pending
-    mismatched = sum(1 for got, want in zip(applied, expected_applied) if got != want)
+    mismatched = sum(1 for got, (want, alt) in zip(applied, expected_applied)
+                     if got != want and got != alt)
+    outranked = sum(1 for got, (want, alt) in zip(applied, expected_applied)
+                    if got != want and got == alt)
     missing = max(0, len(expected_applied) - 1 - len(applied))
     extra = max(0, len(applied) - len(expected_applied))
     expected = Counter()
@@ -188,8 +200,9 @@ def main():
           f'outside the limits')
     clipped = counters.get('clipped_into_bounds')
     print(f'valid actions: {dict(sent_valid)} from {dict(sources)}; applied other than sent: '
-          f'{mismatched}, not applied: {missing}, applied unasked: {extra}; set onto a bound '
-          f'from the tolerance band: {clipped} (sent in the band: {sent_valid["in_band"]})')
+          f'{mismatched}, not applied: {missing}, applied unasked: {extra}; the policy\'s '
+          f'applied because the person\'s was lost: {outranked}; set onto a bound from the '
+          f'tolerance band: {clipped} (sent in the band: {sent_valid["in_band"]})')
     print(f'driver counted {rejected} rejections {counted}; expected at least {dict(expected)}'
           f'{"; MISSING " + str(shortfall) if shortfall else ""}')
     print(f'baseline ActionGuard in-process on the same messages: rejected {guard.rejected_total} '
@@ -198,7 +211,8 @@ def main():
           'rejected_by_reason': counted, 'applied': len(applied),
           'uncounted': sum(shortfall.values()), 'baseline_guard_rejected': guard.rejected_total,
           'valid_sent': dict(sent_valid), 'valid_sources': dict(sources),
-          'valid_mismatched': mismatched + missing + extra, 'clipped_into_bounds': clipped})
+          'valid_mismatched': mismatched + missing + extra, 'intervention_lost': outranked,
+          'clipped_into_bounds': clipped})
 
 
 if __name__ == '__main__':
