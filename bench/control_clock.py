@@ -47,16 +47,16 @@ BARE_TIMER = textwrap.dedent('''
     from realrl_driver.clock_stats import thread_scheduling
     hz, out, seconds, rt, nice = (float(sys.argv[1]), sys.argv[2], float(sys.argv[3]),
                                   int(sys.argv[4]), int(sys.argv[5]))
+    rclpy.init()
+    node = rclpy.create_node('bare_timer')
     refused = []
-    try:
+    try:  # this thread only, after the DDS threads exist: as the driver does it
         if rt:
             os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(rt))
         if nice:
             os.setpriority(os.PRIO_PROCESS, 0, nice)
     except PermissionError as e:
         refused.append(str(e))
-    rclpy.init()
-    node = rclpy.create_node('bare_timer')
     stamps = []
     node.create_timer(1.0 / hz, lambda: stamps.append(time.monotonic()))
     end = time.monotonic() + seconds
@@ -117,20 +117,23 @@ def bare_timer_errors(env: dict, seconds: float, workdir: Path) -> np.ndarray:
     return base
 
 
-def driver_scheduling(log_dir: Path) -> dict:
-    """{robot_id: scheduling} of each driver's control thread, read back from
-    /proc/<tid>/stat (the tid from the driver's own log line); None until it has logged."""
+def driver_scheduling(log_dir: Path, live: bool) -> dict:
+    """{robot_id: scheduling} of each driver's control thread that has logged its tid: read
+    back from /proc/<tid>/stat while the drivers run (live), else the driver's own report
+    (after they ended, a tid may belong to another thread)."""
     from realrl_driver.clock_stats import thread_scheduling
     found = {}
     for log in sorted(log_dir.glob('*.log')) if log_dir.is_dir() else []:
         m = SCHED_LINE.search(log.read_text(errors='replace'))
         if m:
             tid, rid = int(m.group(1)), m.group(2)
-            try:
-                found[rid] = dict(thread_scheduling(tid), read_from='/proc')
-            except (FileNotFoundError, ProcessLookupError):  # gone: the driver's own report
-                found[rid] = {'tid': tid, 'policy': m.group(3), 'rt_priority': int(m.group(4)),
-                              'nice': int(m.group(5)), 'read_from': 'driver log'}
+            found[rid] = {'tid': tid, 'policy': m.group(3), 'rt_priority': int(m.group(4)),
+                          'nice': int(m.group(5)), 'read_from': 'driver log'}
+            if live:
+                try:
+                    found[rid] = dict(thread_scheduling(tid), read_from='/proc')
+                except FileNotFoundError:  # it ended just now: keep its own report
+                    pass
     return found
 
 
@@ -152,12 +155,12 @@ def run_graph_with_baseline(args: list[str], env: dict, workdir: Path, duration:
         while graph.poll() is None and time.monotonic() < deadline:
             time.sleep(1.0)
             if len(sched) < robots:  # read while the threads live
-                sched.update({k: v for k, v in driver_scheduling(run_dir / 'logs').items()
+                sched.update({k: v for k, v in driver_scheduling(run_dir / 'logs', True).items()
                               if k not in sched})
     finally:
         stop_process(graph, grace_s=60.0)
         stop_process(timer)
-    sched.update({k: v for k, v in driver_scheduling(run_dir / 'logs').items()
+    sched.update({k: v for k, v in driver_scheduling(run_dir / 'logs', False).items()
                   if k not in sched})
     return {'timer': read_bare_timer(timer_out), 'drivers': sched, 'run_dir': run_dir}
 
