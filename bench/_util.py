@@ -35,7 +35,10 @@ def require_workspace() -> None:
 
 
 def bench_env(domain_id: int) -> dict:
+    """This process's environment on ROS domain ``domain_id`` (or REALRL_BENCH_DOMAIN, if set,
+    so that benches run side by side keep apart), localhost discovery only."""
     env = os.environ.copy()
+    domain_id = int(env.get('REALRL_BENCH_DOMAIN', domain_id))
     env.update(ROS_DOMAIN_ID=str(domain_id), ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST')
     return env
 

@@ -66,3 +66,75 @@ def test_losses_are_gaps_in_each_publishers_numbers_never_counted_twice():
     assert lost.lost == 4
     lost.middleware_lost(2)
     assert lost.lost == 5  # it saw more than the gaps show
+
+
+# -- the boundary band: exactly at a bound is inside; within `tolerance` beyond it is accepted
+# and set onto the bound; further out is rejected -------------------------------------------
+F32_ABOVE_ONE = float(np.nextafter(np.float32(1), np.float32(2)))  # 1 + 1.2e-7, in the band
+
+
+@pytest.mark.parametrize('action', [[1.0, -1.0, 0.0], [-1.0, 1.0, 1.0], [0.999999, -0.999999, 0]])
+def test_actions_at_or_inside_the_bounds_pass_unchanged(guard, action):
+    assert guard.check(action, 0, 0, 0, 0).ok
+    out = guard.bounded(action)
+    assert out.dtype == np.float32 and out.tolist() == np.float32(action).tolist()
+    assert guard.clipped == 0 and guard.rejected_total == 0
+
+
+@pytest.mark.parametrize('action, expected', [
+    ([F32_ABOVE_ONE, 0.0, 0.0], [1.0, 0.0, 0.0]),
+    ([0.0, -1.0 - 5e-7, 0.0], [0.0, -1.0, 0.0]),
+    ([1.0 + 1e-6, -1.0 - 1e-6, 0.5], [1.0, -1.0, 0.5]),  # exactly at the band's edge
+])
+def test_values_in_the_tolerance_band_are_accepted_and_set_onto_the_bound(guard, action,
+                                                                          expected):
+    assert guard.check(action, 0, 0, 0, 0).ok
+    out = guard.bounded(action)
+    assert out.tolist() == expected
+    assert np.all(out >= guard.low) and np.all(out <= guard.high)
+    assert guard.clipped == 1 and guard.accepted == 1 and guard.rejected_total == 0
+
+
+@pytest.mark.parametrize('action', [[1.0 + 1.1e-6, 0, 0], [0, -1.0 - 2e-6, 0], [0, 0, 1.00001],
+                                    [float(np.float32(1.0000011)), 0, 0]])
+def test_values_just_beyond_the_band_are_rejected_as_out_of_range(guard, action):
+    verdict = guard.check(action, 0, 0, 0, 0)
+    assert not verdict.ok and verdict.reason == 'out_of_range'
+    assert guard.rejected['out_of_range'] == 1 and guard.accepted == 0
+
+
+def test_a_bound_float32_cannot_hold_is_never_exceeded_after_the_cast():
+    guard = ActionGuard([-0.05], [0.05])  # float32(0.05) is 0.0500000007 > 0.05
+    a = [float(np.float32(0.05))]
+    assert guard.check(a, 0, 0, 0, 0).ok
+    out = guard.bounded(a)
+    assert out.dtype == np.float32 and float(out[0]) <= 0.05 and 0.05 - float(out[0]) < 1e-8
+
+
+class _Robot:
+    """Records what it is commanded; bounds [-1, 1] in float32, as every robot of ours."""
+    state_dim, action_dim, cameras = 1, 2, ()
+    action_low, action_high = -np.ones(2, np.float32), np.ones(2, np.float32)
+
+    def __init__(self):
+        self.applied = []
+
+    def reset(self, seed):
+        return np.zeros(1)
+
+    def apply(self, action):
+        self.applied.append(np.asarray(action).tolist())
+        return np.zeros(1)
+
+    def hold(self):
+        pass
+
+
+def test_the_loop_commands_the_robot_with_the_bounded_action():
+    from realrl_driver.episode_loop import EpisodeLoop, LoopConfig
+    robot = _Robot()
+    loop = EpisodeLoop(LoopConfig(), robot)
+    loop.tick(0.0)
+    assert loop.on_action([F32_ABOVE_ONE, -1.0], 0, 0)
+    assert loop.tick(0.1).applied.tolist() == [1.0, -1.0]
+    assert robot.applied == [[1.0, -1.0]] and loop.guard.clipped == 1

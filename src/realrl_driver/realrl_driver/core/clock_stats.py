@@ -1,10 +1,14 @@
-"""Measures how well a control clock keeps its period."""
+"""Measures how well a control clock keeps its period, and what scheduling its thread got."""
 from __future__ import annotations
 
 import json
+import threading
 from collections import deque
 
 import numpy as np
+
+POLICIES = {0: 'SCHED_OTHER', 1: 'SCHED_FIFO', 2: 'SCHED_RR', 3: 'SCHED_BATCH',
+            5: 'SCHED_IDLE', 6: 'SCHED_DEADLINE'}
 
 
 def period_errors(stamps, period: float) -> np.ndarray:
@@ -14,12 +18,20 @@ def period_errors(stamps, period: float) -> np.ndarray:
 
 
 class PeriodRecorder:
-    """Keeps recent tick times; optionally appends all of them to a JSON-lines file."""
+    """Keeps recent tick times; optionally appends all of them to a JSON-lines file.
+
+    Log format: one JSON list of tick times per flush; the ticks among them in which the
+    control loop held (nothing applied: the action or label was late) follow as a line
+    ``{"held": [times]}``, so ``read_tick_log`` sees every tick and ``read_held_ticks``
+    the held ones."""
 
     def __init__(self, window: int = 200, log_path: str = ''):
         self._recent = deque(maxlen=window)
         self._log_path = log_path
         self._unsaved: list[float] = []
+        self._unsaved_held: list[float] = []
+        self.held = 0
+        """Ticks marked held since the start."""
 
     def configure(self, log_path: str) -> None:
         self._log_path = log_path
@@ -31,21 +43,69 @@ class PeriodRecorder:
             if len(self._unsaved) >= 100:
                 self.flush()
 
+    def mark_held(self) -> None:
+        """The tick recorded last held instead of applying an action."""
+        self.held += 1
+        if self._log_path and self._recent:
+            self._unsaved_held.append(self._recent[-1])
+
     def achieved_hz(self) -> float:
         if len(self._recent) < 2:
             return 0.0
         return (len(self._recent) - 1) / (self._recent[-1] - self._recent[0])
 
     def flush(self) -> None:
-        if self._log_path and self._unsaved:
+        if self._log_path and (self._unsaved or self._unsaved_held):
             with open(self._log_path, 'a') as f:
-                f.write(json.dumps(self._unsaved) + '\n')
-            self._unsaved = []
+                if self._unsaved:
+                    f.write(json.dumps(self._unsaved) + '\n')
+                if self._unsaved_held:
+                    f.write(json.dumps({'held': self._unsaved_held}) + '\n')
+            self._unsaved, self._unsaved_held = [], []
+
+
+def _read_lines(path: str):
+    with open(path) as f:
+        for line in f:
+            if line.strip():
+                yield json.loads(line)
 
 
 def read_tick_log(path: str) -> list[float]:
+    """Every tick time in a PeriodRecorder log, in order."""
     stamps: list[float] = []
-    with open(path) as f:
-        for line in f:
-            stamps.extend(json.loads(line))
+    for entry in _read_lines(path):
+        if isinstance(entry, list):
+            stamps.extend(entry)
     return stamps
+
+
+def read_held_ticks(path: str) -> list[float]:
+    """The times of the ticks in a PeriodRecorder log in which the loop held."""
+    held: list[float] = []
+    for entry in _read_lines(path):
+        if isinstance(entry, dict):
+            held.extend(entry.get('held', []))
+    return held
+
+
+def thread_scheduling(tid: int | None = None) -> dict:
+    """What the kernel gives a thread (this one by default), read back from
+    /proc/<tid>/stat: ``{'tid', 'policy', 'rt_priority', 'nice'}``. Linux schedules per
+    thread, so this is what a control thread actually got, whatever it asked for."""
+    tid = tid if tid is not None else threading.get_native_id()
+    with open(f'/proc/{tid}/stat') as f:
+        stat = f.read()
+    fields = stat[stat.rindex(')') + 2:].split()  # fields[0] is stat field 3 (state)
+    nice, rt_priority, policy = int(fields[16]), int(fields[37]), int(fields[38])
+    return {'tid': tid, 'policy': POLICIES.get(policy, str(policy)),
+            'rt_priority': rt_priority, 'nice': nice}
+
+
+def scheduling_granted(asked_rt: int, asked_nice: int, got: dict) -> dict:
+    """Whether a thread got the real-time priority and niceness it asked for (``None``:
+    not asked). A SCHED_FIFO thread ignores niceness, so only the policy counts then."""
+    rt = None if asked_rt == 0 else (got['policy'] == 'SCHED_FIFO' and
+                                      got['rt_priority'] == asked_rt)
+    nice = None if asked_nice == 0 else got['nice'] == asked_nice
+    return {'realtime': rt, 'nice': nice}

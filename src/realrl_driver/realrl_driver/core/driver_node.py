@@ -40,7 +40,7 @@ from realrl_common.qos import COMMAND_QOS, DATA_QOS, LATCHED_QOS, SENSOR_QOS, ST
 from realrl_common.ros_params import read_config
 from realrl_common.transition import TRANSITION
 from realrl_driver.cameras.rig import CameraError, build_robot, observed_cameras
-from realrl_driver.core.clock_stats import PeriodRecorder
+from realrl_driver.core.clock_stats import PeriodRecorder, scheduling_granted, thread_scheduling
 from realrl_driver.core.count_logs import CountLogger
 from realrl_driver.core.driver_config import DriverNodeConfig  # noqa: F401 (re-exported)
 from realrl_driver.core.episode_loop import EpisodeLoop, LoopConfig, check_reward_source
@@ -147,9 +147,25 @@ class DriverNode(LifecycleNode):
                                       f'{priority} ({e}; needs CAP_SYS_NICE); the clock may '
                                       f'jitter under load')
 
+    def _report_scheduling(self) -> None:
+        """Log what the kernel gives the thread running the control timer (read back, so
+        a priority that was asked for but not granted shows)."""
+        self._scheduling_reported = True
+        asked_rt = getattr(self.cfg, 'realtime_priority', 0)
+        asked_nice = getattr(self.cfg, 'nice', 0)
+        got = thread_scheduling()
+        refused = [k for k, ok in scheduling_granted(asked_rt, asked_nice, got).items()
+                   if ok is False]
+        self.get_logger().info(
+            f'control thread {got["tid"]} of {self.cfg.robot_id}: {got["policy"]} priority '
+            f'{got["rt_priority"]}, nice {got["nice"]} (asked realtime_priority {asked_rt}, '
+            f'nice {asked_nice})'
+            + (f'; NOT granted: {", ".join(refused)}' if refused else ''))
+
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         freeze_heap()  # the robot built at configure is long-lived: keep it out of GC pauses
         self._activated_at = time.monotonic()
+        self._scheduling_reported = False
         self._timer = self.create_timer(1.0 / self.cfg.control_hz, self._tick)
         self._state_label = 'active'
         self.get_logger().info(f'active at {self.cfg.control_hz:g} Hz')
@@ -176,7 +192,8 @@ class DriverNode(LifecycleNode):
         if getattr(self, '_applied_log', None) is not None:
             self._applied_log.close()
         if self.loop is not None:
-            self.get_logger().info('counters: ' + json.dumps(dict(self.loop.counters)) +
+            counters = dict(self.loop.counters, clipped_into_bounds=self.loop.guard.clipped)
+            self.get_logger().info('counters: ' + json.dumps(counters) +
                                    ' rejected: ' + json.dumps(dict(self.loop.guard.rejected)) +
                                    f' actions lost: {self._lost.lost}')
         self._stop_clock()  # the robot holds ...
@@ -287,6 +304,8 @@ class DriverNode(LifecycleNode):
     def _tick(self):
         now = time.monotonic()
         self._tick_clock.record(now)
+        if not self._scheduling_reported:
+            self._report_scheduling()
         if self.loop is None and not self._start_loop(now):
             return
         stamp = self.get_clock().now().to_msg()
@@ -298,6 +317,8 @@ class DriverNode(LifecycleNode):
             self._camera_failed(now, e)
             return
         self._camera_failing = False
+        if out.repeated:
+            self._tick_clock.mark_held()
         if out.applied is not None and self._applied_log is not None:
             self._applied_log.write(json.dumps([float(x) for x in out.applied]) + '\n')
         if out.transition is not None:

@@ -208,8 +208,8 @@ class EpisodeLoop:
             return False
         if self._command is not None and self._command.intervention and not intervention:
             return True  # a person's command for this step outranks the policy's
-        self._command = _Command(np.asarray(action, dtype=np.float32).copy(),
-                                 int(policy_version), bool(intervention))
+        self._command = _Command(self.guard.bounded(action), int(policy_version),
+                                 bool(intervention))
         return True
 
     def on_label(self, episode_id: int, step: int, reward: float, success: bool,

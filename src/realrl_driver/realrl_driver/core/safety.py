@@ -2,11 +2,16 @@
 
 An action is applied only if it has the right length, is finite, lies inside the
 robot's bounds, and answers the observation the driver is waiting on (same episode and
-step). Everything else is rejected and counted by reason; nothing is clipped silently,
-so a misbehaving policy shows up in the counters instead of in the robot's motion.
-Actions that never reach the guard are counted too: those addressed to another robot
-(``refuse``), and those lost on the way (``LossCounter``, from gaps in each publisher's
-sequence numbers). The node logs and publishes the counts; this module only counts.
+step). Everything else is rejected and counted by reason, so a misbehaving policy shows up
+in the counters instead of in the robot's motion. Actions that never reach the guard are
+counted too: those addressed to another robot (``refuse``), and those lost on the way
+(``LossCounter``, from gaps in each publisher's sequence numbers). The node logs and
+publishes the counts; this module only counts.
+
+The boundary: a value exactly at a bound is inside. A value at most ``tolerance`` beyond a
+bound (rounding, e.g. a float64 limit sent as float32) is accepted and set onto the bound by
+``bounded`` before it is applied, and counted in ``clipped``; further out it is rejected as
+``out_of_range``. So what reaches the robot is always inside its bounds.
 """
 from __future__ import annotations
 
@@ -38,6 +43,8 @@ class ActionGuard:
         self.tolerance = tolerance
         self.rejected: Counter = Counter()
         self.accepted = 0
+        self.clipped = 0
+        """Accepted actions that had a value in the tolerance band, set onto the bound."""
         self.estopped = False
 
     @property
@@ -85,6 +92,19 @@ class ActionGuard:
         if episode_id != want_episode or step != want_step:
             return Verdict(False, 'stale')
         return Verdict(True)
+
+    def bounded(self, action) -> np.ndarray:
+        """An accepted action as float32, every value inside [low, high]: values in the
+        tolerance band beyond a bound are set onto it (counted in ``clipped``)."""
+        a = np.asarray(action, dtype=np.float64)
+        inside = np.clip(a, self.low, self.high)
+        if np.any(inside != a):
+            self.clipped += 1
+        out = inside.astype(np.float32)
+        # a bound that float32 cannot hold exactly may round outward: step back inside
+        out = np.where(out > self.high, np.nextafter(out, np.float32(-np.inf)), out)
+        out = np.where(out < self.low, np.nextafter(out, np.float32(np.inf)), out)
+        return out.astype(np.float32)
 
 
 def checked_action(action, action_dim: int) -> np.ndarray:
