@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from realrl_driver.clock_stats import (PeriodRecorder, read_held_ticks, read_tick_log,
+from realrl_driver.core.clock_stats import (PeriodRecorder, read_held_ticks, read_tick_log,
                                        scheduling_granted, thread_scheduling)
 
 

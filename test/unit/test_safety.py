@@ -131,7 +131,7 @@ class _Robot:
 
 
 def test_the_loop_commands_the_robot_with_the_bounded_action():
-    from realrl_driver.episode_loop import EpisodeLoop, LoopConfig
+    from realrl_driver.core.episode_loop import EpisodeLoop, LoopConfig
     robot = _Robot()
     loop = EpisodeLoop(LoopConfig(), robot)
     loop.tick(0.0)
