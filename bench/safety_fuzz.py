@@ -175,7 +175,7 @@ def main():
             rclpy.try_shutdown()
             stop_process(driver)
         log = (Path(tmp) / 'driver.log').read_text()
-        counted = json.loads(log.split(' rejected: ', 1)[1].splitlines()[0]) \
+        counted = json.loads(log.split(' rejected: ', 1)[1].splitlines()[0].split(' actions lost: ')[0]) \
             if ' rejected: ' in log else {}
         counters = json.loads(log.split('counters: ', 1)[1].split(' rejected: ')[0]) \
             if 'counters: ' in log else {}
