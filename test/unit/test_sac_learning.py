@@ -3,8 +3,10 @@ replay store and the learner's Trainer, and the critics do not overestimate nois
 
 Each check also runs with a wrong update injected through ``SAC.td_target`` (the reward's sign
 flipped; the larger of the twin target critics instead of the smaller) and must then fail: so
-a regression of the update makes the suite fail, not just a crash. Seeds are fixed; the
-budgets leave the correct update a margin (it reaches the threshold in about half of them).
+a regression of the update makes the suite fail, not just a crash. Seeds are fixed. The
+correct update solves the task in ~950 of the 1,500 steps (seeds 0 and 1). The critics'
+estimate of noise is averaged over 4 seeds: single seeds overlap (seed 2: 1.23 with the
+smaller twin, 1.16 with the larger), the means do not (0.74 and 1.02).
 """
 from __future__ import annotations
 
@@ -176,13 +178,15 @@ def noisy_value_estimate(sac_class, seed: int = 0, updates: int = 600) -> float:
         return float(torch.min(*sac.critic(data['obs'], action)).mean())
 
 
-OVERESTIMATE = 0.85
-"""Value estimate of zero-mean noise beyond which the critics overestimate (the actor picks
-the actions whose estimate the noise raised, so even the smaller twin ends above 0)."""
+OVERESTIMATE = 0.88
+"""Mean value estimate of zero-mean noise (over seeds 0-3) beyond which the critics
+overestimate. Even the smaller twin ends above 0: the actor picks the actions whose estimate
+the noise raised (0.74 measured, against 1.02 with the larger twin)."""
 
 
 @pytest.mark.parametrize('sac_class, calibrated', [(SAC, True), (MaxOfTwins, False)])
 def test_twin_critics_do_not_overestimate_noisy_rewards_and_the_larger_twin_does(
         sac_class, calibrated):
-    estimate = noisy_value_estimate(sac_class)
-    assert (estimate < OVERESTIMATE) == calibrated, f'{sac_class.__name__}: {estimate:.3f}'
+    estimates = [noisy_value_estimate(sac_class, seed) for seed in range(4)]
+    assert (np.mean(estimates) < OVERESTIMATE) == calibrated, \
+        f'{sac_class.__name__}: {np.round(estimates, 3)}'
