@@ -79,10 +79,11 @@ CODECS = {'delta-zstd': CodecConfig('zstd', 1, 'noshuffle', 'delta'),
 
 def run_store(root: Path, schema: dict, pool: list[dict], seconds: float, batch: int,
               dedup: bool, codec: str, chunk_bytes: int = 2 << 20,
-              max_pending: int = 256) -> dict:
+              max_pending: int = 256, writer_config: WriterConfig | None = None) -> dict:
     store_cfg = StoreConfig(dedup_next_obs=dedup, image_codec=CODECS[codec],
                             target_chunk_bytes=chunk_bytes)
-    writer = ReplayWriter.create(root, schema, {'bench': 'ingest'}, store_cfg, WriterConfig())
+    writer = ReplayWriter.create(root, schema, {'bench': 'ingest'}, store_cfg,
+                                 writer_config or WriterConfig())
     seqs = {robot: 0 for robot in ROBOTS}
     waiting: deque = deque()            # (row end, time appended) of each batch
     latencies = []
@@ -194,7 +195,11 @@ def main(argv=None) -> dict:
                     help='uncompressed bytes per chunk, KiB (default: the store default, 2048)')
     ap.add_argument('--no-dedup', action='store_true',
                     help='store next_obs images explicitly (StoreConfig.dedup_next_obs=False)')
+    ap.add_argument('--plain-view-s', type=float, default=None,
+                    help='WriterConfig.plain_view_interval_s (default: its default)')
     args = ap.parse_args(argv)
+    writer_cfg = (WriterConfig() if args.plain_view_s is None
+                  else WriterConfig(plain_view_interval_s=args.plain_view_s))
     seconds, repeats = (3.0, 1) if args.quick else (10.0, 3)
     schema = node_schema()
     noise = 1.5 if args.images == 'camera' else 0.0
@@ -211,7 +216,8 @@ def main(argv=None) -> dict:
             # file skips every inode deleted in the last 1-6 minutes, so deleting a store
             # just before the next repeat would slow that repeat's chunk files down.
             runs.append(run_store(work / f'store{r}', schema, pool, seconds, args.batch,
-                                  not args.no_dedup, args.codec, args.chunk_kib << 10))
+                                  not args.no_dedup, args.codec, args.chunk_kib << 10,
+                                  writer_config=writer_cfg))
             memory.append(run_memory(schema, pool, seconds, 4096, args.batch))
         create_us = file_create_us(work)  # last: its own deletions would slow later creates
     finally:
@@ -232,6 +238,7 @@ def main(argv=None) -> dict:
         'fsync': True, 'disk_seq_write_mb_s': round(disk), 'repeats': repeats,
         'file_create_cpu_us': round(create_us), 'store_dir': str(work),
         'seconds_each': seconds, 'codec_survey': survey,
+        'plain_view_interval_s': writer_cfg.plain_view_interval_s,
     }
     print(f'node schema (2 cameras, obs+next_obs), images={args.images} (noise std {noise}), '
           f'codec {args.codec}, dedup_next_obs={not args.no_dedup}, appends of {args.batch}, '

@@ -5,6 +5,7 @@ import mujoco
 import numpy as np
 import pytest
 
+from gl_probe import require_offscreen_rendering
 from realrl_driver.robots.mujoco_arm.sim import ARM_MODELS, ArmSimConfig, MujocoArmSim
 
 ARMS = {'panda7': 7, 'ur5e6': 6}
@@ -128,10 +129,8 @@ def test_unknown_model_and_torque_motors_are_refused(tmp_path):
 
 def test_front_and_wrist_cameras_render(sim):
     sim.reset(0)
-    try:
-        front = sim.render('front', width=64, height=48)
-    except RuntimeError as e:
-        pytest.skip(f'no offscreen rendering here: {e}')
+    require_offscreen_rendering()
+    front = sim.render('front', width=64, height=48)
     wrist = sim.render('wrist', width=64, height=48)
     for img in (front, wrist):
         assert img.shape == (48, 64, 3) and img.dtype == np.uint8 and img.std() > 0

@@ -3,6 +3,7 @@ import gymnasium
 import numpy as np
 import pytest
 
+from gl_probe import require_offscreen_rendering
 from realrl_common.config import ConfigError, build_config
 from realrl_driver.core.episode_loop import EpisodeLoop, LoopConfig
 from realrl_driver.robots.gym.config import GymDriverConfig
@@ -73,10 +74,8 @@ def test_reacher_renders_its_env_camera():
     robot = GymRobot(GymEnvConfig('Reacher-v5'), cameras=('env',), image_size=(48, 64))
     assert (robot.state_dim, robot.action_dim, robot.camera_names) == (10, 2, ('env',))
     robot.reset(0)
-    try:
-        frame = robot.render('env', 64, 48)
-    except Exception as e:  # noqa: BLE001 - GL backends raise assorted types
-        pytest.skip(f'no offscreen rendering here: {e}')
+    require_offscreen_rendering()
+    frame = robot.render('env', 64, 48)
     assert frame.shape == (48, 64, 3) and frame.dtype == np.uint8 and frame.std() > 0
     robot.close()
 

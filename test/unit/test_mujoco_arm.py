@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from gl_probe import require_offscreen_rendering
 from realrl_driver.robots.mujoco_arm.sim import ArmSimConfig, MujocoArmSim
 
 
@@ -154,10 +155,8 @@ def test_sim_rejects_configs_that_do_not_fit_the_model(kwargs, field):
 
 def test_render_gives_rgb_images(sim):
     sim.reset(0)
-    try:
-        front = sim.render('front', width=64, height=48)
-    except RuntimeError as e:
-        pytest.skip(f'no offscreen rendering here: {e}')
+    require_offscreen_rendering()
+    front = sim.render('front', width=64, height=48)
     wrist = sim.render('wrist', width=64, height=48)
     for img in (front, wrist):
         assert img.shape == (48, 64, 3) and img.dtype == np.uint8

@@ -1,6 +1,7 @@
 """Process supervision: restart policy, and stop_all leaves no process behind."""
 import os
 import signal
+import subprocess
 import sys
 import time
 
@@ -96,3 +97,63 @@ def test_files_we_were_seen_using_are_removed_even_if_old_and_our_own_when_exiti
         assert remove_orphan_segments(since=time.time() - 60, shm=shm,
                                       ignore_pids=frozenset({os.getpid()})) == ['fastdds_mine']
     assert old_other.exists()  # never ours: untouched
+
+
+NODE_WITH_CHILD = ('import subprocess, sys, time; c = subprocess.Popen([sys.executable, "-c", '
+                   '"import time; time.sleep(600)"], start_new_session=sys.argv[2] == "own"); '
+                   'open(sys.argv[1], "w").write(str(c.pid)); time.sleep(600)')
+LAUNCHER = '''
+import sys, time
+from pathlib import Path
+from realrl_bringup.graph import NodeSpec
+from realrl_bringup.supervisor import Supervisor
+folder = Path(sys.argv[1])
+sup = Supervisor(folder / 'logs')
+for name, session in (('a', 'same'), ('b', 'same'), ('c', 'own')):
+    sup.add(NodeSpec(name, 'p', 'e'), [sys.executable, '-c', sys.argv[2],
+                                         str(folder / name), session])
+sup.start_all()
+(folder / 'nodes').write_text(' '.join(str(m.proc.pid) for m in sup.nodes.values()))
+time.sleep(600)
+'''
+
+
+def wait_until(predicate, timeout_s):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return predicate()
+
+
+def test_sigkilled_launcher_leaves_no_node_nor_grandchild_behind(tmp_path):
+    """A real SIGKILL of the supervising process: its nodes, their children, and a grandchild
+    in a session of its own are all stopped (by the orphan guard)."""
+    launcher = subprocess.Popen([sys.executable, '-c', LAUNCHER, str(tmp_path), NODE_WITH_CHILD],
+                                start_new_session=True)
+    pids = []
+    try:
+        assert wait_until(lambda: all((tmp_path / f).exists() and (tmp_path / f).read_text()
+                                      for f in ('nodes', 'a', 'b', 'c')), 60)
+        pids = [int(p) for p in (tmp_path / 'nodes').read_text().split()]
+        pids += [int((tmp_path / f).read_text()) for f in ('a', 'b', 'c')]
+        assert all(alive(p) for p in pids) and len(pids) == 6
+        os.kill(launcher.pid, signal.SIGKILL)
+        launcher.wait()
+        assert wait_until(lambda: not any(alive(p) for p in pids), 30), \
+            [p for p in pids if alive(p)]
+    finally:
+        for pid in [launcher.pid] + pids:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_a_clean_stop_ends_the_orphan_guard_too(tmp_path):
+    sup = Supervisor(tmp_path)
+    sup.add(NodeSpec('a', 'p', 'e'), SLEEPER)
+    sup.start_all()
+    guard = sup._guard
+    assert guard is not None and guard.poll() is None
+    sup.stop_all(grace_s=2)
+    assert guard.poll() == 0 and sup._guard is None

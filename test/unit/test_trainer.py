@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import torch
 
+from fsync_trace import SyncTrace
 from realrl_common.config import ConfigError
 
 from realrl_learner.sac import SACConfig
@@ -60,6 +61,34 @@ def test_pacing_training_versions_and_checkpoint_round_trip(tmp_path):
                                unpack_actor(blob).act(obs, True))
     trainer.close()
     again.close()
+    writer.close()
+
+
+def test_checkpoints_are_synced_before_their_rename_and_their_folder_after(tmp_path,
+                                                                             monkeypatch):
+    """Checked by tracing the calls: the file's bytes are durable before its name, and the
+    folder (both renames, and the folder's own name in its parent) after."""
+    writer = ReplayWriter.create(tmp_path / 'store', transition_schema(DESC),
+                                 {'robots': {'arm0': DESC}})
+    fill(writer, 1, 40, np.random.default_rng(0))
+    cfg = TrainerConfig(sac=SACConfig(batch_size=16, learning_starts=30), refresh_every_s=0.0)
+    trainer = Trainer(cfg, ReplayReader(tmp_path / 'store'), tmp_path / 'run' / 'ckpt')
+    trainer.step()
+    folder = tmp_path / 'run' / 'ckpt'
+    for _ in range(2):  # the first creates the folder
+        trace = SyncTrace(monkeypatch)
+        path = trainer.save_checkpoint()
+        moved = trace.renamed_from(path.with_suffix('.tmp'))
+        assert trace.renamed_to(path) == moved
+        assert trace.synced_between(path.with_suffix('.tmp'), -1, moved)
+        latest = trace.renamed_to(folder / 'latest.pt')
+        assert trace.synced_between(folder, max(moved, latest)), trace.events
+    assert trace.syncs(folder.parent) == []  # the folder existed: nothing to do
+    trace = SyncTrace(monkeypatch)
+    trainer.checkpoint_dir = tmp_path / 'new' / 'ckpt'
+    trainer.save_checkpoint()
+    assert trace.syncs(tmp_path / 'new'), trace.events
+    trainer.close()
     writer.close()
 
 

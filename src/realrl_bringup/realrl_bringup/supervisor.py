@@ -4,6 +4,10 @@ Each node runs in its own session (process group), so stopping it stops anything
 started too. ``stop_all`` sends SIGINT (nodes shut down cleanly and release their DDS
 shared memory), then SIGTERM, then SIGKILL, and finally removes the Fast DDS
 shared-memory files that processes killed along the way left behind.
+
+If the launcher itself dies (even by SIGKILL) its nodes do not outlive it: an orphan guard
+process (orphan_guard.py), told of every node, stops them when its pipe from the launcher
+closes.
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from pathlib import Path
 
 from ament_index_python.packages import PackageNotFoundError, get_package_prefix
 
+from realrl_bringup import orphan_guard
 from realrl_bringup.graph import NodeSpec
 from realrl_bringup.shm_cleanup import files_of, remove_orphan_segments
 
@@ -66,6 +71,7 @@ class Supervisor:
         self.started_at = time.time()
         self.shm_seen: set[str] = set()
         """Fast DDS shared-memory files our processes were seen using (see note_shm)."""
+        self._guard: subprocess.Popen | None = None
 
     def add(self, spec: NodeSpec, command: list[str]) -> Managed:
         m = Managed(spec, command, self.log_dir / f'{spec.label}.log')
@@ -81,6 +87,7 @@ class Supervisor:
         finally:
             log.close()
         m.starts += 1
+        self._tell_guard(f'+{m.proc.pid}')
 
     def start_all(self) -> None:
         for m in self.nodes.values():
@@ -94,6 +101,7 @@ class Supervisor:
                 continue
             code = m.proc.returncode
             m.exits.append(code)
+            self._tell_guard(f'-{m.proc.pid}')
             m.proc = None
             restart = (m.spec.restart == 'on_failure' and code != 0
                        and m.starts <= self.max_restarts)
@@ -136,9 +144,38 @@ class Supervisor:
                           'leaving it to the kernel', file=sys.stderr, flush=True)
                 codes[fqn] = m.proc.returncode
                 m.exits.append(m.proc.returncode)
+                self._tell_guard(f'-{m.proc.pid}')
                 m.proc = None
+        self._stop_guard()
         self.remove_orphans()
         return codes
+
+    def _tell_guard(self, line: str) -> None:
+        """Tell the orphan guard of a node started (+pid) or reaped (-pid); start it first."""
+        if self._guard is None:
+            self._guard = subprocess.Popen(
+                [sys.executable, orphan_guard.__file__], stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL, start_new_session=True, env=self.env)
+        try:
+            self._guard.stdin.write(f'{line}\n'.encode())
+            self._guard.stdin.flush()
+        except (BrokenPipeError, ValueError):  # the guard died: nodes may outlive a crash
+            print(f'realrl: the orphan guard (pid {self._guard.pid}) is gone; nodes started '
+                  'from now on are not stopped if realrl is killed', file=sys.stderr, flush=True)
+
+    def _stop_guard(self) -> None:
+        """Every node is stopped and reaped: the guard exits with nothing to stop."""
+        if self._guard is not None:
+            try:
+                self._guard.stdin.close()
+            except BrokenPipeError:
+                pass
+            try:
+                self._guard.wait(5)
+            except subprocess.TimeoutExpired:
+                self._guard.kill()
+                self._guard.wait()
+            self._guard = None
 
 
 def _signal_group(proc: subprocess.Popen, sig: int) -> None:

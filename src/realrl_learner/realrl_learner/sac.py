@@ -131,10 +131,7 @@ class SAC:
         alpha = self.log_alpha.exp().detach()
 
         with torch.no_grad():
-            next_action, next_logp, _ = self.actor(next_obs, mask)
-            q1_t, q2_t = self.critic_target(next_obs, next_action)
-            next_v = torch.min(q1_t, q2_t) - alpha * next_logp
-            target_q = reward + cfg.gamma * (1.0 - terminated) * next_v
+            target_q = self.td_target(reward, next_obs, terminated, mask, alpha)
         q1, q2 = self.critic(obs, action)
         critic_loss = F.mse_loss(q1, target_q) + F.mse_loss(q2, target_q)
         self._step(self.critic_opt, critic_loss, self.critic)
@@ -153,6 +150,17 @@ class SAC:
             **self._last_actor_metrics,
             'train/updates': float(self.updates),
         }
+
+    def td_target(self, reward: torch.Tensor, next_obs: torch.Tensor,
+                  terminated: torch.Tensor, mask: torch.Tensor | None,
+                  alpha: torch.Tensor) -> torch.Tensor:
+        """The critics' regression target: reward plus the discounted soft value of the next
+        state under the current policy, by the smaller of the twin target critics (clipped
+        double Q). The learning tests replace it with wrong targets to show they fail."""
+        next_action, next_logp, _ = self.actor(next_obs, mask)
+        q1_t, q2_t = self.critic_target(next_obs, next_action)
+        next_v = torch.min(q1_t, q2_t) - alpha * next_logp
+        return reward + self.cfg.gamma * (1.0 - terminated) * next_v
 
     def _update_actor_and_alpha(self, obs: torch.Tensor, mask: torch.Tensor | None
                                 ) -> dict[str, float]:

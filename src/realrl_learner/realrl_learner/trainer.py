@@ -28,7 +28,7 @@ from realrl_common.transition import EMBODIMENT
 from realrl_learner.sac import MASK_KEY, SAC, SACConfig
 from realrl_policy.models import build_actor
 from realrl_policy.weights_blob import pack_actor
-from realrl_replay.layout import IDENTITY_FILE
+from realrl_replay.layout import IDENTITY_FILE, fsync_dir
 from realrl_replay.mixer import MixedSampler, check_compatible, open_sources
 from realrl_replay.sampler import Sampler
 from realrl_replay.sampler_config import SamplerConfig
@@ -195,7 +195,9 @@ class Trainer:
 
     def save_checkpoint(self, now: float | None = None) -> Path:
         self._last_checkpoint = time.monotonic() if now is None else now
-        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        if not self.checkpoint_dir.is_dir():
+            self.checkpoint_dir.mkdir(parents=True)
+            fsync_dir(self.checkpoint_dir.parent)  # the new folder's name is durable
         state = {'sac': self.sac.state_dict(), 'version': self.version,
                  'space': json.dumps(self.space.to_json())}
         path = self.checkpoint_dir / f'ckpt_{self.sac.updates:09d}.pt'
@@ -209,6 +211,7 @@ class Trainer:
         tmp_link.unlink(missing_ok=True)
         os.link(path, tmp_link)
         os.replace(tmp_link, latest)
+        fsync_dir(self.checkpoint_dir)  # both renames are durable before the next step
         for old in sorted(self.checkpoint_dir.glob('ckpt_*.pt'))[:-self.cfg.keep_checkpoints]:
             old.unlink()
         return path

@@ -144,10 +144,17 @@ class WriterConfig:
     """Threads that encode and write the fields' chunks of a commit in parallel."""
     retention: RetentionConfig | None = None
     """Size/age cap: oldest whole episodes are evicted at commits (None: keep everything)."""
+    plain_view_interval_s: float = 10.0
+    """What a plain Zarr reader sees (array shapes, the group's ``committed_rows``, the last
+    incomplete chunks; plain_view.py) follows the commits at open, at close and at the first
+    commit this many seconds after its last update (0: at every commit, at a cost)."""
 
     def __post_init__(self):
         if self.io_threads < 1:
             raise ValueError(f'io_threads must be >= 1, got {self.io_threads}')
+        if not self.plain_view_interval_s >= 0:
+            raise ValueError(f'plain_view_interval_s must be >= 0, got '
+                             f'{self.plain_view_interval_s}')
 
 
 @dataclass(frozen=True)

@@ -203,3 +203,30 @@ def read_chunk(path: Path, chunks: int, i: int) -> bytes:
         raise StoreError(f'{path}: chunk {i} of the shard is cut short ({len(data)} of '
                          f'{nbytes} bytes); the store is corrupted')
     return data
+
+
+_PUNCH_HOLE = 0x02 | 0x01  # FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE (linux/falloc.h)
+
+
+def punch_hole(path: Path, offset: int, length: int) -> bool:
+    """Give the disk space of ``offset .. offset+length`` of ``path`` back (it reads as zeros
+    afterwards; the file keeps its size). False where the file system or libc cannot (the
+    bytes then stay, unreferenced) or the file is gone."""
+    import ctypes
+    import ctypes.util
+
+    libc = getattr(_local, 'libc', None) or ctypes.CDLL(ctypes.util.find_library('c'),
+                                                          use_errno=True)
+    _local.libc = libc
+    try:
+        fd = os.open(path, os.O_WRONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fallocate = getattr(libc, 'fallocate', None)
+        if fallocate is None:
+            return False
+        fallocate.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64)
+        return fallocate(fd, _PUNCH_HOLE, offset, length) == 0
+    finally:
+        os.close(fd)

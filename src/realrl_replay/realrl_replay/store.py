@@ -14,6 +14,7 @@ from .config import StoreConfig
 from .errors import StoreError
 from .layout import (DATA_DIR, CommitMarker, Identity, MarkerSlots, field_dir, fsync_dir,
                      write_file)
+from .plain_view import group_attributes
 from .schema import Schema
 
 
@@ -89,14 +90,14 @@ def create_store(root: str | os.PathLike, mapping: Mapping[str, Any], metadata: 
             raise StoreError(f'{root}: folder is not empty; refusing to create a store there '
                              '(use ReplayWriter.open for an existing store)')
     root.mkdir(parents=True, exist_ok=True)
-    _create_arrays(root / DATA_DIR, schema, config)
+    _create_arrays(root / DATA_DIR, schema, fsync)
     identity = Identity(uuid.uuid4().hex, schema.to_json(), config.to_json(), metadata,
                         time.time_ns())
     MarkerSlots.create(root, CommitMarker(identity.uuid, 0, 0, (), (), schema.empty(0)), schema,
                        fsync)
-    if fsync:
-        for spec in schema.fields:
-            fsync_dir(field_dir(root, spec))
+    if fsync:  # everything durable before the identity file that makes the folder a store
+        _fsync_tree(root / DATA_DIR)
+        fsync_dir(root)
     identity.write(root, fsync)
     if fsync:
         fsync_dir(root)
@@ -104,19 +105,27 @@ def create_store(root: str | os.PathLike, mapping: Mapping[str, Any], metadata: 
     return StoreInfo(root, identity, schema, config)
 
 
-def _create_arrays(data_root: Path, schema: Schema, config: StoreConfig) -> None:
+def _fsync_tree(top: Path) -> None:
+    """fsync every file and folder under ``top`` (Zarr's metadata files and the folders that
+    name them), folders after their contents, ``top`` last."""
+    for folder, _, files in sorted(os.walk(top), key=lambda entry: -len(entry[0])):
+        for name in files:
+            fd = os.open(os.path.join(folder, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fsync_dir(Path(folder))
+
+
+def _create_arrays(data_root: Path, schema: Schema, fsync: bool) -> None:
     import warnings
 
     import zarr
     from zarr.codecs import BloscCodec, BytesCodec, Delta, TransposeCodec
 
     group = zarr.open_group(str(data_root), mode='w-')
-    group.attrs['realrl_replay'] = (
-        'only rows counted by the commit marker (../commit.0 or ../commit.1, whichever is '
-        'newer) and not below its retention watermark are committed; chunks beyond them may '
-        'be absent or left by an interrupted commit. Read through '
-        'realrl_replay.ReplayReader. Linked next_obs images are '
-        'zeros where ../_next_obs_link says so (see DESIGN.md).')
+    group.attrs.update(group_attributes(schema, 0, 0, ()))  # plain_view.py keeps them true
     for spec in schema.fields:
         codec = spec.codec
         filters = None
@@ -131,19 +140,19 @@ def _create_arrays(data_root: Path, schema: Schema, config: StoreConfig) -> None
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')
             group.create_array(
-                spec.name, shape=(config.capacity_rows, *spec.shape),
+                spec.name, shape=(0, *spec.shape),
                 chunks=(spec.chunk_rows, *spec.shape), dtype=spec.dtype, fill_value=0,
                 shards=(spec.chunk_rows * spec.shard_chunks, *spec.shape),
                 filters=filters, serializer=BytesCodec(), compressors=compressors,
                 chunk_key_encoding={'name': 'default', 'separator': '.'})
-        _index_at_start(data_root / spec.name / 'zarr.json')
+        _index_at_start(data_root / spec.name / 'zarr.json', fsync)
 
 
-def _index_at_start(meta_path: Path) -> None:
+def _index_at_start(meta_path: Path, fsync: bool) -> None:
     """Declare the shards as shards.py writes them: index first, without a checksum."""
     meta = json.loads(meta_path.read_bytes())
     (sharding,) = [c for c in meta['codecs'] if c['name'] == 'sharding_indexed']
     sharding['configuration']['index_location'] = 'start'
     sharding['configuration']['index_codecs'] = [
         {'name': 'bytes', 'configuration': {'endian': 'little'}}]
-    write_file(meta_path, json.dumps(meta, indent=2).encode(), fsync=True)
+    write_file(meta_path, json.dumps(meta, indent=2).encode(), fsync)

@@ -36,6 +36,7 @@ from .config import RetentionConfig, StoreConfig, WriterConfig
 from .errors import StoreError
 from .layout import ChunkCodec, CommitMarker, MarkerSlots, chunk_name, field_dir, fsync_dir
 from .lock import WriterLock
+from .plain_view import PlainView
 from .recovery import repair, scan
 from .schema import LINK, MAX_ROBOTS, ROBOT_ID, SEQ, FieldSpec, Schema
 from .shards import ShardWriter, aligned, read_entry
@@ -182,6 +183,10 @@ class ReplayWriter:
         self._error: BaseException | None = None
         self._closed = False
         self._open_shards(config.fsync)
+        self._plain = PlainView(info.root, schema, config.plain_view_interval_s)
+        self._plain_marker = marker
+        """The newest durable marker (what close shows plain Zarr readers)."""
+        self._plain.update(marker, self._columns, self._pool, config.fsync)
 
     # ----------------------------------------------------------------------------- opening
     @classmethod
@@ -211,6 +216,7 @@ class ReplayWriter:
         lock = WriterLock.acquire(info.root)
         try:
             marker = info.read_marker()
+            PlainView(info.root, info.schema, 0).shrink(marker.count, config.fsync)
             scans = scan(info, marker.count, marker.first)
             deleted = repair(info, marker.count, scans, marker.first)
             if config.fsync and deleted:
@@ -357,6 +363,9 @@ class ReplayWriter:
                 self.commit()
             elif self._inflight is not None and self._error is None:
                 self._inflight.result()
+            if self._error is None:
+                self._plain.update(self._plain_marker, self._columns, self._pool,
+                                   self.config.fsync, final=True)
         finally:
             self._closed = True
             self._committer.shutdown()
@@ -440,6 +449,9 @@ class ReplayWriter:
             previous = self._durable
             info = _commit_info(marker, snap.new_rows)
             self._durable = info
+            self._plain_marker = marker
+            if self._plain.due():
+                self._plain.update(marker, self._columns, self._pool, fsync)
             if marker.first > previous.first:
                 self._delete_below(previous.first, marker.first)
             for column, buffer in snap.released:
