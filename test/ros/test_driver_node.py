@@ -4,13 +4,13 @@ import signal
 import numpy as np
 from lifecycle_msgs.msg import Transition as LcTransition
 from lifecycle_msgs.srv import ChangeState, GetState
-from realrl_interfaces.msg import Action, DriverStatus, Observation, RewardLabel, Transition
-from realrl_interfaces.srv import Describe
+from ros_env import Proc, executable, wait_for
 from std_srvs.srv import SetBool
 
 from realrl_common.convert import from_f32, to_f32
 from realrl_common.qos import COMMAND_QOS, DATA_QOS, SENSOR_QOS, STATUS_QOS
-from ros_env import Proc, executable, wait_for
+from realrl_interfaces.msg import Action, DriverStatus, Observation, RewardLabel, Transition
+from realrl_interfaces.srv import Describe
 
 
 def call(node, client, request, timeout=10.0, attempts=1):

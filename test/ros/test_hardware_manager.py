@@ -5,12 +5,12 @@ import time
 
 from lifecycle_msgs.msg import Transition as LcTransition
 from lifecycle_msgs.srv import ChangeState
-from realrl_interfaces.msg import RobotStates
-from realrl_interfaces.srv import AcquireLease, ReleaseLease, RenewLease
+from ros_env import Proc, executable, wait_for
 
 from realrl_bringup.shm_cleanup import remove_orphan_segments
 from realrl_common.qos import LATCHED_QOS
-from ros_env import Proc, executable, wait_for
+from realrl_interfaces.msg import RobotStates
+from realrl_interfaces.srv import AcquireLease, ReleaseLease, RenewLease
 
 ROBOTS = ('arm0', 'arm1', 'arm2')
 

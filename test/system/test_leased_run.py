@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from ros_env import ROOT, isolate, next_domain_id, require_workspace, wait_for
 from test_reach_graph import FAST, Run, stored
 
@@ -40,6 +39,7 @@ def test_robots_are_leased_for_the_run_and_released_after(tmp_path):
             < text.index('/arm0/driver active')
         assert wait_for(lambda: stored(run_dir) > 20, 60), run.text()
         import rclpy
+
         from realrl_interfaces.srv import AcquireLease
         rclpy.init()
         try:

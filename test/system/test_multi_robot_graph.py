@@ -8,7 +8,6 @@ import json
 import numpy as np
 import pytest
 import yaml
-
 from ros_env import ROOT, isolate, next_domain_id, require_workspace, wait_for
 from test_reach_graph import Run, processes_of
 

@@ -15,7 +15,6 @@ import subprocess
 from pathlib import Path
 
 import yaml
-
 from ros_env import ROOT, next_domain_id, require_workspace, wait_for
 
 LINEAR = "actor type 'linear' (LinearGaussianActor)"
@@ -41,7 +40,7 @@ GRAPH = {
 
 
 def in_overlay(overlay: Path, command: str, cwd: Path, timeout: float):
-    """command in bash with realrl's environment and the plug-in's overlay sourced."""
+    """Command in bash with realrl's environment and the plug-in's overlay sourced."""
     script = (f'source {ROOT}/scripts/env.sh && source {overlay}/setup.bash && {command}')
     return subprocess.run(['bash', '-c', script], cwd=cwd, capture_output=True, text=True,
                           timeout=timeout, env=dict(os.environ, ROS_DOMAIN_ID=str(

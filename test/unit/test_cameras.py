@@ -6,12 +6,12 @@ import time
 import cv2
 import numpy as np
 import pytest
+from video_source import H, W, frame_number, write_video
 
 from realrl_driver.cameras.base import CameraError
 from realrl_driver.cameras.factory import open_camera
 from realrl_driver.cameras.opencv import OpenCVCamera
 from realrl_driver.cameras.realsense import RealSenseCamera
-from video_source import H, W, frame_number, write_video
 
 
 def wait_for(predicate, timeout=10.0):

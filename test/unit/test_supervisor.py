@@ -5,8 +5,8 @@ import sys
 import time
 
 from realrl_bringup.graph import NodeSpec
-from realrl_bringup.supervisor import Supervisor
 from realrl_bringup.shm_cleanup import remove_orphan_segments
+from realrl_bringup.supervisor import Supervisor
 
 SLEEPER = [sys.executable, '-c', 'import subprocess, sys, time; '
            'subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"]); time.sleep(600)']

@@ -4,7 +4,6 @@ import pytest
 import torch
 
 from realrl_common.config import ConfigError
-
 from realrl_learner.sac import SACConfig
 from realrl_learner.trainer import Trainer, TrainerConfig, checkpoint_weights
 from realrl_policy.weights_blob import unpack_actor

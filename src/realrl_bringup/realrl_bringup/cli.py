@@ -1,11 +1,11 @@
 """`realrl`: start a graph from its YAML description, watch it, stop it cleanly.
 
-    realrl train [--config config/reach_sim.yaml] [--run-dir DIR] [--set node.key=value]
-    realrl train --resume DIR
-    realrl check [--config FILE]          validate a graph file, start nothing
-    realrl plot DIR                       redraw a run's learning curve
-    realrl robots [--wait-s S]            the hardware manager's robots: kind, state, holder,
-                                          rate, health
+realrl train [--config config/reach_sim.yaml] [--run-dir DIR] [--set node.key=value]
+realrl train --resume DIR
+realrl check [--config FILE]          validate a graph file, start nothing
+realrl plot DIR                       redraw a run's learning curve
+realrl robots [--wait-s S]            the hardware manager's robots: kind, state, holder,
+rate, health
 """
 from __future__ import annotations
 

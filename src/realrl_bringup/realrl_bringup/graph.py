@@ -117,6 +117,7 @@ def substitute(value: Any, variables: dict[str, str]) -> Any:
 class Graph:
     """A graph description read once, with its --set overrides applied once, and validated
     whole: every node's kind and config, and the references between nodes."""
+
     spec: GraphSpec
     """The nodes, stop criterion and lease, with ${variables} substituted."""
     kinds: dict[str, NodeKind]

@@ -34,6 +34,7 @@ GRAPH_SNAPSHOT = 'graph.yaml'
 @dataclass(frozen=True)
 class RunOptions:
     """How `realrl train` watches a run (its command-line options)."""
+
     max_wall_s: float | None = None
     """Stop after this many seconds (None: the graph's stop.max_wall_s)."""
     stop_at_success: bool = True

@@ -34,6 +34,7 @@ def chunk_blob(version: int, blob: bytes, chunk_bytes: int = DEFAULT_CHUNK_BYTES
 @dataclass
 class BlobAssembler:
     """Collects chunks; ``add`` returns (version, blob) once a newer version is whole."""
+
     current_version: int = 0
     rejected: int = 0
     _version: int = -1

@@ -16,15 +16,15 @@ import time
 from dataclasses import dataclass, field
 
 from rclpy.node import Node
-from realrl_interfaces.msg import DriverStatus, RobotDescription, RobotState, RobotStates
-from realrl_interfaces.srv import AcquireLease, Describe, ReleaseLease, RenewLease
 
 from realrl_common.lifecycle import BringUp
 from realrl_common.node_main import spin_node
 from realrl_common.qos import LATCHED_QOS, STATUS_QOS
 from realrl_common.ros_params import read_config
-from realrl_hardware.registry import Registry, RobotView
 from realrl_hardware.node_config import HardwareManagerConfig
+from realrl_hardware.registry import Registry, RobotView
+from realrl_interfaces.msg import DriverStatus, RobotDescription, RobotState, RobotStates
+from realrl_interfaces.srv import AcquireLease, Describe, ReleaseLease, RenewLease
 
 STATUS_TYPE = 'realrl_interfaces/msg/DriverStatus'
 DESCRIBE_TYPE = 'realrl_interfaces/srv/Describe'
@@ -35,6 +35,7 @@ TICK_S = 0.05
 @dataclass
 class _Watch:
     """What the node holds for one driver."""
+
     describe: object  # rclpy client
     describing: tuple | None = None  # (future, deadline)
     bring_up: BringUp | None = None

@@ -126,6 +126,7 @@ class LeaseReply:
 @dataclass(frozen=True)
 class RobotView:
     """One row of the manager's report (the fields of realrl_interfaces/RobotState)."""
+
     robot_id: str
     kind: str
     driver: str

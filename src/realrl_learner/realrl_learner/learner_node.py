@@ -11,17 +11,17 @@ import threading
 import time
 from pathlib import Path
 
-from realrl_interfaces.msg import LearnerStatus, WeightChunk
 from rclpy.node import Node
 
 from realrl_common.node_main import spin_node
 from realrl_common.qos import STATUS_QOS, WEIGHTS_QOS
 from realrl_common.ros_params import read_config
 from realrl_common.weights import chunk_blob
+from realrl_interfaces.msg import LearnerStatus, WeightChunk
+from realrl_learner.node_config import LearnerNodeConfig
 from realrl_learner.trainer import Trainer, checkpoint_weights
 from realrl_replay.errors import StoreError
 from realrl_replay.reader import ReplayReader
-from realrl_learner.node_config import LearnerNodeConfig
 
 
 class LearnerNode(Node):

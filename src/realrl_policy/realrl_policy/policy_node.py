@@ -8,8 +8,6 @@ concurrently, so an action is always computed by one whole set of weights.
 from __future__ import annotations
 
 import torch
-from realrl_interfaces.msg import (Action, Observation, PolicyVersion, RobotDescription,
-                                   WeightChunk)
 from rclpy.node import Node
 
 from realrl_common.convert import from_f32, to_f32
@@ -18,6 +16,7 @@ from realrl_common.node_main import spin_node
 from realrl_common.qos import COMMAND_QOS, LATCHED_QOS, SENSOR_QOS, WEIGHTS_QOS
 from realrl_common.ros_params import read_config
 from realrl_common.weights import BlobAssembler, Chunk
+from realrl_interfaces.msg import Action, Observation, PolicyVersion, RobotDescription, WeightChunk
 from realrl_policy.inference import InferenceEngine
 from realrl_policy.node_config import PolicyNodeConfig
 

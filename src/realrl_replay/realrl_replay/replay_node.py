@@ -21,8 +21,6 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from realrl_interfaces.msg import RobotDescription, Transition, TransitionAck
-from realrl_interfaces.srv import SenderState
 from rclpy.node import Node
 
 from realrl_common.config import ConfigError
@@ -31,6 +29,8 @@ from realrl_common.node_main import spin_node
 from realrl_common.qos import DATA_QOS, LATCHED_QOS
 from realrl_common.ros_params import read_config
 from realrl_common.transition import TRANSITION
+from realrl_interfaces.msg import RobotDescription, Transition, TransitionAck
+from realrl_interfaces.srv import SenderState
 from realrl_replay.config import WriterConfig
 from realrl_replay.errors import StoreError
 from realrl_replay.ingest_core import REJECTED, Ack, IngestCore

@@ -12,8 +12,7 @@ from typing import Any, Mapping
 from . import pixel_delta
 from .config import StoreConfig
 from .errors import StoreError
-from .layout import (DATA_DIR, CommitMarker, Identity, MarkerSlots, field_dir, fsync_dir,
-                     write_file)
+from .layout import DATA_DIR, CommitMarker, Identity, MarkerSlots, field_dir, fsync_dir, write_file
 from .schema import Schema
 
 

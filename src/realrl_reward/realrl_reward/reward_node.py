@@ -6,16 +6,15 @@ out: /<robot>/reward_label — the reward of arriving in that observation, and w
 """
 from __future__ import annotations
 
-
-from realrl_interfaces.msg import Observation, RewardLabel, RobotDescription
 from rclpy.node import Node
 
 from realrl_common.convert import from_f32
 from realrl_common.node_main import spin_node
 from realrl_common.qos import COMMAND_QOS, LATCHED_QOS, SENSOR_QOS
 from realrl_common.ros_params import read_config
-from realrl_reward.reach_reward import ReachReward
+from realrl_interfaces.msg import Observation, RewardLabel, RobotDescription
 from realrl_reward.node_config import RewardNodeConfig
+from realrl_reward.reach_reward import ReachReward
 
 
 class RewardNode(Node):

@@ -24,8 +24,10 @@ import struct
 import sys
 import threading
 
-from realrl_driver.robots.ur_rtde.sim import (SAFETY_MODE_PROTECTIVE_STOP,
-                                             SAFETY_MODE_ROBOT_EMERGENCY_STOP)
+from realrl_driver.robots.ur_rtde.sim import (
+    SAFETY_MODE_PROTECTIVE_STOP,
+    SAFETY_MODE_ROBOT_EMERGENCY_STOP,
+)
 
 RTDE_PORT = 30004
 VERSION, CONTROLLER_VERSION, SETUP_OUTPUTS, START, PAUSE, DATA = 86, 118, 79, 83, 80, 85

@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
-
 class DeviceError(RuntimeError):
     """A teleop device is absent, cannot be opened, or went away; the message says which
     device was looked for, what was found, and the fix."""
@@ -90,6 +89,7 @@ class KeyboardDevice:
     """A terminal as a teleop device. A terminal reports presses, never releases, so a
     key counts as held for ``hold_s`` after its last press: keep it down and the terminal's
     key repeat keeps the axis moving; ``x`` releases everything at once."""
+
     kind = 'keyboard'
 
     def __init__(self, path: str = '', hold_s: float = 0.55):
@@ -189,6 +189,7 @@ def parse_js_events(data: bytes) -> tuple[list[JoystickEvent], bytes]:
 @dataclass
 class JoystickState:
     """Axes (-32767..32767 scaled to [-1, 1]) and buttons, as events update them."""
+
     axes: list[float] = field(default_factory=list)
     held: set[int] = field(default_factory=set)
 
@@ -210,6 +211,7 @@ class JoystickState:
 
 class GamepadDevice:
     """A gamepad or joystick through the Linux joystick API (joydev)."""
+
     kind = 'gamepad'
 
     def __init__(self, path: str = ''):

@@ -93,6 +93,7 @@ class SpaceMouseReport:
 class SpaceMouseDevice:
     """A SpaceMouse on a hidraw node (found through sysfs, or given); ``fd`` may be any
     descriptor that hands over one report per read (what hidraw does)."""
+
     kind = 'spacemouse'
 
     def __init__(self, path: str = '', fd: int | None = None):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 
-from realrl_interfaces.msg import Action, Observation, RobotDescription
 from rclpy.node import Node
 from std_msgs.msg import Bool
 
@@ -21,6 +20,7 @@ from realrl_common.convert import from_f32, to_f32
 from realrl_common.node_main import spin_node
 from realrl_common.qos import COMMAND_QOS, LATCHED_QOS, SENSOR_QOS
 from realrl_common.ros_params import read_config
+from realrl_interfaces.msg import Action, Observation, RobotDescription
 from realrl_teleop.devices import AXIS_KEYS, DeviceError, open_device
 from realrl_teleop.teleop_core import TeleopConfig, TeleopCore
 

@@ -41,6 +41,7 @@ class Frame:
 
 class Camera(Protocol):
     """What a robot or a node needs of a camera."""
+
     name: str
     device: str
     """The device, file or URL it reads, as the user wrote it."""
@@ -60,7 +61,7 @@ class Camera(Protocol):
 
 
 def resize_rgb(image: np.ndarray, width: int, height: int) -> np.ndarray:
-    """image at width x height (area averaging when shrinking), or image itself."""
+    """Image at width x height (area averaging when shrinking), or image itself."""
     if image.shape[1] == width and image.shape[0] == height:
         return image
     import cv2

@@ -33,6 +33,7 @@ from realrl_driver.core.safety import ActionGuard
 
 class Robot(Protocol):
     """What a driver needs of a robot (simulated or real)."""
+
     state_dim: int
     action_dim: int
     action_low: np.ndarray
@@ -62,6 +63,7 @@ REWARD_SOURCES = ('node', 'env')
 @dataclass(frozen=True)
 class Label:
     """The reward of arriving in an observation, and whether the episode ends there."""
+
     reward: float
     success: bool
     terminated: bool
@@ -128,6 +130,7 @@ class Observation:
 class Transition:
     """One closed step. Its fields are named as in ``realrl_common.transition.TRANSITION``,
     which turns them into the Transition message (fields it lacks get the schema's default)."""
+
     seq: int
     episode_id: int
     step: int
@@ -175,6 +178,7 @@ class _Command:
 @dataclass
 class _Pending:
     """The step whose outcome (next observation + its label) is still to be recorded."""
+
     obs: Observation
     command: _Command
 

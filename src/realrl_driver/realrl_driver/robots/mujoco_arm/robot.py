@@ -9,6 +9,7 @@ from realrl_driver.robots.mujoco_arm.sim import MujocoArmSim
 
 class MujocoArmRobot(MujocoArmSim):
     """The simulated arm as the driver sees it: a robot that can hold its pose."""
+
     capabilities = ('reset', 'hold', 'estop', 'cameras')
 
     @property

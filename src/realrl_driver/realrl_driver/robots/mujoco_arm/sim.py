@@ -24,6 +24,7 @@ os.environ.setdefault('MUJOCO_GL', 'egl')
 
 import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
+
 from realrl_driver.core.safety import checked_action  # noqa: E402
 
 MODELS_DIR = Path(__file__).resolve().parent / 'arm_models'
@@ -36,6 +37,7 @@ Vec3 = tuple[float, float, float]
 @dataclass(frozen=True)
 class ArmModel:
     """An arm that ships with realrl, and the task defaults that fit its size."""
+
     file: str
     """MJCF file name in arm_models/."""
     kind: str

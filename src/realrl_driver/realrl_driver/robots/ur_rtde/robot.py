@@ -74,7 +74,7 @@ def no_controller(host: str, why: str) -> URConnectionError:
 
 
 def _scale_into(v: np.ndarray, bound: float) -> np.ndarray:
-    """v scaled down uniformly (direction kept) so that no component exceeds bound."""
+    """V scaled down uniformly (direction kept) so that no component exceeds bound."""
     biggest = float(np.max(np.abs(v))) if v.size else 0.0
     return v * (bound / biggest) if biggest > bound else v
 
@@ -112,6 +112,7 @@ def arm_fault(recv, ctrl, host: str) -> str:
 
 class URRtdeRobot:
     """A UR arm behind ur_rtde, driven at `control_hz` by servoJ streaming."""
+
     kind = 'ur_rtde'
     capabilities = ('reset', 'hold', 'estop')
 

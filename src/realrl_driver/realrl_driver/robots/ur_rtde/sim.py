@@ -42,6 +42,7 @@ SAFETY_MODE_ROBOT_EMERGENCY_STOP = 7
 @dataclass(frozen=True)
 class SimCommand:
     """One command as the simulated controller received it."""
+
     name: str
     """The SDK method, e.g. 'servoJ'."""
     args: tuple
@@ -282,6 +283,7 @@ class RTDEReceiveInterface:
 
 class RTDEControlInterface:
     """The simulated peer of rtde_control.RTDEControlInterface (commands are logged)."""
+
     FLAG_UPLOAD_SCRIPT = 1
 
     def __init__(self, hostname: str, frequency: float = -1.0, flags: int = 1,
