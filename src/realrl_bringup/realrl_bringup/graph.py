@@ -32,6 +32,8 @@ NAME = re.compile(r'^[A-Za-z][A-Za-z0-9_]*$')
 
 @dataclass(frozen=True)
 class NodeSpec:
+    """One node of a graph: what to start, where, and with which parameters."""
+
     name: str
     """ROS node name (unique within its namespace)."""
     package: str
@@ -65,6 +67,8 @@ class NodeSpec:
 
 @dataclass(frozen=True)
 class StopSpec:
+    """When a training run ends: the success rate to reach, or the time to give up at."""
+
     success_rate: float = 0.9
     """The run succeeds when this share of the last `window` episodes succeeded."""
     window: int = 20
@@ -80,6 +84,8 @@ class StopSpec:
 
 @dataclass(frozen=True)
 class GraphSpec:
+    """A whole graph as written in its file: name, nodes, stop rule and leasing."""
+
     name: str
     """Name of the experiment; default run folders are runs/<name>-<time>."""
     nodes: tuple[NodeSpec, ...]

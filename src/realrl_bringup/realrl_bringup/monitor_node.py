@@ -22,6 +22,9 @@ LEASE_REQUEST_TIMEOUT_S = 2.0
 
 
 class MonitorNode(Node):
+    """The run's observer: follows episodes, driver status, acks, learner and policy
+    versions into Progress and the episode log, and keeps the lease if any."""
+
     def __init__(self, robot_ids: list[str], progress: Progress, episode_log: EpisodeLog):
         super().__init__('realrl_monitor')
         self.progress = progress

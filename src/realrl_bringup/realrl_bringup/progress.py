@@ -10,6 +10,8 @@ from pathlib import Path
 
 @dataclass
 class Progress:
+    """Counters and the recent success window of a run, fed by the monitor node."""
+
     window: int = 20
     started: float = field(default_factory=time.monotonic)
     episodes: int = 0

@@ -230,6 +230,7 @@ def bring_up_all(graph, supervisor, monitor, spin, stop, target: str,
 
 
 def report(events: list[str]) -> None:
+    """Prints each event as a `realrl:` line."""
     for event in events:
         print(f'realrl: {event}', flush=True)
 
@@ -253,6 +254,8 @@ def _drop_empty_lists(d: dict) -> dict:
 
 
 class StopFlag:
+    """Records SIGINT or SIGTERM (in ``signal``) instead of raising, so a run stops cleanly."""
+
     def __init__(self):
         self.signal = None
         signal.signal(signal.SIGINT, self._set)

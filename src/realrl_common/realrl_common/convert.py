@@ -50,4 +50,5 @@ def image_array(msg) -> np.ndarray:
 
 
 def stamp_ns(stamp) -> int:
+    """A ROS time stamp (sec, nanosec) in integer nanoseconds."""
     return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)

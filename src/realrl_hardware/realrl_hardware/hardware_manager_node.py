@@ -45,6 +45,9 @@ class _Watch:
 
 
 class HardwareManagerNode(Node):
+    """The hardware manager: discovers drivers in the ROS graph, brings them up,
+    watches their health, serves leases and publishes ~/robots."""
+
     def __init__(self):
         super().__init__('hardware_manager', automatically_declare_parameters_from_overrides=True)
         self.cfg = read_config(self, HardwareManagerConfig)
@@ -226,6 +229,7 @@ def _state_msg(v: RobotView) -> RobotState:
 
 
 def main(args=None):
+    """Runs the hardware manager node."""
     spin_node(HardwareManagerNode, 'hardware_manager', args)
 
 

@@ -25,6 +25,9 @@ from realrl_replay.reader import ReplayReader
 
 
 class LearnerNode(Node):
+    """Trains on the replay store in a background thread; publishes weights and
+    status."""
+
     def __init__(self):
         super().__init__('learner', automatically_declare_parameters_from_overrides=True)
         self.cfg = read_config(self, LearnerNodeConfig)
@@ -119,6 +122,7 @@ class LearnerNode(Node):
 
 
 def main(args=None):
+    """Runs the learner node."""
     spin_node(LearnerNode, 'learner', args)
 
 

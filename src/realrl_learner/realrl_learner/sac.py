@@ -25,6 +25,8 @@ nothing in the log-probability; the entropy target is minus the mean number of r
 
 @dataclass(frozen=True)
 class SACConfig:
+    """SAC hyperparameters."""
+
     gamma: float = 0.9
     """Discount factor. The reach task is short (tens of steps), so a short horizon
     learns faster and is enough."""

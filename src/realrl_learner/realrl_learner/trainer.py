@@ -38,6 +38,8 @@ FIELDS = ('obs/state', 'action', 'reward', 'next_obs/state', 'terminated')
 
 @dataclass(frozen=True)
 class TrainerConfig:
+    """How the trainer samples, publishes weights and writes checkpoints."""
+
     sac: SACConfig = field(default_factory=SACConfig)
     """SAC hyperparameters (batch size, learning rates, UTD ratio, learning_starts ...)."""
     publish_every_s: float = 2.0
@@ -95,6 +97,9 @@ class TrainerConfig:
 
 
 class Trainer:
+    """SAC on a replay store: samples batches, updates, publishes versioned weights,
+    writes checkpoints and metrics."""
+
     def __init__(self, cfg: TrainerConfig, reader, checkpoint_dir: str | Path,
                  metrics_path: str | Path | None = None):
         self.cfg = cfg

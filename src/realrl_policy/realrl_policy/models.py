@@ -27,6 +27,8 @@ ACTIVATIONS = {'relu': nn.ReLU, 'tanh': nn.Tanh, 'elu': nn.ELU}
 
 @dataclass(frozen=True)
 class ActorConfig:
+    """The actor network: type, hidden layers, activation, log-std bounds."""
+
     type: str = 'mlp'
     """Actor network type: a name registered under the 'realrl.policies' entry points."""
     hidden_sizes: tuple[int, ...] = (128, 128)

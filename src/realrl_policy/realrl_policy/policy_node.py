@@ -22,6 +22,8 @@ from realrl_policy.node_config import PolicyNodeConfig
 
 
 class PolicyNode(Node):
+    """Answers each robot's observations with actions from the newest whole weights."""
+
     def __init__(self):
         super().__init__('policy', automatically_declare_parameters_from_overrides=True)
         self.cfg = read_config(self, PolicyNodeConfig)
@@ -87,6 +89,7 @@ class PolicyNode(Node):
 
 
 def main(args=None):
+    """Runs the policy node."""
     spin_node(PolicyNode, 'policy', args)
 
 

@@ -20,6 +20,7 @@ MAGIC = b'RRLA1'
 
 
 def pack_actor(actor: nn.Module, space: dict | None = None) -> bytes:
+    """The actor (and the shared space, if given) as one blob: header, then weights."""
     header = {'actor': asdict(actor.cfg), 'obs_dim': actor.obs_dim, 'act_dim': actor.act_dim}
     if space is not None:
         header['space'] = space

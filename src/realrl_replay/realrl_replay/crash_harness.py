@@ -32,6 +32,8 @@ from .writer import ReplayWriter
 
 @dataclass
 class CrashReport:
+    """What a crash run did and what the checks found (all losses should be 0)."""
+
     kills: int = 0
     sent: int = 0
     acked: dict = field(default_factory=dict)

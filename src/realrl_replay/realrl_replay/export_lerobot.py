@@ -49,6 +49,8 @@ DATA_PATH = 'data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet'
 
 @dataclass(frozen=True)
 class ExportReport:
+    """What an export wrote: the dataset folder, episodes, frames and features."""
+
     path: Path
     episodes: int
     frames: int
@@ -294,6 +296,7 @@ def _write_jsonl(path: Path, docs) -> None:
 
 
 def main(argv=None) -> int:
+    """Command line of the LeRobot export; returns the exit status."""
     ap = argparse.ArgumentParser(prog='python -m realrl_replay.export_lerobot',
                                  description=__doc__.split('\n\n')[0])
     ap.add_argument('store', help='the store to export (read-only)')

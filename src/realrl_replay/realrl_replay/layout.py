@@ -54,6 +54,7 @@ _SHUFFLE = {'noshuffle': Blosc.NOSHUFFLE, 'shuffle': Blosc.SHUFFLE,
 
 
 def field_dir(root: Path, spec: FieldSpec) -> Path:
+    """Folder of a field's chunks in the store at root."""
     return root / DATA_DIR / spec.name
 
 
@@ -170,6 +171,7 @@ def write_file(path: Path, data, fsync: bool) -> None:
 
 
 def fsync_dir(path: Path) -> None:
+    """Makes the folder's entries durable (fsync of the directory)."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)

@@ -41,6 +41,8 @@ LOG_THROTTLE_S = 5.0
 
 
 class ReplayNode(Node):
+    """Stores the robots' transitions durably and acknowledges them once committed."""
+
     def __init__(self):
         super().__init__('replay', automatically_declare_parameters_from_overrides=True)
         self.cfg = read_config(self, ReplayNodeConfig)
@@ -113,6 +115,7 @@ class ReplayNode(Node):
 
 
 def main(args=None):
+    """Runs the replay node."""
     spin_node(ReplayNode, 'replay', args)
 
 

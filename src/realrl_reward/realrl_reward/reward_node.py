@@ -18,6 +18,8 @@ from realrl_reward.reach_reward import ReachReward
 
 
 class RewardNode(Node):
+    """Labels each robot's observations with the reach reward and success."""
+
     def __init__(self):
         super().__init__('reward', automatically_declare_parameters_from_overrides=True)
         self.cfg = read_config(self, RewardNodeConfig)
@@ -61,6 +63,7 @@ class RewardNode(Node):
 
 
 def main(args=None):
+    """Runs the reward node."""
     spin_node(RewardNode, 'reward', args)
 
 

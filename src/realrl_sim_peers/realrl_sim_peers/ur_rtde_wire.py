@@ -151,6 +151,8 @@ class RTDEWireServer:
 
 
 def main(argv=None) -> None:
+    """Serves a simulated UR controller over RTDE at host; stdin lines move it and
+    trigger its faults."""
     from realrl_driver.robots.ur_rtde import sim as ur_rtde_sim
     host = (argv or sys.argv[1:] or ['127.0.0.1'])[0]
     controller = ur_rtde_sim.SimURController(host)

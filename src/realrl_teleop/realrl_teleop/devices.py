@@ -31,6 +31,8 @@ class DeviceError(RuntimeError):
 
 @dataclass(frozen=True)
 class DeviceState:
+    """An input device's axes and buttons at one poll."""
+
     axes: np.ndarray
     """Every axis of the device, each in [-1, 1]."""
     held: frozenset[int]
@@ -162,11 +164,14 @@ JSIOCGAXES, JSIOCGBUTTONS = 0x80016A11, 0x80016A12
 
 
 def jsiocgname(length: int) -> int:
+    """The JSIOCGNAME ioctl request for a name buffer of length bytes."""
     return 0x80006A13 | (length << 16)
 
 
 @dataclass
 class JoystickEvent:
+    """One js_event record of the Linux joystick interface."""
+
     time_ms: int
     value: int
     type: int

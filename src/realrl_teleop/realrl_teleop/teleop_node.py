@@ -28,6 +28,9 @@ REOPEN_EVERY_S = 2.0
 
 
 class TeleopNode(Node):
+    """Reads an input device and, while engaged, sends its actions to the robot as
+    interventions."""
+
     def __init__(self):
         super().__init__('teleop', automatically_declare_parameters_from_overrides=True)
         self.cfg = read_config(self, TeleopConfig)
@@ -123,6 +126,7 @@ class TeleopNode(Node):
 
 
 def main(args=None):
+    """Runs the teleop node."""
     spin_node(TeleopNode, 'teleop', args)
 
 

@@ -29,6 +29,8 @@ class CameraError(RuntimeError):
 
 @dataclass(frozen=True)
 class Frame:
+    """One grabbed image and when it was grabbed."""
+
     image: np.ndarray
     """RGB, uint8, height x width x 3, at the camera's own resolution."""
     index: int

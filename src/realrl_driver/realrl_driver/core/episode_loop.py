@@ -74,6 +74,8 @@ class Label:
 
 @dataclass(frozen=True)
 class LoopConfig:
+    """Settings of the episode loop: rate, episode length, seeds, watchdog, outbox."""
+
     robot_id: str = 'arm0'
     """Name of the robot; also its ROS namespace."""
     control_hz: float = 10.0
@@ -120,6 +122,8 @@ def check_reward_source(cfg: LoopConfig, robot) -> None:
 
 @dataclass
 class Observation:
+    """What the robot reports at one step: state and camera images."""
+
     episode_id: int
     step: int
     state: np.ndarray
@@ -148,6 +152,8 @@ class Transition:
 
 @dataclass
 class EpisodeResult:
+    """Summary of one finished episode."""
+
     episode_id: int
     steps: int
     episode_return: float
@@ -159,6 +165,8 @@ class EpisodeResult:
 
 @dataclass
 class TickOutput:
+    """What one control tick produced, for the node to publish."""
+
     observation: Observation | None = None
     repeated: bool = False
     """True when observation is the one already sent (the loop is holding)."""
@@ -184,6 +192,9 @@ class _Pending:
 
 
 class EpisodeLoop:
+    """The control loop of one robot without ROS: runs episodes at the control
+    clock, applies guarded actions, closes transitions and keeps them until acked."""
+
     def __init__(self, cfg: LoopConfig, robot: Robot, first_seq: int = 1, first_episode: int = 0):
         self.cfg = cfg
         self.robot = robot

@@ -15,6 +15,8 @@ from realrl_driver.robots.mujoco_arm.sim import ArmSimConfig, mujoco  # sets MUJ
 
 @dataclass(frozen=True)
 class MujocoArmDriverConfig(DriverNodeConfig):
+    """Parameters of the driver of a simulated MuJoCo arm."""
+
     arm: ArmSimConfig = field(default_factory=ArmSimConfig)
     """The simulated arm (model, action mode, workspace, IK); its clock is the driver's
     control_hz."""

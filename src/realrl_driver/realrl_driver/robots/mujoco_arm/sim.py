@@ -66,6 +66,8 @@ ARM_MODELS = {
 
 @dataclass(frozen=True)
 class ArmSimConfig:
+    """The simulated arm: model, control rate, action mode, workspace and IK."""
+
     model: str = 'reach_arm'
     """Which arm, a key of ARM_MODELS: 'reach_arm' (4 joints), 'panda7' (Panda-like, 7 joints)
     or 'ur5e6' (UR5e-like, 6 joints). It supplies model_path, home_qpos and the workspace

@@ -32,6 +32,8 @@ UR_STATE_NAMES = ('joint_pos', 'joint_vel', 'tcp_pose')
 
 @dataclass(frozen=True)
 class URConfig:
+    """A UR arm driven through RTDE: controller, backend, action mode, limits, home."""
+
     host: str = ''
     """The controller's IP address or host name (backend real), e.g. 192.168.1.10; with
     backend sim, the name of the simulated controller ('': 'sim')."""
@@ -139,6 +141,8 @@ class URConfig:
 
 @dataclass(frozen=True)
 class URDriverConfig(DriverNodeConfig):
+    """Parameters of the driver of a UR arm."""
+
     ur: URConfig = field(default_factory=URConfig)
     """The arm: controller host, backend (real or sim), action mode, limits, home pose."""
 

@@ -67,6 +67,7 @@ def load_sdk(backend: str):
 
 
 def no_controller(host: str, why: str) -> URConnectionError:
+    """The error for a controller at host that cannot be reached, saying what to check."""
     return URConnectionError(
         f'no UR controller at {host} (RTDE port {RTDE_PORT}): {why}. Check the cable and '
         f'the IP address, that the arm is powered on and in remote control (teach pendant), '

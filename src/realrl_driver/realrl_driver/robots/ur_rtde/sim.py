@@ -56,6 +56,7 @@ class SimCommand:
 
 
 def rotvec_to_matrix(rotvec) -> np.ndarray:
+    """The 3x3 rotation matrix of a rotation vector (axis times angle)."""
     r = np.asarray(rotvec, dtype=np.float64)
     angle = float(np.linalg.norm(r))
     quat = np.array([1.0, 0.0, 0.0, 0.0])
@@ -67,6 +68,7 @@ def rotvec_to_matrix(rotvec) -> np.ndarray:
 
 
 def matrix_to_rotvec(mat) -> np.ndarray:
+    """The rotation vector (axis times angle) of a 3x3 rotation matrix."""
     quat, rotvec = np.zeros(4), np.zeros(3)
     mujoco.mju_mat2Quat(quat, np.asarray(mat, dtype=np.float64).reshape(9))
     mujoco.mju_quat2Vel(rotvec, quat, 1.0)
