@@ -147,7 +147,8 @@ def main() -> None:
     sac_over = overrides(args.sac)
     if 'actor_hidden_sizes' in sac_over:
         base = SACConfig().actor
-        sac_over['actor'] = dataclasses.replace(base, hidden_sizes=sac_over.pop('actor_hidden_sizes'))
+        sac_over['actor'] = dataclasses.replace(
+            base, hidden_sizes=sac_over.pop('actor_hidden_sizes'))
     sim_cfg = ArmSimConfig(**overrides(args.sim))
     reward_cfg = ReachRewardConfig(**{'mode': 'dense', **overrides(args.reward)})
     sac_cfg = SACConfig(**sac_over)

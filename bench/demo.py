@@ -45,7 +45,8 @@ def main():
             rates.append(summary['final_success_rate'])
             print(f'run {i}: {summary["outcome"]} after {summary["elapsed_s"]:.1f} s, '
                   f'{summary["steps"]} env steps, {summary["episodes"]} episodes, '
-                  f'policy v{summary["policy_version"]}, success {summary["final_success_rate"]:.2f}',
+                  f'policy v{summary["policy_version"]}, '
+                  f'success {summary["final_success_rate"]:.2f}',
                   flush=True)
     median = statistics.median(times)
     print(f'median time to success {median:.1f} s over {runs} run(s) (target: <= 600 s); '

@@ -49,7 +49,8 @@ def _reexec_with_workspace() -> None:
 
 
 class Probe:
-    """A bare rclpy node on the repetition's domain: heartbeats, the graph, the manager's report."""
+    """A bare rclpy node on the repetition's domain: heartbeats, the graph, the manager's
+    report."""
 
     def __init__(self, domain: int):
         import rclpy

@@ -15,7 +15,8 @@ setup(
     zip_safe=True,
     maintainer='realrl developers',
     maintainer_email='dev@realrl.invalid',
-    description='The learner of realrl: SAC on the replay store, versioned weights out, checkpoints.',
+    description='The learner of realrl: SAC on the replay store, versioned weights out, '
+                'checkpoints.',
     license='Apache-2.0',
     entry_points={
         'console_scripts': [

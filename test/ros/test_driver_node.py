@@ -63,7 +63,8 @@ def test_lifecycle_description_safety_and_transitions(ros_node, tmp_path):
         assert change(node, LcTransition.TRANSITION_CONFIGURE)
         desc = call(node, node.create_client(Describe, '/arm0/driver/describe'),
                     Describe.Request()).description
-        assert (desc.robot_id, desc.kind, desc.state_dim, desc.action_dim) == ('arm0', 'mujoco_arm', 17, 3)
+        assert ((desc.robot_id, desc.kind, desc.state_dim, desc.action_dim)
+                == ('arm0', 'mujoco_arm', 17, 3))
         assert list(desc.state_names)[:3] == ['joint_pos', 'joint_vel', 'ee_pos']
         node.spin(0.5)
         assert observations == []  # inactive: no motion, nothing published

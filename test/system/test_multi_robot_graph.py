@@ -75,6 +75,7 @@ def test_arms_of_two_kinds_and_a_gym_robot_share_one_store_learner_and_policy(tm
         mine = data['robot_id'] == code
         assert len(np.unique(data['embodiment'][mine])) == 1
         used = np.abs(data['action'][mine]).max(axis=0) > 0
-        assert used.tolist() == [True] * ACTION_DIMS[name] + [False] * (7 - ACTION_DIMS[name]), name
+        expected = [True] * ACTION_DIMS[name] + [False] * (7 - ACTION_DIMS[name])
+        assert used.tolist() == expected, name
     reacher = data['robot_id'] == data['names'].index('reacher0')
     assert np.all(data['reward'][reacher] < 0)  # Reacher's own reward, carried by its driver

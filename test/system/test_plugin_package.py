@@ -5,7 +5,8 @@ test/fixtures/realrl_example_plugin is copied to a temporary folder and built by
 With that overlay sourced over realrl's workspace, `realrl check` knows its driver, and
 `realrl train` runs it: the point-mass driver comes up over DDS and its steps reach the
 store, the learner trains the plug-in's 'linear' actor type, and the policy rebuilds that type
-from the weights blob's header; the run is interrupted once it has. Nothing of realrl's code names the plug-in.
+from the weights blob's header; the run is interrupted once it has. Nothing of realrl's code
+names the plug-in.
 """
 import json
 import os

@@ -79,7 +79,8 @@ def test_a_looping_file_keeps_delivering(tmp_path):
 
 def test_an_image_sequence_is_a_camera(tmp_path):
     for i in range(3):
-        cv2.imwrite(str(tmp_path / f'img_{i:03d}.png'), np.full((H, W, 3), (0, 0, 4 * i), np.uint8))
+        cv2.imwrite(str(tmp_path / f'img_{i:03d}.png'),
+                    np.full((H, W, 3), (0, 0, 4 * i), np.uint8))
     cam = OpenCVCamera(str(tmp_path / 'img_%03d.png'), 'seq', fps=30, max_age_s=5.0)
     cam.open()
     try:

@@ -50,7 +50,8 @@ class NodeSpec:
     """The node's ROS parameters (nested mappings become dotted names)."""
 
     def __post_init__(self):
-        check(bool(NAME.match(self.name)), f'name must be a ROS name like policy, got {self.name!r}')
+        check(bool(NAME.match(self.name)),
+              f'name must be a ROS name like policy, got {self.name!r}')
         check(self.namespace == '' or bool(NAME.match(self.namespace)),
               f'namespace must be a ROS name like arm0 (no slashes), got {self.namespace!r}')
         check(self.restart in RESTART_POLICIES,
@@ -77,7 +78,8 @@ class StopSpec:
     """The run stops, unsuccessful, after this many seconds."""
 
     def __post_init__(self):
-        check(0 < self.success_rate <= 1, f'stop.success_rate must be in (0, 1], got {self.success_rate}')
+        check(0 < self.success_rate <= 1,
+              f'stop.success_rate must be in (0, 1], got {self.success_rate}')
         check(self.window > 0, f'stop.window must be > 0, got {self.window}')
         check(self.max_wall_s > 0, f'stop.max_wall_s must be > 0, got {self.max_wall_s}')
 
@@ -192,7 +194,8 @@ def validate_parameters(graph: GraphSpec, kinds: dict[str, NodeKind]) -> dict[st
               f'{type(configs[spec.fqn]).__name__} has none')
     robots = [configs[s.fqn].robot_id for s in drivers]
     dupes = {r for r in robots if robots.count(r) > 1}
-    check(not dupes, f'robot_id {sorted(dupes)} is used by more than one driver; give each its own')
+    check(not dupes,
+          f'robot_id {sorted(dupes)} is used by more than one driver; give each its own')
     for spec in drivers:
         rid = configs[spec.fqn].robot_id
         check(spec.namespace == rid, f'node {spec.fqn}: a driver runs in the namespace of its '
@@ -263,7 +266,8 @@ def apply_override(raw: dict, item: str) -> None:
     if head in ('stop', 'lease'):
         target = raw.setdefault(head, {})
     else:
-        matches = [n for n in raw.get('nodes', []) if isinstance(n, dict) and n.get('name') == head]
+        matches = [n for n in raw.get('nodes', [])
+                   if isinstance(n, dict) and n.get('name') == head]
         if not matches:
             names = [n.get('name') for n in raw.get('nodes', []) if isinstance(n, dict)]
             raise ConfigError(f'--set {item!r}: no node named {head!r}; nodes: {names}')

@@ -97,7 +97,8 @@ class MonitorNode(Node):
                 else:
                     keeper.on_renew(r.ok, r.message, now)
             elif now > deadline:
-                (self._acquire if kind == 'acquire' else self._renew).remove_pending_request(future)
+                client = self._acquire if kind == 'acquire' else self._renew
+                client.remove_pending_request(future)
                 self._lease_call = None
                 keeper.on_lost_request(now)
         if self._lease_call is None:

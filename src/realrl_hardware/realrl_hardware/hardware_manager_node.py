@@ -140,7 +140,8 @@ class HardwareManagerNode(Node):
                 watch.bring_up, watch.failed = None, result
                 watch.retry_at = now + self.cfg.retry_after_s
                 self.registry.set_problem(fqn, result)
-                self.get_logger().warning(f'{result}; trying again in {self.cfg.retry_after_s:g} s')
+                self.get_logger().warning(
+                    f'{result}; trying again in {self.cfg.retry_after_s:g} s')
         elif (self.cfg.activate and not lost and driver.lifecycle_state != 'active'
               and now >= watch.retry_at):
             watch.bring_up = BringUp(self, fqn, self.cfg.request_timeout_s,

@@ -93,7 +93,8 @@ class TwinQ(nn.Module):
         self.q1 = mlp(obs_dim + act_dim, hidden_sizes, 1, activation)
         self.q2 = mlp(obs_dim + act_dim, hidden_sizes, 1, activation)
 
-    def forward(self, obs: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, obs: torch.Tensor,
+                action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = torch.cat([obs, action], dim=-1)
         return self.q1(x), self.q2(x)
 

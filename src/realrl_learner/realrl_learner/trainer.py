@@ -75,7 +75,8 @@ class TrainerConfig:
         check(self.publish_every_s > 0, f'publish_every_s must be > 0, got {self.publish_every_s}')
         check(self.checkpoint_every_s > 0,
               f'checkpoint_every_s must be > 0, got {self.checkpoint_every_s}')
-        check(self.keep_checkpoints >= 1, f'keep_checkpoints must be >= 1, got {self.keep_checkpoints}')
+        check(self.keep_checkpoints >= 1,
+              f'keep_checkpoints must be >= 1, got {self.keep_checkpoints}')
         check(self.window >= 0, f'window must be >= 0 (0: all), got {self.window}')
         check(self.cache_bytes >= 1 << 20, f'cache_bytes must be >= 1 MiB, got {self.cache_bytes}')
         check(self.torch_threads >= 1, f'torch_threads must be >= 1, got {self.torch_threads}')

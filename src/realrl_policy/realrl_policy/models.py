@@ -56,7 +56,8 @@ class ActorConfig:
                              f'({self.log_std_max})')
 
 
-def mlp(in_dim: int, hidden_sizes: tuple[int, ...], out_dim: int, activation: str) -> nn.Sequential:
+def mlp(in_dim: int, hidden_sizes: tuple[int, ...], out_dim: int,
+        activation: str) -> nn.Sequential:
     """Linear layers of the given widths with `activation` between them."""
     layers: list[nn.Module] = []
     for width in hidden_sizes:

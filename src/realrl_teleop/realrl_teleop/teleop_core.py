@@ -103,7 +103,8 @@ class TeleopConfig:
     def __post_init__(self):
         check(bool(self.robot_id) and self.robot_id.replace('_', '').isalnum(),
               f'robot_id must be a name of letters, digits and _, got {self.robot_id!r}')
-        check(self.device in DEVICES, f'device must be one of {list(DEVICES)}, got {self.device!r}')
+        check(self.device in DEVICES,
+              f'device must be one of {list(DEVICES)}, got {self.device!r}')
         check(not (self.device == 'keyboard' and self.mapping.engage_mode == 'deadman'),
               "mapping.engage_mode: a keyboard cannot be a deadman (a terminal reports no key "
               "releases); use 'toggle'")

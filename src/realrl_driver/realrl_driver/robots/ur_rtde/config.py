@@ -113,7 +113,8 @@ class URConfig:
         check(all(lo < hi for lo, hi in zip(self.joint_low, self.joint_high)),
               f'joint_low {list(self.joint_low)} must be below joint_high '
               f'{list(self.joint_high)} for every joint')
-        check(all(lo <= q <= hi for lo, q, hi in zip(self.joint_low, self.home_q, self.joint_high)),
+        check(all(lo <= q <= hi
+                  for lo, q, hi in zip(self.joint_low, self.home_q, self.joint_high)),
               f'home_q {list(self.home_q)} is outside the joint limits [{list(self.joint_low)}, '
               f'{list(self.joint_high)}]; move it inside or widen the limits')
         for name in ('workspace_low', 'workspace_high'):
@@ -151,8 +152,8 @@ class URDriverConfig(DriverNodeConfig):
         check(self.reward_source == 'node',
               f"reward_source must be 'node' for a UR arm (a reward node scores it), "
               f'got {self.reward_source!r}')
-        check(not self.cameras, f'cameras: the UR driver has no cameras, got {list(self.cameras)}; '
-                                f'leave cameras empty')
+        check(not self.cameras, f'cameras: the UR driver has no cameras, '
+                                f'got {list(self.cameras)}; leave cameras empty')
         check(self.control_hz <= 125,
               f'control_hz must be <= 125 for a UR arm (servoJ streaming through RTDE), '
               f'got {self.control_hz:g}')

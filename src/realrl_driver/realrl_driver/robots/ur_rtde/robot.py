@@ -148,7 +148,8 @@ class URRtdeRobot:
             try:
                 socket.create_connection((host, RTDE_PORT), timeout=cfg.connect_timeout_s).close()
             except TimeoutError:
-                raise no_controller(host, f'no answer within {cfg.connect_timeout_s:g} s') from None
+                raise no_controller(
+                    host, f'no answer within {cfg.connect_timeout_s:g} s') from None
             except OSError as e:
                 raise no_controller(host, e.strerror or str(e)) from None
         try:
@@ -224,7 +225,8 @@ class URRtdeRobot:
         solution = np.array(self.ctrl.getInverseKinematics(
             [float(v) for v in (*p, *self._tool_rotvec)], [float(v) for v in q]))
         if solution.shape != (6,) or not np.all(np.isfinite(solution)):
-            self._warn('ik_failed', f'no inverse kinematics solution for TCP {p.round(4).tolist()}')
+            self._warn('ik_failed',
+                       f'no inverse kinematics solution for TCP {p.round(4).tolist()}')
             return None
         if np.max(np.abs(solution - q)) > MAX_IK_JUMP_RAD:
             self._warn('ik_jump', f'inverse kinematics jumped to another branch '

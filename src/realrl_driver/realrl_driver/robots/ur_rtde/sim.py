@@ -235,7 +235,8 @@ def unserve(host: str) -> None:
 def _reach(hostname: str) -> SimURController:
     controller = _CONTROLLERS.get(hostname)
     if controller is None:  # the real SDK's words for a host that does not answer
-        raise RuntimeError(f'Error: Could not connect to: {hostname} at {RTDE_PORT}, verify the IP')
+        raise RuntimeError(f'Error: Could not connect to: {hostname} at {RTDE_PORT}, '
+                           f'verify the IP')
     return controller
 
 
