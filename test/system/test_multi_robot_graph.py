@@ -20,10 +20,11 @@ ACTION_DIMS = {'panda0': 7, 'panda1': 7, 'ur5e0': 6, 'ur5e1': 6, 'reacher0': 2}
 
 
 def rows(run_dir):
+    from realrl_replay.errors import StoreError
     from realrl_replay.reader import ReplayReader
     try:
         reader = ReplayReader(run_dir / 'replay')
-    except Exception:  # not created yet
+    except StoreError:  # not created yet
         return None
     reader.refresh()
     data = reader.read_range(0, reader.count, ['robot_id', 'embodiment', 'action',

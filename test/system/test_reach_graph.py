@@ -86,9 +86,10 @@ def store_rows(run_dir: Path) -> dict:
 
 
 def stored(run_dir: Path) -> int:
+    from realrl_replay.errors import StoreError
     try:
         return len(store_rows(run_dir)['seq'])
-    except Exception:  # not created yet
+    except StoreError:  # not created yet
         return 0
 
 

@@ -191,7 +191,8 @@ class Run:
         print(f'realrl: {outcome}; stopping {len(supervisor.nodes)} nodes', flush=True)
         try:
             self.monitor.release_lease(self.spin)
-        except Exception as e:  # the nodes must be stopped whatever happened; the lease expires
+        except Exception as e:  # noqa: BLE001 - the nodes must be stopped whatever happened;
+            # the lease expires
             print(f'realrl: could not release the lease ({e}); it expires after its ttl',
                   file=sys.stderr, flush=True)
         codes = supervisor.stop_all()
@@ -205,7 +206,7 @@ class Run:
         try:
             png = plot_learning_curve(run_dir, window=self.graph.stop.window)
             print(f'realrl: learning curve {png}', flush=True)
-        except Exception as e:  # a plot must never hide the run's outcome
+        except Exception as e:  # noqa: BLE001 - a plot must never hide the run's outcome
             print(f'realrl: could not plot the learning curve: {e}', file=sys.stderr)
         print('realrl: ' + json.dumps(summary), flush=True)
 

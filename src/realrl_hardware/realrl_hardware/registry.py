@@ -361,7 +361,7 @@ class Registry:
                 f'acquire a new lease')
 
     def _expire(self, now: float) -> None:
-        for lease in [l for l in self._leases.values() if now >= l.expires_at]:
+        for lease in [x for x in self._leases.values() if now >= x.expires_at]:
             self._end_lease(lease, f'expired (not renewed within its ttl of {lease.ttl_s:g} s)')
 
     def _end_lease(self, lease: Lease, why: str) -> None:

@@ -110,7 +110,8 @@ class ChunkCodec:
                 self._blosc.decode(data, out=raw)
             else:
                 raw = self._blosc.decode(data)
-        except Exception as e:  # numcodecs raises RuntimeError or ValueError
+        except Exception as e:  # noqa: BLE001 - numcodecs raises RuntimeError or ValueError,
+            # but any failure to decode a chunk's bytes means the store is corrupted
             raise StoreError(f'{path}: chunk cannot be decoded ({e}); the store is corrupted')
         if len(raw) != self.nbytes:
             raise StoreError(f'{path}: chunk holds {len(raw)} bytes, expected {self.nbytes}; '
