@@ -57,6 +57,21 @@ class ExportReport:
     features: tuple[str, ...]
 
 
+def _feature_column(values: np.ndarray, dtype: str, n: int):
+    """One feature's ``n`` values of an episode as a parquet column, and their stats."""
+    import pyarrow as pa
+
+    if dtype == 'image':
+        return (pa.array([{'bytes': _png(img), 'path': None} for img in values],
+                         type=pa.struct([('bytes', pa.binary()), ('path', pa.string())])),
+                _image_stats(values))
+    if values.ndim == 1:
+        return pa.array(values), _stats(values.reshape(n, 1))
+    return (pa.array(list(values.reshape(n, -1)),
+                     type=pa.list_(pa.from_numpy_dtype(values.dtype))),
+            _stats(values.reshape(n, -1)))
+
+
 def export_lerobot(store: str | os.PathLike, out: str | os.PathLike, *, fps: float | None = None,
                    task: str | None = None, finished_only: bool = True,
                    robot_type: str | None = None,
@@ -100,19 +115,7 @@ def export_lerobot(store: str | os.PathLike, out: str | os.PathLike, *, fps: flo
             n = len(rows)
             cols, stats = {}, {}
             for feat, field in mapping.items():
-                values = data[field]
-                if features[feat]['dtype'] == 'image':
-                    cols[feat] = pa.array([{'bytes': _png(img), 'path': None} for img in values],
-                                          type=pa.struct([('bytes', pa.binary()),
-                                                          ('path', pa.string())]))
-                    stats[feat] = _image_stats(values)
-                elif values.ndim == 1:
-                    cols[feat] = pa.array(values)
-                    stats[feat] = _stats(values.reshape(n, 1))
-                else:
-                    cols[feat] = pa.array(list(values.reshape(n, -1)),
-                                          type=pa.list_(pa.from_numpy_dtype(values.dtype)))
-                    stats[feat] = _stats(values.reshape(n, -1))
+                cols[feat], stats[feat] = _feature_column(data[field], features[feat]['dtype'], n)
             done = np.zeros(n, bool)
             for flag in ('terminated', 'truncated'):
                 if flag in data:
