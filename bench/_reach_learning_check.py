@@ -1,11 +1,11 @@
-"""Private check (not a benchmark): how fast does SAC learn the simulated reach?
+r"""Private check (not a benchmark): how fast SAC learns the simulated reach.
 
 One process, synchronous: MujocoArmSim + ReachReward (dense) + a numpy ring buffer + SAC.
 Episodes end on success (terminated) or after --episode-steps (truncated). Reports, per
 seed, the env steps and wall seconds until the success rate of the last 20 episodes is
 at least 0.9.
 
-    PYTHONPATH=src/realrl_driver:src/realrl_reward:src/realrl_policy:src/realrl_learner \\
+    PYTHONPATH=src/realrl_driver:src/realrl_reward:src/realrl_policy:src/realrl_learner \
         .venv/bin/python bench/_reach_learning_check.py --seeds 0 1 2
 
 Overrides: --sac batch_size=256 --sim max_ee_step_m=0.04 --reward success_bonus=1
@@ -147,7 +147,8 @@ def main() -> None:
     sac_over = overrides(args.sac)
     if 'actor_hidden_sizes' in sac_over:
         base = SACConfig().actor
-        sac_over['actor'] = dataclasses.replace(base, hidden_sizes=sac_over.pop('actor_hidden_sizes'))
+        sac_over['actor'] = dataclasses.replace(
+            base, hidden_sizes=sac_over.pop('actor_hidden_sizes'))
     sim_cfg = ArmSimConfig(**overrides(args.sim))
     reward_cfg = ReachRewardConfig(**{'mode': 'dense', **overrides(args.reward)})
     sac_cfg = SACConfig(**sac_over)

@@ -61,7 +61,8 @@ def run_realrl(args: list[str], env: dict, log: Path, timeout_s: float) -> int:
 
 def percentile(values, q: float) -> float:
     import numpy as np
-    return float(np.percentile(np.asarray(values, dtype=float), q)) if len(values) else float('nan')
+    return (float(np.percentile(np.asarray(values, dtype=float), q)) if len(values)
+            else float('nan'))
 
 
 def emit(result: dict) -> None:

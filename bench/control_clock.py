@@ -32,9 +32,16 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-from _util import (ROOT, bench_env, emit, parse, percentile, require_workspace, start_process,
-                   stop_process)
+from _util import (
+    ROOT,
+    bench_env,
+    emit,
+    parse,
+    percentile,
+    require_workspace,
+    start_process,
+    stop_process,
+)
 
 HZ = 10.0
 WARMUP_S = 5.0

@@ -14,11 +14,12 @@ from _util import bench_env, emit, parse, require_workspace, run_realrl
 
 
 def baseline(seed: int) -> dict:
+    import torch
     from _reach_learning_check import run
+
     from realrl_driver.robots.mujoco_arm.sim import ArmSimConfig
     from realrl_learner.sac import SACConfig
     from realrl_reward.reach_reward import ReachRewardConfig
-    import torch
     torch.set_num_threads(1)
     return run(seed, ArmSimConfig(), ReachRewardConfig(), SACConfig(), episode_steps=50,
                max_env_steps=20_000, after_steps=0, sync_every=1, verbose=False)
@@ -44,7 +45,8 @@ def main():
             rates.append(summary['final_success_rate'])
             print(f'run {i}: {summary["outcome"]} after {summary["elapsed_s"]:.1f} s, '
                   f'{summary["steps"]} env steps, {summary["episodes"]} episodes, '
-                  f'policy v{summary["policy_version"]}, success {summary["final_success_rate"]:.2f}',
+                  f'policy v{summary["policy_version"]}, '
+                  f'success {summary["final_success_rate"]:.2f}',
                   flush=True)
     median = statistics.median(times)
     print(f'median time to success {median:.1f} s over {runs} run(s) (target: <= 600 s); '

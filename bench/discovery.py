@@ -49,14 +49,15 @@ def _reexec_with_workspace() -> None:
 
 
 class Probe:
-    """A bare rclpy node on the repetition's domain: heartbeats, the graph, the manager's report."""
+    """A bare rclpy node on the repetition's domain: heartbeats, the graph, the manager's
+    report."""
 
     def __init__(self, domain: int):
         import rclpy
-        from realrl_interfaces.msg import DriverStatus, RobotStates
-        from realrl_interfaces.srv import AcquireLease
 
         from realrl_common.qos import LATCHED_QOS, STATUS_QOS
+        from realrl_interfaces.msg import DriverStatus, RobotStates
+        from realrl_interfaces.srv import AcquireLease
         self._rclpy = rclpy
         self.ctx = rclpy.Context()
         rclpy.init(context=self.ctx, domain_id=domain)

@@ -28,10 +28,15 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-
 from _util import ROOT, bench_env, emit, parse, percentile, require_workspace
-from control_clock import (HZ, REALTIME_PRIORITY, bare_timer_errors, figure, pass_figures,
-                           run_graph_with_baseline)
+from control_clock import (
+    HZ,
+    REALTIME_PRIORITY,
+    bare_timer_errors,
+    figure,
+    pass_figures,
+    run_graph_with_baseline,
+)
 
 CONFIG = ROOT / 'config' / 'multi_arm_sim.yaml'
 

@@ -32,8 +32,7 @@ import _util  # noqa: F401  (puts the workspace's packages on sys.path)
 import numpy as np
 from numcodecs import Blosc
 
-from realrl_replay import CodecConfig, ReplayWriter, StoreConfig, WriterConfig
-from realrl_replay import pixel_delta
+from realrl_replay import CodecConfig, ReplayWriter, StoreConfig, WriterConfig, pixel_delta
 from realrl_replay.layout import delta_encode
 from realrl_replay.synthetic import TransitionFactory
 from realrl_replay.transition_schema import store_schema
@@ -52,7 +51,7 @@ def node_schema() -> dict:
 
 
 def make_pool(factory: TransitionFactory, n: int) -> list[dict]:
-    """n transitions as the node gets them (one dict per message), interleaved over robots in
+    """N transitions as the node gets them (one dict per message), interleaved over robots in
     bursts of 1-8 (robots' messages arrive in no fixed order)."""
     rng = np.random.default_rng(0)
     per_robot = {r: factory.records(r, np.arange(n // len(ROBOTS))) for r in ROBOTS}

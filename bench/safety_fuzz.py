@@ -35,7 +35,6 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-
 from _util import ROOT, bench_env, emit, parse, require_workspace, start_process, stop_process
 
 KINDS = ('nan', 'inf', 'out_of_range', 'just_beyond', 'wrong_length', 'empty', 'stale_step',
@@ -84,11 +83,12 @@ def main():
     require_workspace()
     total = 1000 if args.quick else 10_000
     import rclpy
-    from realrl_interfaces.msg import Action, DriverStatus, Observation, RewardLabel
+
     from realrl_common.convert import to_f32
     from realrl_common.lifecycle import bring_up
     from realrl_common.qos import COMMAND_QOS, SENSOR_QOS, STATUS_QOS
     from realrl_driver.core.safety import ActionGuard
+    from realrl_interfaces.msg import Action, DriverStatus, Observation, RewardLabel
 
     rng = np.random.default_rng(0)
     env = bench_env(160)

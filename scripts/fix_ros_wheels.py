@@ -17,12 +17,14 @@ FOREIGN = re.compile(r'/opt/python/cp3\d+-cp3\d+[^;"\s)]*')
 
 
 def local_path(foreign: str) -> str:
+    """This interpreter's include folder for a foreign one (numpy's for a numpy path)."""
     if 'numpy' in foreign:
         return numpy.get_include()
     return sysconfig.get_paths()['include']
 
 
 def main(prefix: str) -> int:
+    """Rewrites the foreign include paths in the cmake files under prefix/share; returns 0."""
     fixed = 0
     for path in pathlib.Path(prefix, 'share').glob('*/cmake/*.cmake'):
         text = path.read_text()

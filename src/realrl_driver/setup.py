@@ -1,3 +1,4 @@
+"""Python package setup of realrl_driver (ament_python)."""
 from glob import glob
 
 from setuptools import find_packages, setup

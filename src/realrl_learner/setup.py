@@ -1,3 +1,4 @@
+"""Python package setup of realrl_learner (ament_python)."""
 from setuptools import find_packages, setup
 
 package_name = 'realrl_learner'
@@ -14,7 +15,8 @@ setup(
     zip_safe=True,
     maintainer='realrl developers',
     maintainer_email='dev@realrl.invalid',
-    description='The learner of realrl: SAC on the replay store, versioned weights out, checkpoints.',
+    description='The learner of realrl: SAC on the replay store, versioned weights out, '
+                'checkpoints.',
     license='Apache-2.0',
     entry_points={
         'console_scripts': [

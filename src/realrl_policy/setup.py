@@ -1,3 +1,4 @@
+"""Python package setup of realrl_policy (ament_python)."""
 from setuptools import find_packages, setup
 
 package_name = 'realrl_policy'
@@ -14,7 +15,8 @@ setup(
     zip_safe=True,
     maintainer='realrl developers',
     maintainer_email='dev@realrl.invalid',
-    description='The policy of realrl: observation to action at the control rate, weights swapped between steps.',
+    description='The policy of realrl: observation to action at the control rate, weights '
+                'swapped between steps.',
     license='Apache-2.0',
     entry_points={
         'console_scripts': [

@@ -1,3 +1,4 @@
+"""Python package setup of realrl_sim_peers (ament_python)."""
 from setuptools import find_packages, setup
 
 package_name = 'realrl_sim_peers'

@@ -2,7 +2,6 @@
 import time
 
 import pytest
-
 from ros_env import isolate, next_domain_id, require_workspace
 
 

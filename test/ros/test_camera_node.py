@@ -1,14 +1,14 @@
 """Real cameras over real DDS: the camera node, and a driver with `real_cameras`. The
 camera is OpenCV reading a video file this test writes."""
 import numpy as np
-from realrl_interfaces.msg import Action, Observation, RobotDescription
+from ros_env import Proc, executable, wait_for
 from sensor_msgs.msg import Image
+from video_source import write_video
 
 from realrl_common.convert import image_array, to_f32
 from realrl_common.lifecycle import bring_up
 from realrl_common.qos import COMMAND_QOS, LATCHED_QOS, SENSOR_QOS
-from ros_env import Proc, executable, wait_for
-from video_source import write_video
+from realrl_interfaces.msg import Action, Observation, RobotDescription
 
 
 def test_camera_node_publishes_rgb_frames_at_the_asked_size(ros_node, tmp_path):

@@ -2,12 +2,13 @@
 actually got, and marks the ticks in which it held for a late action apart from the others."""
 import re
 
-from realrl_interfaces.msg import Action, DriverStatus, Observation, RewardLabel
+from ros_env import Proc, executable, wait_for
+
 from realrl_common.convert import to_f32
 from realrl_common.lifecycle import bring_up
 from realrl_common.qos import COMMAND_QOS, SENSOR_QOS, STATUS_QOS
 from realrl_driver.core.clock_stats import read_held_ticks, read_tick_log, thread_scheduling
-from ros_env import Proc, executable, wait_for
+from realrl_interfaces.msg import Action, DriverStatus, Observation, RewardLabel
 
 
 def test_scheduling_read_back_and_held_ticks_marked(ros_node, tmp_path):

@@ -4,13 +4,13 @@ import signal
 import numpy as np
 from lifecycle_msgs.msg import Transition as LcTransition
 from lifecycle_msgs.srv import ChangeState, GetState
-from realrl_interfaces.msg import Action, DriverStatus, Observation, RewardLabel, Transition
-from realrl_interfaces.srv import Describe
+from ros_env import Proc, executable, wait_for
 from std_srvs.srv import SetBool
 
 from realrl_common.convert import from_f32, to_f32
 from realrl_common.qos import COMMAND_QOS, DATA_QOS, SENSOR_QOS, STATUS_QOS
-from ros_env import Proc, executable, wait_for
+from realrl_interfaces.msg import Action, DriverStatus, Observation, RewardLabel, Transition
+from realrl_interfaces.srv import Describe
 
 
 def call(node, client, request, timeout=10.0, attempts=1):
@@ -63,7 +63,8 @@ def test_lifecycle_description_safety_and_transitions(ros_node, tmp_path):
         assert change(node, LcTransition.TRANSITION_CONFIGURE)
         desc = call(node, node.create_client(Describe, '/arm0/driver/describe'),
                     Describe.Request()).description
-        assert (desc.robot_id, desc.kind, desc.state_dim, desc.action_dim) == ('arm0', 'mujoco_arm', 17, 3)
+        assert ((desc.robot_id, desc.kind, desc.state_dim, desc.action_dim)
+                == ('arm0', 'mujoco_arm', 17, 3))
         assert list(desc.state_names)[:3] == ['joint_pos', 'joint_vel', 'ee_pos']
         node.spin(0.5)
         assert observations == []  # inactive: no motion, nothing published

@@ -1,13 +1,13 @@
 """A gymnasium environment as a robot: the driver's lifecycle over real DDS, with the
 environment's own reward labelling each step (reward_source: env)."""
 from lifecycle_msgs.msg import Transition as LcTransition
-from realrl_interfaces.msg import Action, DriverStatus, Observation, RewardLabel, Transition
-from realrl_interfaces.srv import Describe
+from ros_env import Proc, executable, wait_for
+from test_driver_node import call, change, state
 
 from realrl_common.convert import from_f32, to_f32
 from realrl_common.qos import COMMAND_QOS, DATA_QOS, SENSOR_QOS, STATUS_QOS
-from ros_env import Proc, executable, wait_for
-from test_driver_node import call, change, state
+from realrl_interfaces.msg import Action, DriverStatus, Observation, RewardLabel, Transition
+from realrl_interfaces.srv import Describe
 
 
 def test_pendulum_through_the_lifecycle_labels_its_own_steps(ros_node, tmp_path):

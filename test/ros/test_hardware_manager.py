@@ -5,12 +5,12 @@ import time
 
 from lifecycle_msgs.msg import Transition as LcTransition
 from lifecycle_msgs.srv import ChangeState
-from realrl_interfaces.msg import RobotStates
-from realrl_interfaces.srv import AcquireLease, ReleaseLease, RenewLease
+from ros_env import Proc, executable, wait_for
 
 from realrl_bringup.shm_cleanup import remove_orphan_segments
 from realrl_common.qos import LATCHED_QOS
-from ros_env import Proc, executable, wait_for
+from realrl_interfaces.msg import RobotStates
+from realrl_interfaces.srv import AcquireLease, ReleaseLease, RenewLease
 
 ROBOTS = ('arm0', 'arm1', 'arm2')
 
@@ -153,7 +153,8 @@ def test_watch_only_admits_a_driver_someone_else_configured(ros_node, tmp_path):
         assert call(ros_node, ros_node.create_client(ChangeState, '/arm0/driver/change_state'),
                     req).success
         hw.wait(lambda rows: 'arm0' in rows and rows['arm0'].described
-                and rows['arm0'].lifecycle_state == 'inactive', 5, 'configured driver not admitted')
+                and rows['arm0'].lifecycle_state == 'inactive',
+                5, 'configured driver not admitted')
         assert hw.acquire(['arm0'], 'exp', 0.0).granted
     finally:
         assert hw.stop() in (0, -2, 130), hw.manager.output()[-3000:]

@@ -1,14 +1,14 @@
 """The policy node: acts for a described robot, swaps in whole, checked weights only."""
 import numpy as np
 import torch
-from realrl_interfaces.msg import Action, Observation, PolicyVersion, RobotDescription, WeightChunk
+from ros_env import Proc, executable, wait_for
 
 from realrl_common.convert import from_f32, to_f32
 from realrl_common.qos import COMMAND_QOS, LATCHED_QOS, SENSOR_QOS, WEIGHTS_QOS
 from realrl_common.weights import chunk_blob
+from realrl_interfaces.msg import Action, Observation, PolicyVersion, RobotDescription, WeightChunk
 from realrl_policy.models import ActorConfig, GaussianActor
 from realrl_policy.weights_blob import pack_actor
-from ros_env import Proc, executable, wait_for
 
 
 def publish_blob(pub, version, blob, corrupt=False):

@@ -2,13 +2,13 @@
 import signal
 
 import numpy as np
-from realrl_interfaces.msg import RobotDescription, Transition, TransitionAck
-from realrl_interfaces.srv import SenderState
+from ros_env import Proc, executable, wait_for
 
 from realrl_common.convert import to_f32
 from realrl_common.qos import DATA_QOS, LATCHED_QOS
+from realrl_interfaces.msg import RobotDescription, Transition, TransitionAck
+from realrl_interfaces.srv import SenderState
 from realrl_replay.reader import ReplayReader
-from ros_env import Proc, executable, wait_for
 
 
 def start(tmp_path, store, name):

@@ -5,14 +5,14 @@ import signal
 
 import numpy as np
 from lifecycle_msgs.msg import Transition as LcTransition
-from realrl_interfaces.msg import Action, DriverStatus, Observation, RewardLabel
-from realrl_interfaces.srv import Describe
+from ros_env import Proc, executable, wait_for
 from sensor_msgs.msg import JointState
+from test_driver_node import call, change, state, wait_until_up
 
 from realrl_common.convert import from_f32, to_f32
 from realrl_common.qos import COMMAND_QOS, SENSOR_QOS, STATUS_QOS
-from ros_env import Proc, executable, wait_for
-from test_driver_node import call, change, state, wait_until_up
+from realrl_interfaces.msg import Action, DriverStatus, Observation, RewardLabel
+from realrl_interfaces.srv import Describe
 
 LOWER, UPPER = '[-1.0, -0.5, -2.0]', '[1.0, 0.5, 2.0]'
 

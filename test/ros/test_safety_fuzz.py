@@ -4,11 +4,12 @@ defines them: exactly at a bound unchanged, inside the tolerance band set onto t
 import json
 
 import numpy as np
-from realrl_interfaces.msg import Action, DriverStatus, Observation, RewardLabel
+from ros_env import Proc, executable, wait_for
+
 from realrl_common.convert import to_f32
 from realrl_common.lifecycle import bring_up
 from realrl_common.qos import COMMAND_QOS, SENSOR_QOS, STATUS_QOS
-from ros_env import Proc, executable, wait_for
+from realrl_interfaces.msg import Action, DriverStatus, Observation, RewardLabel
 
 IN_BAND = float(np.nextafter(np.float32(1), np.float32(2)))  # 1 + 1.2e-7: inside the 1e-6 band
 JUST_BEYOND = float(np.float32(1.0 + 2e-6))  # beyond the band, as float32 carries it

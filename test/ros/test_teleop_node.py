@@ -6,13 +6,13 @@ import termios
 
 import numpy as np
 import pytest
-from realrl_interfaces.msg import Action, Observation, RewardLabel, RobotDescription, Transition
+from ros_env import Proc, executable, wait_for
 from std_msgs.msg import Bool
 
 from realrl_common.convert import from_f32
 from realrl_common.lifecycle import bring_up
 from realrl_common.qos import COMMAND_QOS, DATA_QOS, LATCHED_QOS, SENSOR_QOS
-from ros_env import Proc, executable, wait_for
+from realrl_interfaces.msg import Action, Observation, RewardLabel, RobotDescription, Transition
 
 
 def test_keyboard_takes_over_moves_the_arm_and_hands_back(ros_node, tmp_path):

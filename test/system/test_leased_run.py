@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from ros_env import ROOT, isolate, next_domain_id, require_workspace, wait_for
 from test_reach_graph import FAST, Run, stored
 
@@ -40,6 +39,7 @@ def test_robots_are_leased_for_the_run_and_released_after(tmp_path):
             < text.index('/arm0/driver active')
         assert wait_for(lambda: stored(run_dir) > 20, 60), run.text()
         import rclpy
+
         from realrl_interfaces.srv import AcquireLease
         rclpy.init()
         try:
@@ -49,7 +49,8 @@ def test_robots_are_leased_for_the_run_and_released_after(tmp_path):
             future = client.call_async(AcquireLease.Request(robot_ids=['arm0'], holder='intruder'))
             rclpy.spin_until_future_complete(probe, future, timeout_sec=10)
             reply = future.result()
-            assert not reply.granted and 'leased by' in reply.message and 'realrl:run:' in reply.message
+            assert (not reply.granted and 'leased by' in reply.message
+                    and 'realrl:run:' in reply.message)
             probe.destroy_node()
         finally:
             rclpy.try_shutdown()
@@ -57,7 +58,8 @@ def test_robots_are_leased_for_the_run_and_released_after(tmp_path):
         code = run.terminate()
     assert code in (0, 130), run.text()
     manager_log = (run_dir / 'logs' / 'hardware_manager.log').read_text(errors='replace')
-    assert re.search(r"lease \S+ of 'realrl:run:\d+' was released", manager_log), manager_log[-2000:]
+    assert re.search(r"lease \S+ of 'realrl:run:\d+' was released",
+                     manager_log), manager_log[-2000:]
 
 
 @pytest.mark.system

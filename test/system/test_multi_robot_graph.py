@@ -8,7 +8,6 @@ import json
 import numpy as np
 import pytest
 import yaml
-
 from ros_env import ROOT, isolate, next_domain_id, require_workspace, wait_for
 from test_reach_graph import Run, processes_of
 
@@ -21,10 +20,11 @@ ACTION_DIMS = {'panda0': 7, 'panda1': 7, 'ur5e0': 6, 'ur5e1': 6, 'reacher0': 2}
 
 
 def rows(run_dir):
+    from realrl_replay.errors import StoreError
     from realrl_replay.reader import ReplayReader
     try:
         reader = ReplayReader(run_dir / 'replay')
-    except Exception:  # not created yet
+    except StoreError:  # not created yet
         return None
     reader.refresh()
     data = reader.read_range(0, reader.count, ['robot_id', 'embodiment', 'action',
@@ -76,6 +76,7 @@ def test_arms_of_two_kinds_and_a_gym_robot_share_one_store_learner_and_policy(tm
         mine = data['robot_id'] == code
         assert len(np.unique(data['embodiment'][mine])) == 1
         used = np.abs(data['action'][mine]).max(axis=0) > 0
-        assert used.tolist() == [True] * ACTION_DIMS[name] + [False] * (7 - ACTION_DIMS[name]), name
+        expected = [True] * ACTION_DIMS[name] + [False] * (7 - ACTION_DIMS[name])
+        assert used.tolist() == expected, name
     reacher = data['robot_id'] == data['names'].index('reacher0')
     assert np.all(data['reward'][reacher] < 0)  # Reacher's own reward, carried by its driver

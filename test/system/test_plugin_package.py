@@ -5,7 +5,8 @@ test/fixtures/realrl_example_plugin is copied to a temporary folder and built by
 With that overlay sourced over realrl's workspace, `realrl check` knows its driver, and
 `realrl train` runs it: the point-mass driver comes up over DDS and its steps reach the
 store, the learner trains the plug-in's 'linear' actor type, and the policy rebuilds that type
-from the weights blob's header; the run is interrupted once it has. Nothing of realrl's code names the plug-in.
+from the weights blob's header; the run is interrupted once it has. Nothing of realrl's code
+names the plug-in.
 """
 import json
 import os
@@ -15,7 +16,6 @@ import subprocess
 from pathlib import Path
 
 import yaml
-
 from ros_env import ROOT, next_domain_id, require_workspace, wait_for
 
 LINEAR = "actor type 'linear' (LinearGaussianActor)"
@@ -41,7 +41,7 @@ GRAPH = {
 
 
 def in_overlay(overlay: Path, command: str, cwd: Path, timeout: float):
-    """command in bash with realrl's environment and the plug-in's overlay sourced."""
+    """Command in bash with realrl's environment and the plug-in's overlay sourced."""
     script = (f'source {ROOT}/scripts/env.sh && source {overlay}/setup.bash && {command}')
     return subprocess.run(['bash', '-c', script], cwd=cwd, capture_output=True, text=True,
                           timeout=timeout, env=dict(os.environ, ROS_DOMAIN_ID=str(

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from ros_env import ROOT, isolate, next_domain_id, require_workspace, wait_for
+
 from realrl_bringup.shm_cleanup import fastdds_files, files_in_use
 
 FAST = ['--set', 'learner.sac.learning_starts=60', '--set', 'learner.publish_every_s=1.0',
@@ -18,7 +18,7 @@ FAST = ['--set', 'learner.sac.learning_starts=60', '--set', 'learner.publish_eve
 
 
 def processes_of(run_dir: Path) -> list[int]:
-    """pids whose command line names the run folder (every node gets its params file)."""
+    """Pids whose command line names the run folder (every node gets its params file)."""
     pids = []
     for pid in filter(str.isdigit, os.listdir('/proc')):
         try:
@@ -86,9 +86,10 @@ def store_rows(run_dir: Path) -> dict:
 
 
 def stored(run_dir: Path) -> int:
+    from realrl_replay.errors import StoreError
     try:
         return len(store_rows(run_dir)['seq'])
-    except Exception:  # not created yet
+    except StoreError:  # not created yet
         return 0
 
 

@@ -4,15 +4,15 @@ import time
 
 import numpy as np
 import pytest
+from video_source import H, W, write_video
 
 from realrl_common.config import ConfigError, build_config
-from realrl_driver.cameras.rig import RealCamerasConfig, RobotWithCameras, build_robot
 from realrl_driver.cameras.base import CameraError
 from realrl_driver.cameras.opencv import OpenCVCamera
+from realrl_driver.cameras.rig import RealCamerasConfig, RobotWithCameras, build_robot
 from realrl_driver.core.driver_config import DriverNodeConfig
 from realrl_driver.core.episode_loop import EpisodeLoop, LoopConfig
 from realrl_driver.robots.mujoco_arm.sim import MujocoArmSim
-from video_source import H, W, write_video
 
 
 class Arm(MujocoArmSim):

@@ -6,12 +6,12 @@ import time
 import cv2
 import numpy as np
 import pytest
+from video_source import H, W, frame_number, write_video
 
 from realrl_driver.cameras.base import CameraError
 from realrl_driver.cameras.factory import open_camera
 from realrl_driver.cameras.opencv import OpenCVCamera
 from realrl_driver.cameras.realsense import RealSenseCamera
-from video_source import H, W, frame_number, write_video
 
 
 def wait_for(predicate, timeout=10.0):
@@ -79,7 +79,8 @@ def test_a_looping_file_keeps_delivering(tmp_path):
 
 def test_an_image_sequence_is_a_camera(tmp_path):
     for i in range(3):
-        cv2.imwrite(str(tmp_path / f'img_{i:03d}.png'), np.full((H, W, 3), (0, 0, 4 * i), np.uint8))
+        cv2.imwrite(str(tmp_path / f'img_{i:03d}.png'),
+                    np.full((H, W, 3), (0, 0, 4 * i), np.uint8))
     cam = OpenCVCamera(str(tmp_path / 'img_%03d.png'), 'seq', fps=30, max_age_s=5.0)
     cam.open()
     try:

@@ -50,8 +50,8 @@ def test_actions_are_a_prefix_scaled_per_robot_and_masked():
     ur, panda = space.index(UR5E), space.index(PANDA)
     np.testing.assert_array_equal(space.mask[[panda, ur]],
                                   [[1] * 7, [1] * 6 + [0]])
-    padded = np.stack([space.pad_action(ur, np.full(6, 0.25)), space.pad_action(panda,
-                                                                                 np.full(7, -1.0))])
+    padded = np.stack([space.pad_action(ur, np.full(6, 0.25)),
+                       space.pad_action(panda, np.full(7, -1.0))])
     assert padded.shape == (2, 7) and padded[0, 6] == 0
     unit = space.to_unit(padded, np.array([ur, panda]))
     np.testing.assert_allclose(unit, [[0.5] * 6 + [0.0], [-1.0] * 7])

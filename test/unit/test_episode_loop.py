@@ -8,6 +8,7 @@ from realrl_driver.core.episode_loop import EpisodeLoop, LoopConfig
 
 class PointRobot:
     """A 1-D point that moves by its action; the state is [position, target]."""
+
     action_low = np.array([-1.0], np.float32)
     action_high = np.array([1.0], np.float32)
 

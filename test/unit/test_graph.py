@@ -22,7 +22,8 @@ DEMO = ROOT / 'config' / 'reach_sim.yaml'
 
 def test_demo_graph_is_valid_and_substitutes_the_run_dir():
     graph = load_graph(DEMO, {'run_dir': '/tmp/r'})
-    assert [n.fqn for n in graph.nodes] == ['/replay', '/learner', '/reward', '/policy', '/arm0/driver']
+    assert [n.fqn for n in graph.nodes] == ['/replay', '/learner', '/reward', '/policy',
+                                            '/arm0/driver']
     assert graph.robot_ids() == ['arm0']
     replay = graph.nodes[0]
     assert replay.parameters['store_path'] == '/tmp/r/replay'
@@ -31,7 +32,8 @@ def test_demo_graph_is_valid_and_substitutes_the_run_dir():
 
 @pytest.mark.parametrize('override, message', [
     ('policy.robot_ids=[arm1]', r"robot_ids names 'arm1', but no driver has that robot_id"),
-    ('learner.sac.batchsize=3', r"unknown key 'sac.batchsize'; did you mean 'sac.batch_size'|unknown key 'sac.batchsize'"),
+    ('learner.sac.batchsize=3',
+     r"unknown key 'sac.batchsize'; did you mean 'sac.batch_size'|unknown key 'sac.batchsize'"),
     ('driver.control_hz=fast', r'/arm0/driver parameters: control_hz: expected a number'),
     ('driver.control_hz=33.0', r'control_hz'),
     ('reward.reach.mode=dens', r"mode must be one of \['dense', 'sparse'\]"),

@@ -24,11 +24,13 @@ def test_robots_not_admitted_yet_are_waited_for_then_reported():
     t = 0.0
     while t < 5.0:
         if keeper.request(t):
-            keeper.on_acquire(False, '', "refused, nothing leased: arm0: no such robot (known: [])", t)
+            keeper.on_acquire(False, '',
+                              "refused, nothing leased: arm0: no such robot (known: [])", t)
         t += 0.1
     keeper.request(5.2)
     with pytest.raises(LeaseError, match='after 5 s .*not available .unhealthy.*hardware manager'):
-        keeper.on_acquire(False, '', 'refused, nothing leased: arm0: not available (unhealthy)', 5.2)
+        keeper.on_acquire(False, '',
+                          'refused, nothing leased: arm0: not available (unhealthy)', 5.2)
 
 
 def test_a_robot_held_by_another_experiment_ends_the_run_at_once():

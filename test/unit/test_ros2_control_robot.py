@@ -2,12 +2,17 @@
 simulated time: limits, rate limits, hold, reset, stale joint states, config errors."""
 import numpy as np
 import pytest
+from realrl_sim_peers.ros2_control_peer import MockJointHardware, MockRobotConfig
 
 from realrl_common.config import ConfigError, build_config
 from realrl_driver.robots.ros2_control.config import Ros2ControlConfig, Ros2ControlDriverConfig
-from realrl_driver.robots.ros2_control.robot import (JointReading, ResetTimeout, Ros2ControlArm,
-                                                     StaleJointStates, readiness_problem)
-from realrl_sim_peers.ros2_control_peer import MockJointHardware, MockRobotConfig
+from realrl_driver.robots.ros2_control.robot import (
+    JointReading,
+    ResetTimeout,
+    Ros2ControlArm,
+    StaleJointStates,
+    readiness_problem,
+)
 
 JOINTS = ('j1', 'j2', 'j3')
 LOWER, UPPER = (-1.0, -0.5, -2.0), (1.0, 0.5, 2.0)

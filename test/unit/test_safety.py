@@ -113,6 +113,7 @@ def test_a_bound_float32_cannot_hold_is_never_exceeded_after_the_cast():
 
 class _Robot:
     """Records what it is commanded; bounds [-1, 1] in float32, as every robot of ours."""
+
     state_dim, action_dim, cameras = 1, 2, ()
     action_low, action_high = -np.ones(2, np.float32), np.ones(2, np.float32)
 

@@ -6,12 +6,14 @@ import sys
 import time
 
 from realrl_bringup.graph import NodeSpec
-from realrl_bringup.supervisor import Supervisor
 from realrl_bringup.shm_cleanup import remove_orphan_segments
+from realrl_bringup.supervisor import Supervisor
 
 SLEEPER = [sys.executable, '-c', 'import subprocess, sys, time; '
-           'subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"]); time.sleep(600)']
-STUBBORN = [sys.executable, '-c', 'import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); '
+           'subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"]); '
+           'time.sleep(600)']
+STUBBORN = [sys.executable, '-c', 'import signal, time; '
+            'signal.signal(signal.SIGINT, signal.SIG_IGN); '
             'signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)']
 
 
@@ -40,7 +42,8 @@ def group_members(pgid):
 def test_on_failure_restarts_a_killed_node_and_never_a_clean_exit(tmp_path):
     sup = Supervisor(tmp_path, max_restarts=2)
     crash = sup.add(NodeSpec('crash', 'p', 'e', restart='on_failure'), SLEEPER)
-    done = sup.add(NodeSpec('done', 'p', 'e', restart='on_failure'), [sys.executable, '-c', 'pass'])
+    done = sup.add(NodeSpec('done', 'p', 'e', restart='on_failure'),
+                   [sys.executable, '-c', 'pass'])
     sup.start_all()
     first = crash.proc.pid
     os.kill(first, signal.SIGKILL)

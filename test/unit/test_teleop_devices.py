@@ -9,8 +9,15 @@ import termios
 
 import pytest
 
-from realrl_teleop.devices import (JS_EVENT, DeviceError, GamepadDevice, KeyboardDevice,
-                                   open_device, parse_js_events, parse_keys)
+from realrl_teleop.devices import (
+    JS_EVENT,
+    DeviceError,
+    GamepadDevice,
+    KeyboardDevice,
+    open_device,
+    parse_js_events,
+    parse_keys,
+)
 from realrl_teleop.spacemouse import SpaceMouseDevice, find_spacemouse
 
 
@@ -118,7 +125,7 @@ def report(rid, *values):
 
 
 def test_spacemouse_reports_through_a_packet_socket():
-    """hidraw hands over one report per read; a SEQPACKET socket keeps the same boundaries."""
+    """Hidraw hands over one report per read; a SEQPACKET socket keeps the same boundaries."""
     ours, device_side = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     mouse = SpaceMouseDevice(fd=ours.detach())
     try:

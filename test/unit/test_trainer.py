@@ -5,7 +5,6 @@ import torch
 
 from fsync_trace import SyncTrace
 from realrl_common.config import ConfigError
-
 from realrl_learner.sac import SACConfig
 from realrl_learner.trainer import Trainer, TrainerConfig, checkpoint_weights
 from realrl_policy.weights_blob import unpack_actor
@@ -31,17 +30,20 @@ def fill(writer, first_seq, n, rng):
 
 def test_pacing_training_versions_and_checkpoint_round_trip(tmp_path):
     rng = np.random.default_rng(0)
-    writer = ReplayWriter.create(tmp_path / 'store', transition_schema(DESC), {'robots': {'arm0': DESC}})
+    writer = ReplayWriter.create(tmp_path / 'store', transition_schema(DESC),
+                                 {'robots': {'arm0': DESC}})
     fill(writer, 1, 40, rng)
     cfg = TrainerConfig(sac=SACConfig(batch_size=16, learning_starts=30, updates_per_step=2.0),
                         refresh_every_s=0.0)
-    trainer = Trainer(cfg, ReplayReader(tmp_path / 'store'), tmp_path / 'ckpt', tmp_path / 'm.jsonl')
+    trainer = Trainer(cfg, ReplayReader(tmp_path / 'store'), tmp_path / 'ckpt',
+                      tmp_path / 'm.jsonl')
     trained = sum(trainer.step() for _ in range(100))
     assert trained == 20 == trainer.sac.updates  # (40 - 30) transitions x UTD 2
     fill(writer, 41, 10, rng)
     assert sum(trainer.step() for _ in range(100)) == 20  # the new data allows 20 more
     batch = trainer.batch(trainer.sampler.sample(8))
-    assert batch['action'].min() >= -1 and batch['action'].max() <= 1  # actions in the actor's range
+    # actions in the actor's range
+    assert batch['action'].min() >= -1 and batch['action'].max() <= 1
 
     version, blob = trainer.next_weights(now=1e9)
     assert version == 1
@@ -115,7 +117,8 @@ def fill_flagged(writer, first_seq, n, rng, intervention):
 def test_batches_mix_demonstrations_and_interventions_by_ratio(tmp_path):
     rng = np.random.default_rng(1)
     meta = {'robots': {'arm0': DESC}}
-    demo = ReplayWriter.create(tmp_path / 'demo', transition_schema(DESC), {**meta, 'source': 'demo'})
+    demo = ReplayWriter.create(tmp_path / 'demo', transition_schema(DESC),
+                               {**meta, 'source': 'demo'})
     fill(demo, 1, 200, rng)
     demo.close()
     writer = ReplayWriter.create(tmp_path / 'store', transition_schema(DESC), meta)
@@ -144,9 +147,11 @@ def test_batches_mix_demonstrations_and_interventions_by_ratio(tmp_path):
 
 def test_demo_stores_of_another_robot_space_are_refused(tmp_path):
     other = {**DESC, 'state_dim': 6}
-    demo = ReplayWriter.create(tmp_path / 'demo', transition_schema(other), {'robots': {'arm0': other}})
+    demo = ReplayWriter.create(tmp_path / 'demo', transition_schema(other),
+                               {'robots': {'arm0': other}})
     demo.close()
-    writer = ReplayWriter.create(tmp_path / 'store', transition_schema(DESC), {'robots': {'arm0': DESC}})
+    writer = ReplayWriter.create(tmp_path / 'store', transition_schema(DESC),
+                                 {'robots': {'arm0': DESC}})
     cfg = TrainerConfig(demo_stores=(str(tmp_path / 'demo'),))
     with pytest.raises(ValueError, match="field 'obs/state'"):
         Trainer(cfg, ReplayReader(tmp_path / 'store'), tmp_path / 'ckpt')

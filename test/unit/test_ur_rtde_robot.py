@@ -13,8 +13,7 @@ from realrl_common.config import ConfigError, build_config
 from realrl_driver.core.episode_loop import EpisodeLoop, LoopConfig
 from realrl_driver.robots.ur_rtde import sim as ur_rtde_sim
 from realrl_driver.robots.ur_rtde.config import UR5E_HOME, URConfig, URDriverConfig
-from realrl_driver.robots.ur_rtde.robot import (URConnectionError, URFault, URRtdeRobot,
-                                                arm_fault)
+from realrl_driver.robots.ur_rtde.robot import URConnectionError, URFault, URRtdeRobot, arm_fault
 
 HZ = 20.0
 DT = 1.0 / HZ

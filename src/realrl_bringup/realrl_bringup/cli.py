@@ -1,11 +1,11 @@
 """`realrl`: start a graph from its YAML description, watch it, stop it cleanly.
 
-    realrl train [--config config/reach_sim.yaml] [--run-dir DIR] [--set node.key=value]
-    realrl train --resume DIR
-    realrl check [--config FILE]          validate a graph file, start nothing
-    realrl plot DIR                       redraw a run's learning curve
-    realrl robots [--wait-s S]            the hardware manager's robots: kind, state, holder,
-                                          rate, health
+realrl train [--config config/reach_sim.yaml] [--run-dir DIR] [--set node.key=value]
+realrl train --resume DIR
+realrl check [--config FILE]          validate a graph file, start nothing
+realrl plot DIR                       redraw a run's learning curve
+realrl robots [--wait-s S]            the hardware manager's robots: kind, state, holder,
+rate, health
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from realrl_common.config import ConfigError
 
 
 def parse_args(argv):
+    """The parsed command line of `realrl` (train, check, plot, robots)."""
     p = argparse.ArgumentParser(prog='realrl', description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest='command', required=True)
@@ -45,6 +46,7 @@ def parse_args(argv):
 
 
 def train(args) -> int:
+    """Runs `realrl train`: a new run, or one resumed; returns the exit status."""
     from realrl_bringup.run import Run, RunOptions  # processes and ROS only for a run
     options = RunOptions(args.max_wall_s, not args.no_stop_at_success, args.status_every_s)
     if args.resume:
@@ -55,6 +57,7 @@ def train(args) -> int:
 
 
 def main(argv=None) -> int:
+    """Entry point of `realrl`; returns the exit status (2 for a bad graph or file)."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
         if args.command == 'check':

@@ -32,6 +32,8 @@ NAME = re.compile(r'^[A-Za-z][A-Za-z0-9_]*$')
 
 @dataclass(frozen=True)
 class NodeSpec:
+    """One node of a graph: what to start, where, and with which parameters."""
+
     name: str
     """ROS node name (unique within its namespace)."""
     package: str
@@ -48,7 +50,8 @@ class NodeSpec:
     """The node's ROS parameters (nested mappings become dotted names)."""
 
     def __post_init__(self):
-        check(bool(NAME.match(self.name)), f'name must be a ROS name like policy, got {self.name!r}')
+        check(bool(NAME.match(self.name)),
+              f'name must be a ROS name like policy, got {self.name!r}')
         check(self.namespace == '' or bool(NAME.match(self.namespace)),
               f'namespace must be a ROS name like arm0 (no slashes), got {self.namespace!r}')
         check(self.restart in RESTART_POLICIES,
@@ -65,6 +68,8 @@ class NodeSpec:
 
 @dataclass(frozen=True)
 class StopSpec:
+    """When a training run ends: the success rate to reach, or the time to give up at."""
+
     success_rate: float = 0.9
     """The run succeeds when this share of the last `window` episodes succeeded."""
     window: int = 20
@@ -73,13 +78,16 @@ class StopSpec:
     """The run stops, unsuccessful, after this many seconds."""
 
     def __post_init__(self):
-        check(0 < self.success_rate <= 1, f'stop.success_rate must be in (0, 1], got {self.success_rate}')
+        check(0 < self.success_rate <= 1,
+              f'stop.success_rate must be in (0, 1], got {self.success_rate}')
         check(self.window > 0, f'stop.window must be > 0, got {self.window}')
         check(self.max_wall_s > 0, f'stop.max_wall_s must be > 0, got {self.max_wall_s}')
 
 
 @dataclass(frozen=True)
 class GraphSpec:
+    """A whole graph as written in its file: name, nodes, stop rule and leasing."""
+
     name: str
     """Name of the experiment; default run folders are runs/<name>-<time>."""
     nodes: tuple[NodeSpec, ...]
@@ -117,6 +125,7 @@ def substitute(value: Any, variables: dict[str, str]) -> Any:
 class Graph:
     """A graph description read once, with its --set overrides applied once, and validated
     whole: every node's kind and config, and the references between nodes."""
+
     spec: GraphSpec
     """The nodes, stop criterion and lease, with ${variables} substituted."""
     kinds: dict[str, NodeKind]
@@ -185,7 +194,8 @@ def validate_parameters(graph: GraphSpec, kinds: dict[str, NodeKind]) -> dict[st
               f'{type(configs[spec.fqn]).__name__} has none')
     robots = [configs[s.fqn].robot_id for s in drivers]
     dupes = {r for r in robots if robots.count(r) > 1}
-    check(not dupes, f'robot_id {sorted(dupes)} is used by more than one driver; give each its own')
+    check(not dupes,
+          f'robot_id {sorted(dupes)} is used by more than one driver; give each its own')
     for spec in drivers:
         rid = configs[spec.fqn].robot_id
         check(spec.namespace == rid, f'node {spec.fqn}: a driver runs in the namespace of its '
@@ -256,7 +266,8 @@ def apply_override(raw: dict, item: str) -> None:
     if head in ('stop', 'lease'):
         target = raw.setdefault(head, {})
     else:
-        matches = [n for n in raw.get('nodes', []) if isinstance(n, dict) and n.get('name') == head]
+        matches = [n for n in raw.get('nodes', [])
+                   if isinstance(n, dict) and n.get('name') == head]
         if not matches:
             names = [n.get('name') for n in raw.get('nodes', []) if isinstance(n, dict)]
             raise ConfigError(f'--set {item!r}: no node named {head!r}; nodes: {names}')

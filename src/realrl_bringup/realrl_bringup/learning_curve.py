@@ -20,6 +20,8 @@ def _read_jsonl(path: Path) -> list[dict]:
 
 
 def plot_learning_curve(run_dir: Path, out: Path | None = None, window: int = 20) -> Path:
+    """Plots a run's success rate, returns and learner metrics over time as a
+    PNG (default: run_dir/learning_curve.png); returns its path."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt

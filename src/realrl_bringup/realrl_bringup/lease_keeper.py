@@ -23,6 +23,7 @@ RETRYABLE = ('no such robot', 'not available')
 @dataclass(frozen=True)
 class LeaseSpec:
     """The graph's ``lease:`` section."""
+
     enabled: bool = False
     """Lease the graph's robots from a hardware manager before activating their drivers."""
     manager: str = '/hardware_manager'

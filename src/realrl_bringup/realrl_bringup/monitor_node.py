@@ -4,19 +4,27 @@ from __future__ import annotations
 import time
 
 from rclpy.node import Node
-from realrl_interfaces.msg import (DriverStatus, EpisodeResult, LearnerStatus, PolicyVersion,
-                                   TransitionAck)
-from realrl_interfaces.srv import AcquireLease, ReleaseLease, RenewLease
 
-from realrl_common.lifecycle import bring_up
-from realrl_common.qos import DATA_QOS, LATCHED_QOS, STATUS_QOS
 from realrl_bringup.lease_keeper import LeaseKeeper
 from realrl_bringup.progress import EpisodeLog, Progress
+from realrl_common.lifecycle import bring_up
+from realrl_common.qos import DATA_QOS, LATCHED_QOS, STATUS_QOS
+from realrl_interfaces.msg import (
+    DriverStatus,
+    EpisodeResult,
+    LearnerStatus,
+    PolicyVersion,
+    TransitionAck,
+)
+from realrl_interfaces.srv import AcquireLease, ReleaseLease, RenewLease
 
 LEASE_REQUEST_TIMEOUT_S = 2.0
 
 
 class MonitorNode(Node):
+    """The run's observer: follows episodes, driver status, acks, learner and policy
+    versions into Progress and the episode log, and keeps the lease if any."""
+
     def __init__(self, robot_ids: list[str], progress: Progress, episode_log: EpisodeLog):
         super().__init__('realrl_monitor')
         self.progress = progress
@@ -59,7 +67,7 @@ class MonitorNode(Node):
     # -- lifecycle ----------------------------------------------------------------------
     def bring_up(self, fqn: str, spin, timeout: float = 30.0, alive=lambda: True,
                  target: str = 'active') -> str:
-        """configure (if unconfigured) then activate (unless target is 'inactive'); returns
+        """Configure (if unconfigured) then activate (unless target is 'inactive'); returns
         '' or what went wrong (realrl_common.lifecycle: each step re-reads the state, lost
         requests are retried)."""
         return bring_up(self, fqn, spin, timeout, alive, target=target)
@@ -89,7 +97,8 @@ class MonitorNode(Node):
                 else:
                     keeper.on_renew(r.ok, r.message, now)
             elif now > deadline:
-                (self._acquire if kind == 'acquire' else self._renew).remove_pending_request(future)
+                client = self._acquire if kind == 'acquire' else self._renew
+                client.remove_pending_request(future)
                 self._lease_call = None
                 keeper.on_lost_request(now)
         if self._lease_call is None:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 @dataclass
 class Progress:
+    """Counters and the recent success window of a run, fed by the monitor node."""
+
     window: int = 20
     started: float = field(default_factory=time.monotonic)
     episodes: int = 0
@@ -60,7 +62,8 @@ class Progress:
         total = len(nodes_up) + len(nodes_down)
         nodes = f'nodes {len(nodes_up)}/{total} up' + (
             f' (down: {", ".join(nodes_down)})' if nodes_down else '')
-        return (f'[{elapsed:6.1f}s] episodes {self.episodes:4d} | success(last {len(self.recent)}) '
+        return (f'[{elapsed:6.1f}s] episodes {self.episodes:4d} | '
+                f'success(last {len(self.recent)}) '
                 f'{self.success_rate:4.2f} | stored {self.stored:6d} | updates '
                 f'{self.learner_updates:6d} | policy v{self.policy_version} | '
                 f'{self.steps_per_s:5.1f} steps/s | {nodes}{self.waits()}')

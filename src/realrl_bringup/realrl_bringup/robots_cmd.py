@@ -32,10 +32,10 @@ def fetch_robots(wait_s: float):
     import time
 
     import rclpy
-    from realrl_interfaces.msg import RobotStates
     from rclpy.signals import SignalHandlerOptions
 
     from realrl_common.qos import LATCHED_QOS
+    from realrl_interfaces.msg import RobotStates
 
     context = rclpy.Context()
     rclpy.init(context=context, signal_handler_options=SignalHandlerOptions.NO)

@@ -34,6 +34,7 @@ GRAPH_SNAPSHOT = 'graph.yaml'
 @dataclass(frozen=True)
 class RunOptions:
     """How `realrl train` watches a run (its command-line options)."""
+
     max_wall_s: float | None = None
     """Stop after this many seconds (None: the graph's stop.max_wall_s)."""
     stop_at_success: bool = True
@@ -190,7 +191,8 @@ class Run:
         print(f'realrl: {outcome}; stopping {len(supervisor.nodes)} nodes', flush=True)
         try:
             self.monitor.release_lease(self.spin)
-        except Exception as e:  # the nodes must be stopped whatever happened; the lease expires
+        except Exception as e:  # noqa: BLE001 - the nodes must be stopped whatever happened;
+            # the lease expires
             print(f'realrl: could not release the lease ({e}); it expires after its ttl',
                   file=sys.stderr, flush=True)
         codes = supervisor.stop_all()
@@ -204,7 +206,7 @@ class Run:
         try:
             png = plot_learning_curve(run_dir, window=self.graph.stop.window)
             print(f'realrl: learning curve {png}', flush=True)
-        except Exception as e:  # a plot must never hide the run's outcome
+        except Exception as e:  # noqa: BLE001 - a plot must never hide the run's outcome
             print(f'realrl: could not plot the learning curve: {e}', file=sys.stderr)
         print('realrl: ' + json.dumps(summary), flush=True)
 
@@ -229,6 +231,7 @@ def bring_up_all(graph, supervisor, monitor, spin, stop, target: str,
 
 
 def report(events: list[str]) -> None:
+    """Prints each event as a `realrl:` line."""
     for event in events:
         print(f'realrl: {event}', flush=True)
 
@@ -252,6 +255,8 @@ def _drop_empty_lists(d: dict) -> dict:
 
 
 class StopFlag:
+    """Records SIGINT or SIGTERM (in ``signal``) instead of raising, so a run stops cleanly."""
+
     def __init__(self):
         self.signal = None
         signal.signal(signal.SIGINT, self._set)

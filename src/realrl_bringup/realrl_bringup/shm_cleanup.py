@@ -16,6 +16,7 @@ PREFIXES = ('fastdds_', 'fastrtps_', 'sem.fastdds_', 'sem.fastrtps_')
 
 
 def fastdds_files(shm: Path = SHM) -> list[Path]:
+    """The Fast DDS shared-memory files under shm (none if shm does not exist)."""
     try:
         return [p for p in shm.iterdir() if p.name.startswith(PREFIXES)]
     except FileNotFoundError:
@@ -45,6 +46,7 @@ def files_of(pid: int, shm: Path = SHM) -> set[str]:
 
 
 def files_in_use(shm: Path = SHM, ignore_pids: frozenset = frozenset()) -> set[str]:
+    """Paths under shm that any process but those in ignore_pids uses."""
     used: set[str] = set()
     for pid in filter(str.isdigit, os.listdir('/proc')):
         if int(pid) not in ignore_pids:

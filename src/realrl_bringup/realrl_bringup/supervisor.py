@@ -27,6 +27,8 @@ from realrl_bringup.shm_cleanup import files_of, remove_orphan_segments
 
 
 def executable_path(spec: NodeSpec) -> str:
+    """Path of the node's installed executable; FileNotFoundError saying how to
+    build it if the package or the executable is missing."""
     try:
         prefix = get_package_prefix(spec.package)
     except PackageNotFoundError:
@@ -39,6 +41,7 @@ def executable_path(spec: NodeSpec) -> str:
 
 
 def ros_args(spec: NodeSpec, params_file: Path | None) -> list[str]:
+    """The --ros-args that give the node its name, namespace and parameters file."""
     args = ['--ros-args', '-r', f'__node:={spec.name}']
     if spec.namespace:
         args += ['-r', f'__ns:=/{spec.namespace}']
@@ -49,6 +52,8 @@ def ros_args(spec: NodeSpec, params_file: Path | None) -> list[str]:
 
 @dataclass
 class Managed:
+    """One supervised node: its command, log, current process, starts and exit codes."""
+
     spec: NodeSpec
     command: list[str]
     log_path: Path
@@ -62,6 +67,8 @@ class Managed:
 
 
 class Supervisor:
+    """Starts, restarts and stops the graph's node processes, each with its own log."""
+
     def __init__(self, log_dir: Path, env: dict | None = None, max_restarts: int = 5):
         self.log_dir = Path(log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)

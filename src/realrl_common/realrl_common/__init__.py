@@ -1,0 +1,1 @@
+"""Pieces shared by the realrl packages: configuration, conversions, QoS, embodiments, weights."""

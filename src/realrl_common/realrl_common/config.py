@@ -46,6 +46,17 @@ def _coerce(value: Any, tp, key: str) -> Any:
         return tuple(items) if origin is tuple else items
     if tp is Any:
         return value
+    if tp in (bool, int, float, str):
+        return _coerce_scalar(value, tp, key)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f'{key}: expected a mapping of {tp.__name__} fields, got {value!r}')
+        return _build(tp, value, path=f'{key}.')
+    return value
+
+
+def _coerce_scalar(value: Any, tp, key: str) -> Any:
+    """Return value as tp (bool, int, float or str), or raise ConfigError naming key."""
     if tp is bool:
         if isinstance(value, bool):
             return value
@@ -58,15 +69,9 @@ def _coerce(value: Any, tp, key: str) -> Any:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
         raise ConfigError(f'{key}: expected a number, got {value!r}')
-    if tp is str:
-        if isinstance(value, str):
-            return value
-        raise ConfigError(f'{key}: expected a string, got {value!r}; quote it in YAML')
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, Mapping):
-            raise ConfigError(f'{key}: expected a mapping of {tp.__name__} fields, got {value!r}')
-        return _build(tp, value, path=f'{key}.')
-    return value
+    if isinstance(value, str):
+        return value
+    raise ConfigError(f'{key}: expected a string, got {value!r}; quote it in YAML')
 
 
 def build_config(cls, values: Mapping[str, Any] | None, where: str = ''):

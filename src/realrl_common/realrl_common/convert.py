@@ -40,7 +40,8 @@ def image_array(msg) -> np.ndarray:
     """A sensor_msgs/Image as an HxWxC uint8 array; raises on unsupported encodings."""
     channels = ENCODINGS.get(msg.encoding)
     if channels is None:
-        raise ValueError(f'unsupported image encoding {msg.encoding!r}; use one of {sorted(ENCODINGS)}')
+        raise ValueError(f'unsupported image encoding {msg.encoding!r}; '
+                         f'use one of {sorted(ENCODINGS)}')
     data = np.frombuffer(bytes(msg.data), dtype=np.uint8)
     expected = msg.height * msg.width * channels
     if data.size != expected:
@@ -50,4 +51,5 @@ def image_array(msg) -> np.ndarray:
 
 
 def stamp_ns(stamp) -> int:
+    """A ROS time stamp (sec, nanosec) in integer nanoseconds."""
     return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)

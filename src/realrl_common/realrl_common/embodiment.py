@@ -49,6 +49,7 @@ def describe_robot(msg) -> dict:
 
 
 def embodiment_key(desc: Mapping) -> str:
+    """The description's embodiment key, kind/state_dim/action_dim."""
     return f"{desc.get('kind') or 'robot'}/{int(desc['state_dim'])}/{int(desc['action_dim'])}"
 
 
@@ -71,6 +72,8 @@ def tiled_layout(desc: Mapping) -> tuple[tuple[str, int, int], ...]:
 
 @dataclass(frozen=True)
 class Embodiment:
+    """Robots that share a key: their state layout and action bounds."""
+
     key: str
     """kind/state_dim/action_dim."""
     state_dim: int

@@ -46,6 +46,7 @@ something outside realrl (a simulated controller) so a set-up can be tried witho
 @dataclass(frozen=True)
 class NodeKind:
     """An executable that can run in a graph: what it is and how its parameters validate."""
+
     role: str
     """One of ROLES."""
     config: type
@@ -64,6 +65,7 @@ class NodeKind:
 @dataclass(frozen=True)
 class RobotKind:
     """A kind of robot a driver can run."""
+
     config: type
     """The driver config class of this kind (``DriverNodeConfig`` plus the robot's section)."""
     make_robot: str

@@ -1,5 +1,5 @@
 """QoS profiles by kind of data (see docs/architecture.md, 'QoS')."""
-from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy)
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 # Observations and camera frames: newest wins, a lost one is replaced by the next.
 SENSOR_QOS = QoSProfile(depth=2, reliability=ReliabilityPolicy.BEST_EFFORT,

@@ -27,6 +27,7 @@ def unflatten(flat: dict[str, Any]) -> dict[str, Any]:
 
 
 def parameter_values(node) -> dict[str, Any]:
+    """The node's parameters as nested mappings (ROS's own ones left out)."""
     flat = {}
     for name, param in node.get_parameters_by_prefix('').items():
         if name in IGNORED or name.startswith('qos_overrides'):

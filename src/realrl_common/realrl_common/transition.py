@@ -231,7 +231,7 @@ def _to_msg_value(f: TransitionField, value):
 
 
 def _decoder(f: TransitionField):
-    """msg -> the field's value, chosen once per field (the node decodes every message)."""
+    """Msg -> the field's value, chosen once per field (the node decodes every message)."""
     attr, dtype = f.msg_field, np.dtype(f.dtype)
     if attr == STAMP:
         return lambda msg: int(msg.header.stamp.sec) * 1_000_000_000 + int(

@@ -14,6 +14,8 @@ DEFAULT_CHUNK_BYTES = 256 * 1024
 
 @dataclass(frozen=True)
 class Chunk:
+    """One piece of a versioned weights blob, with the whole blob's size and CRC32."""
+
     version: int
     index: int
     count: int
@@ -23,6 +25,7 @@ class Chunk:
 
 
 def chunk_blob(version: int, blob: bytes, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> list[Chunk]:
+    """The blob of ``version`` cut into chunks of at most chunk_bytes (at least one)."""
     if chunk_bytes <= 0:
         raise ValueError(f'chunk_bytes must be > 0, got {chunk_bytes}')
     crc = zlib.crc32(blob)
@@ -34,6 +37,7 @@ def chunk_blob(version: int, blob: bytes, chunk_bytes: int = DEFAULT_CHUNK_BYTES
 @dataclass
 class BlobAssembler:
     """Collects chunks; ``add`` returns (version, blob) once a newer version is whole."""
+
     current_version: int = 0
     rejected: int = 0
     _version: int = -1

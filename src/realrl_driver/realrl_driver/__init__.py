@@ -1,0 +1,1 @@
+"""Robot drivers of realrl: the episode loop and driver node, robots and cameras."""

@@ -1,0 +1,1 @@
+"""The hardware manager: robots discovered, health-checked and leased."""

@@ -16,15 +16,15 @@ import time
 from dataclasses import dataclass, field
 
 from rclpy.node import Node
-from realrl_interfaces.msg import DriverStatus, RobotDescription, RobotState, RobotStates
-from realrl_interfaces.srv import AcquireLease, Describe, ReleaseLease, RenewLease
 
 from realrl_common.lifecycle import BringUp
 from realrl_common.node_main import spin_node
 from realrl_common.qos import LATCHED_QOS, STATUS_QOS
 from realrl_common.ros_params import read_config
-from realrl_hardware.registry import Registry, RobotView
 from realrl_hardware.node_config import HardwareManagerConfig
+from realrl_hardware.registry import Registry, RobotView
+from realrl_interfaces.msg import DriverStatus, RobotDescription, RobotState, RobotStates
+from realrl_interfaces.srv import AcquireLease, Describe, ReleaseLease, RenewLease
 
 STATUS_TYPE = 'realrl_interfaces/msg/DriverStatus'
 DESCRIBE_TYPE = 'realrl_interfaces/srv/Describe'
@@ -35,6 +35,7 @@ TICK_S = 0.05
 @dataclass
 class _Watch:
     """What the node holds for one driver."""
+
     describe: object  # rclpy client
     describing: tuple | None = None  # (future, deadline)
     bring_up: BringUp | None = None
@@ -44,6 +45,9 @@ class _Watch:
 
 
 class HardwareManagerNode(Node):
+    """The hardware manager: discovers drivers in the ROS graph, brings them up,
+    watches their health, serves leases and publishes ~/robots."""
+
     def __init__(self):
         super().__init__('hardware_manager', automatically_declare_parameters_from_overrides=True)
         self.cfg = read_config(self, HardwareManagerConfig)
@@ -136,7 +140,8 @@ class HardwareManagerNode(Node):
                 watch.bring_up, watch.failed = None, result
                 watch.retry_at = now + self.cfg.retry_after_s
                 self.registry.set_problem(fqn, result)
-                self.get_logger().warning(f'{result}; trying again in {self.cfg.retry_after_s:g} s')
+                self.get_logger().warning(
+                    f'{result}; trying again in {self.cfg.retry_after_s:g} s')
         elif (self.cfg.activate and not lost and driver.lifecycle_state != 'active'
               and now >= watch.retry_at):
             watch.bring_up = BringUp(self, fqn, self.cfg.request_timeout_s,
@@ -225,6 +230,7 @@ def _state_msg(v: RobotView) -> RobotState:
 
 
 def main(args=None):
+    """Runs the hardware manager node."""
     spin_node(HardwareManagerNode, 'hardware_manager', args)
 
 

@@ -10,6 +10,8 @@ from realrl_hardware.registry import RegistryConfig
 
 @dataclass(frozen=True)
 class HardwareManagerConfig(RegistryConfig):
+    """Parameters of the hardware manager node."""
+
     activate: bool = True
     """Bring every discovered driver to active (configure, then activate); false: only watch,
     and admit drivers once someone else has configured them."""

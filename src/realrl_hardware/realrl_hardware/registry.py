@@ -38,6 +38,8 @@ ENDED_LEASES_KEPT = 1000
 
 @dataclass(frozen=True)
 class RegistryConfig:
+    """Expected robots, health and lease rules of the registry."""
+
     expected_robots: tuple[str, ...] = ()
     """Robots that should be present, as 'robot_id' or 'robot_id:kind' (e.g. 'arm1:mujoco_arm').
     Missing ones are reported; one whose driver reports another kind is not admitted. Robots
@@ -81,6 +83,8 @@ class RegistryConfig:
 
 @dataclass
 class Driver:
+    """What the registry knows of one driver node, by its fully qualified name."""
+
     fqn: str
     seen_at: float
     heartbeat_at: float | None = None
@@ -98,6 +102,8 @@ class Driver:
 
 @dataclass
 class Robot:
+    """One robot, the driver that serves it, whether it is admitted and its lease."""
+
     robot_id: str
     driver: str  # fqn of the driver that serves it now
     admitted: bool = False
@@ -107,6 +113,8 @@ class Robot:
 
 @dataclass
 class Lease:
+    """Robots held by one holder until expires_at (a renewal moves it to ttl_s from then)."""
+
     lease_id: str
     holder: str
     robot_ids: tuple[str, ...]
@@ -116,6 +124,8 @@ class Lease:
 
 @dataclass(frozen=True)
 class LeaseReply:
+    """The answer to an acquire, renew or release request."""
+
     ok: bool
     message: str = ''
     lease_id: str = ''
@@ -126,6 +136,7 @@ class LeaseReply:
 @dataclass(frozen=True)
 class RobotView:
     """One row of the manager's report (the fields of realrl_interfaces/RobotState)."""
+
     robot_id: str
     kind: str
     driver: str
@@ -144,6 +155,9 @@ class RobotView:
 
 
 class Registry:
+    """Drivers, robots and leases of the hardware manager, without ROS: the node
+    feeds in what it sees and asks for the report and the leases."""
+
     def __init__(self, cfg: RegistryConfig, clock: Callable[[], float] = time.monotonic,
                  new_lease_id: Callable[[], str] = lambda: uuid.uuid4().hex[:12]):
         self.cfg = cfg
@@ -347,7 +361,7 @@ class Registry:
                 f'acquire a new lease')
 
     def _expire(self, now: float) -> None:
-        for lease in [l for l in self._leases.values() if now >= l.expires_at]:
+        for lease in [x for x in self._leases.values() if now >= x.expires_at]:
             self._end_lease(lease, f'expired (not renewed within its ttl of {lease.ttl_s:g} s)')
 
     def _end_lease(self, lease: Lease, why: str) -> None:

@@ -1,0 +1,1 @@
+"""The learner of realrl: SAC on the replay store, versioned weights out, checkpoints."""

@@ -11,20 +11,23 @@ import threading
 import time
 from pathlib import Path
 
-from realrl_interfaces.msg import LearnerStatus, WeightChunk
 from rclpy.node import Node
 
 from realrl_common.node_main import spin_node
 from realrl_common.qos import STATUS_QOS, WEIGHTS_QOS
 from realrl_common.ros_params import read_config
 from realrl_common.weights import chunk_blob
+from realrl_interfaces.msg import LearnerStatus, WeightChunk
+from realrl_learner.node_config import LearnerNodeConfig
 from realrl_learner.trainer import Trainer, checkpoint_weights
 from realrl_replay.errors import StoreError
 from realrl_replay.reader import ReplayReader
-from realrl_learner.node_config import LearnerNodeConfig
 
 
 class LearnerNode(Node):
+    """Trains on the replay store in a background thread; publishes weights and
+    status."""
+
     def __init__(self):
         super().__init__('learner', automatically_declare_parameters_from_overrides=True)
         self.cfg = read_config(self, LearnerNodeConfig)
@@ -119,6 +122,7 @@ class LearnerNode(Node):
 
 
 def main(args=None):
+    """Runs the learner node."""
     spin_node(LearnerNode, 'learner', args)
 
 

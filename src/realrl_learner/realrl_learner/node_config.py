@@ -11,6 +11,8 @@ from realrl_learner.trainer import TrainerConfig
 
 @dataclass(frozen=True)
 class LearnerNodeConfig(TrainerConfig):
+    """Parameters of the learner node: the trainer's, and where it reads and writes."""
+
     store_path: str = 'replay'
     """Replay store to learn from (written by the replay node)."""
     checkpoint_dir: str = 'checkpoints'

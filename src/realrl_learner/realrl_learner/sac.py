@@ -25,6 +25,8 @@ nothing in the log-probability; the entropy target is minus the mean number of r
 
 @dataclass(frozen=True)
 class SACConfig:
+    """SAC hyperparameters."""
+
     gamma: float = 0.9
     """Discount factor. The reach task is short (tens of steps), so a short horizon
     learns faster and is enough."""
@@ -91,7 +93,8 @@ class TwinQ(nn.Module):
         self.q1 = mlp(obs_dim + act_dim, hidden_sizes, 1, activation)
         self.q2 = mlp(obs_dim + act_dim, hidden_sizes, 1, activation)
 
-    def forward(self, obs: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, obs: torch.Tensor,
+                action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = torch.cat([obs, action], dim=-1)
         return self.q1(x), self.q2(x)
 

@@ -38,6 +38,8 @@ FIELDS = ('obs/state', 'action', 'reward', 'next_obs/state', 'terminated')
 
 @dataclass(frozen=True)
 class TrainerConfig:
+    """How the trainer samples, publishes weights and writes checkpoints."""
+
     sac: SACConfig = field(default_factory=SACConfig)
     """SAC hyperparameters (batch size, learning rates, UTD ratio, learning_starts ...)."""
     publish_every_s: float = 2.0
@@ -73,7 +75,8 @@ class TrainerConfig:
         check(self.publish_every_s > 0, f'publish_every_s must be > 0, got {self.publish_every_s}')
         check(self.checkpoint_every_s > 0,
               f'checkpoint_every_s must be > 0, got {self.checkpoint_every_s}')
-        check(self.keep_checkpoints >= 1, f'keep_checkpoints must be >= 1, got {self.keep_checkpoints}')
+        check(self.keep_checkpoints >= 1,
+              f'keep_checkpoints must be >= 1, got {self.keep_checkpoints}')
         check(self.window >= 0, f'window must be >= 0 (0: all), got {self.window}')
         check(self.cache_bytes >= 1 << 20, f'cache_bytes must be >= 1 MiB, got {self.cache_bytes}')
         check(self.torch_threads >= 1, f'torch_threads must be >= 1, got {self.torch_threads}')
@@ -95,6 +98,9 @@ class TrainerConfig:
 
 
 class Trainer:
+    """SAC on a replay store: samples batches, updates, publishes versioned weights,
+    writes checkpoints and metrics."""
+
     def __init__(self, cfg: TrainerConfig, reader, checkpoint_dir: str | Path,
                  metrics_path: str | Path | None = None):
         self.cfg = cfg

@@ -22,6 +22,8 @@ from realrl_policy.weights_blob import unpack
 
 @dataclass(frozen=True)
 class RobotSpace:
+    """A served robot's state size and action bounds."""
+
     state_dim: int
     low: np.ndarray
     high: np.ndarray
@@ -35,10 +37,14 @@ def to_unit(action: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray
 
 
 def from_unit(u: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """Action in [-1, 1] (the actor's range) -> robot units, clipped to the bounds."""
     return np.clip(low + 0.5 * (u + 1.0) * (high - low), low, high)
 
 
 class InferenceEngine:
+    """The current actor and the robots it serves: actions from observations,
+    weights swapped in between them."""
+
     def __init__(self, deterministic: bool = False, seed: int = 0):
         self.deterministic = deterministic
         self.version = 0

@@ -27,6 +27,8 @@ ACTIVATIONS = {'relu': nn.ReLU, 'tanh': nn.Tanh, 'elu': nn.ELU}
 
 @dataclass(frozen=True)
 class ActorConfig:
+    """The actor network: type, hidden layers, activation, log-std bounds."""
+
     type: str = 'mlp'
     """Actor network type: a name registered under the 'realrl.policies' entry points."""
     hidden_sizes: tuple[int, ...] = (128, 128)
@@ -54,7 +56,8 @@ class ActorConfig:
                              f'({self.log_std_max})')
 
 
-def mlp(in_dim: int, hidden_sizes: tuple[int, ...], out_dim: int, activation: str) -> nn.Sequential:
+def mlp(in_dim: int, hidden_sizes: tuple[int, ...], out_dim: int,
+        activation: str) -> nn.Sequential:
     """Linear layers of the given widths with `activation` between them."""
     layers: list[nn.Module] = []
     for width in hidden_sizes:

@@ -9,6 +9,8 @@ from realrl_common.plugins import NodeKind
 
 @dataclass(frozen=True)
 class PolicyNodeConfig:
+    """Parameters of the policy node."""
+
     robot_ids: tuple[str, ...] = ('arm0',)
     """Robots this policy serves (their driver namespaces)."""
     deterministic: bool = False

@@ -8,8 +8,6 @@ concurrently, so an action is always computed by one whole set of weights.
 from __future__ import annotations
 
 import torch
-from realrl_interfaces.msg import (Action, Observation, PolicyVersion, RobotDescription,
-                                   WeightChunk)
 from rclpy.node import Node
 
 from realrl_common.convert import from_f32, to_f32
@@ -18,11 +16,14 @@ from realrl_common.node_main import spin_node
 from realrl_common.qos import COMMAND_QOS, LATCHED_QOS, SENSOR_QOS, WEIGHTS_QOS
 from realrl_common.ros_params import read_config
 from realrl_common.weights import BlobAssembler, Chunk
+from realrl_interfaces.msg import Action, Observation, PolicyVersion, RobotDescription, WeightChunk
 from realrl_policy.inference import InferenceEngine
 from realrl_policy.node_config import PolicyNodeConfig
 
 
 class PolicyNode(Node):
+    """Answers each robot's observations with actions from the newest whole weights."""
+
     def __init__(self):
         super().__init__('policy', automatically_declare_parameters_from_overrides=True)
         self.cfg = read_config(self, PolicyNodeConfig)
@@ -88,6 +89,7 @@ class PolicyNode(Node):
 
 
 def main(args=None):
+    """Runs the policy node."""
     spin_node(PolicyNode, 'policy', args)
 
 

@@ -2,9 +2,10 @@
 
 The learner packs the actor it trains; a policy unpacks it without being told the
 architecture, so the two cannot silently disagree. The header's ``actor.type`` names the
-registered actor type (``models.build_actor``); blobs from before types were 'mlp'. The header may also carry the shared
-space of the robots the actor was trained for (``realrl_common.embodiment.SharedSpace``
-as JSON, key 'space'): how to pad each robot's state and cut its action.
+registered actor type (``models.build_actor``); blobs from before types were 'mlp'. The
+header may also carry the shared space of the robots the actor was trained for
+(``realrl_common.embodiment.SharedSpace`` as JSON, key 'space'): how to pad each robot's
+state and cut its action.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ MAGIC = b'RRLA1'
 
 
 def pack_actor(actor: nn.Module, space: dict | None = None) -> bytes:
+    """The actor (and the shared space, if given) as one blob: header, then weights."""
     header = {'actor': asdict(actor.cfg), 'obs_dim': actor.obs_dim, 'act_dim': actor.act_dim}
     if space is not None:
         header['space'] = space

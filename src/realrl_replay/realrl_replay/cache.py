@@ -75,7 +75,7 @@ class BlockCache:
             try:
                 self._load(slot, block, valid, marker)
                 self._results.put(Loaded(slot, block, valid))
-            except BaseException as e:  # handed to the sampler's thread, raised there
+            except BaseException as e:  # noqa: BLE001 - handed to the sampler's thread, raised there
                 self._results.put(Loaded(slot, block, valid, e))
 
     def _load(self, slot: int, block: int, valid: int, marker: CommitMarker) -> None:

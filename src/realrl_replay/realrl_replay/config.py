@@ -138,8 +138,8 @@ class WriterConfig:
     """Behaviour of one writer session (not stored)."""
 
     fsync: bool = True
-    """fsync shard files, new shards' folders and the commit marker before commit() returns. Without
-    it a commit survives a SIGKILL of the writer but not a power loss or kernel crash."""
+    """fsync shard files, new shards' folders and the commit marker before commit() returns.
+    Without it a commit survives a SIGKILL of the writer but not a power loss or kernel crash."""
     io_threads: int = 4
     """Threads that encode and write the fields' chunks of a commit in parallel."""
     retention: RetentionConfig | None = None

@@ -32,6 +32,8 @@ from .writer import ReplayWriter
 
 @dataclass
 class CrashReport:
+    """What a crash run did and what the checks found (all losses should be 0)."""
+
     kills: int = 0
     sent: int = 0
     acked: dict = field(default_factory=dict)
@@ -97,6 +99,23 @@ def _reader_main(path, image_hw, stop, out) -> None:
     out.put((torn, checks))
 
 
+def _take_acks(conn, acked: dict, wait_s: float = 0.0) -> str | None:
+    """Read the writer's messages (waiting up to wait_s for the first), raising ``acked`` to
+    each ack; returns the last message's tag, or 'dead' if the writer is gone."""
+    last = None
+    try:
+        while conn.poll(wait_s):
+            wait_s = 0.0
+            tag, info = conn.recv()
+            last = tag
+            if tag == 'ack':
+                for x, seq in info.items():
+                    acked[x] = max(acked[x], seq)
+    except (EOFError, ConnectionResetError, OSError):
+        return 'dead'
+    return last
+
+
 def run(path, kills: int, robots: int = 3, image_hw=(32, 32), group: int = 32,
         fsync: bool = True, kill_after_s=(0.02, 0.3), chunk_bytes: int = 64 << 10,
         in_flight: int = 512, seed: int = 0) -> CrashReport:
@@ -114,21 +133,6 @@ def run(path, kills: int, robots: int = 3, image_hw=(32, 32), group: int = 32,
     stop, out = ctx.Event(), ctx.Queue()
     reader = ctx.Process(target=_reader_main, args=(path, image_hw, stop, out), daemon=True)
     reader.start()
-
-    def take_acks(conn, wait_s: float = 0.0) -> str | None:
-        last = None
-        try:
-            while conn.poll(wait_s):
-                wait_s = 0.0
-                tag, info = conn.recv()
-                last = tag
-                if tag == 'ack':
-                    for x, seq in info.items():
-                        acked[x] = max(acked[x], seq)
-        except (EOFError, ConnectionResetError, OSError):
-            return 'dead'
-        return last
-
     try:
         for cycle in range(kills + 1):
             final = cycle == kills
@@ -153,7 +157,7 @@ def run(path, kills: int, robots: int = 3, image_hw=(32, 32), group: int = 32,
                     break
                 unacked = sum(next_seq[r] - acked[r] - 1 for r in names)
                 if not pending and unacked >= in_flight:  # senders' buffers are full
-                    take_acks(parent, 0.005)
+                    _take_acks(parent, acked, 0.005)
                     continue
                 if pending:
                     r = rnd.choice(pending)
@@ -166,15 +170,15 @@ def run(path, kills: int, robots: int = 3, image_hw=(32, 32), group: int = 32,
                     next_seq[r] = resend[r] = first + n
                     report.sent += n
                 parent.send((r, first, n))
-                take_acks(parent)
+                _take_acks(parent, acked)
             if final:
                 parent.send(None)
-                while take_acks(parent, 1.0) not in ('closed', 'dead'):
+                while _take_acks(parent, acked, 1.0) not in ('closed', 'dead'):
                     pass
             else:
                 proc.kill()  # SIGKILL, at whatever the writer was doing
                 report.kills += 1
-                take_acks(parent)  # acks sent before it died reached the senders
+                _take_acks(parent, acked)  # acks sent before it died reached the senders
             proc.join()
             parent.close()
     finally:

@@ -49,10 +49,27 @@ DATA_PATH = 'data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet'
 
 @dataclass(frozen=True)
 class ExportReport:
+    """What an export wrote: the dataset folder, episodes, frames and features."""
+
     path: Path
     episodes: int
     frames: int
     features: tuple[str, ...]
+
+
+def _feature_column(values: np.ndarray, dtype: str, n: int):
+    """One feature's ``n`` values of an episode as a parquet column, and their stats."""
+    import pyarrow as pa
+
+    if dtype == 'image':
+        return (pa.array([{'bytes': _png(img), 'path': None} for img in values],
+                         type=pa.struct([('bytes', pa.binary()), ('path', pa.string())])),
+                _image_stats(values))
+    if values.ndim == 1:
+        return pa.array(values), _stats(values.reshape(n, 1))
+    return (pa.array(list(values.reshape(n, -1)),
+                     type=pa.list_(pa.from_numpy_dtype(values.dtype))),
+            _stats(values.reshape(n, -1)))
 
 
 def export_lerobot(store: str | os.PathLike, out: str | os.PathLike, *, fps: float | None = None,
@@ -98,19 +115,7 @@ def export_lerobot(store: str | os.PathLike, out: str | os.PathLike, *, fps: flo
             n = len(rows)
             cols, stats = {}, {}
             for feat, field in mapping.items():
-                values = data[field]
-                if features[feat]['dtype'] == 'image':
-                    cols[feat] = pa.array([{'bytes': _png(img), 'path': None} for img in values],
-                                          type=pa.struct([('bytes', pa.binary()),
-                                                          ('path', pa.string())]))
-                    stats[feat] = _image_stats(values)
-                elif values.ndim == 1:
-                    cols[feat] = pa.array(values)
-                    stats[feat] = _stats(values.reshape(n, 1))
-                else:
-                    cols[feat] = pa.array(list(values.reshape(n, -1)),
-                                          type=pa.list_(pa.from_numpy_dtype(values.dtype)))
-                    stats[feat] = _stats(values.reshape(n, -1))
+                cols[feat], stats[feat] = _feature_column(data[field], features[feat]['dtype'], n)
             done = np.zeros(n, bool)
             for flag in ('terminated', 'truncated'):
                 if flag in data:
@@ -294,6 +299,7 @@ def _write_jsonl(path: Path, docs) -> None:
 
 
 def main(argv=None) -> int:
+    """Command line of the LeRobot export; returns the exit status."""
     ap = argparse.ArgumentParser(prog='python -m realrl_replay.export_lerobot',
                                  description=__doc__.split('\n\n')[0])
     ap.add_argument('store', help='the store to export (read-only)')

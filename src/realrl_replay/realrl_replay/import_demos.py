@@ -64,6 +64,8 @@ class DemoFormatError(ValueError):
 
 @dataclass(frozen=True)
 class ImportReport:
+    """What an import wrote: the store, episodes, transitions and fields."""
+
     path: Path
     episodes: int
     transitions: int
@@ -304,6 +306,7 @@ def import_demos(out: str | os.PathLike, source: str | os.PathLike, fmt: str | N
 
 
 def detect_format(source: Path) -> str:
+    """The format of source (robomimic, store or npz); DemoFormatError if unknown."""
     if source.is_file() and source.suffix.lower() in ('.hdf5', '.h5', '.he5'):
         return 'robomimic'
     if source.is_dir() and (source / 'realrl_replay.json').exists():
@@ -416,6 +419,7 @@ def _import_store(out: Path, source: Path, robots, where, store_config) -> Impor
 
 # ------------------------------------------------------------------------------------- CLI
 def main(argv=None) -> int:
+    """Command line of the demonstrations import; returns the exit status."""
     ap = argparse.ArgumentParser(prog='python -m realrl_replay.import_demos',
                                  description=__doc__.split('\n\n')[0])
     ap.add_argument('out', help='new store folder (absent or empty)')

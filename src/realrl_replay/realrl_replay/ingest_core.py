@@ -34,8 +34,15 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from realrl_common.embodiment import SharedSpace
-from realrl_common.transition import (ACTION_DIM, EMBODIMENT, ROBOT_ID, SEQ, STATE_DIM,
-                                      TRANSITION, TransitionSchema)
+from realrl_common.transition import (
+    ACTION_DIM,
+    EMBODIMENT,
+    ROBOT_ID,
+    SEQ,
+    STATE_DIM,
+    TRANSITION,
+    TransitionSchema,
+)
 from realrl_replay.config import WriterConfig
 from realrl_replay.transition_schema import store_schema
 from realrl_replay.writer import ReplayWriter

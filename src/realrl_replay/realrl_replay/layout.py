@@ -54,6 +54,7 @@ _SHUFFLE = {'noshuffle': Blosc.NOSHUFFLE, 'shuffle': Blosc.SHUFFLE,
 
 
 def field_dir(root: Path, spec: FieldSpec) -> Path:
+    """Folder of a field's chunks in the store at root."""
     return root / DATA_DIR / spec.name
 
 
@@ -109,7 +110,8 @@ class ChunkCodec:
                 self._blosc.decode(data, out=raw)
             else:
                 raw = self._blosc.decode(data)
-        except Exception as e:  # numcodecs raises RuntimeError or ValueError
+        except Exception as e:  # noqa: BLE001 - numcodecs raises RuntimeError or ValueError,
+            # but any failure to decode a chunk's bytes means the store is corrupted
             raise StoreError(f'{path}: chunk cannot be decoded ({e}); the store is corrupted')
         if len(raw) != self.nbytes:
             raise StoreError(f'{path}: chunk holds {len(raw)} bytes, expected {self.nbytes}; '
@@ -170,6 +172,7 @@ def write_file(path: Path, data, fsync: bool) -> None:
 
 
 def fsync_dir(path: Path) -> None:
+    """Makes the folder's entries durable (fsync of the directory)."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)

@@ -9,6 +9,8 @@ from realrl_common.plugins import NodeKind
 
 @dataclass(frozen=True)
 class ReplayNodeConfig:
+    """Parameters of the replay node."""
+
     store_path: str = 'replay'
     """Folder of the Zarr replay store (created if absent or empty, recovered if it exists)."""
     robot_ids: tuple[str, ...] = ('arm0',)

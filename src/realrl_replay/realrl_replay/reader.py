@@ -11,8 +11,8 @@ import numpy as np
 
 from .errors import RowsEvictedError, StoreError
 from .layout import ChunkCodec, CommitMarker, chunk_name, field_dir
-from .shards import read_chunk
 from .schema import LINK, ROBOT_ID, FieldSpec, Schema
+from .shards import read_chunk
 from .store import StoreInfo
 
 EPISODE = 'episode_id'

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from realrl_interfaces.msg import RobotDescription, Transition, TransitionAck
-from realrl_interfaces.srv import SenderState
 from rclpy.node import Node
 
 from realrl_common.config import ConfigError
@@ -31,6 +29,8 @@ from realrl_common.node_main import spin_node
 from realrl_common.qos import DATA_QOS, LATCHED_QOS
 from realrl_common.ros_params import read_config
 from realrl_common.transition import TRANSITION
+from realrl_interfaces.msg import RobotDescription, Transition, TransitionAck
+from realrl_interfaces.srv import SenderState
 from realrl_replay.config import WriterConfig
 from realrl_replay.errors import StoreError
 from realrl_replay.ingest_core import REJECTED, Ack, IngestCore
@@ -41,6 +41,8 @@ LOG_THROTTLE_S = 5.0
 
 
 class ReplayNode(Node):
+    """Stores the robots' transitions durably and acknowledges them once committed."""
+
     def __init__(self):
         super().__init__('replay', automatically_declare_parameters_from_overrides=True)
         self.cfg = read_config(self, ReplayNodeConfig)
@@ -113,6 +115,7 @@ class ReplayNode(Node):
 
 
 def main(args=None):
+    """Runs the replay node."""
     spin_node(ReplayNode, 'replay', args)
 
 

@@ -19,8 +19,8 @@ import numpy as np
 from .cache import BlockCache
 from .errors import RowsEvictedError
 from .reader import EPISODE, ReplayReader
-from .schema import ROBOT_ID
 from .sampler_config import SamplerConfig
+from .schema import ROBOT_ID
 
 INDEX = 'index'
 WEIGHT = 'weight'
@@ -358,7 +358,7 @@ class Sampler:
         self._weights[slots] = w
 
     def _draw(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """n (slot, row) pairs and their sampling probabilities."""
+        """N (slot, row) pairs and their sampling probabilities."""
         b_lo, b_recent, b_end = self._strata()
         lo, hi = self._window()
         recent_first = max(lo, b_recent * self.block_rows)

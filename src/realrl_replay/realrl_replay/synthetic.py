@@ -37,6 +37,7 @@ def example_schema(image_hw: tuple[int, int] = (128, 128), cameras: int = 2,
 
 
 def robot_hash(name: str) -> int:
+    """A stable non-negative 31-bit hash of a robot name."""
     return zlib.crc32(name.encode()) & 0x7FFFFFFF
 
 

@@ -12,8 +12,13 @@ from __future__ import annotations
 from typing import Mapping
 
 from realrl_common.embodiment import SharedSpace, describe_robot  # noqa: F401 (re-exported)
-from realrl_common.transition import (EMBODIMENT, EMBODIMENT_DTYPE, TRANSITION, Dims,
-                                      TransitionSchema)
+from realrl_common.transition import (
+    EMBODIMENT,
+    EMBODIMENT_DTYPE,
+    TRANSITION,
+    Dims,
+    TransitionSchema,
+)
 
 
 def transition_schema(desc: dict, fields: TransitionSchema = TRANSITION) -> dict:

@@ -1,0 +1,1 @@
+"""Reward nodes of realrl: label observations with reward and success."""

@@ -10,6 +10,8 @@ from realrl_reward.reach_reward import ReachRewardConfig
 
 @dataclass(frozen=True)
 class RewardNodeConfig:
+    """Parameters of the reward node."""
+
     robot_ids: tuple[str, ...] = ('arm0',)
     """Robots whose observations this node labels."""
     reach: ReachRewardConfig = field(default_factory=ReachRewardConfig)

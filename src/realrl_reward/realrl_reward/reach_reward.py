@@ -16,6 +16,8 @@ Layout = dict[str, tuple[int, int]]
 
 @dataclass(frozen=True)
 class ReachRewardConfig:
+    """The reach reward: mode, success radius and bonus, layout keys."""
+
     mode: str = 'dense'
     """'dense': minus the distance to the target (m), plus success_bonus on success;
     'sparse': 0 on success, -1 otherwise."""

@@ -6,19 +6,20 @@ out: /<robot>/reward_label — the reward of arriving in that observation, and w
 """
 from __future__ import annotations
 
-
-from realrl_interfaces.msg import Observation, RewardLabel, RobotDescription
 from rclpy.node import Node
 
 from realrl_common.convert import from_f32
 from realrl_common.node_main import spin_node
 from realrl_common.qos import COMMAND_QOS, LATCHED_QOS, SENSOR_QOS
 from realrl_common.ros_params import read_config
-from realrl_reward.reach_reward import ReachReward
+from realrl_interfaces.msg import Observation, RewardLabel, RobotDescription
 from realrl_reward.node_config import RewardNodeConfig
+from realrl_reward.reach_reward import ReachReward
 
 
 class RewardNode(Node):
+    """Labels each robot's observations with the reach reward and success."""
+
     def __init__(self):
         super().__init__('reward', automatically_declare_parameters_from_overrides=True)
         self.cfg = read_config(self, RewardNodeConfig)
@@ -62,6 +63,7 @@ class RewardNode(Node):
 
 
 def main(args=None):
+    """Runs the reward node."""
     spin_node(RewardNode, 'reward', args)
 
 

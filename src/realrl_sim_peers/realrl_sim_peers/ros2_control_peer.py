@@ -38,6 +38,8 @@ from realrl_driver.robots.ros2_control.config import COMMAND_INTERFACES, DEFAULT
 
 @dataclass(frozen=True)
 class MockRobotConfig:
+    """The mock hardware behind the simulated controller manager."""
+
     joints: tuple[str, ...] = ('joint1', 'joint2', 'joint3')
     """Joint names of the mock hardware (and of /joint_states)."""
     lower_limits: tuple[float, ...] = (-1.0, -1.0, -1.0)
@@ -216,6 +218,7 @@ def build_nodes(node):
 
 
 def main(args=None):
+    """Runs the mock controller manager until shut down."""
     import rclpy
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 

@@ -24,8 +24,10 @@ import struct
 import sys
 import threading
 
-from realrl_driver.robots.ur_rtde.sim import (SAFETY_MODE_PROTECTIVE_STOP,
-                                             SAFETY_MODE_ROBOT_EMERGENCY_STOP)
+from realrl_driver.robots.ur_rtde.sim import (
+    SAFETY_MODE_PROTECTIVE_STOP,
+    SAFETY_MODE_ROBOT_EMERGENCY_STOP,
+)
 
 RTDE_PORT = 30004
 VERSION, CONTROLLER_VERSION, SETUP_OUTPUTS, START, PAUSE, DATA = 86, 118, 79, 83, 80, 85
@@ -149,6 +151,8 @@ class RTDEWireServer:
 
 
 def main(argv=None) -> None:
+    """Serves a simulated UR controller over RTDE at host; stdin lines move it and
+    trigger its faults."""
     from realrl_driver.robots.ur_rtde import sim as ur_rtde_sim
     host = (argv or sys.argv[1:] or ['127.0.0.1'])[0]
     controller = ur_rtde_sim.SimURController(host)

@@ -1,0 +1,1 @@
+"""Teleop of realrl: keyboard, gamepad and SpaceMouse interventions."""

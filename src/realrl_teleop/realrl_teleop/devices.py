@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
-
 class DeviceError(RuntimeError):
     """A teleop device is absent, cannot be opened, or went away; the message says which
     device was looked for, what was found, and the fix."""
@@ -32,6 +31,8 @@ class DeviceError(RuntimeError):
 
 @dataclass(frozen=True)
 class DeviceState:
+    """An input device's axes and buttons at one poll."""
+
     axes: np.ndarray
     """Every axis of the device, each in [-1, 1]."""
     held: frozenset[int]
@@ -90,6 +91,7 @@ class KeyboardDevice:
     """A terminal as a teleop device. A terminal reports presses, never releases, so a
     key counts as held for ``hold_s`` after its last press: keep it down and the terminal's
     key repeat keeps the axis moving; ``x`` releases everything at once."""
+
     kind = 'keyboard'
 
     def __init__(self, path: str = '', hold_s: float = 0.55):
@@ -162,11 +164,14 @@ JSIOCGAXES, JSIOCGBUTTONS = 0x80016A11, 0x80016A12
 
 
 def jsiocgname(length: int) -> int:
+    """The JSIOCGNAME ioctl request for a name buffer of length bytes."""
     return 0x80006A13 | (length << 16)
 
 
 @dataclass
 class JoystickEvent:
+    """One js_event record of the Linux joystick interface."""
+
     time_ms: int
     value: int
     type: int
@@ -189,6 +194,7 @@ def parse_js_events(data: bytes) -> tuple[list[JoystickEvent], bytes]:
 @dataclass
 class JoystickState:
     """Axes (-32767..32767 scaled to [-1, 1]) and buttons, as events update them."""
+
     axes: list[float] = field(default_factory=list)
     held: set[int] = field(default_factory=set)
 
@@ -210,6 +216,7 @@ class JoystickState:
 
 class GamepadDevice:
     """A gamepad or joystick through the Linux joystick API (joydev)."""
+
     kind = 'gamepad'
 
     def __init__(self, path: str = ''):

@@ -42,11 +42,14 @@ def hidraw_devices() -> list[tuple[str, int, int, str]]:
 
 
 def is_spacemouse(vendor: int, product: int) -> bool:
+    """Whether a USB vendor and product id are a 3Dconnexion SpaceMouse."""
     # Logitech-era 3Dconnexion products are 0xc6xx; every 0x256f product is 3Dconnexion's.
     return vendor == 0x256F or (vendor == 0x046D and product & 0xFF00 == 0xC600)
 
 
 def find_spacemouse() -> str:
+    """Path of the first SpaceMouse's hidraw device; DeviceError saying what to
+    check if there is none."""
     devices = hidraw_devices()
     for path, vendor, product, _ in devices:
         if is_spacemouse(vendor, product):
@@ -93,6 +96,7 @@ class SpaceMouseReport:
 class SpaceMouseDevice:
     """A SpaceMouse on a hidraw node (found through sysfs, or given); ``fd`` may be any
     descriptor that hands over one report per read (what hidraw does)."""
+
     kind = 'spacemouse'
 
     def __init__(self, path: str = '', fd: int | None = None):

@@ -28,6 +28,8 @@ ENGAGE_MODES = ('toggle', 'deadman')
 
 @dataclass(frozen=True)
 class DeviceDefaults:
+    """A device kind's default axes, scales and engagement."""
+
     axes: tuple[int, ...]
     scales: tuple[float, ...]
     engage_mode: str
@@ -49,6 +51,8 @@ DEVICE_DEFAULTS = {
 
 @dataclass(frozen=True)
 class TeleopMapping:
+    """Device axes and buttons -> action components and engagement."""
+
     axes: tuple[int, ...] = ()
     """Device axis that drives each action component, in order (one per component);
     empty: the device's default for as many components as the robot has."""
@@ -79,6 +83,8 @@ class TeleopMapping:
 
 @dataclass(frozen=True)
 class TeleopConfig:
+    """Parameters of the teleop node."""
+
     robot_id: str = 'arm0'
     """The robot taken over (its driver's namespace)."""
     device: str = 'keyboard'
@@ -97,7 +103,8 @@ class TeleopConfig:
     def __post_init__(self):
         check(bool(self.robot_id) and self.robot_id.replace('_', '').isalnum(),
               f'robot_id must be a name of letters, digits and _, got {self.robot_id!r}')
-        check(self.device in DEVICES, f'device must be one of {list(DEVICES)}, got {self.device!r}')
+        check(self.device in DEVICES,
+              f'device must be one of {list(DEVICES)}, got {self.device!r}')
         check(not (self.device == 'keyboard' and self.mapping.engage_mode == 'deadman'),
               "mapping.engage_mode: a keyboard cannot be a deadman (a terminal reports no key "
               "releases); use 'toggle'")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 
-from realrl_interfaces.msg import Action, Observation, RobotDescription
 from rclpy.node import Node
 from std_msgs.msg import Bool
 
@@ -21,6 +20,7 @@ from realrl_common.convert import from_f32, to_f32
 from realrl_common.node_main import spin_node
 from realrl_common.qos import COMMAND_QOS, LATCHED_QOS, SENSOR_QOS
 from realrl_common.ros_params import read_config
+from realrl_interfaces.msg import Action, Observation, RobotDescription
 from realrl_teleop.devices import AXIS_KEYS, DeviceError, open_device
 from realrl_teleop.teleop_core import TeleopConfig, TeleopCore
 
@@ -28,6 +28,9 @@ REOPEN_EVERY_S = 2.0
 
 
 class TeleopNode(Node):
+    """Reads an input device and, while engaged, sends its actions to the robot as
+    interventions."""
+
     def __init__(self):
         super().__init__('teleop', automatically_declare_parameters_from_overrides=True)
         self.cfg = read_config(self, TeleopConfig)
@@ -123,6 +126,7 @@ class TeleopNode(Node):
 
 
 def main(args=None):
+    """Runs the teleop node."""
     spin_node(TeleopNode, 'teleop', args)
 
 

@@ -1,8 +1,8 @@
 """Real SIGKILLs of a writer process at random moments, with a reader process checking rows."""
 import numpy as np
+from _replay_fixtures import factory, make_writer
 
 from realrl_replay import ReplayReader, crash_harness
-from _replay_fixtures import factory, make_writer
 
 
 def test_sigkilled_writer_loses_and_duplicates_nothing_and_readers_never_see_torn_rows(

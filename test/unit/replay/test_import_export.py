@@ -3,13 +3,13 @@ import json
 
 import numpy as np
 import pytest
+from _replay_fixtures import factory, make_writer, tree_digest
 
 from realrl_replay import ReplayReader, SamplerConfig, StoreError, open_sources
 from realrl_replay.export_lerobot import export_lerobot
 from realrl_replay.export_lerobot import main as export_main
 from realrl_replay.import_demos import DemoFormatError, import_demos
 from realrl_replay.import_demos import main as import_main
-from _replay_fixtures import factory, make_writer, tree_digest
 
 LENGTHS = (5, 8, 3)
 

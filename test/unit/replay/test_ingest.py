@@ -1,16 +1,24 @@
 """Pipelined and boundary commits, and next_obs images stored once (linked to the next obs)."""
 import numpy as np
 import pytest
-
-from realrl_replay import LINK, ReplayReader, ReplayWriter, Sampler, SamplerConfig, StoreConfig
-from realrl_replay import StoreError, WriterConfig
 from _replay_fixtures import SMALL, factory, make_writer, small_schema
+
+from realrl_replay import (
+    LINK,
+    ReplayReader,
+    ReplayWriter,
+    Sampler,
+    SamplerConfig,
+    StoreConfig,
+    StoreError,
+    WriterConfig,
+)
 
 ROBOTS = ('a', 'b', 'c')
 
 
 def interleaved(fac, n, seed=0, burst=5):
-    """n transitions of ROBOTS in random bursts, as messages arrive at the node."""
+    """N transitions of ROBOTS in random bursts, as messages arrive at the node."""
     rng = np.random.default_rng(seed)
     nxt = {r: 0 for r in ROBOTS}
     out = []

@@ -7,8 +7,15 @@ import pytest
 
 from realrl_common.transition import EMBODIMENT, ROBOT_ID, SEQ
 from realrl_replay import ReplayReader, StoreError
-from realrl_replay.ingest_core import (DUPLICATE, EARLY, OUT_OF_ORDER, REJECTED, STORED, Ack,
-                                       IngestCore)
+from realrl_replay.ingest_core import (
+    DUPLICATE,
+    EARLY,
+    OUT_OF_ORDER,
+    REJECTED,
+    STORED,
+    Ack,
+    IngestCore,
+)
 from realrl_replay.layout import MarkerSlots
 from realrl_replay.store import StoreInfo
 

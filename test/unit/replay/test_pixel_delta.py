@@ -1,7 +1,8 @@
 """The store's image filter: exact round trips, compression of camera-like frames, bad chunks."""
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from realrl_replay import pixel_delta

@@ -7,13 +7,13 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from _replay_fixtures import factory, make_writer, small_schema
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import realrl_replay.layout as layout
 import realrl_replay.shards as shards
 from realrl_replay import ReplayReader, ReplayWriter, RetentionConfig, WriterConfig
-from _replay_fixtures import factory, make_writer, small_schema
 
 ROBOTS = ('a', 'b', 'c')
 FAC = factory(next_images=True, episode_len=6)

@@ -3,10 +3,17 @@ import time
 
 import numpy as np
 import pytest
-
-from realrl_replay import (ReplayReader, ReplayWriter, RetentionConfig, RowsEvictedError, Sampler,
-                           SamplerConfig, WriterConfig)
 from _replay_fixtures import factory, make_writer
+
+from realrl_replay import (
+    ReplayReader,
+    ReplayWriter,
+    RetentionConfig,
+    RowsEvictedError,
+    Sampler,
+    SamplerConfig,
+    WriterConfig,
+)
 
 ROBOTS = ('a', 'b', 'c')
 EP = 10

@@ -2,9 +2,9 @@ import time
 
 import numpy as np
 import pytest
+from _replay_fixtures import factory, make_writer
 
 from realrl_replay import MixedSampler, ReplayReader, Sampler, SamplerConfig
-from _replay_fixtures import factory, make_writer
 
 
 @pytest.fixture(scope='module')

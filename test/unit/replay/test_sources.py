@@ -5,11 +5,17 @@ import zlib
 
 import numpy as np
 import pytest
-
-from realrl_replay import (MixedSampler, ReplayReader, ReplayWriter, SamplerConfig, StoreError,
-                           open_sources)
-from realrl_replay.layout import COMMIT_END, COMMIT_MAGIC, CommitMarker
 from _replay_fixtures import SMALL, factory, small_schema, tree_digest
+
+from realrl_replay import (
+    MixedSampler,
+    ReplayReader,
+    ReplayWriter,
+    SamplerConfig,
+    StoreError,
+    open_sources,
+)
+from realrl_replay.layout import COMMIT_END, COMMIT_MAGIC, CommitMarker
 
 DESC = {'state_dim': 4, 'action_dim': 2, 'action_low': [-1, -1], 'action_high': [1, 1]}
 

@@ -5,16 +5,23 @@ import json
 
 import numpy as np
 import pytest
+from ros_env import require_workspace
 
-from realrl_common.transition import (ACTION_DIM, EMBODIMENT, ROBOT_ID, SEQ, TRANSITION, Dims,
-                                      TransitionField)
+from realrl_common.transition import (
+    ACTION_DIM,
+    EMBODIMENT,
+    ROBOT_ID,
+    SEQ,
+    TRANSITION,
+    Dims,
+    TransitionField,
+)
 from realrl_replay import ReplayReader, StoreConfig
 from realrl_replay.export_lerobot import export_lerobot
 from realrl_replay.import_demos import import_demos
 from realrl_replay.ingest_core import STORED, IngestCore
 from realrl_replay.synthetic import TransitionFactory, example_schema
 from realrl_replay.transition_schema import store_schema
-from ros_env import require_workspace
 
 SMALL = StoreConfig(target_chunk_bytes=16 << 10, min_chunk_rows=4, max_chunk_rows=64,
                     large_row_bytes=512, max_shard_chunks=3)

@@ -3,10 +3,16 @@ import os
 
 import numpy as np
 import pytest
-
-from realrl_replay import (CodecConfig, ReplayReader, ReplayWriter, StoreConfig, StoreError,
-                           StoreLockedError)
 from _replay_fixtures import SMALL, factory, make_writer, seqs_of, small_schema, tree_digest
+
+from realrl_replay import (
+    CodecConfig,
+    ReplayReader,
+    ReplayWriter,
+    StoreConfig,
+    StoreError,
+    StoreLockedError,
+)
 
 
 def test_append_commit_read_roundtrip_and_metadata(tmp_path):

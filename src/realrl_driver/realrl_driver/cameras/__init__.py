@@ -1,0 +1,1 @@
+"""Cameras for drivers and the camera node: OpenCV and RealSense sources, rigs."""

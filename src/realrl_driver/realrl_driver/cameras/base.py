@@ -29,6 +29,8 @@ class CameraError(RuntimeError):
 
 @dataclass(frozen=True)
 class Frame:
+    """One grabbed image and when it was grabbed."""
+
     image: np.ndarray
     """RGB, uint8, height x width x 3, at the camera's own resolution."""
     index: int
@@ -41,6 +43,7 @@ class Frame:
 
 class Camera(Protocol):
     """What a robot or a node needs of a camera."""
+
     name: str
     device: str
     """The device, file or URL it reads, as the user wrote it."""
@@ -60,7 +63,7 @@ class Camera(Protocol):
 
 
 def resize_rgb(image: np.ndarray, width: int, height: int) -> np.ndarray:
-    """image at width x height (area averaging when shrinking), or image itself."""
+    """Image at width x height (area averaging when shrinking), or image itself."""
     if image.shape[1] == width and image.shape[0] == height:
         return image
     import cv2

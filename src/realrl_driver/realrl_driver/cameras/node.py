@@ -25,6 +25,9 @@ RETRY_OPEN_S = 2.0
 
 
 class CameraNode(Node):
+    """Publishes one camera's newest frame as <name>/image at a fixed rate; reopens
+    a camera that fails."""
+
     def __init__(self):
         super().__init__('camera', automatically_declare_parameters_from_overrides=True)
         self.cfg = read_config(self, CameraNodeConfig)
@@ -86,6 +89,7 @@ class CameraNode(Node):
 
 
 def main(args=None):
+    """Runs the camera node."""
     spin_node(CameraNode, 'camera', args)
 
 

@@ -9,6 +9,8 @@ from realrl_common.plugins import NodeKind
 
 @dataclass(frozen=True)
 class CameraNodeConfig:
+    """Parameters of the camera node."""
+
     name: str = 'camera'
     """Camera name: the topic is <name>/image (relative: add a namespace) and frame_id."""
     source: str = '0'

@@ -23,6 +23,7 @@ def _source_kind(source: str) -> str:
 
 
 def video_devices() -> list[str]:
+    """The /dev/video* device paths, sorted."""
     return sorted(glob.glob('/dev/video*'))
 
 

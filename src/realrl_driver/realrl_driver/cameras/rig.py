@@ -44,6 +44,8 @@ def parse_camera_spec(spec: str) -> tuple[str, str]:
 
 @dataclass(frozen=True)
 class RealCamerasConfig:
+    """Real cameras attached to a robot's observations, and how they are read."""
+
     sources: tuple[str, ...] = ()
     """One 'name=source' per real camera. source: an OpenCV device index ('0'), a V4L2 path
     ('/dev/video2'), a stream URL ('rtsp://...'), a video file or image sequence

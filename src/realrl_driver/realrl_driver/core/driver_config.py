@@ -13,6 +13,7 @@ from realrl_driver.core.episode_loop import LoopConfig
 class DriverNodeConfig(LoopConfig):
     """What every driver node reads besides the loop's settings; a robot's driver config
     subclasses it and adds its robot's own section."""
+
     replay_wait_s: float = 10.0
     """After this long without an answer from the replay node about where this robot's data
     ends, an error is logged (the robot holds until it answers); 0: do not ask, start at 1."""

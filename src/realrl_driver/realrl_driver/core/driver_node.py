@@ -26,9 +26,6 @@ from typing import Callable
 import numpy as np
 from rclpy.event_handler import SubscriptionEventCallbacks, UnsupportedEventTypeError
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from realrl_interfaces.msg import (Action, DriverStatus, EpisodeResult, Observation,
-                                   RewardLabel, RobotDescription, Transition, TransitionAck)
-from realrl_interfaces.srv import Describe, SenderState
 from sensor_msgs.msg import Image
 from std_srvs.srv import SetBool
 
@@ -45,6 +42,17 @@ from realrl_driver.core.count_logs import CountLogger
 from realrl_driver.core.driver_config import DriverNodeConfig  # noqa: F401 (re-exported)
 from realrl_driver.core.episode_loop import EpisodeLoop, LoopConfig, check_reward_source
 from realrl_driver.core.safety import LossCounter
+from realrl_interfaces.msg import (
+    Action,
+    DriverStatus,
+    EpisodeResult,
+    Observation,
+    RewardLabel,
+    RobotDescription,
+    Transition,
+    TransitionAck,
+)
+from realrl_interfaces.srv import Describe, SenderState
 
 SENDER_STATE_SERVICE = '/replay/sender_state'
 COUNT_LOG_PERIOD_S = 10.0

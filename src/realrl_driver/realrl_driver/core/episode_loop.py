@@ -33,6 +33,7 @@ from realrl_driver.core.safety import ActionGuard
 
 class Robot(Protocol):
     """What a driver needs of a robot (simulated or real)."""
+
     state_dim: int
     action_dim: int
     action_low: np.ndarray
@@ -62,6 +63,7 @@ REWARD_SOURCES = ('node', 'env')
 @dataclass(frozen=True)
 class Label:
     """The reward of arriving in an observation, and whether the episode ends there."""
+
     reward: float
     success: bool
     terminated: bool
@@ -72,6 +74,8 @@ class Label:
 
 @dataclass(frozen=True)
 class LoopConfig:
+    """Settings of the episode loop: rate, episode length, seeds, watchdog, outbox."""
+
     robot_id: str = 'arm0'
     """Name of the robot; also its ROS namespace."""
     control_hz: float = 10.0
@@ -118,6 +122,8 @@ def check_reward_source(cfg: LoopConfig, robot) -> None:
 
 @dataclass
 class Observation:
+    """What the robot reports at one step: state and camera images."""
+
     episode_id: int
     step: int
     state: np.ndarray
@@ -128,6 +134,7 @@ class Observation:
 class Transition:
     """One closed step. Its fields are named as in ``realrl_common.transition.TRANSITION``,
     which turns them into the Transition message (fields it lacks get the schema's default)."""
+
     seq: int
     episode_id: int
     step: int
@@ -145,6 +152,8 @@ class Transition:
 
 @dataclass
 class EpisodeResult:
+    """Summary of one finished episode."""
+
     episode_id: int
     steps: int
     episode_return: float
@@ -156,6 +165,8 @@ class EpisodeResult:
 
 @dataclass
 class TickOutput:
+    """What one control tick produced, for the node to publish."""
+
     observation: Observation | None = None
     repeated: bool = False
     """True when observation is the one already sent (the loop is holding)."""
@@ -175,11 +186,15 @@ class _Command:
 @dataclass
 class _Pending:
     """The step whose outcome (next observation + its label) is still to be recorded."""
+
     obs: Observation
     command: _Command
 
 
 class EpisodeLoop:
+    """The control loop of one robot without ROS: runs episodes at the control
+    clock, applies guarded actions, closes transitions and keeps them until acked."""
+
     def __init__(self, cfg: LoopConfig, robot: Robot, first_seq: int = 1, first_episode: int = 0):
         self.cfg = cfg
         self.robot = robot

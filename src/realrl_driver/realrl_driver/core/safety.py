@@ -25,6 +25,8 @@ REASONS = ('wrong_length', 'non_finite', 'out_of_range', 'stale', 'estop', 'wron
 
 @dataclass(frozen=True)
 class Verdict:
+    """Whether an action may be applied, and the reason if not."""
+
     ok: bool
     reason: str = ''
 

@@ -1,0 +1,1 @@
+"""The robots a driver can run, one subpackage each."""

@@ -1,0 +1,1 @@
+"""A gymnasium environment as a robot."""

@@ -17,6 +17,8 @@ from realrl_driver.robots.gym.robot import GymEnvConfig
 
 @dataclass(frozen=True)
 class GymDriverConfig(DriverNodeConfig):
+    """Parameters of the driver of a gymnasium environment."""
+
     env: GymEnvConfig = field(default_factory=GymEnvConfig)
     """The gymnasium environment (id, make kwargs, kind, success info key)."""
     reward_source: str = 'env'

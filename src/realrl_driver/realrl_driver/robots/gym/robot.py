@@ -27,6 +27,8 @@ ENV_CAMERA = 'env'
 
 @dataclass(frozen=True)
 class GymEnvConfig:
+    """Which gymnasium environment the robot is, and how its steps are read."""
+
     env_id: str = 'Pendulum-v1'
     """Registered gymnasium id, e.g. Pendulum-v1, InvertedPendulum-v5, Reacher-v5."""
     kwargs: dict[str, Any] = field(default_factory=dict)

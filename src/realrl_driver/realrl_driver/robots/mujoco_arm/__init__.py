@@ -1,0 +1,1 @@
+"""A simulated MuJoCo arm as a robot (reach task)."""

@@ -15,6 +15,8 @@ from realrl_driver.robots.mujoco_arm.sim import ArmSimConfig, mujoco  # sets MUJ
 
 @dataclass(frozen=True)
 class MujocoArmDriverConfig(DriverNodeConfig):
+    """Parameters of the driver of a simulated MuJoCo arm."""
+
     arm: ArmSimConfig = field(default_factory=ArmSimConfig)
     """The simulated arm (model, action mode, workspace, IK); its clock is the driver's
     control_hz."""
@@ -28,7 +30,8 @@ class MujocoArmDriverConfig(DriverNodeConfig):
         steps = 1.0 / (self.control_hz * timestep)
         check(abs(steps - round(steps)) < 1e-6 and round(steps) >= 1,
               f'control_hz {self.control_hz:g} is not a whole number of model timesteps '
-              f'({timestep:g} s); pick a rate that divides {1.0 / timestep:g}, e.g. 10, 20, 25, 50')
+              f'({timestep:g} s); pick a rate that divides {1.0 / timestep:g}, '
+              f'e.g. 10, 20, 25, 50')
 
 
 ROBOT = RobotKind(config=MujocoArmDriverConfig,

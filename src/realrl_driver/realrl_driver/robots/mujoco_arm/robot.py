@@ -9,6 +9,7 @@ from realrl_driver.robots.mujoco_arm.sim import MujocoArmSim
 
 class MujocoArmRobot(MujocoArmSim):
     """The simulated arm as the driver sees it: a robot that can hold its pose."""
+
     capabilities = ('reset', 'hold', 'estop', 'cameras')
 
     @property
@@ -22,6 +23,8 @@ class MujocoArmRobot(MujocoArmSim):
 
 
 def make_arm(cfg: MujocoArmDriverConfig) -> MujocoArmRobot:
+    """The simulated arm of cfg at the driver's control rate; ValueError if cfg asks
+    for cameras the model does not have."""
     robot = MujocoArmRobot(dataclasses.replace(cfg.arm, control_hz=cfg.control_hz), cfg.seed)
     unknown = sorted(set(cfg.cameras) - set(robot.camera_names))
     if unknown:
@@ -30,6 +33,7 @@ def make_arm(cfg: MujocoArmDriverConfig) -> MujocoArmRobot:
 
 
 def main(args=None):
+    """Runs the driver node of a MuJoCo arm."""
     from realrl_driver.core.driver_node import run_robot  # rclpy only where a node runs
     run_robot('mujoco_arm', args)
 

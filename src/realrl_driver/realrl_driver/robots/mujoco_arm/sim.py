@@ -24,6 +24,7 @@ os.environ.setdefault('MUJOCO_GL', 'egl')
 
 import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
+
 from realrl_driver.core.safety import checked_action  # noqa: E402
 
 MODELS_DIR = Path(__file__).resolve().parent / 'arm_models'
@@ -36,6 +37,7 @@ Vec3 = tuple[float, float, float]
 @dataclass(frozen=True)
 class ArmModel:
     """An arm that ships with realrl, and the task defaults that fit its size."""
+
     file: str
     """MJCF file name in arm_models/."""
     kind: str
@@ -64,6 +66,8 @@ ARM_MODELS = {
 
 @dataclass(frozen=True)
 class ArmSimConfig:
+    """The simulated arm: model, control rate, action mode, workspace and IK."""
+
     model: str = 'reach_arm'
     """Which arm, a key of ARM_MODELS: 'reach_arm' (4 joints), 'panda7' (Panda-like, 7 joints)
     or 'ur5e6' (UR5e-like, 6 joints). It supplies model_path, home_qpos and the workspace
@@ -108,6 +112,13 @@ class ArmSimConfig:
     keeps the arm's posture from drifting. 0 disables it."""
 
     def __post_init__(self):
+        self._take_model_defaults()
+        self._check_action()
+        self._check_workspace()
+        self._check_ik()
+
+    def _take_model_defaults(self):
+        """Fill the empty fields from the model's preset; check that the MJCF exists."""
         preset = ARM_MODELS.get(self.model)
         if preset is None:
             raise ValueError(f'model {self.model!r} is not a known arm; known: '
@@ -121,6 +132,9 @@ class ArmSimConfig:
         if not Path(self.model_path).is_file():
             raise ValueError(f'model_path {self.model_path!r} is not a file; '
                              f'point it at an MJCF such as {DEFAULT_MODEL_PATH!r}')
+
+    def _check_action(self):
+        """Control rate, action mode and step sizes."""
         if not (math.isfinite(self.control_hz) and self.control_hz > 0):
             raise ValueError(f'control_hz must be a positive number, got {self.control_hz}')
         if self.action_mode not in ACTION_MODES:
@@ -130,6 +144,9 @@ class ArmSimConfig:
             raise ValueError(f'max_ee_step_m must be > 0, got {self.max_ee_step_m}')
         if not self.max_joint_step_rad > 0:
             raise ValueError(f'max_joint_step_rad must be > 0, got {self.max_joint_step_rad}')
+
+    def _check_workspace(self):
+        """Workspace bounds, and the home noise and target distance of episode starts."""
         for name in ('workspace_low', 'workspace_high'):
             if len(getattr(self, name)) != 3:
                 raise ValueError(f'{name} must have 3 values (x, y, z), got {getattr(self, name)}')
@@ -142,6 +159,9 @@ class ArmSimConfig:
         if not 0 <= self.target_min_distance_m < 0.5 * diagonal:
             raise ValueError(f'target_min_distance_m must be in [0, {0.5 * diagonal:.3f}) '
                              f'(half the workspace diagonal), got {self.target_min_distance_m}')
+
+    def _check_ik(self):
+        """Inverse kinematics settings."""
         if not self.ik_damping > 0:
             raise ValueError(f'ik_damping must be > 0, got {self.ik_damping}')
         if self.ik_iterations < 1:

@@ -1,0 +1,1 @@
+"""A robot driven through ros2_control forward command controllers."""

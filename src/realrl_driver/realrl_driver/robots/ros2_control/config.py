@@ -32,6 +32,8 @@ _ROS_NAME = re.compile(r'^[A-Za-z_~/][A-Za-z0-9_/]*$')
 
 @dataclass(frozen=True)
 class Ros2ControlConfig:
+    """A ros2_control robot: joints, limits, controller and topics."""
+
     joints: tuple[str, ...] = ()
     """Joint names as ros2_control knows them, in command order (the controller's `joints`)."""
     lower_limits: tuple[float, ...] = ()
@@ -141,6 +143,8 @@ class Ros2ControlConfig:
 
 @dataclass(frozen=True)
 class Ros2ControlDriverConfig(DriverNodeConfig):
+    """Parameters of the driver of a ros2_control robot."""
+
     ros2_control: Ros2ControlConfig = field(default_factory=Ros2ControlConfig)
     """The robot's joints, limits, controller and topics (no defaults: they are the robot's)."""
 

@@ -22,8 +22,12 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
 from realrl_driver.robots.ros2_control.config import Ros2ControlConfig
-from realrl_driver.robots.ros2_control.robot import (VELOCITY_LOOKAHEAD, JointReading,
-                                                     Ros2ControlArm, readiness_problem)
+from realrl_driver.robots.ros2_control.robot import (
+    VELOCITY_LOOKAHEAD,
+    JointReading,
+    Ros2ControlArm,
+    readiness_problem,
+)
 
 # Best effort matches a broadcaster of either reliability; commands are reliable, newest wins.
 JOINT_STATE_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT,

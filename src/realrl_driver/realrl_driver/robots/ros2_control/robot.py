@@ -38,6 +38,8 @@ RESET_GAIN = 0.5
 
 @dataclass
 class JointReading:
+    """Joint positions and velocities as last read, and how old they are."""
+
     position: np.ndarray
     velocity: np.ndarray
     age_s: float

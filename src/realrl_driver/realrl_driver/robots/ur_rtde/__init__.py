@@ -1,0 +1,1 @@
+"""A Universal Robots arm driven through RTDE, or its simulated controller."""

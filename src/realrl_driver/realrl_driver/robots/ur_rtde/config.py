@@ -32,6 +32,8 @@ UR_STATE_NAMES = ('joint_pos', 'joint_vel', 'tcp_pose')
 
 @dataclass(frozen=True)
 class URConfig:
+    """A UR arm driven through RTDE: controller, backend, action mode, limits, home."""
+
     host: str = ''
     """The controller's IP address or host name (backend real), e.g. 192.168.1.10; with
     backend sim, the name of the simulated controller ('': 'sim')."""
@@ -111,7 +113,8 @@ class URConfig:
         check(all(lo < hi for lo, hi in zip(self.joint_low, self.joint_high)),
               f'joint_low {list(self.joint_low)} must be below joint_high '
               f'{list(self.joint_high)} for every joint')
-        check(all(lo <= q <= hi for lo, q, hi in zip(self.joint_low, self.home_q, self.joint_high)),
+        check(all(lo <= q <= hi
+                  for lo, q, hi in zip(self.joint_low, self.home_q, self.joint_high)),
               f'home_q {list(self.home_q)} is outside the joint limits [{list(self.joint_low)}, '
               f'{list(self.joint_high)}]; move it inside or widen the limits')
         for name in ('workspace_low', 'workspace_high'):
@@ -139,6 +142,8 @@ class URConfig:
 
 @dataclass(frozen=True)
 class URDriverConfig(DriverNodeConfig):
+    """Parameters of the driver of a UR arm."""
+
     ur: URConfig = field(default_factory=URConfig)
     """The arm: controller host, backend (real or sim), action mode, limits, home pose."""
 
@@ -147,8 +152,8 @@ class URDriverConfig(DriverNodeConfig):
         check(self.reward_source == 'node',
               f"reward_source must be 'node' for a UR arm (a reward node scores it), "
               f'got {self.reward_source!r}')
-        check(not self.cameras, f'cameras: the UR driver has no cameras, got {list(self.cameras)}; '
-                                f'leave cameras empty')
+        check(not self.cameras, f'cameras: the UR driver has no cameras, '
+                                f'got {list(self.cameras)}; leave cameras empty')
         check(self.control_hz <= 125,
               f'control_hz must be <= 125 for a UR arm (servoJ streaming through RTDE), '
               f'got {self.control_hz:g}')

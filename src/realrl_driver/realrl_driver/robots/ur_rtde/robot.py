@@ -67,6 +67,7 @@ def load_sdk(backend: str):
 
 
 def no_controller(host: str, why: str) -> URConnectionError:
+    """The error for a controller at host that cannot be reached, saying what to check."""
     return URConnectionError(
         f'no UR controller at {host} (RTDE port {RTDE_PORT}): {why}. Check the cable and '
         f'the IP address, that the arm is powered on and in remote control (teach pendant), '
@@ -74,7 +75,7 @@ def no_controller(host: str, why: str) -> URConnectionError:
 
 
 def _scale_into(v: np.ndarray, bound: float) -> np.ndarray:
-    """v scaled down uniformly (direction kept) so that no component exceeds bound."""
+    """V scaled down uniformly (direction kept) so that no component exceeds bound."""
     biggest = float(np.max(np.abs(v))) if v.size else 0.0
     return v * (bound / biggest) if biggest > bound else v
 
@@ -112,6 +113,7 @@ def arm_fault(recv, ctrl, host: str) -> str:
 
 class URRtdeRobot:
     """A UR arm behind ur_rtde, driven at `control_hz` by servoJ streaming."""
+
     kind = 'ur_rtde'
     capabilities = ('reset', 'hold', 'estop')
 
@@ -146,7 +148,8 @@ class URRtdeRobot:
             try:
                 socket.create_connection((host, RTDE_PORT), timeout=cfg.connect_timeout_s).close()
             except TimeoutError:
-                raise no_controller(host, f'no answer within {cfg.connect_timeout_s:g} s') from None
+                raise no_controller(
+                    host, f'no answer within {cfg.connect_timeout_s:g} s') from None
             except OSError as e:
                 raise no_controller(host, e.strerror or str(e)) from None
         try:
@@ -222,7 +225,8 @@ class URRtdeRobot:
         solution = np.array(self.ctrl.getInverseKinematics(
             [float(v) for v in (*p, *self._tool_rotvec)], [float(v) for v in q]))
         if solution.shape != (6,) or not np.all(np.isfinite(solution)):
-            self._warn('ik_failed', f'no inverse kinematics solution for TCP {p.round(4).tolist()}')
+            self._warn('ik_failed',
+                       f'no inverse kinematics solution for TCP {p.round(4).tolist()}')
             return None
         if np.max(np.abs(solution - q)) > MAX_IK_JUMP_RAD:
             self._warn('ik_jump', f'inverse kinematics jumped to another branch '

@@ -42,6 +42,7 @@ SAFETY_MODE_ROBOT_EMERGENCY_STOP = 7
 @dataclass(frozen=True)
 class SimCommand:
     """One command as the simulated controller received it."""
+
     name: str
     """The SDK method, e.g. 'servoJ'."""
     args: tuple
@@ -55,6 +56,7 @@ class SimCommand:
 
 
 def rotvec_to_matrix(rotvec) -> np.ndarray:
+    """The 3x3 rotation matrix of a rotation vector (axis times angle)."""
     r = np.asarray(rotvec, dtype=np.float64)
     angle = float(np.linalg.norm(r))
     quat = np.array([1.0, 0.0, 0.0, 0.0])
@@ -66,6 +68,7 @@ def rotvec_to_matrix(rotvec) -> np.ndarray:
 
 
 def matrix_to_rotvec(mat) -> np.ndarray:
+    """The rotation vector (axis times angle) of a 3x3 rotation matrix."""
     quat, rotvec = np.zeros(4), np.zeros(3)
     mujoco.mju_mat2Quat(quat, np.asarray(mat, dtype=np.float64).reshape(9))
     mujoco.mju_quat2Vel(rotvec, quat, 1.0)
@@ -232,7 +235,8 @@ def unserve(host: str) -> None:
 def _reach(hostname: str) -> SimURController:
     controller = _CONTROLLERS.get(hostname)
     if controller is None:  # the real SDK's words for a host that does not answer
-        raise RuntimeError(f'Error: Could not connect to: {hostname} at {RTDE_PORT}, verify the IP')
+        raise RuntimeError(f'Error: Could not connect to: {hostname} at {RTDE_PORT}, '
+                           f'verify the IP')
     return controller
 
 
@@ -282,6 +286,7 @@ class RTDEReceiveInterface:
 
 class RTDEControlInterface:
     """The simulated peer of rtde_control.RTDEControlInterface (commands are logged)."""
+
     FLAG_UPLOAD_SCRIPT = 1
 
     def __init__(self, hostname: str, frequency: float = -1.0, flags: int = 1,
