@@ -184,6 +184,9 @@ def run(kind: str, work: Path, pool: Path, robots: int, procs: int, hz: float,
         'late_ticks': late, 'node_exit': node_rc, 'transport': transport,
         'receiver_ready_s': round(ready_s, 1),
     }
+    rate = result['transitions_per_s']
+    result['cpu_ms_per_transition'] = (1e3 * (result['node_cpu_per_s'] + pub_cpu) / rate
+                                       if rate else None)
     if kind == 'store':
         result.update(_check_store(store, top))
     return result

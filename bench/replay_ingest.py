@@ -23,6 +23,14 @@ transitions/s between warm-up and the end, ack latency (first send to the coveri
 p50/p99, the bytes per transition on disk, the node's CPU and write bytes. The baseline is the
 same robots and the same ReplayNode code with its writer replaced by a numpy ring buffer that
 copies every row (bench/_memory_replay_node.py), acking at the next commit tick.
+Transport: Fast DDS's LARGE_DATA builtin transports (shared memory, TCP on loopback) by
+default; the transports `realrl train` uses today ('default': builtin shared memory with its
+~0.5 MB segment, and UDP) are measured too, in a third run (store), because 200 kB samples at
+this rate mostly wait there for reliable repair (a 1:1 probe delivered ~20 of them/s).
+Robots start once the receiver has every robot's description; the first --warmup seconds
+are not counted. Every robot process receives every robot's acks (one /replay/ack topic, as
+each driver does), and an outbox re-sends what is not acked within 2 s, so an overloaded
+pipeline also re-sends: the output gives sent, re-sent, and both sides' CPU.
 
 The disk's sequential write bandwidth is measured in the same run, in the same folder as the
 stores, before and after part 2 (O_DIRECT writes of 8 MB, fdatasync every 64 MB; the mean of
@@ -197,6 +205,10 @@ def file_create_us(folder: Path, n: int = 500) -> float:
     return 1e6 * spent / n
 
 
+def _round(x, digits):
+    return None if x is None else round(x, digits)
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--quick', action='store_true', help='short run (a few minutes)')
@@ -290,6 +302,8 @@ def main(argv=None) -> dict:
             'e2e_ack_p99_ms': round(st['ack_p99_ms'], 1),
             'e2e_memory_ack_p50_ms': round(mem['ack_p50_ms'], 1),
             'e2e_memory_ack_p99_ms': round(mem['ack_p99_ms'], 1),
+            'e2e_cpu_ms_per_transition': _round(st['cpu_ms_per_transition'], 2),
+            'e2e_memory_cpu_ms_per_transition': _round(mem['cpu_ms_per_transition'], 2),
             'e2e_node_cpu': round(st['node_cpu_per_s'], 2),
             'e2e_memory_node_cpu': round(mem['node_cpu_per_s'], 2),
             'e2e_node_write_mb_s': round(st['node_write_mb_s'], 1),
@@ -335,7 +349,8 @@ def main(argv=None) -> dict:
                   f'durable-acked transitions/s of {r["offered_per_s"]:.0f} offered '
                   f'({args.robots} robots at {args.hz:g} Hz in {args.procs} processes), ack p50 '
                   f'{r["ack_p50_ms"]:.1f} ms p99 {r["ack_p99_ms"]:.1f} ms; CPU: node '
-                  f'{r["node_cpu_per_s"]:.2f}, robots {r["robots_cpu_per_s"]:.2f} cores; sent '
+                  f'{r["node_cpu_per_s"]:.2f}, robots {r["robots_cpu_per_s"]:.2f} cores '
+                  f'({_round(r["cpu_ms_per_transition"], 2)} ms per acked transition); sent '
                   f'{r["sent"]}, resends {r["resends"]}, unacked at end {r["unacked_at_end"]}, '
                   f'late ticks {r["late_ticks"]}; load average {r["load_avg_1m"]}')
         print(f'e2e store: {st["bytes_per_transition"]} B/transition on disk, '
