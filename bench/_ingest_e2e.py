@@ -210,9 +210,17 @@ def _wait_ready(kind: str, store: Path, log: Path, node, timeout_s: float) -> fl
 def _check_store(store: Path, top_ack: dict) -> dict:
     """Bytes per transition on disk, and that every acknowledged seq is in the store."""
     from realrl_replay import ReplayReader
+    from realrl_replay.schema import LINK
     reader = ReplayReader(store)
     seqs = reader.committed_seqs
     missing = {r: s for r, s in top_ack.items() if seqs.get(r, -1) < s}
     size = sum(p.stat().st_size for p in store.rglob('*') if p.is_file())
+    markers = sum(p.stat().st_size for p in store.glob('commit.*'))
+    linked = None
+    links = reader.schema.links
+    if links and reader.count:
+        bits = reader.read_range(0, reader.count, [LINK])[LINK]
+        linked = float(np.unpackbits(bits[:, None], axis=1).sum() / (len(bits) * len(links)))
     return {'rows': reader.count, 'bytes_per_transition': size // max(1, reader.count),
+            'marker_bytes': markers, 'next_obs_linked_share': linked,
             'acked_not_stored': missing}

@@ -13,9 +13,9 @@ small) plus, as a crash would leave them, a chunk beyond the commit in every fie
 last shard, or in a shard of its own) and a '.partial', then times ReplayWriter.open
 (validation, scan, repair, lock) and ReplayReader open + refresh.
 
-Part 3, cold opens: the open that repairs a store after a crash is timed twice on identical
-copies, once with the store's files in the page cache (warm) and once with them dropped
-(cold), for the 1,000,000-row store of part 2 and for a store whose writer (node schema, fsync
+Part 3, cold opens: the open that repairs a store after a crash is timed on identical
+copies, with the store's files in the page cache (warm) or dropped (cold), three times each in
+alternating order (medians), for the 1,000,000-row store of part 2 and for a store whose writer (node schema, fsync
 on) was really SIGKILLed while writing. The drop is per file (fsync, then
 posix_fadvise(POSIX_FADV_DONTNEED) on every file of the store; the output says so and shows
 the bytes still resident after it, via mincore), so the other processes on the machine keep
@@ -144,14 +144,25 @@ def timed_open(root: Path) -> float:
     return time.perf_counter() - start
 
 
-def cold_and_warm(root: Path, twin: Path, how: str) -> dict:
-    """The repairing open of two identical crashed stores: root cold, twin warm."""
-    resident = drop(root, how)
-    warm_bytes = _pagecache.warm(twin)
-    cold_s = timed_open(root)
-    warm_s = timed_open(twin)
-    return {'cold_s': cold_s, 'warm_s': warm_s, 'resident_after_drop': resident,
-            'store_bytes': warm_bytes}
+def cold_and_warm(make, work: Path, name: str, how: str, repeats: int = 3) -> dict:
+    """The repairing open of identical crashed stores (``make(path)`` makes one), cold
+    (page cache dropped) and warm (every file read first), ``repeats`` times each in
+    alternating order; the last warm store stays at work/name."""
+    cold, warm, resident, size = [], [], 0, 0
+    for i in range(repeats):
+        cold_root, warm_root = work / f'{name}_cold{i}', work / name
+        if warm_root.exists():
+            shutil.rmtree(warm_root)
+        make(cold_root)
+        make(warm_root)
+        resident = max(resident, drop(cold_root, how))
+        size = _pagecache.warm(warm_root)
+        for which in ((cold_root, warm_root) if i % 2 == 0 else (warm_root, cold_root)):
+            (cold if which == cold_root else warm).append(timed_open(which))
+        shutil.rmtree(cold_root)
+    return {'cold_s': statistics.median(cold), 'warm_s': statistics.median(warm),
+            'cold_all_s': cold, 'warm_all_s': warm, 'resident_after_drop': resident,
+            'store_bytes': size}
 
 
 def main(argv=None) -> dict:
@@ -163,23 +174,21 @@ def main(argv=None) -> dict:
                          "cache one by one (fsync + fadvise DONTNEED); 'all' writes 3 to "
                          '/proc/sys/vm/drop_caches (root; whole machine, dentries and inodes too)')
     args = ap.parse_args(argv)
-    kills, rows, killed_rows = (10, 100_000, 2_000) if args.quick else (60, 1_000_000, 20_000)
+    kills, rows, killed_rows = (10, 100_000, 2_000) if args.quick else (60, 1_000_000, 5_000)
     work = Path(tempfile.mkdtemp(prefix='replay_crash_', dir=args.dir))
     try:
         start = time.perf_counter()
         report = torture(work / 'torture', kills)
         torture_s = time.perf_counter() - start
         shutil.rmtree(work / 'torture')
-        killed = killed_store(work / 'killed', killed_rows)
-        shutil.copytree(work / 'killed', work / 'killed_twin')
-        kill_open = cold_and_warm(work / 'killed', work / 'killed_twin', args.drop_caches)
+        killed = killed_store(work / 'killed', killed_rows)  # never opened: copied
+        kill_open = cold_and_warm(lambda path: shutil.copytree(work / 'killed', path), work,
+                                  'killed_copy', args.drop_caches)
         shutil.rmtree(work / 'killed')
-        shutil.rmtree(work / 'killed_twin')
+        shutil.rmtree(work / 'killed_copy')
         start = time.perf_counter()
-        lay_out(work / 'big', rows)
+        big_open = cold_and_warm(lambda path: lay_out(path, rows), work, 'big', args.drop_caches)
         layout_s = time.perf_counter() - start
-        lay_out(work / 'big_cold', rows)
-        big_open = cold_and_warm(work / 'big_cold', work / 'big', args.drop_caches)
         writer_s, reader_s = time_reopen(work / 'big', 3)
         writer_s.insert(0, big_open['warm_s'])  # the first warm open, the one that repaired
         reopen_resident = drop(work / 'big', args.drop_caches)
@@ -199,6 +208,10 @@ def main(argv=None) -> dict:
         'killed_rows': killed, 'killed_store_mb': round(kill_open['store_bytes'] / 1e6, 1),
         'killed_cold_open_s': round(kill_open['cold_s'], 3),
         'killed_warm_open_s': round(kill_open['warm_s'], 3),
+        'cold_open_runs_s': {'1m': [round(x, 3) for x in big_open['cold_all_s']],
+                             'killed': [round(x, 3) for x in kill_open['cold_all_s']]},
+        'warm_open_runs_s': {'1m': [round(x, 3) for x in big_open['warm_all_s']],
+                             'killed': [round(x, 3) for x in kill_open['warm_all_s']]},
         'page_cache_drop': ('per file: fsync + posix_fadvise(DONTNEED)'
                             if args.drop_caches == 'files' else '/proc/sys/vm/drop_caches = 3'),
         'resident_after_drop_bytes': max(kill_open['resident_after_drop'],
@@ -214,16 +227,19 @@ def main(argv=None) -> dict:
           f'{report.reader_checks} rows; recovery p50 {result["recovery_p50_ms"]} ms')
     print(f'baseline (in-memory numpy buffer): a crash loses everything it held; the senders '
           f'would have had to keep {report.sent} transitions ({lost_unpersisted} unacked at end)')
-    print(f'reopen of {rows} transitions ({files} shard files, laid out in {layout_s:.1f} s): '
+    print(f'reopen of {rows} transitions ({files} shard files; 6 such stores laid out and '
+          f'opened in {layout_s:.1f} s): '
           f'writer {[round(s, 3) for s in writer_s]} s, reader {[round(s, 3) for s in reader_s]}'
           ' s (the first repairs; files warm)')
     print(f'cold opens, page cache dropped {result["page_cache_drop"]} (bytes still resident '
           f'after the drops: {result["resident_after_drop_bytes"]}):')
     print(f'  {rows} rows as a crash leaves them: repairing open cold {big_open["cold_s"]:.3f} s '
-          f'vs warm {big_open["warm_s"]:.3f} s on an identical copy; repaired store reopened '
+          f'vs warm {big_open["warm_s"]:.3f} s (medians of 3, each on an identical copy); '
+          f'repaired store reopened '
           f'cold {cold_reopen_s:.3f} s')
     print(f'  writer SIGKILLed at {killed} rows ({result["killed_store_mb"]} MB): repairing open '
-          f'cold {kill_open["cold_s"]:.3f} s vs warm {kill_open["warm_s"]:.3f} s (identical copy)')
+          f'cold {kill_open["cold_s"]:.3f} s vs warm {kill_open["warm_s"]:.3f} s (medians of 3, '
+          f'each on an identical copy)')
     print(json.dumps(result))
     return result
 

@@ -36,7 +36,8 @@ The disk's sequential write bandwidth is measured in the same run, in the same f
 stores, before and after part 2 (O_DIRECT writes of 8 MB, fdatasync every 64 MB; the mean of
 the two): ``disk_fraction`` = e2e transitions/s x bytes per transition / that bandwidth.
 
-What the figures leave out: the robots' rendering (played back from the pool) and a policy
+What the figures leave out: the robots' rendering (played back from the pool), their
+Observation messages to the policy (another ~100 kB per tick each, not sent here) and a policy
 (the actions are the pool's); marker rewrites and padding count in the node's write bytes but
 not in bytes_per_transition (file sizes at the end / rows); the learner reading the store at
 the same time; other helpers' load on this shared 2-core machine (the load average is printed).
@@ -308,6 +309,7 @@ def main(argv=None) -> dict:
             'e2e_memory_node_cpu': round(mem['node_cpu_per_s'], 2),
             'e2e_node_write_mb_s': round(st['node_write_mb_s'], 1),
             'e2e_acked_not_stored': st['acked_not_stored'],
+            'e2e_next_obs_linked_share': _round(st['next_obs_linked_share'], 3),
             'e2e_robots': args.robots, 'e2e_procs': args.procs, 'e2e_hz': args.hz,
             'e2e_seconds': e2e_s, 'e2e_warmup_s': e2e_warm,
             'e2e_transport': args.transport,
@@ -353,7 +355,9 @@ def main(argv=None) -> dict:
                   f'({_round(r["cpu_ms_per_transition"], 2)} ms per acked transition); sent '
                   f'{r["sent"]}, resends {r["resends"]}, unacked at end {r["unacked_at_end"]}, '
                   f'late ticks {r["late_ticks"]}; load average {r["load_avg_1m"]}')
-        print(f'e2e store: {st["bytes_per_transition"]} B/transition on disk, '
+        print(f'e2e store: {st["rows"]} rows, {st["bytes_per_transition"]} B/transition on disk '
+              f'(commit markers {st["marker_bytes"]} B of it; next_obs images linked for '
+              f'{_round(st["next_obs_linked_share"], 3)} of the rows), '
               f'{result["e2e_ingest_mb_s"]} MB/s = {result["disk_fraction"]:.1%} of the disk\'s '
               f'{disk:.0f} MB/s (node write bytes {st["node_write_mb_s"]:.1f} MB/s); acked but '
               f'not in the store: {st["acked_not_stored"] or "none"}')

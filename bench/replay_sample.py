@@ -152,10 +152,10 @@ def main(argv=None) -> dict:
     ap.add_argument('--seeds', type=int, nargs='+', default=None,
                     help='learning parity seeds (default: 0 with --quick, else 0 1 2)')
     ap.add_argument('--learning-steps', type=int, default=None,
-                    help='env steps of each learning run (default 1500 with --quick, else 2500)')
+                    help='env steps of each learning run (default 1500 with --quick, else 2000)')
     args = ap.parse_args(argv)
     seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
-    steps = args.learning_steps or (1500 if args.quick else 2500)
+    steps = args.learning_steps or (1500 if args.quick else 2000)
     rows, seconds, repeats = (4096, 1.5, 1) if args.quick else (16384, 5.0, 3)
     fractions = (0.1, 0.25, 0.5, 1.0)
     work = Path(tempfile.mkdtemp(prefix='replay_sample_', dir=args.dir))
