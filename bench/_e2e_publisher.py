@@ -66,7 +66,8 @@ class PoolRobot:
         return self.pool['states'][self.episode, self.step]
 
     def action(self) -> np.ndarray:
-        return self.pool['actions'][self.episode, min(self.step, self.pool['actions'].shape[1] - 1)]
+        actions = self.pool['actions']
+        return actions[self.episode, min(self.step, actions.shape[1] - 1)]
 
     def hold(self):
         pass
@@ -219,7 +220,8 @@ def main() -> None:
         with open(args.out, 'w') as f:
             json.dump({'acked': robots.acked, 'counters': counters, 'unacked': unacked,
                        'outbox_max': robots.outbox_max, 'ticks': ticks, 'late_ticks': late,
-                       'cpu_s': sum(os.times()[:2]), 'wall_s': time.time() - (start or time.time()),
+                       'cpu_s': sum(os.times()[:2]),
+                       'wall_s': time.time() - (start or time.time()),
                        'top_ack': robots.top_ack}, f)
         node.destroy_node()
         rclpy.try_shutdown()

@@ -15,11 +15,13 @@ last shard, or in a shard of its own) and a '.partial', then times ReplayWriter.
 
 Part 3, cold opens: the open that repairs a store after a crash is timed on identical
 copies, with the store's files in the page cache (warm) or dropped (cold), three times each in
-alternating order (medians), for the 1,000,000-row store of part 2 and for a store whose writer (node schema, fsync
-on) was really SIGKILLed while writing. The drop is per file (fsync, then
-posix_fadvise(POSIX_FADV_DONTNEED) on every file of the store; the output says so and shows
-the bytes still resident after it, via mincore), so the other processes on the machine keep
-their cache; it leaves the kernel's dentry and inode caches warm. ``--drop-caches all``
+alternating order (medians), for the 1,000,000-row store of part 2 and for a store whose
+writer (node schema, fsync on) was really SIGKILLed while writing. The drop is per file
+(fsync, then posix_fadvise(POSIX_FADV_DONTNEED) on every file of the store; the output says
+so and shows the bytes still resident after it, via mincore), so the other processes on the
+machine keep their cache; it leaves the kernel's dentry and inode caches warm. The repairing
+open reads little (markers, the last shard's index, directory listings), so cold and warm
+differ less than the load on a shared machine varies. ``--drop-caches all``
 writes 3 to /proc/sys/vm/drop_caches instead (root; the whole machine, dentries and inodes
 too). A repaired store's cold reopen is timed too.
 

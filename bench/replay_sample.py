@@ -190,7 +190,8 @@ def main(argv=None) -> dict:
         _, base_lat = run_loop(memory, seconds, args.update_ms)
         cover = coverage_figures(work / 'store', store_raw, rows, 0)
         print(f'coverage after {cover["k_batches"]} batches of {BATCH} over {rows} rows: cache '
-              f'25% {cover["cache_25"]} vs uniform in memory {cover["memory_uniform"]}', flush=True)
+              f'25% {cover["cache_25"]} vs uniform in memory {cover["memory_uniform"]}',
+              flush=True)
         learning = {} if args.no_learning else learning_figures(work, seeds, steps)
     finally:
         shutil.rmtree(work, ignore_errors=True)
