@@ -25,8 +25,8 @@ same robots and the same ReplayNode code with its writer replaced by a numpy rin
 copies every row (bench/_memory_replay_node.py), acking at the next commit tick.
 Transport: Fast DDS's LARGE_DATA builtin transports (shared memory, TCP on loopback) by
 default; the transports `realrl train` uses today ('default': builtin shared memory with its
-~0.5 MB segment, and UDP) are measured too, in a third run (store), because 200 kB samples at
-this rate mostly wait there for reliable repair (a 1:1 probe delivered ~20 of them/s).
+~0.5 MB segment, and UDP) are measured too, in a third run (store): a burst of 200 kB
+samples from one publisher to one subscriber got ~20/s through them (LARGE_DATA: ~920/s).
 Robots start once the receiver has every robot's description; the first --warmup seconds
 are not counted. Every robot process receives every robot's acks (one /replay/ack topic, as
 each driver does), and an outbox re-sends what is not acked within 2 s, so an overloaded
