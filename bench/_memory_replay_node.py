@@ -1,0 +1,100 @@
+"""The baseline of bench/replay_ingest.py's end-to-end part: the replay node over memory.
+
+The real ``ReplayNode`` (subscriptions, message conversion, seq checks, commit timer, acks)
+with its ``ReplayWriter`` replaced by ``MemoryWriter``: a preallocated, warm numpy ring
+buffer per field that copies every row the store would write (every field of the schema,
+next_obs images included, the robot code and the seq), uncompressed, and counts a row
+durable at the next commit tick (no encoding, no disk).
+
+    python bench/_memory_replay_node.py --ros-args --params-file PARAMS.yaml
+"""
+from __future__ import annotations
+
+import time
+from concurrent.futures import Future
+from dataclasses import asdict
+from types import MappingProxyType
+
+import numpy as np
+
+from realrl_common.node_main import spin_node
+from realrl_replay.config import StoreConfig
+from realrl_replay.replay_node import ReplayNode
+from realrl_replay.schema import Schema
+from realrl_replay.transition_schema import store_schema
+from realrl_replay.writer import CommitInfo
+
+CAPACITY = 4096
+
+
+class MemoryWriter:
+    """What ReplayNode asks of its writer, over a numpy ring buffer of CAPACITY rows."""
+
+    def __init__(self, schema: dict, metadata: dict):
+        self.schema = Schema.build(schema, StoreConfig())
+        self.metadata = metadata
+        self.columns = {f.name: np.ones((CAPACITY, *f.shape), f.dtype)
+                        for f in self.schema.fields if f.name != 'robot_id'}
+        self.codes = np.zeros(CAPACITY, np.uint16)
+        self._robots: dict[str, int] = {}
+        self._staged: dict[str, int] = {}
+        self._durable: dict[str, int] = {}
+        self.count, self.pending, self._written, self._commits = 0, 0, 0, 0
+
+    def append(self, records) -> list[bool]:
+        for rec in records:
+            at = self._written % CAPACITY
+            for name, column in self.columns.items():
+                if name in rec:
+                    column[at] = rec[name]  # a copy of every value the store would write
+            self.codes[at] = self._robots.setdefault(rec['robot_id'], len(self._robots))
+            self._staged[rec['robot_id']] = int(rec['seq'])
+            self._written += 1
+            self.pending += 1
+        return [True] * len(records)
+
+    @property
+    def committing(self) -> bool:
+        return False
+
+    def commit_async(self, boundary: bool = False) -> Future:
+        self._durable.update(self._staged)
+        self.count += self.pending
+        self.pending = 0
+        self._commits += 1
+        done = Future()
+        done.set_result(self.commit_info())
+        return done
+
+    def commit(self) -> CommitInfo:
+        return self.commit_async().result()
+
+    def commit_info(self) -> CommitInfo:
+        return CommitInfo(self.count, 0, MappingProxyType(dict(self._durable)), self._commits)
+
+    def committed_seq(self, robot: str) -> int:
+        return self._durable.get(robot, -1)
+
+    def close(self) -> None:
+        self.commit()
+
+
+class MemoryReplayNode(ReplayNode):
+    """ReplayNode whose store is a MemoryWriter (created when the descriptions are in)."""
+
+    def _create(self):
+        descriptions = {rid: self.descriptions[rid] for rid in self.cfg.robot_ids}
+        schema, self.space = store_schema(descriptions)
+        self.writer = MemoryWriter(schema, {'robots': descriptions, 'created_unix': time.time(),
+                                            'replay_config': asdict(self.cfg)})
+        self._embodiment = {rid: self.space.index(d) for rid, d in descriptions.items()}
+        self._prepare_images()
+        self.get_logger().info(f'in-memory baseline for {sorted(descriptions)}')
+
+
+def main(args=None):
+    spin_node(MemoryReplayNode, 'replay', args)
+
+
+if __name__ == '__main__':
+    main()
