@@ -446,5 +446,4 @@ def _choices(pending: list[int], ops: list[Op], budget: int, rnd: random.Random
 def replay_all(snapshot: Snapshot, ops: list[Op]) -> CrashState:
     """The state with every operation persisted (must equal the folder after the trace)."""
     states = CrashStates(snapshot, ops)
-    states.advance(len(ops))
-    return states.state({i: None for i in states._pending})
+    return states.state(dict.fromkeys(states.advance(len(ops))))
