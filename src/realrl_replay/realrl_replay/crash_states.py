@@ -135,12 +135,13 @@ def trace_ingest(workdir: Path, commits: int, seed: int = 0, image_hw=(24, 24),
             expected += [(robot, int(s)) for s, ok in zip(seqs, accepted) if ok]
             top[robot] = max(top[robot], int(seqs[-1]))
             if inflight is not None:   # the previous commit ran while we appended
-                recorder.ack(inflight.result().count)
+                count = inflight.result().count
+                recorder.ack(count)
+                counts.add(count)      # every commit started is waited for and acknowledged
                 acked += 1
                 inflight = None
             if writer.pending and acked < commits:
                 inflight = writer.commit_async(boundary=rnd.random() < 0.5)
-                counts.add(writer._last.count)
         writer.close(commit=False)
     after = Snapshot.take(root)
     after.files[LOCK_FILE] = recorder.snapshot.files[LOCK_FILE]

@@ -57,7 +57,7 @@ def test_real_writer_survives_every_sampled_crash_state(tmp_path):
     trace = trace_ingest(tmp_path / 'w', commits=12, seed=3)
     assert trace.commits == 12 and len(trace.expected) > 40
     report = check_trace(trace, tmp_path / 'c', states_per_point=3, seed=3)
-    assert report.states > 150
+    assert report.states > 100 and report.points > 60
     assert report.bad == 0, report.examples
 
 
