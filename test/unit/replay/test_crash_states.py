@@ -1,7 +1,9 @@
-"""Crash states beyond SIGKILL: the file-system model, the real writer, a planted ordering bug."""
+"""Crash states beyond SIGKILL: the file-system model, the real writer, planted ordering bugs
+(a marker synced before its data, a new shard whose folder is never synced)."""
 import os
 import random
 
+import realrl_replay.writer as writer_module
 from realrl_replay.crash_states import check_trace, trace_ingest
 from realrl_replay.fs_trace import SECTOR, CrashStates, Recorder
 
@@ -66,3 +68,10 @@ def test_checker_finds_a_marker_written_before_its_data_is_synced(tmp_path):
     report = check_trace(trace, tmp_path / 'c', states_per_point=3, seed=3)
     assert report.bad > 0
     assert set(report.kinds) <= {'unopenable', 'torn', 'lost', 'stuck'}
+
+
+def test_checker_finds_a_new_shard_whose_folder_is_not_synced(tmp_path, monkeypatch):
+    monkeypatch.setattr(writer_module, 'fsync_dir', lambda path: None)
+    trace = trace_ingest(tmp_path / 'w', commits=12, seed=3)
+    report = check_trace(trace, tmp_path / 'c', states_per_point=3, seed=3)
+    assert report.bad > 0 and 'unopenable' in report.kinds, report.kinds
