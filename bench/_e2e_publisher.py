@@ -1,4 +1,4 @@
-"""Robots for bench/replay_ingest.py's end-to-end part: one process, several simulated drivers.
+r"""Robots for bench/replay_ingest.py's end-to-end part: one process, several simulated drivers.
 
 Each robot is the drivers' real ``EpisodeLoop`` (outbox, per-robot seq, re-send after
 ``resend_after_s``, drop on ``/replay/ack``) over a ``PoolRobot`` that plays back states and
@@ -20,17 +20,16 @@ import argparse
 import json
 import os
 import time
-
 from pathlib import Path
 
 import numpy as np
 import rclpy
-from realrl_interfaces.msg import RobotDescription, Transition, TransitionAck
 from sensor_msgs.msg import Image
 
 from realrl_common.convert import fill_image, to_f32
 from realrl_common.qos import DATA_QOS, LATCHED_QOS
 from realrl_driver.episode_loop import EpisodeLoop, Label, LoopConfig
+from realrl_interfaces.msg import RobotDescription, Transition, TransitionAck
 
 CAMERAS = ('front', 'wrist')
 

@@ -14,12 +14,10 @@ import json
 import mmap
 import os
 import shlex
-import subprocess
 import time
 from pathlib import Path
 
 import numpy as np
-
 from _util import ROOT, bench_env, percentile, start_process, stop_process
 
 REPLAY_NODE = ROOT / 'install' / 'realrl_replay' / 'lib' / 'realrl_replay' / 'replay_node'
@@ -103,7 +101,7 @@ def _proc_write_bytes(pid: int) -> int:
 
 
 def _sourced(cmd: list) -> list[str]:
-    """cmd run with the workspace's ROS environment (scripts/env.sh), exec-ed (same pid)."""
+    """Cmd run with the workspace's ROS environment (scripts/env.sh), exec-ed (same pid)."""
     line = ' '.join(shlex.quote(str(c)) for c in cmd)
     return ['bash', '-c', f'source {shlex.quote(str(ROOT / "scripts/env.sh"))} && exec {line}']
 

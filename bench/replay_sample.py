@@ -119,6 +119,7 @@ def coverage_figures(store: Path, store_raw: int, rows: int, seed: int) -> dict:
 def learning_figures(work: Path, seeds: list[int], steps: int) -> dict:
     """learning_parity and return_parity of bench/_learning_parity.py's runs."""
     import _learning_parity
+
     from realrl_learner.sac import SACConfig
     runs = []
     for seed in seeds:

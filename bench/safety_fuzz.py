@@ -175,8 +175,8 @@ def main():
             rclpy.try_shutdown()
             stop_process(driver)
         log = (Path(tmp) / 'driver.log').read_text()
-        counted = json.loads(log.split(' rejected: ', 1)[1].splitlines()[0].split(' actions lost: ')[0]) \
-            if ' rejected: ' in log else {}
+        exit_line = log.split(' rejected: ', 1)[1].splitlines()[0] if ' rejected: ' in log else ''
+        counted = json.loads(exit_line.split(' actions lost: ')[0]) if exit_line else {}
         counters = json.loads(log.split('counters: ', 1)[1].split(' rejected: ')[0]) \
             if 'counters: ' in log else {}
         applied = [json.loads(x) for x in applied_log.read_text().splitlines()]

@@ -3,7 +3,6 @@ import os
 import signal
 
 import pytest
-
 from ros_env import ROOT, isolate, next_domain_id, require_workspace, wait_for
 from test_reach_graph import FAST, Run, processes_of
 

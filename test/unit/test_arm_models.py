@@ -4,8 +4,8 @@ import dataclasses
 import mujoco
 import numpy as np
 import pytest
-
 from gl_probe import require_offscreen_rendering
+
 from realrl_driver.robots.mujoco_arm.sim import ARM_MODELS, ArmSimConfig, MujocoArmSim
 
 ARMS = {'panda7': 7, 'ur5e6': 6}

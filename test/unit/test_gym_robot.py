@@ -2,8 +2,8 @@
 import gymnasium
 import numpy as np
 import pytest
-
 from gl_probe import require_offscreen_rendering
+
 from realrl_common.config import ConfigError, build_config
 from realrl_driver.core.episode_loop import EpisodeLoop, LoopConfig
 from realrl_driver.robots.gym.config import GymDriverConfig

@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-
 from gl_probe import require_offscreen_rendering
+
 from realrl_driver.robots.mujoco_arm.sim import ArmSimConfig, MujocoArmSim
 
 

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 import torch
-
 from fsync_trace import SyncTrace
+
 from realrl_common.config import ConfigError
 from realrl_learner.sac import SACConfig
 from realrl_learner.trainer import Trainer, TrainerConfig, checkpoint_weights

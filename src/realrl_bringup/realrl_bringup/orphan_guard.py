@@ -25,7 +25,7 @@ STEPS = ((signal.SIGINT, 5.0), (signal.SIGTERM, 3.0), (signal.SIGKILL, 3.0))
 
 
 def _parents() -> dict[int, int]:
-    """pid -> parent pid of every process (read from /proc)."""
+    """Pid -> parent pid of every process (read from /proc)."""
     out = {}
     for name in os.listdir('/proc'):
         if not name.isdigit():
@@ -90,6 +90,8 @@ def stop(groups: set[int]) -> None:
 
 
 def main() -> None:
+    """The guard process: read the launcher's process groups from stdin; at end of file (the
+    launcher is gone, however it died) stop them and their strays."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in the terminal is the launcher's
     groups: set[int] = set()
     for line in sys.stdin:  # end of file: the launcher is gone

@@ -12,8 +12,7 @@ from typing import Any, Mapping
 from . import pixel_delta
 from .config import StoreConfig
 from .errors import StoreError
-from .layout import (DATA_DIR, CommitMarker, Identity, MarkerSlots, field_dir, fsync_dir,
-                     write_file)
+from .layout import DATA_DIR, CommitMarker, Identity, MarkerSlots, field_dir, fsync_dir, write_file
 from .plain_view import group_attributes
 from .schema import Schema
 
@@ -106,7 +105,7 @@ def create_store(root: str | os.PathLike, mapping: Mapping[str, Any], metadata: 
 
 
 def _fsync_tree(top: Path) -> None:
-    """fsync every file and folder under ``top`` (Zarr's metadata files and the folders that
+    """Fsync every file and folder under ``top`` (Zarr's metadata files and the folders that
     name them), folders after their contents, ``top`` last."""
     for folder, _, files in sorted(os.walk(top), key=lambda entry: -len(entry[0])):
         for name in files:

@@ -2,9 +2,10 @@
 store, checked by tracing the fsync/fdatasync and rename calls (not by timing)."""
 import os
 
-from fsync_trace import SyncTrace
-from realrl_replay import ReplayWriter, WriterConfig
 from _replay_fixtures import SMALL, small_schema
+from fsync_trace import SyncTrace
+
+from realrl_replay import ReplayWriter, WriterConfig
 
 
 def test_store_creation_syncs_every_folder_and_metadata_file_before_the_identity(

@@ -12,10 +12,10 @@ import time
 import numpy as np
 import pytest
 import zarr
+from _replay_fixtures import factory, make_writer, small_schema
 
 from realrl_replay import ReplayReader, ReplayWriter, WriterConfig
 from realrl_replay.pixel_delta import register_zarr_codec
-from _replay_fixtures import factory, make_writer, small_schema
 
 
 def plain_view(root):
