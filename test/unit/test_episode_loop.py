@@ -152,6 +152,22 @@ def test_outbox_keeps_unacked_transitions_and_resends_them():
     assert loop.due_resends(1.6) == []  # their clock restarted
 
 
+def test_an_ack_drops_transitions_that_were_resent_and_so_moved_back_in_the_outbox():
+    loop = EpisodeLoop(LoopConfig(resend_after_s=1.0), PointRobot(), first_seq=100)
+    loop.tick(0.0)
+    for i in range(1, 4):
+        run_step(loop, 0.1 * i, action=(0.0,))  # 100, 101 go out at 0.2 and 0.3
+    assert [t.seq for t in loop.due_resends(1.25)] == [100]  # re-sent: now last
+    run_step(loop, 1.3, action=(0.0,))  # 102 goes out after it
+    assert list(loop.outbox) == [101, 100, 102]
+    assert loop.on_ack(100) == 1 and list(loop.outbox) == [101, 102]  # 100 was not in front
+    assert loop.on_ack(101) == 1 and list(loop.outbox) == [102]
+    assert loop.due_resends(2.0) == []  # nothing acknowledged is sent again
+    assert [t.seq for t in loop.due_resends(2.4)] == [102]
+    assert loop.on_ack(101) == 0 and loop.on_ack(102) == 1 and not loop.outbox
+    assert loop.counters['transitions_acked'] == 3
+
+
 def test_full_outbox_holds_the_robot():
     loop = EpisodeLoop(LoopConfig(outbox_limit=2), PointRobot())
     loop.tick(0.0)

@@ -212,6 +212,8 @@ class EpisodeLoop:
         self._last_progress: float | None = None
         self._holding = False
         self.outbox: OrderedDict[int, tuple[float, Transition]] = OrderedDict()
+        """seq -> (last send time, transition), in send order (a re-send moves it last)."""
+        self._unacked_from = first_seq
         self.counters: Counter = Counter()
 
     # -- inputs -------------------------------------------------------------------------
@@ -240,13 +242,23 @@ class EpisodeLoop:
                                 bool(truncated))
 
     def on_ack(self, committed_seq: int) -> int:
-        """Drop acknowledged transitions from the outbox; returns how many were dropped."""
-        dropped = 0
-        while self.outbox and next(iter(self.outbox)) <= committed_seq:
-            self.outbox.popitem(last=False)
-            dropped += 1
-        self.counters['transitions_acked'] += dropped
-        return dropped
+        """Drop acknowledged transitions from the outbox; returns how many were dropped.
+
+        The outbox is in send order, and a re-send moves a transition to its end, so the
+        acknowledged ones are not always at its front: they are found by seq, from the lowest
+        one not yet acknowledged (or by a scan, when that range is larger than the outbox)."""
+        if committed_seq < self._unacked_from:
+            return 0
+        if committed_seq - self._unacked_from >= len(self.outbox):
+            gone = [seq for seq in self.outbox if seq <= committed_seq]
+        else:
+            gone = [seq for seq in range(self._unacked_from, committed_seq + 1)
+                    if seq in self.outbox]
+        for seq in gone:
+            del self.outbox[seq]
+        self._unacked_from = committed_seq + 1
+        self.counters['transitions_acked'] += len(gone)
+        return len(gone)
 
     def estop(self, engaged: bool) -> None:
         self.guard.estopped = engaged
