@@ -65,7 +65,12 @@ def test_arms_of_two_kinds_and_a_gym_robot_share_one_store_learner_and_policy(tm
     assert code == 130, run.text()
     assert processes_of(run_dir) == [], 'processes left behind'
     summary = json.loads((run_dir / 'summary.json').read_text())
-    assert summary['rejected_actions'] == 0, summary  # every action had its robot's length
+    # Every action had its robot's length and bounds. (An answer that arrives after its step
+    # was given up on is 'stale': timing, not shape, and possible on a loaded machine.)
+    for log in (run_dir / 'logs').glob('*.driver.log'):
+        exit_line = log.read_text().split(' rejected: ', 1)[1].splitlines()[0]
+        rejected = json.loads(exit_line.split(' actions lost: ')[0])
+        assert set(rejected) <= {'stale'}, (log.name, rejected)
     assert set(summary['exit_codes'].values()) == {0}, summary['exit_codes']
 
     data = rows(run_dir)
