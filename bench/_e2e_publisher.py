@@ -28,7 +28,7 @@ from sensor_msgs.msg import Image
 
 from realrl_common.convert import fill_image, to_f32
 from realrl_common.qos import DATA_QOS, LATCHED_QOS
-from realrl_driver.episode_loop import EpisodeLoop, Label, LoopConfig
+from realrl_driver.core.episode_loop import EpisodeLoop, Label, LoopConfig
 from realrl_interfaces.msg import RobotDescription, Transition, TransitionAck
 
 CAMERAS = ('front', 'wrist')

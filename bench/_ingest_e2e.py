@@ -30,7 +30,7 @@ def render_pool(path: Path, episodes: int, steps: int, noise: float, seed: int =
     """Render ``episodes`` reach episodes of ``steps`` steps (random targets, a noisy
     proportional controller moving the arm toward them) and save states, actions and both
     cameras' frames; ``noise`` adds Gaussian sensor noise (std, grey levels) to every frame."""
-    from realrl_driver.mujoco_arm import ArmSimConfig, MujocoArmSim
+    from realrl_driver.robots.mujoco_arm.sim import ArmSimConfig, MujocoArmSim
     sim = MujocoArmSim(ArmSimConfig(model='panda7'), seed=seed)
     rng = np.random.default_rng(seed)
     a, b = sim.observation_layout['ee_to_target']

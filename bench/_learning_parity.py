@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from realrl_driver.mujoco_arm import ArmSimConfig, MujocoArmSim
+from realrl_driver.robots.mujoco_arm.sim import ArmSimConfig, MujocoArmSim
 from realrl_learner.sac import SACConfig
 from realrl_learner.trainer import EMBODIMENT, FIELDS, Trainer, TrainerConfig
 from realrl_replay import ReplayReader, ReplayWriter, StoreConfig, WriterConfig
