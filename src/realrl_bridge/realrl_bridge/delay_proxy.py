@@ -145,3 +145,40 @@ class DelayProxy:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)
             self._loop = None
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(':')
+    if not host or not port.isdigit():
+        raise ValueError(f'{text!r}: write HOST:PORT')
+    return host, int(port)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: relay until SIGTERM/SIGINT; prints 'ready <port>' once listening."""
+    import argparse
+    import signal
+
+    parser = argparse.ArgumentParser(prog='python -m realrl_bridge.delay_proxy',
+                                     description=__doc__.split('\n')[0])
+    parser.add_argument('--listen', default='127.0.0.1:0', help='HOST:PORT to accept on')
+    parser.add_argument('--target', required=True, help='HOST:PORT to relay to')
+    parser.add_argument('--one-way-delay-ms', type=float, default=0.0,
+                        help='added in each direction (a round trip gains twice this)')
+    args = parser.parse_args(argv)
+    try:
+        proxy = DelayProxy(_host_port(args.target), listen=_host_port(args.listen),
+                           one_way_delay_s=args.one_way_delay_ms / 1000.0)
+    except ValueError as e:
+        parser.error(str(e))
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    with proxy:
+        print(f'ready {proxy.port}', flush=True)
+        stop.wait()
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

@@ -107,6 +107,10 @@ class RouterSpec:
             raise ValueError(f'site and cloud names must be unique, got {names}')
 
 
+# Shared memory is off on both sides: cloud and edge are different hosts, and on one host
+# Zenoh would otherwise move large payloads through shared memory instead of the TLS link.
+
+
 def _scouting_off() -> dict:
     return {'multicast': {'enabled': False}, 'gossip': {'enabled': False}}
 
@@ -147,7 +151,8 @@ def router_config(spec: RouterSpec) -> dict:
         'listen': {'endpoints': [spec.listen]},
         'connect': {'endpoints': []},
         'scouting': _scouting_off(),
-        'transport': {'link': {'protocols': ['tls'], 'tls': {
+        'transport': {'shared_memory': {'enabled': False},
+                      'link': {'protocols': ['tls'], 'tls': {
             'root_ca_certificate': str(spec.tls.ca),
             'listen_certificate': str(spec.tls.cert),
             'listen_private_key': str(spec.tls.key),
@@ -177,7 +182,8 @@ def edge_config(connect: str, tls: TlsFiles, *, connect_timeout_ms: int = 5000) 
         'connect': {'endpoints': [connect], 'timeout_ms': connect_timeout_ms},
         'listen': {'endpoints': []},
         'scouting': _scouting_off(),
-        'transport': {'link': {'protocols': ['tls'], 'tls': tls_section}},
+        'transport': {'shared_memory': {'enabled': False},
+                      'link': {'protocols': ['tls'], 'tls': tls_section}},
     }
 
 

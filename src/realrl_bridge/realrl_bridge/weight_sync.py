@@ -262,7 +262,7 @@ class WeightReceiver:
             if manifest is None:
                 self._wake.wait(self._retry_s)
                 return
-            if asm is None or asm.manifest.payload_digest != manifest.payload_digest:
+            if asm is None or asm.manifest.identity != manifest.identity:
                 asm = st.partial = Assembly(manifest)
         m = asm.manifest
         while not self._stop.is_set() and self._newest == version:
