@@ -19,7 +19,11 @@ setup(
     license='Apache-2.0',
     entry_points={
         'console_scripts': [
+            'bridge = realrl_bridge.bridge_node:main',
             'bridge_certs = realrl_bridge.certs:main',
+        ],
+        'realrl.nodes': [
+            'bridge = realrl_bridge.node_config:NODE',
         ],
     },
 )
