@@ -17,7 +17,7 @@ from rclpy.node import Node
 
 from realrl_bridge import link
 from realrl_bridge.node_config import BridgeNodeConfig
-from realrl_bridge.topic_plane import TopicPlane
+from realrl_bridge.topic_plane import OUTGOING, TopicPlane
 from realrl_common import qos
 from realrl_common.config import ConfigError
 from realrl_common.node_main import spin_node
@@ -46,21 +46,29 @@ class BridgeNode(Node):
             tls = link.TlsFiles(self.cfg.tls.ca, self.cfg.tls.cert, self.cfg.tls.key)
         except ValueError as e:
             raise ConfigError(str(e)) from None
-        self._publishers = {}
-        self._session = zenoh.open(link.to_zenoh(link.edge_config(self.cfg.connect, tls)))
+        out = OUTGOING[self.cfg.side]
+        self._ros_out = {}
+        for rid in self.cfg.robot_ids:
+            for topic, route in routes.items():
+                name, profile = f'/{rid}/{topic}', self._qos(route.qos)
+                if route.direction == out:
+                    self.create_subscription(classes[topic], name, self._forwarder(rid, topic),
+                                             profile, raw=True)
+                else:
+                    self._ros_out[(rid, topic)] = self.create_publisher(classes[topic], name,
+                                                                        profile)
+        try:
+            self._session = zenoh.open(link.to_zenoh(link.edge_config(self.cfg.connect, tls)))
+        except zenoh.ZError as e:
+            raise ConfigError(f'connect: cannot open a TLS session to {self.cfg.connect} ({e}); '
+                              f'check the address and that tls names this site\'s '
+                              f'certificate of the router\'s CA') from None
         try:
             self.plane = TopicPlane(self._session, self.cfg.side, tuple(self.cfg.robot_ids),
                                     routes, self._deliver, link.Keys(self.cfg.key_prefix))
         except BaseException:
             self._session.close()   # an open session would keep the process alive
             raise
-        for rid, topic in self.plane.incoming():
-            self._publishers[(rid, topic)] = self.create_publisher(
-                classes[topic], f'/{rid}/{topic}', self._qos(routes[topic].qos))
-        for rid, topic in self.plane.outgoing():
-            self.create_subscription(classes[topic], f'/{rid}/{topic}',
-                                     self._forwarder(rid, topic),
-                                     self._qos(routes[topic].qos), raw=True)
         self.get_logger().info(
             f'{self.cfg.side} bridge to {self.cfg.connect}: sends '
             f'{sorted(self.plane.outgoing())}, receives {sorted(self.plane.incoming())}')
@@ -75,7 +83,7 @@ class BridgeNode(Node):
         return forward
 
     def _deliver(self, robot_id: str, topic: str, payload: bytes) -> None:
-        self._publishers[(robot_id, topic)].publish(payload)
+        self._ros_out[(robot_id, topic)].publish(payload)
 
     def close(self) -> None:
         """Undeclare the Zenoh side and close the session."""
