@@ -40,6 +40,9 @@ from realrl_bridge.weight_sync import WeightReceiver, WeightServer
 
 CHUNK = 1 << 20
 LAYER = (2048, 1024)
+HEADROOM = 6 << 30
+"""Memory left to the other users of a shared machine: a size that needs its ~4 copies
+of the state (sender, payload, receiver buffer, transient) plus this is skipped."""
 
 
 def make_state(params: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -184,9 +187,10 @@ def main() -> None:
                                            folder.site('lab_a').key))))
             try:
                 for params in sizes:
-                    need = params * 4 * 4
+                    need = params * 4 * 4 + HEADROOM
                     if mem_available() < need:
-                        skipped[str(params)] = (f'needs ~{need / 2**30:.0f} GiB free, '
+                        skipped[str(params)] = (f'needs ~{need / 2**30:.0f} GiB free (6 GiB '
+                                                f'left to others included), '
                                                 f'{mem_available() / 2**30:.1f} GiB available')
                         print(f'skip {params:,} params: {skipped[str(params)]}', flush=True)
                         continue
