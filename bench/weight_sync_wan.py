@@ -37,6 +37,7 @@ from realrl_bridge import certs, link, wan
 from realrl_bridge.weight_sync import WeightReceiver, WeightServer
 
 KEYS = link.Keys()
+BLOCK = zenoh.CongestionControl.BLOCK
 ACK = KEYS.robot('arm0', 'ack')
 RAW = KEYS.weights('bench', 'raw')
 PORT = 7447
@@ -72,16 +73,20 @@ def cloud(args) -> None:
         print('ready', flush=True)
         acks.wait('hello', 120)
         results = {}
-        for params in args.sizes:
-            results[str(params)] = one_size(router, acks, params, args.repeats)
-            print('# ' + json.dumps(results[str(params)]), flush=True)
+        server = WeightServer(router, 'bench')      # one server: versions never repeat
+        try:
+            for params in args.sizes:
+                results[str(params)] = one_size(router, server, acks, params, args.repeats)
+                print('# ' + json.dumps(results[str(params)]), flush=True)
+        finally:
+            server.close()
         router.put(KEYS.weights('bench', 'done'), b'')
         print(json.dumps(results), flush=True)
     finally:
         router.close()
 
 
-def one_size(router, acks: Acks, params: int, repeats: int) -> dict:
+def one_size(router, server: WeightServer, acks: Acks, params: int, repeats: int) -> dict:
     state = make_state(params)
     nbytes = sum(a.nbytes for a in state.values())
     n = -(-nbytes // CHUNK)
@@ -89,36 +94,34 @@ def one_size(router, acks: Acks, params: int, repeats: int) -> dict:
     pub = router.declare_publisher(f'{RAW}/data', congestion_control=zenoh.CongestionControl.BLOCK)
     raws = []
     for rep in range(repeats):
-        router.put(f'{RAW}/start', str(n))
-        acks.wait(f'armed {rep}')
+        token = f'{params}-{rep}'                 # the edge echoes it: acks never repeat
+        router.put(f'{RAW}/start', f'{n} {token}')
+        acks.wait(f'armed {token}')
         t0 = time.perf_counter()
         for _ in range(n):
             pub.put(payload)
-        acks.wait(f'raw {rep}')
+        acks.wait(f'raw {token}')
         raws.append(time.perf_counter() - t0)
     pub.undeclare()
-    server = WeightServer(router, 'bench')
-    try:
-        syncs = []
-        for rep in range(repeats + 1):
-            router.put(KEYS.weights('bench', 'fresh'), b'')    # the edge: a new receiver
-            acks.wait(f'fresh {rep}')
-            t0 = time.perf_counter()
-            version = server.publish(state)
-            acks.wait(f'have {version}')
-            syncs.append(time.perf_counter() - t0)
-        names = list(state)
-        changed = np.random.default_rng(5).choice(len(names), max(1, round(0.05 * len(names))),
-                                                  replace=False)
-        new = dict(state)
-        for i in changed:
-            new[names[i]] = state[names[i]] + np.float32(1e-3)
+    syncs = []
+    for rep in range(repeats + 1):
+        token = f'{params}-{rep}'
+        router.put(KEYS.weights('bench', 'fresh'), token)  # the edge: a new receiver
+        acks.wait(f'fresh {token}')
         t0 = time.perf_counter()
-        version = server.publish(new)           # the last receiver holds the previous one
+        version = server.publish(state)
         acks.wait(f'have {version}')
-        delta_s = time.perf_counter() - t0
-    finally:
-        server.close()
+        syncs.append(time.perf_counter() - t0)
+    names = list(state)
+    changed = np.random.default_rng(5).choice(len(names), max(1, round(0.05 * len(names))),
+                                              replace=False)
+    new = dict(state)
+    for i in changed:
+        new[names[i]] = state[names[i]] + np.float32(1e-3)
+    t0 = time.perf_counter()
+    version = server.publish(new)           # the last receiver holds the previous one
+    acks.wait(f'have {version}')
+    delta_s = time.perf_counter() - t0
     sync_s = statistics.median(syncs[:repeats])
     raw_s = statistics.median(raws)
     return {'params': sum(a.size for a in state.values()), 'sync_s': sync_s,
@@ -132,23 +135,23 @@ def edge(args) -> None:
         f'tls/127.0.0.1:{args.port}', link.TlsFiles(folder / 'ca.pem', folder / 'sites/lab_a.pem',
                                                    folder / 'sites/lab_a.key'),
         connect_timeout_ms=20000)))
-    state = {'count': 0, 'n': 0, 'rep': 0, 'raw_rep': 0, 'rx': None}
+    state = {'count': 0, 'n': 0, 'token': '', 'rx': None}
     lock = threading.Lock()
 
     def on_raw(sample):
         key = str(sample.key_expr)
         with lock:
             if key.endswith('/start'):
-                state['n'], state['count'] = int(sample.payload.to_bytes()), 0
-                session.put(ACK, f"armed {state['raw_rep']}")
+                n, state['token'] = sample.payload.to_bytes().decode().split()
+                state['n'], state['count'] = int(n), 0
+                session.put(ACK, f"armed {state['token']}", congestion_control=BLOCK)
                 return
             state['count'] += 1
             if state['count'] == state['n']:
-                session.put(ACK, f"raw {state['raw_rep']}")
-                state['raw_rep'] += 1
+                session.put(ACK, f"raw {state['token']}", congestion_control=BLOCK)
 
     def on_control(sample):
-        control.put(str(sample.key_expr).rsplit('/', 1)[1])
+        control.put((str(sample.key_expr).rsplit('/', 1)[1], sample.payload.to_bytes().decode()))
 
     control: queue.Queue = queue.Queue()
     try:
@@ -156,15 +159,18 @@ def edge(args) -> None:
         session.declare_subscriber(KEYS.weights('bench', 'done'), on_control)
         session.declare_subscriber(KEYS.weights('bench', 'fresh'), on_control)
         time.sleep(0.5)
-        session.put(ACK, 'hello')
-        while control.get(timeout=3600) != 'done':       # 'fresh': a new, empty receiver
-            if state['rx'] is not None:
+        session.put(ACK, 'hello', congestion_control=BLOCK)
+        while True:
+            what, token = control.get(timeout=3600)
+            if what == 'done':
+                break
+            if state['rx'] is not None:                   # 'fresh': a new, empty receiver
                 state['rx'].close()
             state['rx'] = WeightReceiver(
-                session, 'bench', on_weights=lambda v, s: session.put(ACK, f'have {v}'))
+                session, 'bench',
+                on_weights=lambda v, s: session.put(ACK, f'have {v}', congestion_control=BLOCK))
             time.sleep(0.3)                 # its subscription reaches the router
-            session.put(ACK, f"fresh {state['rep']}")
-            state['rep'] += 1
+            session.put(ACK, f'fresh {token}', congestion_control=BLOCK)
     finally:
         if state['rx'] is not None:
             state['rx'].close()

@@ -1,4 +1,4 @@
-"""Certificates for the bridge's mutually authenticated TLS links: one CA, one router, one per site.
+"""Certificates for the bridge's mutual TLS links: one CA, one router, one per site.
 
     python -m realrl_bridge.certs DIR --router-host 127.0.0.1 --site lab_a --site lab_b
 

@@ -2,7 +2,7 @@
 
 ``with WanLink(rate_mbit=100, rtt_ms=50) as wan:`` creates
 
-    <name>-c (cloud)  10.<a>.<b>.1/30  ==veth, tbf <rate> each way==  10.<a>.<b>.2/30  <name>-e (edge)
+    <name>-c (cloud) <subnet>.1/30 ==veth, tbf <rate> each way== <subnet>.2/30 <name>-e (edge)
 
 and removes both namespaces (and with them the veth) when the block ends, also on an error.
 The kernel here has no netem, so latency is added in user space: ``wan.delay_proxy(port)``

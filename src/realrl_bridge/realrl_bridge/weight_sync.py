@@ -88,7 +88,8 @@ class WeightServer:
             for old in sorted(self._digests)[:-self._keep]:
                 del self._digests[old]
             self._encoded.clear()
-        self._session.put(f'{self._root}/latest', json.dumps({'version': version}))
+        self._session.put(f'{self._root}/latest', json.dumps({'version': version}),
+                          congestion_control=zenoh.CongestionControl.BLOCK)
         return version
 
     def encoded(self, version: int, base: int) -> Encoded | None:
@@ -121,7 +122,7 @@ class WeightServer:
                 query = self._queries.pop(0)
             try:
                 self._answer(query)
-            except (zenoh.ZError, ValueError) as e:
+            except (zenoh.ZError, ValueError, IndexError) as e:   # a malformed request
                 try:
                     query.reply_err(str(e).encode())
                 except zenoh.ZError:
@@ -143,19 +144,22 @@ class WeightServer:
         if kind == 'manifest':
             query.reply(query.key_expr, m.to_bytes())
             return
-        if kind != 'chunks':
-            raise ValueError(f'unknown request {kind!r}')
+        if kind != 'chunks' or query.payload is None:
+            raise ValueError(f'unknown request {kind!r}, or chunks asked without indices')
         prefix = f'{self._root}/chunks/{version}/{base}'
-        for index in json.loads(query.payload.to_bytes()):
+        indices = [int(i) for i in json.loads(query.payload.to_bytes())]
+        if any(not 0 <= i < m.n_chunks for i in indices):
+            raise ValueError(f'chunk indices outside 0..{m.n_chunks - 1}')
+        for index in indices:
             if self._stop.is_set() or version != self._version:
                 return
-            data = enc.chunk(int(index))
+            data = enc.chunk(index)
             if self._fault is not None:
-                data = self._fault(version, int(index), data)
+                data = self._fault(version, index, data)
                 if data is None:
                     continue
             self.bucket.take(len(data))
-            query.reply(f'{prefix}/{int(index)}', bytes(data))
+            query.reply(f'{prefix}/{index}', bytes(data))
             self.bytes_sent += len(data)
 
     def close(self) -> None:
@@ -188,7 +192,7 @@ class WeightReceiver:
     def __init__(self, session: zenoh.Session, stream: str = 'policy', *, keys: Keys = Keys(),
                  on_weights: Callable[[int, dict], None] | None = None, window: int = 16,
                  inflight: int = 2, request_timeout_s: float = 30.0, retry_s: float = 0.5,
-                 resume: ReceiverState | None = None):
+                 poll_s: float = 5.0, resume: ReceiverState | None = None):
         if window < 1 or inflight < 1:
             raise ValueError(f'window and inflight must be >= 1, got {window}, {inflight}')
         self._session = session
@@ -198,6 +202,9 @@ class WeightReceiver:
         self._inflight = inflight
         self._timeout = request_timeout_s
         self._retry_s = retry_s
+        self._poll_s = poll_s
+        self.last_error = ''
+        """The last request that failed (link down, a malformed answer); it is retried."""
         self.state = resume or ReceiverState()
         self._newest = self.state.version
         self._wake = threading.Event()
@@ -228,20 +235,19 @@ class WeightReceiver:
                 self._on_latest(reply.ok)
 
     def _run(self) -> None:
-        asked = False
+        next_poll = 0.0
         while not self._stop.is_set():
             try:
-                if not asked:
+                if time.monotonic() >= next_poll:   # also catches a missed announcement
+                    next_poll = time.monotonic() + self._poll_s
                     self._ask_latest()
-                    asked = True
                 if self._newest > self.state.version:
                     self._fetch(self._newest)
                     continue
-            except zenoh.ZError:
-                pass  # link down or session closing: try again after a pause
+            except (zenoh.ZError, ValueError) as e:
+                self.last_error = f'{type(e).__name__}: {e}'   # retried after a pause
             self._wake.wait(self._retry_s)
             self._wake.clear()
-            asked = asked and self._newest > 0
 
     def _manifest(self, version: int) -> Manifest | None:
         base = self.state.version
@@ -295,7 +301,7 @@ class WeightReceiver:
                 if reply.err.payload.to_bytes() == SUPERSEDED:
                     self._ask_latest()
                 return
-            index = int(str(reply.ok.key_expr).rsplit('/', 1)[1])
+            index = int(str(reply.ok.key_expr).rsplit('/', 1)[1])   # ValueError: retried
             self.state.chunks_received += 1
             if not asm.add(index, reply.ok.payload.to_bytes()):
                 self.state.rejected += 1

@@ -153,3 +153,32 @@ def test_latest_version_wins(folder):
         finally:
             rx.close()
             server.close()
+
+
+def test_malformed_requests_get_errors_and_the_server_goes_on(folder):
+    import json as _json
+    with tls_router(folder) as (router, endpoint), site_edge(endpoint, folder, 'lab_a') as edge:
+        server = WeightServer(router, chunk_size=CHUNK)
+        try:
+            state = make_state(n_tensors=4)
+            server.publish(state)
+            root = 'realrl/weights/policy'
+            errors = []
+            for selector, payload in ((f'{root}/chunks/x/0/**', '[0]'),
+                                      (f'{root}/chunks/1/0/**', None),
+                                      (f'{root}/chunks/1/0/**', 'not json'),
+                                      (f'{root}/manifest', None),
+                                      (f'{root}/chunks/1/0/**', '[99999]')):
+                replies = list(edge.get(selector, payload=payload, timeout=10))
+                errors.append([r.err is not None for r in replies])
+            assert errors == [[True]] * 5
+            rx = WeightReceiver(edge)
+            try:
+                assert rx.wait_version(1, 30)
+                assert_same(rx.state.state, state)
+            finally:
+                rx.close()
+            assert _json.loads(list(edge.get(f'{root}/latest', timeout=10))[0]
+                               .ok.payload.to_bytes()) == {'version': 1}
+        finally:
+            server.close()
