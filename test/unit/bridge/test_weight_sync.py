@@ -142,8 +142,10 @@ def test_latest_version_wins(folder):
         rx = WeightReceiver(edge, on_weights=lambda v, s: got.append(v))
         try:
             server.publish(make_state())
-            while rx.state.chunks_received < 5:
+            deadline = time.monotonic() + 30
+            while rx.state.chunks_received < 5 and time.monotonic() < deadline:
                 time.sleep(0.01)
+            assert 5 <= rx.state.chunks_received and rx.state.version == 0   # v1 under way
             s3 = make_state(seed=3)
             server.publish(make_state(seed=2))
             server.publish(s3)
