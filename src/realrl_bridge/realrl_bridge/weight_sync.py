@@ -8,7 +8,8 @@ Keys, under ``Keys.weights(stream)`` (``realrl/weights/<stream>``):
                                        ``base`` (0: the receiver has nothing); the server may
                                        answer with base 0 if it no longer knows ``base``
     .../chunks/<version>/<base>/**     query, payload = JSON list of chunk indices -> one reply
-                                       per chunk, key .../chunks/<version>/<base>/<index>
+                                       per chunk, key .../chunks/<version>/<base>/<index>,
+                                       its CRC-32 (4 bytes, big-endian) as the attachment
 
 The receiver pulls: on a newer ``latest`` it fetches the manifest, then asks for the chunks
 it lacks, a window at a time, and asks again for those that did not come or failed their
@@ -32,7 +33,7 @@ import zenoh
 from realrl_bridge.link import Keys
 from realrl_bridge.pacing import TokenBucket
 from realrl_bridge.weights_codec import (CHUNK_SIZE, Assembly, Encoded, Manifest, as_numpy,
-                                         digest, encode)
+                                         crc, digest, encode)
 
 SUPERSEDED = b'superseded'
 """Error reply to a request for a version that is no longer the newest."""
@@ -154,12 +155,13 @@ class WeightServer:
             if self._stop.is_set() or version != self._version:
                 return
             data = enc.chunk(index)
+            checksum = crc(data).to_bytes(4, 'big')
             if self._fault is not None:
                 data = self._fault(version, index, data)
                 if data is None:
                     continue
             self.bucket.take(len(data))
-            query.reply(f'{prefix}/{index}', bytes(data))
+            query.reply(f'{prefix}/{index}', bytes(data), attachment=checksum)
             self.bytes_sent += len(data)
 
     def close(self) -> None:
@@ -303,7 +305,9 @@ class WeightReceiver:
                 return
             index = int(str(reply.ok.key_expr).rsplit('/', 1)[1])   # ValueError: retried
             self.state.chunks_received += 1
-            if not asm.add(index, reply.ok.payload.to_bytes()):
+            sent = reply.ok.attachment
+            checksum = int.from_bytes(sent.to_bytes(), 'big') if sent is not None else -1
+            if not asm.add(index, reply.ok.payload.to_bytes(), checksum):
                 self.state.rejected += 1
             if self._stop.is_set():
                 return

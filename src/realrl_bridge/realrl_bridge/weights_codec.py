@@ -1,12 +1,14 @@
-"""Weights as chunks: encoding (raw, bf16, delta), manifests with checksums, reassembly.
+"""Weights as chunks: encoding (raw, bf16, delta), manifests, checked reassembly.
 
 No Zenoh and no torch here: a state dict is a mapping of names to numpy arrays (torch
 tensors are converted with ``as_numpy``).
 
-A version is encoded into one payload, the concatenation of the sent tensors' bytes, cut
-into chunks of ``chunk_size`` bytes (1 MiB by default). The manifest describes it: the
-tensors (name, dtype, shape, where their bytes are, a digest of their original bytes), each
-chunk's CRC-32, and the digest of the whole payload. Encodings:
+A version is encoded as one virtual payload, the sent tensors' bytes one after the other,
+cut into chunks of ``chunk_size`` bytes (1 MiB by default). The payload is never built:
+``Encoded.chunk(i)`` gathers chunk ``i`` from the tensors when it is sent, with its CRC-32,
+so the first chunk leaves without a pass over the whole state. The manifest describes the
+layout: the tensors (name, dtype, shape, where their bytes are, a digest of their original
+bytes). The receiver keeps a chunk only if it matches the CRC sent with it. Encodings:
 
 - ``raw``: every tensor as it is;
 - ``bf16``: float32 tensors are rounded to bfloat16 (round to nearest even) and sent as 2
@@ -78,14 +80,13 @@ def from_bf16_bits(bits: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Manifest:
-    """What a receiver needs to fetch, check and decode one encoded version."""
+    """What a receiver needs to fetch and decode one encoded version."""
     version: int
     base: int
     """0: full; else the version whose tensors fill in those not sent."""
     encoding: str
     chunk_size: int
     total_bytes: int
-    chunk_crcs: list
     tensors: list
     """One dict per tensor of the full state: name, dtype, shape, digest, and for sent
     tensors enc ('raw' or 'bf16'), offset and nbytes in the payload."""
@@ -93,13 +94,14 @@ class Manifest:
     @property
     def identity(self) -> tuple:
         """Two manifests with the same identity describe the same payload."""
+        digests = ''.join(t['digest'] + str(t.get('offset', '-')) for t in self.tensors)
         return (self.version, self.base, self.encoding, self.chunk_size, self.total_bytes,
-                hashlib.sha1(np.asarray(self.chunk_crcs, np.uint32).tobytes()).hexdigest())
+                hashlib.sha1(digests.encode()).hexdigest())
 
     @property
     def n_chunks(self) -> int:
-        """How many chunks the payload has."""
-        return len(self.chunk_crcs)
+        """How many chunks the payload has (at least one, possibly empty)."""
+        return max(1, -(-self.total_bytes // self.chunk_size))
 
     def to_bytes(self) -> bytes:
         """JSON form."""
@@ -115,16 +117,35 @@ class Manifest:
             raise ValueError(f'malformed weights manifest: {e}') from None
 
 
-@dataclass
 class Encoded:
-    """One version ready to send: its manifest and payload."""
-    manifest: Manifest
-    payload: memoryview
+    """One version ready to send: its manifest and the sent tensors' bytes, in order."""
 
-    def chunk(self, index: int) -> memoryview:
-        """The bytes of chunk ``index``."""
+    def __init__(self, manifest: Manifest, parts: list[memoryview]):
+        self.manifest = manifest
+        self._parts = parts
+        self._starts = np.cumsum([0] + [p.nbytes for p in parts])
+
+    def chunk(self, index: int) -> bytes | memoryview:
+        """The bytes of chunk ``index`` (a view when it lies within one tensor)."""
         size = self.manifest.chunk_size
-        return self.payload[index * size:(index + 1) * size]
+        lo = index * size
+        hi = min(lo + size, self.manifest.total_bytes)
+        first = int(np.searchsorted(self._starts, lo, side='right')) - 1
+        pieces, pos, k = [], lo, first
+        while pos < hi:
+            part, start = self._parts[k], int(self._starts[k])
+            take = min(hi, start + part.nbytes) - pos
+            pieces.append(part[pos - start:pos - start + take])
+            pos += take
+            k += 1
+        if len(pieces) == 1:
+            return pieces[0]
+        return b''.join(pieces)
+
+
+def crc(data) -> int:
+    """The CRC-32 sent with a chunk."""
+    return zlib.crc32(data)
 
 
 def encode(state: Mapping[str, np.ndarray], version: int, *, encoding: str = 'raw',
@@ -133,7 +154,8 @@ def encode(state: Mapping[str, np.ndarray], version: int, *, encoding: str = 'ra
            chunk_size: int = CHUNK_SIZE) -> Encoded:
     """Encode ``state`` as ``version``; with ``base``/``base_digests``, only changed tensors.
 
-    ``digests`` may pass the tensors' digests if already computed.
+    ``digests`` may pass the tensors' digests if already computed. Raw tensors are not
+    copied: keep them unchanged while the version is served.
     """
     if encoding not in ENCODINGS:
         raise ValueError(f'encoding must be one of {ENCODINGS}, got {encoding!r}')
@@ -153,19 +175,13 @@ def encode(state: Mapping[str, np.ndarray], version: int, *, encoding: str = 'ra
             data = to_bf16_bits(array) if enc == 'bf16' else np.ascontiguousarray(array)
             raw = memoryview(data).cast('B')
             entry.update(enc=enc, offset=offset, nbytes=raw.nbytes)
-            parts.append(raw)
+            if raw.nbytes:
+                parts.append(raw)
             offset += raw.nbytes
         tensors.append(entry)
-    payload = bytearray(offset)
-    pos = 0
-    for raw in parts:
-        payload[pos:pos + raw.nbytes] = raw
-        pos += raw.nbytes
-    view = memoryview(payload)
-    crcs = [zlib.crc32(view[i:i + chunk_size]) for i in range(0, max(offset, 1), chunk_size)]
     manifest = Manifest(version=version, base=base, encoding=encoding, chunk_size=chunk_size,
-                        total_bytes=offset, chunk_crcs=crcs, tensors=tensors)
-    return Encoded(manifest, view)
+                        total_bytes=offset, tensors=tensors)
+    return Encoded(manifest, parts)
 
 
 class Assembly:
@@ -185,14 +201,15 @@ class Assembly:
         self.rejected = 0
         """Chunks dropped because their CRC did not match."""
 
-    def add(self, index: int, data: bytes | memoryview) -> bool:
-        """Place chunk ``index``; False (and counted in ``rejected``) if it is corrupt."""
+    def add(self, index: int, data: bytes | memoryview, checksum: int) -> bool:
+        """Place chunk ``index``; False (and counted in ``rejected``) if it does not match
+        ``checksum`` (its CRC-32 as sent) or has the wrong length."""
         m = self.manifest
         if not 0 <= index < m.n_chunks:
             raise ValueError(f'chunk index {index} outside 0..{m.n_chunks - 1}')
         start = index * m.chunk_size
         expected = min(m.chunk_size, m.total_bytes - start)
-        if len(data) != expected or zlib.crc32(data) != m.chunk_crcs[index]:
+        if len(data) != expected or zlib.crc32(data) != checksum:
             self.rejected += 1
             return False
         self._buf[start:start + expected] = data

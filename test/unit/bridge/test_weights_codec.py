@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from realrl_bridge.pacing import TokenBucket
-from realrl_bridge.weights_codec import Assembly, Manifest, digest, encode
+from realrl_bridge.weights_codec import Assembly, Manifest, crc, digest, encode
 
 
 def make_state(n_tensors=40, size=5000, seed=0):
@@ -19,7 +19,7 @@ def make_state(n_tensors=40, size=5000, seed=0):
 def assemble(enc, order=None):
     asm = Assembly(Manifest.from_bytes(enc.manifest.to_bytes()))
     for i in order if order is not None else range(enc.manifest.n_chunks):
-        assert asm.add(i, bytes(enc.chunk(i)))
+        assert asm.add(i, bytes(enc.chunk(i)), crc(enc.chunk(i)))
     return asm
 
 
@@ -37,20 +37,30 @@ def test_raw_round_trip_in_any_order_is_exact():
 def test_corrupt_and_missing_chunks_are_named():
     enc = encode(make_state(), 1, chunk_size=4096)
     asm = Assembly(enc.manifest)
-    bad = bytearray(enc.chunk(2))
+    good = {i: (bytes(enc.chunk(i)), crc(enc.chunk(i))) for i in range(enc.manifest.n_chunks)}
+    bad = bytearray(good[2][0])
     bad[10] ^= 0xFF
-    assert not asm.add(2, bytes(bad))
+    assert not asm.add(2, bytes(bad), good[2][1])
     assert asm.rejected == 1
     for i in range(enc.manifest.n_chunks):
         if i not in (2, 5):
-            asm.add(i, bytes(enc.chunk(i)))
+            asm.add(i, *good[i])
     assert asm.missing() == [2, 5]
     with pytest.raises(ValueError, match='2 chunks still missing'):
         asm.decode()
-    assert not asm.add(5, bytes(enc.chunk(5))[:-1])   # truncated
-    asm.add(2, bytes(enc.chunk(2)))
-    asm.add(5, bytes(enc.chunk(5)))
+    assert not asm.add(5, good[5][0][:-1], crc(good[5][0][:-1]))   # truncated
+    asm.add(2, *good[2])
+    asm.add(5, *good[5])
     assert asm.complete
+
+
+def test_chunks_span_tensor_boundaries_and_match_a_concatenation():
+    state = make_state(n_tensors=7, size=1000)        # 4000-byte tensors, 3000-byte chunks
+    enc = encode(state, 1, chunk_size=3000)
+    flat = b''.join(v.tobytes() for v in state.values())
+    assert enc.manifest.total_bytes == len(flat)
+    joined = b''.join(bytes(enc.chunk(i)) for i in range(enc.manifest.n_chunks))
+    assert joined == flat
 
 
 def test_bf16_halves_the_bytes_within_bf16_precision():
