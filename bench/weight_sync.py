@@ -7,7 +7,8 @@ biases, filled with N(0, 0.02) (what an initialised network holds), of 10M and 1
 parameters (and 1B without --quick, if the machine has the memory free).
 
 - ``sync_s``: from ``publish()`` (digests and encoding included) until the receiver holds the
-  decoded state dict; median over repeats, each by a fresh receiver (a full transfer).
+  decoded state dict; median over repeats, each on a new stream with a receiver that holds
+  nothing yet (a full transfer).
 - baseline ``raw_link_s``: the same number of payload bytes put as 1 MiB samples from the
   router's session to a subscriber of the edge session, reliable and blocking, until the last
   one arrived; measured in the same run, on the same link, just before the syncs.
@@ -95,53 +96,55 @@ def raw_link_s(router: zenoh.Session, edge: zenoh.Session, nbytes: int) -> float
         sub.undeclare()
 
 
-def sync_once(server: WeightServer, edge: zenoh.Session, state, receiver=None) -> float:
-    """Publish ``state``; seconds until the receiver (a fresh one if None) holds it."""
-    rx = receiver or WeightReceiver(edge, 'bench')
+def sync_once(server: WeightServer, rx: WeightReceiver, state) -> float:
+    """Publish ``state``; seconds until ``rx`` holds it."""
+    t0 = time.perf_counter()
+    version = server.publish(state)
+    if not rx.wait_version(version, 900):
+        raise RuntimeError(f'version {version} did not arrive')
+    elapsed = time.perf_counter() - t0
+    for k in (next(iter(state)), list(state)[-1]):
+        assert np.array_equal(rx.state.state[k], state[k]) or server.encoding == 'bf16'
+    return elapsed
+
+
+def full_sync(router, edge, state, stream: str, encoding: str = 'raw') -> float:
+    """A full transfer: a new stream, its server, and a receiver that holds nothing."""
+    server = WeightServer(router, stream, encoding=encoding)
     try:
-        if receiver is None:
+        rx = WeightReceiver(edge, stream)
+        try:
             time.sleep(0.2)                     # its subscription reaches the router
-        t0 = time.perf_counter()
-        version = server.publish(state)
-        if not rx.wait_version(version, 900):
-            raise RuntimeError(f'version {version} did not arrive')
-        elapsed = time.perf_counter() - t0
-        for k in (next(iter(state)), list(state)[-1]):
-            assert np.array_equal(rx.state.state[k], state[k]) or server.encoding == 'bf16'
-        return elapsed
-    finally:
-        if receiver is None:
+            return sync_once(server, rx, state)
+        finally:
             rx.close()
+    finally:
+        server.close()
 
 
 def measure_size(router, edge, params: int, repeats: int, extras: bool) -> dict:
     state = make_state(params)
     nbytes = sum(a.nbytes for a in state.values())
     raw = statistics.median(raw_link_s(router, edge, nbytes) for _ in range(repeats))
-    server = WeightServer(router, 'bench')
-    try:
-        syncs = [sync_once(server, edge, state) for _ in range(repeats)]
-        out = {'params': n_params(state), 'bytes': nbytes, 'sync_s': statistics.median(syncs),
-               'raw_link_s': raw, 'link_MBps': nbytes / raw / 1e6}
-        out['ratio'] = out['sync_s'] / raw
-        if extras:
-            out.update(delta_figures(server, edge, state, out['sync_s']))
-    finally:
-        server.close()
+    syncs = [full_sync(router, edge, state, f'full-{params}-{rep}') for rep in range(repeats)]
+    out = {'params': n_params(state), 'bytes': nbytes, 'sync_s': statistics.median(syncs),
+           'raw_link_s': raw, 'link_MBps': nbytes / raw / 1e6}
+    out['ratio'] = out['sync_s'] / raw
     if extras:
-        server = WeightServer(router, 'bench', encoding='bf16')
-        try:
-            out['bf16_sync_s'] = statistics.median(sync_once(server, edge, state)
-                                                   for _ in range(repeats))
-        finally:
-            server.close()
+        out.update(delta_figures(router, edge, state, out['sync_s'], f'delta-{params}'))
+        out['bf16_sync_s'] = statistics.median(
+            full_sync(router, edge, state, f'bf16-{params}-{rep}', 'bf16')
+            for rep in range(repeats))
     return out
 
 
-def delta_figures(server: WeightServer, edge, state, full_s: float) -> dict:
-    rx = WeightReceiver(edge, 'bench')
+def delta_figures(router, edge, state, full_s: float, stream: str) -> dict:
+    """A receiver holding version k gets k+1 with 5 % of the tensors changed."""
+    server = WeightServer(router, stream)
+    rx = WeightReceiver(edge, stream)
     try:
-        sync_once(server, edge, state, rx)
+        time.sleep(0.2)
+        sync_once(server, rx, state)
         rng = np.random.default_rng(5)
         names = list(state)
         changed = rng.choice(len(names), max(1, round(0.05 * len(names))), replace=False)
@@ -149,12 +152,13 @@ def delta_figures(server: WeightServer, edge, state, full_s: float) -> dict:
         for i in changed:
             new[names[i]] = state[names[i]] + np.float32(1e-3)
         sent_before = server.bytes_sent
-        delta_s = sync_once(server, edge, new, rx)
+        delta_s = sync_once(server, rx, new)
         delta_bytes = server.bytes_sent - sent_before
         for i in changed:
             assert np.array_equal(rx.state.state[names[i]], new[names[i]])
     finally:
         rx.close()
+        server.close()
     full_bytes = sum(a.nbytes for a in state.values())
     return {'delta_sync_s': delta_s, 'delta_ratio': delta_s / full_s,
             'delta_bytes_ratio': delta_bytes / full_bytes,

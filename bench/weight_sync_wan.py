@@ -6,7 +6,7 @@ delaying relay in its namespace (25 ms each way), over mutual TLS with the site'
 The cloud process drives; the edge answers on its robot's key (``.../robot/arm0/ack``).
 
 - ``sync_s``: cloud ``publish()`` until the edge's ack that it holds the decoded version
-  (a fresh receiver each repeat: a full transfer); median of repeats.
+  (each repeat on a new stream, to a receiver that holds nothing: a full transfer); median.
 - baseline ``raw_link_s``: the same bytes as 1 MiB reliable blocking puts cloud -> edge
   until the edge's ack that the last arrived; same run, same link, just before.
 - ``delta_ratio``: delta sync (5 % of tensors changed) / full sync, same size (the last
@@ -74,20 +74,16 @@ def cloud(args) -> None:
         print('ready', flush=True)
         acks.wait('hello', 120)
         results = {}
-        server = WeightServer(router, 'bench')      # one server: versions never repeat
-        try:
-            for params in args.sizes:
-                results[str(params)] = one_size(router, server, acks, params, args.repeats)
-                print('# ' + json.dumps(results[str(params)]), flush=True)
-        finally:
-            server.close()
+        for params in args.sizes:
+            results[str(params)] = one_size(router, acks, params, args.repeats)
+            print('# ' + json.dumps(results[str(params)]), flush=True)
         router.put(KEYS.weights('bench', 'done'), b'')
         print(json.dumps(results), flush=True)
     finally:
         router.close()
 
 
-def one_size(router, server: WeightServer, acks: Acks, params: int, repeats: int) -> dict:
+def one_size(router, acks: Acks, params: int, repeats: int) -> dict:
     state = make_state(params)
     nbytes = sum(a.nbytes for a in state.values())
     n = -(-nbytes // CHUNK)
@@ -104,26 +100,31 @@ def one_size(router, server: WeightServer, acks: Acks, params: int, repeats: int
         acks.wait(f'raw {token}')
         raws.append(time.perf_counter() - t0)
     pub.undeclare()
-    syncs = []
-    for rep in range(repeats + 1):
-        token = f'{params}-{rep}'
-        router.put(KEYS.weights('bench', 'fresh'), token)  # the edge: a new receiver
-        acks.wait(f'fresh {token}')
+    syncs, servers = [], []
+    try:
+        for rep in range(repeats):
+            token = f'{params}-{rep}'            # a new stream: a receiver that holds nothing
+            servers.append(WeightServer(router, f'bench-{token}'))
+            router.put(KEYS.weights('bench', 'fresh'), token)
+            acks.wait(f'fresh {token}')
+            t0 = time.perf_counter()
+            version = servers[-1].publish(state)
+            acks.wait(f'have {token} {version}')
+            syncs.append(time.perf_counter() - t0)
+        names = list(state)
+        changed = np.random.default_rng(5).choice(len(names), max(1, round(0.05 * len(names))),
+                                                  replace=False)
+        new = dict(state)
+        for i in changed:
+            new[names[i]] = state[names[i]] + np.float32(1e-3)
         t0 = time.perf_counter()
-        version = server.publish(state)
-        acks.wait(f'have {version}')
-        syncs.append(time.perf_counter() - t0)
-    names = list(state)
-    changed = np.random.default_rng(5).choice(len(names), max(1, round(0.05 * len(names))),
-                                              replace=False)
-    new = dict(state)
-    for i in changed:
-        new[names[i]] = state[names[i]] + np.float32(1e-3)
-    t0 = time.perf_counter()
-    version = server.publish(new)           # the last receiver holds the previous one
-    acks.wait(f'have {version}')
-    delta_s = time.perf_counter() - t0
-    sync_s = statistics.median(syncs[:repeats])
+        version = servers[-1].publish(new)      # the last receiver holds the previous one
+        acks.wait(f'have {token} {version}')
+        delta_s = time.perf_counter() - t0
+    finally:
+        for server in servers:
+            server.close()
+    sync_s = statistics.median(syncs)
     raw_s = statistics.median(raws)
     return {'params': sum(a.size for a in state.values()), 'sync_s': sync_s,
             'raw_link_s': raw_s, 'ratio': sync_s / raw_s, 'link_Mbit_s': nbytes * 8 / raw_s / 1e6,
@@ -168,8 +169,8 @@ def edge(args) -> None:
             if state['rx'] is not None:                   # 'fresh': a new, empty receiver
                 state['rx'].close()
             state['rx'] = WeightReceiver(
-                session, 'bench',
-                on_weights=lambda v, s: session.put(ACK, f'have {v}', congestion_control=BLOCK))
+                session, f'bench-{token}', on_weights=lambda v, s, t=token: session.put(
+                    ACK, f'have {t} {v}', congestion_control=BLOCK))
             time.sleep(0.3)                 # its subscription reaches the router
             session.put(ACK, f'fresh {token}', congestion_control=BLOCK)
     finally:
