@@ -37,10 +37,11 @@ ALGORITHMS = 'realrl.algorithms'
 REWARDS = 'realrl.rewards'
 
 ROLES = ('driver', 'policy', 'reward', 'replay', 'learner', 'teleop', 'camera', 'hardware',
-         'peer')
+         'peer', 'bridge')
 """What a node is to a graph. 'driver': runs one robot (its ``robot_id`` is the graph's
 robot and its namespace); 'reward': labels robots' observations; 'peer': stands in for
-something outside realrl (a simulated controller) so a set-up can be tried without it."""
+something outside realrl (a simulated controller) so a set-up can be tried without it;
+'bridge': carries robots' topics between a site and the cloud."""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,228 @@
+"""Weight sync over a mutually authenticated Zenoh link vs. the link's own raw bandwidth.
+
+A cloud router (TLS, per-site ACL) serves the weights with ``WeightServer``; an edge client
+of site ``lab_a`` fetches them with ``WeightReceiver`` (1 MiB chunks, CRC-checked,
+reassembled, decoded). State dicts are MLP-like stacks of 2048x1024 float32 layers with
+biases, filled with N(0, 0.02) (what an initialised network holds), of 10M and 100M
+parameters (and 1B without --quick, if the machine has the memory free).
+
+- ``sync_s``: from ``publish()`` (digests and encoding included) until the receiver holds the
+  decoded state dict; median over repeats, each on a new stream with a receiver that holds
+  nothing yet (a full transfer).
+- baseline ``raw_link_s``: the same number of payload bytes put as 1 MiB samples from the
+  router's session to a subscriber of the edge session, reliable and blocking, until the last
+  one arrived; measured in the same run, on the same link, just before the syncs.
+- ``ratio`` = sync_s / raw_link_s: the cost of the protocol over the bare link.
+- ``delta_ratio``: a receiver holding version k gets k+1 with 5 % of the tensors changed;
+  delta sync time / full sync time (100M). ``delta_bytes_ratio``: bytes sent / full bytes.
+- ``bf16``: the same full sync with bf16 encoding (half the bytes).
+
+Without --wan, both ends are in this process and the link is TLS over loopback: the figure
+leaves out a real network's latency and loss (--wan runs it over the emulated 100 Mbit/s,
+50 ms RTT link of ``realrl_bridge.wan``, if present). Not included: the learner's own
+``state_dict()`` copy and loading into torch at the edge.
+
+    .venv/bin/python bench/weight_sync.py [--quick]
+"""
+from __future__ import annotations
+
+import json
+import statistics
+import tempfile
+import threading
+import time
+
+import _util  # noqa: F401  (puts the workspace's packages on sys.path)
+import numpy as np
+import zenoh
+
+from realrl_bridge import certs, link
+from realrl_bridge.weight_sync import WeightReceiver, WeightServer
+
+CHUNK = 1 << 20
+LAYER = (2048, 1024)
+HEADROOM = 6 << 30
+"""Memory left to the other users of a shared machine: a size that needs its ~4 copies
+of the state (sender, payload, receiver buffer, transient) plus this is skipped."""
+
+
+def make_state(params: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """An MLP-like state dict of about ``params`` float32 parameters."""
+    rng = np.random.default_rng(seed)
+    per_layer = LAYER[0] * LAYER[1] + LAYER[0]
+    state = {}
+    for i in range(max(1, round(params / per_layer))):
+        w = rng.standard_normal(LAYER, dtype=np.float32)
+        w *= 0.02
+        state[f'layers.{i}.weight'] = w
+        state[f'layers.{i}.bias'] = np.zeros(LAYER[0], np.float32)
+    return state
+
+
+def n_params(state) -> int:
+    return sum(a.size for a in state.values())
+
+
+def raw_link_s(router: zenoh.Session, edge: zenoh.Session, nbytes: int) -> float:
+    """Seconds to move nbytes as 1 MiB reliable, blocking puts router -> edge."""
+    n = -(-nbytes // CHUNK)
+    done = threading.Event()
+    count = [0]
+
+    def on_sample(_sample):
+        count[0] += 1
+        if count[0] == n:
+            done.set()
+    key = link.Keys().weights('bench', 'raw')
+    sub = edge.declare_subscriber(f'{key}/**', on_sample)
+    try:
+        probe = threading.Event()
+        probe_sub = edge.declare_subscriber(f'{key}-probe', lambda s: probe.set())
+        while not probe.wait(0.1):              # the subscription has reached the router
+            router.put(f'{key}-probe', b'')
+        probe_sub.undeclare()
+        payload = np.random.default_rng(1).integers(0, 255, CHUNK, dtype=np.uint8).tobytes()
+        pub = router.declare_publisher(f'{key}/data', congestion_control=
+                                       zenoh.CongestionControl.BLOCK)
+        t0 = time.perf_counter()
+        for _ in range(n):
+            pub.put(payload)
+        if not done.wait(600):
+            raise RuntimeError(f'raw baseline: {count[0]} of {n} samples arrived')
+        elapsed = time.perf_counter() - t0
+        pub.undeclare()
+        return elapsed
+    finally:
+        sub.undeclare()
+
+
+def sync_once(server: WeightServer, rx: WeightReceiver, state) -> float:
+    """Publish ``state``; seconds until ``rx`` holds it."""
+    t0 = time.perf_counter()
+    version = server.publish(state)
+    if not rx.wait_version(version, 900):
+        raise RuntimeError(f'version {version} did not arrive')
+    elapsed = time.perf_counter() - t0
+    for k in (next(iter(state)), list(state)[-1]):
+        assert np.array_equal(rx.state.state[k], state[k]) or server.encoding == 'bf16'
+    return elapsed
+
+
+def full_sync(router, edge, state, stream: str, encoding: str = 'raw') -> float:
+    """A full transfer: a new stream, its server, and a receiver that holds nothing."""
+    server = WeightServer(router, stream, encoding=encoding)
+    try:
+        rx = WeightReceiver(edge, stream)
+        try:
+            time.sleep(0.2)                     # its subscription reaches the router
+            return sync_once(server, rx, state)
+        finally:
+            rx.close()
+    finally:
+        server.close()
+
+
+def measure_size(router, edge, params: int, repeats: int, extras: bool) -> dict:
+    state = make_state(params)
+    nbytes = sum(a.nbytes for a in state.values())
+    raw = statistics.median(raw_link_s(router, edge, nbytes) for _ in range(repeats))
+    syncs = [full_sync(router, edge, state, f'full-{params}-{rep}') for rep in range(repeats)]
+    out = {'params': n_params(state), 'bytes': nbytes, 'sync_s': statistics.median(syncs),
+           'raw_link_s': raw, 'link_MBps': nbytes / raw / 1e6}
+    out['ratio'] = out['sync_s'] / raw
+    if extras:
+        out.update(delta_figures(router, edge, state, out['sync_s'], f'delta-{params}'))
+        out['bf16_sync_s'] = statistics.median(
+            full_sync(router, edge, state, f'bf16-{params}-{rep}', 'bf16')
+            for rep in range(repeats))
+    return out
+
+
+def delta_figures(router, edge, state, full_s: float, stream: str) -> dict:
+    """A receiver holding version k gets k+1 with 5 % of the tensors changed."""
+    server = WeightServer(router, stream)
+    rx = WeightReceiver(edge, stream)
+    try:
+        time.sleep(0.2)
+        sync_once(server, rx, state)
+        rng = np.random.default_rng(5)
+        names = list(state)
+        changed = rng.choice(len(names), max(1, round(0.05 * len(names))), replace=False)
+        new = dict(state)
+        for i in changed:
+            new[names[i]] = state[names[i]] + np.float32(1e-3)
+        sent_before = server.bytes_sent
+        delta_s = sync_once(server, rx, new)
+        delta_bytes = server.bytes_sent - sent_before
+        for i in changed:
+            assert np.array_equal(rx.state.state[names[i]], new[names[i]])
+    finally:
+        rx.close()
+        server.close()
+    full_bytes = sum(a.nbytes for a in state.values())
+    return {'delta_sync_s': delta_s, 'delta_ratio': delta_s / full_s,
+            'delta_bytes_ratio': delta_bytes / full_bytes,
+            'delta_changed_tensors': f'{len(changed)}/{len(names)}'}
+
+
+def mem_available() -> int:
+    with open('/proc/meminfo') as f:
+        for line in f:
+            if line.startswith('MemAvailable:'):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def main() -> None:
+    args = _util.parse(__doc__.split('\n')[0])
+    sizes = [10_000_000, 100_000_000] + ([] if args.quick else [1_000_000_000])
+    repeats = 1 if args.quick else 3
+    results, skipped = {}, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = certs.make_folder(tmp, ['lab_a'])
+        port = _free_port()
+        spec = link.RouterSpec(listen=f'tls/127.0.0.1:{port}', sites=(
+            link.Site('lab_a', ('arm0',)),), tls=link.TlsFiles(
+            folder.ca.cert, folder.router.cert, folder.router.key))
+        router = zenoh.open(link.to_zenoh(link.router_config(spec)))
+        try:
+            edge = zenoh.open(link.to_zenoh(link.edge_config(
+                spec.listen, link.TlsFiles(folder.ca.cert, folder.site('lab_a').cert,
+                                           folder.site('lab_a').key))))
+            try:
+                for params in sizes:
+                    need = params * 4 * 4 + HEADROOM
+                    if mem_available() < need:
+                        skipped[str(params)] = (f'needs ~{need / 2**30:.0f} GiB free (6 GiB '
+                                                f'left to others included), '
+                                                f'{mem_available() / 2**30:.1f} GiB available')
+                        print(f'skip {params:,} params: {skipped[str(params)]}', flush=True)
+                        continue
+                    r = measure_size(router, edge, params, repeats, params == 100_000_000)
+                    results[str(params)] = r
+                    print(f"{r['params']:>13,} params  sync {r['sync_s']:7.2f} s  raw link "
+                          f"{r['raw_link_s']:7.2f} s ({r['link_MBps']:.0f} MB/s)  ratio "
+                          f"{r['ratio']:.2f}", flush=True)
+                    if 'delta_ratio' in r:
+                        print(f"   delta ({r['delta_changed_tensors']} tensors changed): "
+                              f"{r['delta_sync_s']:.2f} s, delta_ratio {r['delta_ratio']:.3f}, "
+                              f"bytes {r['delta_bytes_ratio']:.3f}; bf16 full sync "
+                              f"{r['bf16_sync_s']:.2f} s", flush=True)
+            finally:
+                edge.close()
+        finally:
+            router.close()
+    big = results.get('100000000', {})
+    print(json.dumps({'sizes': results, 'delta_ratio': big.get('delta_ratio'),
+                      'skipped': skipped, 'quick': args.quick, 'link': 'tls loopback'}))
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+if __name__ == '__main__':
+    main()

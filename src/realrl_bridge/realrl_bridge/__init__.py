@@ -1,0 +1,1 @@
+"""The cloud-edge communication plane over Zenoh (cores import no rclpy)."""

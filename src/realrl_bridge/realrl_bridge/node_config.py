@@ -1,0 +1,114 @@
+"""The bridge node's parameters (no rclpy, no zenoh: graphs validate them without either).
+
+    parameters:
+      side: edge                          # edge: its robots' 'up' topics go out
+      robot_ids: [arm0]
+      connect: tls/cloud.example.org:7447
+      tls: {ca: certs/ca.pem, cert: certs/sites/lab_a.pem, key: certs/sites/lab_a.key}
+      topics:
+        transition: {type: realrl_interfaces/msg/Transition, direction: up, priority: data}
+        status: {type: realrl_interfaces/msg/DriverStatus, direction: up,
+                 priority: data_low, congestion: drop, qos: status}
+        estop_cmd: {type: std_msgs/msg/Bool, direction: down, priority: real_time,
+                    express: true, qos: command}
+
+Only the listed topics cross (an allow-list). A topic ``t`` of robot ``r`` is the ROS topic
+``/r/t`` on each side and the Zenoh key ``<key_prefix>/robot/r/topic/t``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from realrl_common.config import ConfigError, build_config, check
+from realrl_common.plugins import NodeKind
+
+PRIORITIES = ('real_time', 'interactive_high', 'interactive_low', 'data_high', 'data',
+              'data_low', 'background')
+"""Zenoh's priorities, highest first."""
+QOS_PROFILES = ('data', 'sensor', 'command', 'status', 'latched')
+"""Names of realrl_common.qos profiles (DATA_QOS, ...) for the ROS side of a topic."""
+
+
+@dataclass(frozen=True)
+class TopicRoute:
+    """One allow-listed topic and how it crosses the link."""
+    type: str
+    """Message type, 'package/msg/Name'."""
+    direction: str
+    """'up' (edge to cloud) or 'down' (cloud to edge)."""
+    priority: str = 'data'
+    """Zenoh priority (PRIORITIES): higher ones overtake lower ones on a congested link."""
+    congestion: str = 'block'
+    """'block': never lose a message (the sender waits); 'drop': the newest matters, drop
+    when the link is congested."""
+    express: bool = False
+    """Send at once, not batched with others (lower latency, more overhead)."""
+    qos: str = 'data'
+    """The ROS QoS profile of the topic on both sides (QOS_PROFILES)."""
+
+    def __post_init__(self):
+        parts = self.type.split('/')
+        check(len(parts) == 3 and parts[1] == 'msg' and all(parts),
+              f"type must be 'package/msg/Name', got {self.type!r}")
+        check(self.direction in ('up', 'down'),
+              f"direction must be 'up' (edge to cloud) or 'down', got {self.direction!r}")
+        check(self.priority in PRIORITIES,
+              f'priority must be one of {list(PRIORITIES)}, got {self.priority!r}')
+        check(self.congestion in ('block', 'drop'),
+              f"congestion must be 'block' or 'drop', got {self.congestion!r}")
+        check(self.qos in QOS_PROFILES, f'qos must be one of {list(QOS_PROFILES)}, got '
+                                        f'{self.qos!r}')
+
+
+@dataclass(frozen=True)
+class TlsPaths:
+    """This side's TLS files (``python -m realrl_bridge.certs``)."""
+    ca: str = ''
+    cert: str = ''
+    key: str = ''
+
+
+@dataclass(frozen=True)
+class BridgeNodeConfig:
+    """A bridge node: one side of the cloud-edge link for a set of robots."""
+    connect: str
+    """The cloud router's TLS endpoint, 'tls/<host>:<port>'."""
+    side: str = 'edge'
+    """'edge': sends the 'up' topics, receives 'down'; 'cloud': the other way round. The
+    cloud node's certificate must be among the router's cloud names."""
+    robot_ids: tuple[str, ...] = ()
+    """The robots whose topics cross (an edge: its own robots only; the router's ACL
+    refuses others)."""
+    tls: TlsPaths = field(default_factory=TlsPaths)
+    topics: dict = field(default_factory=dict)
+    """Topic name (relative to the robot's namespace) -> TopicRoute fields."""
+    key_prefix: str = 'realrl'
+    """The deployment's key prefix (the router's ACL uses the same)."""
+
+    def __post_init__(self):
+        check(self.side in ('edge', 'cloud'), f"side must be 'edge' or 'cloud', got "
+                                              f'{self.side!r}')
+        check(self.connect.startswith('tls/'),
+              f"connect must be the router's TLS endpoint 'tls/<host>:<port>', got "
+              f'{self.connect!r}')
+        check(bool(self.robot_ids), 'robot_ids is empty; list the robots whose topics cross')
+        for name in ('ca', 'cert', 'key'):
+            check(bool(getattr(self.tls, name)), f'tls.{name} is empty; give the path of the '
+                                                 f'file made by python -m realrl_bridge.certs')
+        check(bool(self.topics), 'topics is empty; list the topics allowed to cross')
+        for name in self.topics:
+            check(name.replace('_', '').isalnum(),
+                  f'topics: {name!r} must be a plain relative name (letters, digits, _)')
+        self.routes()
+
+    def routes(self) -> dict[str, TopicRoute]:
+        """The topics as TopicRoute objects (validated)."""
+        out = {}
+        for name, values in self.topics.items():
+            if not isinstance(values, dict):
+                raise ConfigError(f'topics.{name}: expected a mapping of type, direction, ...')
+            out[name] = build_config(TopicRoute, values, where=f'topics.{name}')
+        return out
+
+
+NODE = NodeKind(role='bridge', config=BridgeNodeConfig)

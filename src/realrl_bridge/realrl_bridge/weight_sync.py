@@ -1,0 +1,325 @@
+"""Weight sync over Zenoh: a server in the cloud, a receiver per site; pulled, paced, resumable.
+
+Keys, under ``Keys.weights(stream)`` (``realrl/weights/<stream>``):
+
+    .../latest                         put by the server on every publish: {"version": v};
+                                       also answered as a query
+    .../manifest/<version>/<base>      query -> the manifest of ``version`` encoded against
+                                       ``base`` (0: the receiver has nothing); the server may
+                                       answer with base 0 if it no longer knows ``base``
+    .../chunks/<version>/<base>/**     query, payload = JSON list of chunk indices -> one reply
+                                       per chunk, key .../chunks/<version>/<base>/<index>,
+                                       its CRC-32 (4 bytes, big-endian) as the attachment
+
+The receiver pulls: on a newer ``latest`` it fetches the manifest, then asks for the chunks
+it lacks, a window at a time, and asks again for those that did not come or failed their
+CRC. A dropped link loses nothing already received: the next round asks only for what is
+missing. Only the newest version is served (latest wins): a receiver still fetching an
+older one is told so and moves to the newest. The server paces every reply through one
+token bucket (its bandwidth budget, shared by all receivers).
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+import numpy as np
+import zenoh
+
+from realrl_bridge.link import Keys
+from realrl_bridge.pacing import TokenBucket
+from realrl_bridge.weights_codec import (CHUNK_SIZE, Assembly, Encoded, Manifest, as_numpy,
+                                         crc, digest, encode)
+
+SUPERSEDED = b'superseded'
+"""Error reply to a request for a version that is no longer the newest."""
+
+Fault = Callable[[int, int, memoryview], 'bytes | memoryview | None']
+"""Test seam on the server: (version, chunk index, data) -> data to send, or None to drop."""
+
+
+class WeightServer:
+    """Serves the newest weights of one stream; ``publish`` announces a new version."""
+
+    def __init__(self, session: zenoh.Session, stream: str = 'policy', *, keys: Keys = Keys(),
+                 encoding: str = 'raw', delta: bool = True, rate_bytes_s: float | None = None,
+                 keep_digests: int = 8, chunk_size: int = CHUNK_SIZE,
+                 fault: Fault | None = None):
+        self._session = session
+        self._root = keys.weights(stream)
+        self.encoding = encoding
+        self.delta = delta
+        self.bucket = TokenBucket(rate_bytes_s, burst=(1 << 20) if rate_bytes_s else None)
+        self._keep = keep_digests
+        self.chunk_size = chunk_size
+        self._fault = fault
+        self._lock = threading.Lock()
+        self._version = 0
+        self._state: dict[str, np.ndarray] = {}
+        self._digests: dict[int, dict[str, str]] = {}
+        self._encoded: dict[tuple[int, int], Encoded] = {}
+        self.bytes_sent = 0
+        """Chunk bytes replied so far (retries included)."""
+        self._stop = threading.Event()
+        self._queries: list = []
+        self._cv = threading.Condition()
+        self._queryable = session.declare_queryable(f'{self._root}/**', self._enqueue)
+        self._worker = threading.Thread(target=self._serve, name='weight-server', daemon=True)
+        self._worker.start()
+
+    @property
+    def version(self) -> int:
+        """The newest published version (0: none yet)."""
+        return self._version
+
+    def publish(self, state: Mapping, version: int | None = None) -> int:
+        """Make ``state`` the newest version (default: previous + 1) and announce it."""
+        arrays = as_numpy(state)
+        digests = {n: digest(a) for n, a in arrays.items()}
+        with self._lock:
+            version = self._version + 1 if version is None else int(version)
+            if version <= self._version:
+                raise ValueError(f'version {version} is not newer than {self._version}')
+            self._version, self._state = version, arrays
+            self._digests[version] = digests
+            for old in sorted(self._digests)[:-self._keep]:
+                del self._digests[old]
+            self._encoded.clear()
+        self._session.put(f'{self._root}/latest', json.dumps({'version': version}),
+                          congestion_control=zenoh.CongestionControl.BLOCK)
+        return version
+
+    def encoded(self, version: int, base: int) -> Encoded | None:
+        """The encoding of ``version`` against ``base`` (built once); None if superseded."""
+        with self._lock:
+            if version != self._version:
+                return None
+            if not self.delta or base not in self._digests or base >= version:
+                base = 0
+            key = (version, base)
+            if key not in self._encoded:
+                self._encoded[key] = encode(
+                    self._state, version, encoding=self.encoding, base=base,
+                    base_digests=self._digests.get(base), digests=self._digests[version],
+                    chunk_size=self.chunk_size)
+            return self._encoded[key]
+
+    def _enqueue(self, query: zenoh.Query) -> None:
+        with self._cv:
+            self._queries.append(query)
+            self._cv.notify()
+
+    def _serve(self) -> None:
+        while True:
+            with self._cv:
+                while not self._queries and not self._stop.is_set():
+                    self._cv.wait()
+                if self._stop.is_set():
+                    return
+                query = self._queries.pop(0)
+            try:
+                self._answer(query)
+            except (zenoh.ZError, ValueError, IndexError) as e:   # a malformed request
+                try:
+                    query.reply_err(str(e).encode())
+                except zenoh.ZError:
+                    pass  # the querier is gone; nothing to tell
+            finally:
+                query.drop()
+
+    def _answer(self, query: zenoh.Query) -> None:
+        parts = str(query.key_expr)[len(self._root) + 1:].split('/')
+        if parts == ['latest']:
+            query.reply(query.key_expr, json.dumps({'version': self._version}))
+            return
+        kind, version, base = parts[0], int(parts[1]), int(parts[2])
+        enc = self.encoded(version, base)
+        if enc is None:
+            query.reply_err(SUPERSEDED)
+            return
+        m = enc.manifest
+        if kind == 'manifest':
+            query.reply(query.key_expr, m.to_bytes())
+            return
+        if kind != 'chunks' or query.payload is None:
+            raise ValueError(f'unknown request {kind!r}, or chunks asked without indices')
+        prefix = f'{self._root}/chunks/{version}/{base}'
+        indices = [int(i) for i in json.loads(query.payload.to_bytes())]
+        if any(not 0 <= i < m.n_chunks for i in indices):
+            raise ValueError(f'chunk indices outside 0..{m.n_chunks - 1}')
+        for index in indices:
+            if self._stop.is_set() or version != self._version:
+                return
+            data = enc.chunk(index)
+            checksum = crc(data).to_bytes(4, 'big')
+            if self._fault is not None:
+                data = self._fault(version, index, data)
+                if data is None:
+                    continue
+            self.bucket.take(len(data))
+            query.reply(f'{prefix}/{index}', bytes(data), attachment=checksum)
+            self.bytes_sent += len(data)
+
+    def close(self) -> None:
+        """Stop serving (the session stays open; its owner closes it)."""
+        self._stop.set()
+        with self._cv:
+            self._cv.notify_all()
+            pending, self._queries = self._queries, []
+        for query in pending:
+            query.drop()
+        self._worker.join(timeout=10)
+        self._queryable.undeclare()
+
+
+@dataclass
+class ReceiverState:
+    """What a receiver has: kept across a dropped link or a new session (``resume``)."""
+    version: int = 0
+    state: dict = field(default_factory=dict)
+    partial: Assembly | None = None
+    chunks_received: int = 0
+    """Chunk replies received, duplicates and corrupt ones included."""
+    rejected: int = 0
+    """Chunks whose CRC did not match (asked for again)."""
+
+
+class WeightReceiver:
+    """Keeps a site's copy of a stream's weights up to date; calls ``on_weights`` per version."""
+
+    def __init__(self, session: zenoh.Session, stream: str = 'policy', *, keys: Keys = Keys(),
+                 on_weights: Callable[[int, dict], None] | None = None, window: int = 16,
+                 inflight: int = 2, request_timeout_s: float = 30.0, retry_s: float = 0.5,
+                 poll_s: float = 5.0, resume: ReceiverState | None = None):
+        if window < 1 or inflight < 1:
+            raise ValueError(f'window and inflight must be >= 1, got {window}, {inflight}')
+        self._session = session
+        self._root = keys.weights(stream)
+        self._on_weights = on_weights
+        self._window = window
+        self._inflight = inflight
+        self._timeout = request_timeout_s
+        self._retry_s = retry_s
+        self._poll_s = poll_s
+        self.last_error = ''
+        """The last request that failed (link down, a malformed answer); it is retried."""
+        self.state = resume or ReceiverState()
+        self._newest = self.state.version
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._got = threading.Condition()
+        self._pool = ThreadPoolExecutor(inflight, thread_name_prefix='weight-fetch')
+        self._sub = session.declare_subscriber(f'{self._root}/latest', self._on_latest)
+        self._worker = threading.Thread(target=self._run, name='weight-receiver', daemon=True)
+        self._worker.start()
+
+    def _on_latest(self, sample: zenoh.Sample) -> None:
+        try:
+            version = int(json.loads(sample.payload.to_bytes())['version'])
+        except (ValueError, KeyError, TypeError):
+            return  # not an announcement of ours; ignore
+        if version > self._newest:
+            self._newest = version
+            self._wake.set()
+
+    def wait_version(self, version: int, timeout: float) -> bool:
+        """Block until the receiver holds ``version`` or newer."""
+        with self._got:
+            return self._got.wait_for(lambda: self.state.version >= version, timeout)
+
+    def _ask_latest(self) -> None:
+        for reply in self._session.get(f'{self._root}/latest', timeout=self._timeout):
+            if reply.ok is not None:
+                self._on_latest(reply.ok)
+
+    def _run(self) -> None:
+        next_poll = 0.0
+        while not self._stop.is_set():
+            try:
+                if time.monotonic() >= next_poll:   # also catches a missed announcement
+                    next_poll = time.monotonic() + self._poll_s
+                    self._ask_latest()
+                if self._newest > self.state.version:
+                    self._fetch(self._newest)
+                    continue
+            except (zenoh.ZError, ValueError) as e:
+                self.last_error = f'{type(e).__name__}: {e}'   # retried after a pause
+            self._wake.wait(self._retry_s)
+            self._wake.clear()
+
+    def _manifest(self, version: int) -> Manifest | None:
+        base = self.state.version
+        for reply in self._session.get(f'{self._root}/manifest/{version}/{base}',
+                                       timeout=self._timeout):
+            if reply.ok is not None:
+                return Manifest.from_bytes(reply.ok.payload.to_bytes())
+            if reply.err.payload.to_bytes() == SUPERSEDED:
+                self._ask_latest()
+        return None
+
+    def _fetch(self, version: int) -> None:
+        st = self.state
+        asm = st.partial
+        if asm is None or asm.manifest.version != version or (
+                asm.manifest.base and asm.manifest.base != st.version):
+            manifest = self._manifest(version)
+            if manifest is None:
+                self._wake.wait(self._retry_s)
+                return
+            if asm is None or asm.manifest.identity != manifest.identity:
+                asm = st.partial = Assembly(manifest)
+        m = asm.manifest
+        while not self._stop.is_set() and self._newest == version:
+            missing = asm.missing()
+            if not missing:
+                break
+            windows = [missing[i:i + self._window] for i in range(0, len(missing),
+                                                                   self._window)]
+            before = len(missing)
+            list(self._pool.map(lambda w: self._fetch_window(asm, w), windows))
+            if len(asm.missing()) == before:
+                self._wake.wait(self._retry_s)  # no progress (link down?): pause, ask again
+        if not asm.complete:
+            return
+        new_state = asm.decode(st.state if m.base else None)
+        with self._got:
+            st.version, st.state, st.partial = m.version, new_state, None
+            self._got.notify_all()
+        if self._on_weights is not None:
+            self._on_weights(m.version, new_state)
+
+    def _fetch_window(self, asm: Assembly, indices: list[int]) -> None:
+        m = asm.manifest
+        prefix = f'{self._root}/chunks/{m.version}/{m.base}'
+        replies = self._session.get(f'{prefix}/**', payload=json.dumps(indices),
+                                    timeout=self._timeout,
+                                    consolidation=zenoh.ConsolidationMode.NONE)
+        for reply in replies:
+            if reply.ok is None:
+                if reply.err.payload.to_bytes() == SUPERSEDED:
+                    self._ask_latest()
+                return
+            index = int(str(reply.ok.key_expr).rsplit('/', 1)[1])   # ValueError: retried
+            self.state.chunks_received += 1
+            sent = reply.ok.attachment
+            checksum = int.from_bytes(sent.to_bytes(), 'big') if sent is not None else -1
+            if not asm.add(index, reply.ok.payload.to_bytes(), checksum):
+                self.state.rejected += 1
+            if self._stop.is_set():
+                return
+
+    def close(self) -> ReceiverState:
+        """Stop; returns the state (a partial version included) to resume with later."""
+        self._stop.set()
+        self._wake.set()
+        self._worker.join(timeout=self._timeout + 5)
+        self._pool.shutdown(wait=True)
+        try:
+            self._sub.undeclare()
+        except zenoh.ZError:
+            pass  # the session was closed first; the subscriber went with it
+        return self.state

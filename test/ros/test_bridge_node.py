@@ -1,0 +1,113 @@
+"""The bridge node over real DDS and a real Zenoh link: two ROS graphs on different DDS
+domains (a site's and the cloud's) see each other's allow-listed topics, and nothing else."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+import zenoh
+from realrl_interfaces.msg import Transition
+from std_msgs.msg import String
+
+from realrl_common.qos import COMMAND_QOS, DATA_QOS
+from ros_env import Proc, executable, next_domain_id, wait_for
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / 'unit' / 'bridge'))
+from _zenoh_fixtures import free_port  # noqa: E402
+
+from realrl_bridge import certs, link  # noqa: E402
+
+TOPICS = {'transition': {'type': 'realrl_interfaces/msg/Transition', 'direction': 'up'},
+          'cmd': {'type': 'std_msgs/msg/String', 'direction': 'down', 'priority': 'real_time',
+                  'qos': 'command'}}
+
+
+def two_domains() -> tuple[int, int]:
+    """Two DDS domains of this session's range (REALRL_TEST_DOMAIN_BASE + 20 on; 232 at most)."""
+    base = os.environ.get('REALRL_TEST_DOMAIN_BASE')
+    if base is not None and int(base) + 21 <= 232:
+        return int(base) + 20, int(base) + 21
+    return next_domain_id(), next_domain_id()
+
+
+def params_file(path: Path, side: str, folder, name: str, endpoint: str) -> Path:
+    files = folder.site(name)
+    path.write_text(yaml.safe_dump({'bridge': {'ros__parameters': {
+        'side': side, 'connect': endpoint, 'robot_ids': ['arm0'],
+        'tls': {'ca': str(folder.ca.cert), 'cert': str(files.cert), 'key': str(files.key)},
+        'topics': TOPICS}}}))
+    return path
+
+
+class Graph:
+    """An rclpy context and node on one DDS domain, in this process."""
+
+    def __init__(self, domain: int, name: str):
+        import rclpy
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, domain_id=domain)
+        self.node = rclpy.create_node(name, context=self.context)
+        self.executor = rclpy.executors.SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+
+    def close(self):
+        import rclpy
+        self.executor.shutdown()
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+
+
+@pytest.mark.ros
+def test_site_and_cloud_graphs_exchange_only_allowed_topics(tmp_path):
+    site_domain, cloud_domain = two_domains()
+    folder = certs.make_folder(tmp_path / 'certs', ['lab_a', 'cloud'])
+    endpoint = f'tls/127.0.0.1:{free_port()}'
+    spec = link.RouterSpec(listen=endpoint, sites=(link.Site('lab_a', ('arm0',)),),
+                           cloud_names=('cloud',), tls=link.TlsFiles(
+                               folder.ca.cert, folder.router.cert, folder.router.key))
+    router = zenoh.open(link.to_zenoh(link.router_config(spec)))
+    procs, graphs = [], []
+    try:
+        exe = executable('realrl_bridge', 'bridge')
+        for side, name, domain in (('edge', 'lab_a', site_domain),
+                                   ('cloud', 'cloud', cloud_domain)):
+            env = {**os.environ, 'ROS_DOMAIN_ID': str(domain),
+                   'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST'}
+            params = params_file(tmp_path / f'{side}.yaml', side, folder, name, endpoint)
+            procs.append(Proc([exe, '--ros-args', '--params-file', str(params)],
+                              tmp_path / f'{side}.log', env=env))
+        site, cloud = Graph(site_domain, 'site_probe'), Graph(cloud_domain, 'cloud_probe')
+        graphs += [site, cloud]
+        up, down, leaked = [], [], []
+        cloud.node.create_subscription(Transition, '/arm0/transition', up.append, DATA_QOS)
+        cloud.node.create_subscription(String, '/arm0/chatter', leaked.append, DATA_QOS)
+        site.node.create_subscription(String, '/arm0/cmd', down.append, COMMAND_QOS)
+        to_cloud = site.node.create_publisher(Transition, '/arm0/transition', DATA_QOS)
+        not_listed = site.node.create_publisher(String, '/arm0/chatter', DATA_QOS)
+        to_site = cloud.node.create_publisher(String, '/arm0/cmd', COMMAND_QOS)
+
+        def spin_both(step):
+            site.executor.spin_once(timeout_sec=step / 2)
+            cloud.executor.spin_once(timeout_sec=step / 2)
+
+        def exchange():
+            to_cloud.publish(Transition(robot_id='arm0', seq=41, episode_id=3))
+            not_listed.publish(String(data='stays on the site'))
+            to_site.publish(String(data='hold'))
+            return bool(up) and bool(down)
+        assert wait_for(exchange, 60, step=0.2, spin=spin_both), \
+            procs[0].output()[-2000:] + procs[1].output()[-2000:]
+        assert (up[0].robot_id, up[0].seq, up[0].episode_id) == ('arm0', 41, 3)
+        assert down[0].data == 'hold'
+        assert leaked == []     # /arm0/chatter is not allow-listed: it never crossed
+        for p in procs:
+            assert p.p.poll() is None
+    finally:
+        for g in graphs:
+            g.close()
+        codes = [p.stop() for p in procs]
+        router.close()
+    assert all(c in (0, -2) for c in codes), codes

@@ -1,0 +1,127 @@
+"""Weights encoding without a link: chunks, checksums, bf16, deltas, the token bucket."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from realrl_bridge.pacing import TokenBucket
+from realrl_bridge.weights_codec import Assembly, Manifest, crc, digest, encode
+
+
+def make_state(n_tensors=40, size=5000, seed=0):
+    rng = np.random.default_rng(seed)
+    state = {f'layer{i}.weight': rng.standard_normal(size).astype(np.float32)
+             for i in range(n_tensors)}
+    state['steps'] = np.array([7], dtype=np.int64)
+    return state
+
+
+def assemble(enc, order=None):
+    asm = Assembly(Manifest.from_bytes(enc.manifest.to_bytes()))
+    for i in order if order is not None else range(enc.manifest.n_chunks):
+        assert asm.add(i, bytes(enc.chunk(i)), crc(enc.chunk(i)))
+    return asm
+
+
+def test_raw_round_trip_in_any_order_is_exact():
+    state = make_state()
+    enc = encode(state, 1, chunk_size=4096)
+    assert enc.manifest.n_chunks == -(-enc.manifest.total_bytes // 4096)
+    order = np.random.default_rng(1).permutation(enc.manifest.n_chunks).tolist()
+    out = assemble(enc, order).decode()
+    assert out.keys() == state.keys()
+    for k in state:
+        assert out[k].dtype == state[k].dtype and np.array_equal(out[k], state[k])
+
+
+def test_corrupt_and_missing_chunks_are_named():
+    enc = encode(make_state(), 1, chunk_size=4096)
+    asm = Assembly(enc.manifest)
+    good = {i: (bytes(enc.chunk(i)), crc(enc.chunk(i))) for i in range(enc.manifest.n_chunks)}
+    bad = bytearray(good[2][0])
+    bad[10] ^= 0xFF
+    assert not asm.add(2, bytes(bad), good[2][1])
+    assert asm.rejected == 1
+    for i in range(enc.manifest.n_chunks):
+        if i not in (2, 5):
+            asm.add(i, *good[i])
+    assert asm.missing() == [2, 5]
+    with pytest.raises(ValueError, match='2 chunks still missing'):
+        asm.decode()
+    assert not asm.add(5, good[5][0][:-1], crc(good[5][0][:-1]))   # truncated
+    asm.add(2, *good[2])
+    asm.add(5, *good[5])
+    assert asm.complete
+
+
+def test_chunks_span_tensor_boundaries_and_match_a_concatenation():
+    state = make_state(n_tensors=7, size=1000)        # 4000-byte tensors, 3000-byte chunks
+    enc = encode(state, 1, chunk_size=3000)
+    flat = b''.join(v.tobytes() for v in state.values())
+    assert enc.manifest.total_bytes == len(flat)
+    joined = b''.join(bytes(enc.chunk(i)) for i in range(enc.manifest.n_chunks))
+    assert joined == flat
+
+
+def test_bf16_halves_the_bytes_within_bf16_precision():
+    state = make_state()
+    state['tiny'] = np.array([1e-30, -0.0, np.inf, 3.0], dtype=np.float32)
+    raw = encode(state, 1)
+    bf = encode(state, 1, encoding='bf16')
+    assert bf.manifest.total_bytes < 0.51 * raw.manifest.total_bytes
+    out = assemble(bf).decode()
+    for k, v in state.items():
+        assert out[k].dtype == v.dtype
+        if v.dtype == np.float32:
+            finite = np.isfinite(v)
+            # bf16 keeps 8 significant bits: relative error <= 2**-8 with rounding to nearest
+            assert np.all(np.abs(out[k][finite] - v[finite]) <= np.abs(v[finite]) * 2.0 ** -8)
+            assert np.array_equal(out[k][~finite], v[~finite])
+        else:
+            assert np.array_equal(out[k], v)
+
+
+def test_delta_of_five_percent_changed_tensors_is_small():
+    base = make_state()
+    new = {k: v.copy() for k, v in base.items()}
+    changed = ['layer3.weight', 'layer17.weight']   # 2 of 40 weight tensors: 5 %
+    for k in changed:
+        new[k] += 1.0
+    full = encode(new, 2)
+    delta = encode(new, 2, base=1, base_digests={k: digest(v) for k, v in base.items()})
+    assert delta.manifest.base == 1
+    assert delta.manifest.total_bytes == sum(new[k].nbytes for k in changed)
+    assert delta.manifest.total_bytes / full.manifest.total_bytes < 0.06
+    out = assemble(delta).decode(base)
+    for k in new:
+        assert np.array_equal(out[k], new[k])
+    with pytest.raises(ValueError, match='delta on 1'):
+        assemble(delta).decode()
+
+
+def test_encode_rejects_bad_arguments():
+    with pytest.raises(ValueError, match='encoding'):
+        encode(make_state(), 1, encoding='int4')
+    with pytest.raises(ValueError, match='version'):
+        encode(make_state(), 0)
+    with pytest.raises(ValueError, match='chunk_size'):
+        encode(make_state(), 1, chunk_size=2 << 20)
+    with pytest.raises(ValueError, match='malformed'):
+        Manifest.from_bytes(b'{"version": 1}')
+
+
+def test_token_bucket_paces_to_the_rate():
+    now = [0.0]
+    bucket = TokenBucket(1000.0, burst=500.0, clock=lambda: now[0],
+                         sleep=lambda s: now.__setitem__(0, now[0] + s))
+    for _ in range(20):
+        bucket.take(500)
+    # 10 000 bytes at 1000 B/s with 500 bytes of initial credit
+    assert now[0] == pytest.approx(9.5)
+    bucket.take(3000)   # larger than the burst: allowed, paid for afterwards
+    before = now[0]
+    bucket.take(500)
+    assert now[0] - before == pytest.approx(3.0)
+    assert TokenBucket(None).take(10 ** 9) == 0.0
+    with pytest.raises(ValueError, match='rate'):
+        TokenBucket(0)
