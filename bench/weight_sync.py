@@ -35,9 +35,9 @@ import time
 import _util  # noqa: F401  (puts the workspace's packages on sys.path)
 import numpy as np
 import zenoh
+from realrl_bridge.weight_sync import WeightReceiver, WeightServer
 
 from realrl_bridge import certs, link
-from realrl_bridge.weight_sync import WeightReceiver, WeightServer
 
 CHUNK = 1 << 20
 LAYER = (2048, 1024)

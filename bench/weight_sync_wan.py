@@ -32,10 +32,10 @@ from pathlib import Path
 import _util
 import numpy as np
 import zenoh
+from realrl_bridge.weight_sync import WeightReceiver, WeightServer
 from weight_sync import CHUNK, make_state
 
 from realrl_bridge import certs, link, wan
-from realrl_bridge.weight_sync import WeightReceiver, WeightServer
 
 KEYS = link.Keys()
 BLOCK = zenoh.CongestionControl.BLOCK

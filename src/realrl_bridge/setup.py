@@ -1,3 +1,4 @@
+"""Python package setup of realrl_bridge (ament_python)."""
 from setuptools import find_packages, setup
 
 package_name = 'realrl_bridge'

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import yaml
 import zenoh
-from realrl_interfaces.msg import Transition
+from ros_env import Proc, executable, next_domain_id, wait_for
 from std_msgs.msg import String
 
 from realrl_common.qos import COMMAND_QOS, DATA_QOS
-from ros_env import Proc, executable, next_domain_id, wait_for
+from realrl_interfaces.msg import Transition
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / 'unit' / 'bridge'))
 from _zenoh_fixtures import free_port  # noqa: E402

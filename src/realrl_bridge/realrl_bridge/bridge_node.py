@@ -94,6 +94,7 @@ class BridgeNode(Node):
 
 
 def main(args=None):
+    """The ``bridge`` entry point."""
     spin_node(BridgeNode, 'bridge', args)
 
 

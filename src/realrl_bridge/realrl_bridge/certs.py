@@ -34,6 +34,7 @@ NAME_RE = re.compile(r'^[A-Za-z0-9_\-]{1,64}$')
 @dataclass(frozen=True)
 class Issued:
     """A certificate and its private key, as files."""
+
     cert: Path
     key: Path
 
@@ -41,6 +42,7 @@ class Issued:
 @dataclass(frozen=True)
 class CertFolder:
     """Where ``make_folder`` put everything."""
+
     root: Path
     ca: Issued
     router: Issued

@@ -33,6 +33,7 @@ DATA_MESSAGES = ('put', 'delete', 'declare_subscriber', 'query', 'declare_querya
 @dataclass(frozen=True)
 class Site:
     """One edge site: its certificate common name and the robots it runs."""
+
     name: str
     """The site's certificate common name (``python -m realrl_bridge.certs --site NAME``)."""
     robot_ids: tuple[str, ...]
@@ -52,6 +53,7 @@ class Site:
 @dataclass(frozen=True)
 class Keys:
     """The key expressions of one deployment."""
+
     prefix: str = 'realrl'
 
     def robot(self, robot_id: str, *rest: str) -> str:
@@ -66,6 +68,7 @@ class Keys:
 @dataclass(frozen=True)
 class TlsFiles:
     """A party's TLS material: the CA that signs the peers, its own certificate and key."""
+
     ca: Path
     cert: Path | None
     key: Path | None
@@ -81,6 +84,7 @@ class TlsFiles:
 @dataclass(frozen=True)
 class RouterSpec:
     """What the cloud router is: where it listens, whom it lets in, and what they may do."""
+
     listen: str
     """TLS endpoint, e.g. 'tls/127.0.0.1:7447' (the host must be in the router certificate)."""
     tls: TlsFiles

@@ -32,6 +32,7 @@ QOS_PROFILES = ('data', 'sensor', 'command', 'status', 'latched')
 @dataclass(frozen=True)
 class TopicRoute:
     """One allow-listed topic and how it crosses the link."""
+
     type: str
     """Message type, 'package/msg/Name'."""
     direction: str
@@ -63,6 +64,7 @@ class TopicRoute:
 @dataclass(frozen=True)
 class TlsPaths:
     """This side's TLS files (``python -m realrl_bridge.certs``)."""
+
     ca: str = ''
     cert: str = ''
     key: str = ''
@@ -71,6 +73,7 @@ class TlsPaths:
 @dataclass(frozen=True)
 class BridgeNodeConfig:
     """A bridge node: one side of the cloud-edge link for a set of robots."""
+
     connect: str
     """The cloud router's TLS endpoint, 'tls/<host>:<port>'."""
     side: str = 'edge'

@@ -44,6 +44,7 @@ def available() -> str:
 @dataclass
 class WanLink:
     """Two namespaces joined by a rate-limited veth; latency through ``delay_proxy``."""
+
     rate_mbit: float = 100.0
     rtt_ms: float = 50.0
     name: str = 'rrwan'

@@ -32,8 +32,16 @@ import zenoh
 
 from realrl_bridge.link import Keys
 from realrl_bridge.pacing import TokenBucket
-from realrl_bridge.weights_codec import (CHUNK_SIZE, Assembly, Encoded, Manifest, as_numpy,
-                                         crc, digest, encode)
+from realrl_bridge.weights_codec import (
+    CHUNK_SIZE,
+    Assembly,
+    Encoded,
+    Manifest,
+    as_numpy,
+    crc,
+    digest,
+    encode,
+)
 
 SUPERSEDED = b'superseded'
 """Error reply to a request for a version that is no longer the newest."""
@@ -179,6 +187,7 @@ class WeightServer:
 @dataclass
 class ReceiverState:
     """What a receiver has: kept across a dropped link or a new session (``resume``)."""
+
     version: int = 0
     state: dict = field(default_factory=dict)
     partial: Assembly | None = None

@@ -81,6 +81,7 @@ def from_bf16_bits(bits: np.ndarray) -> np.ndarray:
 @dataclass
 class Manifest:
     """What a receiver needs to fetch and decode one encoded version."""
+
     version: int
     base: int
     """0: full; else the version whose tensors fill in those not sent."""

@@ -7,9 +7,9 @@ import time
 import pytest
 import zenoh
 from _zenoh_fixtures import site_edge, tls_router
+from realrl_bridge.node_config import BridgeNodeConfig, TopicRoute
 
 from realrl_bridge import certs
-from realrl_bridge.node_config import BridgeNodeConfig, TopicRoute
 from realrl_common.config import ConfigError, build_config
 
 ROUTES = {

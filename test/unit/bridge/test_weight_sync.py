@@ -6,10 +6,10 @@ import time
 import numpy as np
 import pytest
 from _zenoh_fixtures import site_edge, tls_router
-
-from realrl_bridge import certs
 from realrl_bridge.delay_proxy import DelayProxy
 from realrl_bridge.weight_sync import WeightReceiver, WeightServer
+
+from realrl_bridge import certs
 
 CHUNK = 64 * 1024
 

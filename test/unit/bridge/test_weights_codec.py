@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from realrl_bridge.pacing import TokenBucket
 from realrl_bridge.weights_codec import Assembly, Manifest, crc, digest, encode
 
