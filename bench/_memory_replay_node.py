@@ -10,15 +10,17 @@ durable at the next commit tick (no encoding, no disk).
 """
 from __future__ import annotations
 
+import sys
 import time
 from concurrent.futures import Future
-from dataclasses import asdict
 from types import MappingProxyType
 
 import numpy as np
 
 from realrl_common.node_main import spin_node
+from realrl_replay import replay_node
 from realrl_replay.config import StoreConfig
+from realrl_replay.ingest_core import IngestCore
 from realrl_replay.replay_node import ReplayNode
 from realrl_replay.schema import Schema
 from realrl_replay.transition_schema import store_schema
@@ -75,25 +77,36 @@ class MemoryWriter:
     def committed_seq(self, robot: str) -> int:
         return self._durable.get(robot, -1)
 
+    def committed_episode(self, robot: str) -> int:
+        return -1  # a fresh buffer: no episode of any robot is durable from an earlier run
+
+    @property
+    def robot_names(self) -> tuple[str, ...]:
+        return tuple(self._robots)
+
     def close(self) -> None:
         self.commit()
 
 
-class MemoryReplayNode(ReplayNode):
-    """ReplayNode whose store is a MemoryWriter (created when the descriptions are in)."""
+class MemoryIngestCore(IngestCore):
+    """The replay node's protocol core with a MemoryWriter for its store (created once the
+    descriptions are in, as the real one creates its store)."""
 
-    def _create(self):
-        descriptions = {rid: self.descriptions[rid] for rid in self.cfg.robot_ids}
-        schema, self.space = store_schema(descriptions)
-        self.writer = MemoryWriter(schema, {'robots': descriptions, 'created_unix': time.time(),
-                                            'replay_config': asdict(self.cfg)})
-        self._embodiment = {rid: self.space.index(d) for rid, d in descriptions.items()}
-        self._prepare_images()
-        self.get_logger().info(f'in-memory baseline for {sorted(descriptions)}')
+    def _create(self) -> None:
+        descriptions = {rid: self.descriptions[rid] for rid in self.robot_ids}
+        fields, self.space = store_schema(descriptions, self.schema)
+        self.writer = MemoryWriter(fields, {'created_unix': time.time(), **self.metadata,
+                                            'robots': descriptions})
+        self.embodiment = {rid: self.space.index(d) for rid, d in descriptions.items()}
+        self._prepare()
+        # _ingest_e2e waits for this line in the node's log before it starts the clock.
+        print(f'in-memory baseline for {sorted(descriptions)}', file=sys.stderr, flush=True)
 
 
 def main(args=None):
-    spin_node(MemoryReplayNode, 'replay', args)
+    # The node is the real ReplayNode; only the core it builds is the in-memory one.
+    replay_node.IngestCore = MemoryIngestCore
+    spin_node(ReplayNode, 'replay', args)
 
 
 if __name__ == '__main__':
