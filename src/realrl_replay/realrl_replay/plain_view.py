@@ -42,9 +42,9 @@ from pathlib import Path
 import numpy as np
 
 from .errors import StoreError
-from .layout import DATA_DIR, chunk_name, field_dir, fsync_dir, write_file
+from .layout import DATA_DIR, field_dir, fsync_dir, write_file
 from .schema import LINK, Schema
-from .shards import ShardWriter, aligned, punch_hole, read_entry
+from .shards import aligned, punch_hole, read_entry
 
 ATTR_ROWS = 'committed_rows'
 ATTR_FIRST = 'first_row'
@@ -180,14 +180,7 @@ class PlainView:
         chunk[:len(tail)] = tail
         data = column.codec.encode(chunk)
         j, i = divmod(k, spec.shard_chunks)
-        created = False
-        if column.shard_index != j:
-            if column.shard is not None:
-                column.shard.flush(fsync)
-                column.shard.close()
-            column.shard = ShardWriter(column.folder / chunk_name(spec, j), spec.shard_chunks)
-            column.shard_index = j
-            created = column.shard.created
+        created = column.open_shard(j, fsync)
         offset = column.shard.end
         column.shard.append(i, data)
         column.shard.flush(fsync)

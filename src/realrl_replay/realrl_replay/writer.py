@@ -86,6 +86,18 @@ class _Column:
         self.bytes_per_row = float(spec.row_bytes)
         """Estimate of the encoded bytes per row (for RetentionConfig.max_bytes)."""
 
+    def open_shard(self, j: int, fsync: bool) -> bool:
+        """Make shard ``j`` the one chunks are appended to (the previous one flushed and
+        closed first); returns whether its file was created now."""
+        if self.shard_index == j:
+            return False
+        if self.shard is not None:
+            self.shard.flush(fsync)
+            self.shard.close()
+        self.shard = ShardWriter(self.folder / chunk_name(self.spec, j), self.spec.shard_chunks)
+        self.shard_index = j
+        return self.shard.created
+
     def reserve(self, n: int) -> None:
         if self.used + n > len(self.rows):
             grown = np.empty((max(2 * len(self.rows), self.used + n), *self.spec.shape),
@@ -709,13 +721,7 @@ def _write_chunks(column: _Column, chunks: list[tuple[int, bytes]], fsync: bool)
     spec, created = column.spec, False
     for k, data in chunks:
         j, i = divmod(k, spec.shard_chunks)
-        if column.shard_index != j:
-            if column.shard is not None:
-                column.shard.flush(fsync)
-                column.shard.close()
-            column.shard = ShardWriter(column.folder / chunk_name(spec, j), spec.shard_chunks)
-            column.shard_index = j
-            created |= column.shard.created
+        created |= column.open_shard(j, fsync)
         column.shard.append(i, data)
         column.bytes_per_row = (0.8 * column.bytes_per_row
                                 + 0.2 * aligned(len(data)) / spec.chunk_rows)
