@@ -99,6 +99,7 @@ class Run:
         """Run until success, the time limit, a failure or a signal; the exit status (0
         success, 1 time limit or failure, 130 interrupted)."""
         import rclpy
+        from rclpy.executors import SingleThreadedExecutor
         from rclpy.signals import SignalHandlerOptions
 
         from realrl_bringup.monitor_node import MonitorNode
@@ -116,7 +117,12 @@ class Run:
         print(f'realrl: run folder {run_dir}  (logs in {run_dir / "logs"})', flush=True)
         rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
         self.monitor = MonitorNode(graph.robot_ids(), self.progress, episode_log)
-        self.spin = lambda t: rclpy.spin_once(self.monitor, timeout_sec=t)  # noqa: E731
+        # A private executor, shut down before the node is destroyed (_finish): a spin_once
+        # may leave its wait generator suspended with the node's handles in use, and
+        # destroying the node then waits for them forever (seen as a rare hang at shutdown).
+        self.executor = SingleThreadedExecutor()
+        self.executor.add_node(self.monitor)
+        self.spin = lambda t: self.executor.spin_once(timeout_sec=t)  # noqa: E731
         outcome, code = 'interrupted', 130
         try:
             self.supervisor.start_all()
@@ -196,6 +202,7 @@ class Run:
             print(f'realrl: could not release the lease ({e}); it expires after its ttl',
                   file=sys.stderr, flush=True)
         codes = supervisor.stop_all()
+        self.executor.shutdown(timeout_sec=0)  # releases what a suspended wait still holds
         self.monitor.destroy_node()
         shutdown_ros()
         # Our own files too: this process keeps them mapped until it exits, moments from now.
