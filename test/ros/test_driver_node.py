@@ -41,8 +41,15 @@ def change(node, transition_id):
 
 
 def state(node):
+    """The driver's lifecycle state. A driver that replaced one of the same name may take a
+    while to match the reply path under load, so the idempotent request is sent up to ten
+    times over 30 s."""
     client = node.create_client(GetState, '/arm0/driver/get_state')
-    return call(node, client, GetState.Request(), attempts=5).current_state.label
+    try:
+        return call(node, client, GetState.Request(), timeout=30.0,
+                    attempts=10).current_state.label
+    finally:
+        node.destroy_client(client)
 
 
 def test_lifecycle_description_safety_and_transitions(ros_node, tmp_path):

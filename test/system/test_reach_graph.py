@@ -51,6 +51,16 @@ def node_pid(run_dir: Path, executable: str) -> int | None:
     return None
 
 
+def node_logs(run_dir: Path, names=('policy', 'arm0.driver'), tail=3000) -> str:
+    """The ends of the named nodes' logs, for a failure message."""
+    out = ''
+    for name in names:
+        path = run_dir / 'logs' / f'{name}.log'
+        text = path.read_text(errors='replace') if path.exists() else '(no log)'
+        out += f'\n--- {name}.log ---\n{text[-tail:]}'
+    return out
+
+
 class Run:
     def __init__(self, args, log: Path):
         self.log = log
@@ -115,7 +125,7 @@ def test_graph_trains_restarts_stops_cleanly_and_resumes(tmp_path):
         os.kill(pid, signal.SIGKILL)
         assert wait_for(lambda: '/policy exited with -9; restarting' in run.text(), 15), run.text()
         n = stored(run_dir)
-        assert wait_for(lambda: stored(run_dir) > n + 20, 60), run.text()
+        assert wait_for(lambda: stored(run_dir) > n + 20, 60), run.text() + node_logs(run_dir)
         ours |= shm_files_of(processes_of(run_dir) + [run.p.pid])
     finally:
         code = run.terminate()
