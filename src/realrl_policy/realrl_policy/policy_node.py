@@ -11,6 +11,7 @@ import torch
 from rclpy.node import Node
 
 from realrl_common.convert import from_f32, to_f32
+from realrl_common.descriptions import RobotDescriptions
 from realrl_common.embodiment import describe_robot
 from realrl_common.node_main import spin_node
 from realrl_common.qos import COMMAND_QOS, LATCHED_QOS, SENSOR_QOS, WEIGHTS_QOS
@@ -34,10 +35,9 @@ class PolicyNode(Node):
         self._action_pubs = {}
         for rid in self.cfg.robot_ids:
             self._action_pubs[rid] = self.create_publisher(Action, f'/{rid}/action', COMMAND_QOS)
-            self.create_subscription(RobotDescription, f'/{rid}/description',
-                                     self._on_description, LATCHED_QOS)
             self.create_subscription(Observation, f'/{rid}/observation', self._on_observation,
                                      SENSOR_QOS)
+        self.descriptions = RobotDescriptions(self, self.cfg.robot_ids, self._on_description)
         self.create_subscription(WeightChunk, self.cfg.weights_topic, self._on_chunk, WEIGHTS_QOS)
         self._version_pub = self.create_publisher(PolicyVersion, '~/version', LATCHED_QOS)
         self._publish_version()
@@ -53,8 +53,8 @@ class PolicyNode(Node):
                                f'action {msg.action_dim} ({msg.action_units})')
 
     def _on_observation(self, msg: Observation):
-        if msg.robot_id not in self.engine.spaces:
-            return  # description not seen yet
+        if not self.descriptions.known(msg.robot_id) or msg.robot_id not in self.engine.spaces:
+            return  # description not seen yet, or weights that do not fit it
         try:
             action, version = self.engine.act(msg.robot_id, from_f32(msg.state))
         except ValueError as e:  # a state that does not fit the robot's description

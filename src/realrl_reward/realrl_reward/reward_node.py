@@ -9,8 +9,9 @@ from __future__ import annotations
 from rclpy.node import Node
 
 from realrl_common.convert import from_f32
+from realrl_common.descriptions import RobotDescriptions
 from realrl_common.node_main import spin_node
-from realrl_common.qos import COMMAND_QOS, LATCHED_QOS, SENSOR_QOS
+from realrl_common.qos import COMMAND_QOS, SENSOR_QOS
 from realrl_common.ros_params import read_config
 from realrl_interfaces.msg import Observation, RewardLabel, RobotDescription
 from realrl_reward.node_config import RewardNodeConfig
@@ -30,10 +31,9 @@ class RewardNode(Node):
         for rid in self.cfg.robot_ids:
             self._pubs[rid] = self.create_publisher(RewardLabel, f'/{rid}/reward_label',
                                                     COMMAND_QOS)
-            self.create_subscription(RobotDescription, f'/{rid}/description',
-                                     self._on_description, LATCHED_QOS)
             self.create_subscription(Observation, f'/{rid}/observation', self._on_observation,
                                      SENSOR_QOS)
+        self.descriptions = RobotDescriptions(self, self.cfg.robot_ids, self._on_description)
 
     def _on_description(self, msg: RobotDescription):
         layout = {n: (int(a), int(b)) for n, a, b in
@@ -48,7 +48,7 @@ class RewardNode(Node):
 
     def _on_observation(self, msg: Observation):
         layout = self.layouts.get(msg.robot_id)
-        if layout is None:
+        if not self.descriptions.known(msg.robot_id) or layout is None:
             return
         try:
             reward, success = self.reward.label(from_f32(msg.state), layout)
