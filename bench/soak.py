@@ -3,7 +3,7 @@
 `realrl train` runs the reach demo with --no-stop-at-success for ``--hours`` (2 by default;
 --quick: 4 minutes). Every 10 s the harness reads, for each node process of the run (found by
 its command line, so a restarted node is followed), its resident memory (VmRSS), open files
-(/proc/<pid>/fd) and threads, and counts the Fast DDS files under /dev/shm. Warm-up is the
+(/proc/<pid>/fd) and threads, and the shared-memory files they map or hold open. Warm-up is the
 first 10 % of the run (at least 60 s): imports, the first weights, the replay cache filling.
 
 Figures: rss_growth_frac = (total RSS over the last 10 % of samples) / (total RSS over the
@@ -24,14 +24,16 @@ import numpy as np
 from _util import REALRL, ROOT, bench_env, emit, parse, require_workspace
 
 from realrl_bringup.chaos import node_processes
-from realrl_bringup.shm_cleanup import fastdds_files
+from realrl_bringup.shm_cleanup import files_of
 
 
 def sample(run_dir: Path) -> dict:
     """Totals over the run's node processes now: rss_kb, fds, threads, nodes; and shm files."""
     rss = fds = threads = 0
     nodes = node_processes(run_dir)
+    shm: set[str] = set()
     for pid in nodes.values():
+        shm |= files_of(pid)
         try:
             status = Path(f'/proc/{pid}/status').read_text()
             fds += len(list(Path(f'/proc/{pid}/fd').iterdir()))
@@ -43,7 +45,7 @@ def sample(run_dir: Path) -> dict:
             elif line.startswith('Threads:'):
                 threads += int(line.split()[1])
     return {'t': time.monotonic(), 'rss_kb': rss, 'fds': fds, 'threads': threads,
-            'nodes': tuple(sorted(nodes.items())), 'shm': len(fastdds_files())}
+            'nodes': tuple(sorted(nodes.items())), 'shm': len(shm)}
 
 
 def main():
