@@ -46,6 +46,19 @@ def test_bad_parameters_are_named_before_anything_starts(override, message):
         load_graph(DEMO, {'run_dir': '/tmp/r'}, [override])
 
 
+def test_set_reaches_every_node_of_a_name_or_one_by_namespace():
+    multi = ROOT / 'config' / 'multi_arm_sim.yaml'
+    graph = load_graph(multi, {'run_dir': '/r'}, ['driver.episode_max_steps=7'])
+    drivers = [n for n in graph.nodes if n.name == 'driver']
+    assert len(drivers) == 4 and {n.parameters['episode_max_steps'] for n in drivers} == {7}
+    graph = load_graph(multi, {'run_dir': '/r'}, ['ur5e1/driver.episode_max_steps=9'])
+    steps = {n.fqn: n.parameters['episode_max_steps'] for n in graph.nodes if n.name == 'driver'}
+    assert steps.pop('/ur5e1/driver') == 9 and set(steps.values()) == {50}
+    with pytest.raises(ConfigError,
+                       match=r"no node named 'arm7/driver'; nodes: \[.*'ur5e1/driver'"):
+        load_graph(multi, {'run_dir': '/r'}, ['arm7/driver.seed=1'])
+
+
 def test_structural_errors(tmp_path):
     raw = yaml.safe_load(DEMO.read_text())
     raw['nodes'][4]['namespace'] = 'arm9'

@@ -254,8 +254,10 @@ def load_graph(path: str | Path, variables: dict[str, str] | None = None,
 
 
 def apply_override(raw: dict, item: str) -> None:
-    """'policy.deterministic=true' sets nodes[name=policy].parameters.deterministic;
-    'stop.window=10' sets a top-level key. Values are parsed as YAML."""
+    """'policy.deterministic=true' sets nodes[name=policy].parameters.deterministic, in every
+    node of that name (all drivers for 'driver.control_hz=10'); 'arm1/driver.seed=3' sets it
+    in the node of that namespace and name only; 'stop.window=10' sets a top-level key.
+    Values are parsed as YAML."""
     if '=' not in item:
         raise ConfigError(f'--set {item!r}: expected KEY=VALUE, e.g. learner.sac.batch_size=128')
     key, text = item.split('=', 1)
@@ -264,14 +266,19 @@ def apply_override(raw: dict, item: str) -> None:
     if not rest:
         raise ConfigError(f'--set {item!r}: give a node name or section, e.g. stop.window=10')
     if head in ('stop', 'lease'):
-        target = raw.setdefault(head, {})
+        targets = [raw.setdefault(head, {})]
     else:
-        matches = [n for n in raw.get('nodes', [])
-                   if isinstance(n, dict) and n.get('name') == head]
+        nodes = [n for n in raw.get('nodes', []) if isinstance(n, dict)]
+        qualified = head.strip('/')
+        matches = [n for n in nodes if n.get('name') == head or
+                   f'{n.get("namespace") or ""}/{n.get("name")}'.strip('/') == qualified]
         if not matches:
-            names = [n.get('name') for n in raw.get('nodes', []) if isinstance(n, dict)]
+            names = sorted({n.get('name') for n in nodes} |
+                           {f'{n["namespace"]}/{n.get("name")}' for n in nodes
+                            if n.get('namespace')})
             raise ConfigError(f'--set {item!r}: no node named {head!r}; nodes: {names}')
-        target = matches[0].setdefault('parameters', {})
-    for part in rest[:-1]:
-        target = target.setdefault(part, {})
-    target[rest[-1]] = value
+        targets = [n.setdefault('parameters', {}) for n in matches]
+    for target in targets:
+        for part in rest[:-1]:
+            target = target.setdefault(part, {})
+        target[rest[-1]] = value
