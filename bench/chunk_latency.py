@@ -10,7 +10,10 @@ inference to 3 control periods (`min_inference_s`): the model is a measured deli
 delay, not a network that happens to be that slow, so both policies are equally slow
 whatever else loads the machine. What each inference took is read from the policy's own
 log line and printed. One reward node labels both arms. Both pairs run at the same time,
-so they see the same load.
+so they see the same load. Both drivers' control threads run at SCHED_FIFO (`--rt`, 20 by
+default, as `multi_arm_sim.yaml` does; what they got is read from their logs and printed), so
+the clock's own ticks keep time and what is left is the wait for the model; `--rt 0` runs
+them at nice -5 instead, where on a loaded machine the clock itself is late at the p99.
 
 Control period = the time between two ticks in which the driver commanded its robot (a
 held tick, waiting for an action, commands nothing: the robot waits as long as the model).
@@ -19,7 +22,9 @@ p99 per arm (`p99_overlap`, `p99_blocking`). Also printed: the error of the cloc
 ticks (held or not), the share of held ticks, and the time from an observation's arrival
 here to the arrival of the chunk that answers it.
 
-Left out: what a held tick costs a real task (here the arm just waits); the reward node's
+Left out: the wait for the first chunk of each episode (nothing can run before it, in both
+modes alike; episodes are 400 steps, and the interval from a reset tick is dropped); what a
+held tick costs a real task (here the arm just waits); the reward node's
 own lateness (a late label holds a tick in both passes alike); network and GPU effects of a
 real VLA, whose inference time varies, which the deliberate delay does not.
 """
@@ -46,6 +51,7 @@ LATENCY_PERIODS = 3.0
 HORIZON = 10
 WARMUP_S = 4.0
 DOMAIN = 121
+EPISODE_STEPS = 400
 INSTALL = ROOT / 'install'
 
 
@@ -53,13 +59,14 @@ def exe(pkg: str, name: str) -> str:
     return str(INSTALL / pkg / 'lib' / pkg / name)
 
 
-def start_nodes(env: dict, work: Path) -> dict:
+def start_nodes(env: dict, work: Path, rt: int) -> dict:
     procs = {}
     for rid in ('arm0', 'arm1'):
         procs[rid] = start_process(
             [exe('realrl_driver', 'mujoco_arm_driver'), '--ros-args', '-r', f'__ns:=/{rid}',
              '-p', f'robot_id:={rid}', '-p', 'replay_wait_s:=0.0', '-p', f'control_hz:={HZ}',
-             '-p', 'episode_max_steps:=200', '-p', f'timing_log:={work / rid}.ticks.jsonl',
+             '-p', f'episode_max_steps:={EPISODE_STEPS}', '-p', f'realtime_priority:={rt}',
+             '-p', f'timing_log:={work / rid}.ticks.jsonl',
              '-p', 'instruction:=reach the target'], env, work / f'{rid}.log')
     procs['reward'] = start_process(
         [exe('realrl_reward', 'reward_node'), '--ros-args', '-p', 'robot_ids:=[arm0, arm1]'],
@@ -79,6 +86,7 @@ class Probe:
         from realrl_common.qos import COMMAND_QOS, LATCHED_QOS, SENSOR_QOS
         from realrl_interfaces.msg import ActionChunk, Observation, RobotDescription
         self.desc, self.obs_at, self.latency = {}, {}, {'arm0': [], 'arm1': []}
+        self.episode_starts = {'arm0': [], 'arm1': []}
         for rid in ('arm0', 'arm1'):
             node.create_subscription(RobotDescription, f'/{rid}/description',
                                      lambda m: self.desc.setdefault(m.robot_id, m), LATCHED_QOS)
@@ -87,7 +95,11 @@ class Probe:
                                      COMMAND_QOS)
 
     def _obs(self, m):
-        self.obs_at.setdefault((m.robot_id, m.episode_id, m.step), time.monotonic())
+        key = (m.robot_id, m.episode_id, m.step)
+        if key not in self.obs_at:
+            self.obs_at[key] = time.monotonic()
+            if m.step == 0:
+                self.episode_starts[m.robot_id].append(self.obs_at[key])
 
     def _chunk(self, m):
         seen = self.obs_at.get((m.robot_id, m.episode_id, m.step))
@@ -112,18 +124,34 @@ def publish_weights(node, desc) -> None:
     return pub  # kept alive: the topic is transient local
 
 
-def commanded_errors(tick_log: Path, start: float, end: float) -> dict:
-    """Period errors of the commanded ticks and of all ticks in [start, end]."""
+def commanded_errors(tick_log: Path, start: float, end: float, episode_starts) -> dict:
+    """Period errors of the commanded ticks and of all ticks in [start, end]. The wait from
+    an episode's reset tick (the newest tick before its step-0 observation arrived here) to
+    its first step is left out: it waits for the first chunk in both modes alike."""
     from realrl_driver.core.clock_stats import read_held_ticks, read_tick_log
     ticks = np.asarray(read_tick_log(str(tick_log)))
     held = set(read_held_ticks(str(tick_log)))
+    resets = {ticks[ticks <= r].max() for r in episode_starts if (ticks <= r).any()}
     ticks = ticks[(ticks >= start) & (ticks <= end)]
     commanded = np.asarray([t for t in ticks if t not in held])
-    err = np.abs(np.diff(commanded) - 1.0 / HZ) * HZ
+    keep = np.asarray([t not in resets for t in commanded[:-1]], bool)
+    err = (np.abs(np.diff(commanded) - 1.0 / HZ) * HZ)[keep]
     clock = np.abs(np.diff(ticks) - 1.0 / HZ) * HZ
-    return {'p50': float(np.median(err)), 'p99': percentile(err, 99),
+    return {'p50': float(np.median(err)), 'p99': percentile(err, 99), 'resets': int((~keep).sum()),
             'clock_p99': percentile(clock, 99), 'ticks': int(len(ticks)),
             'held_share': 1.0 - len(commanded) / max(1, len(ticks))}
+
+
+def scheduling(log: Path) -> str:
+    m = re.search(r'control thread \d+ of \w+: (.*)', log.read_text(errors='replace'))
+    return m.group(1) if m else 'not reported'
+
+
+def held_for(log: Path) -> dict:
+    """What the driver's holds waited for (its counters at exit): action, label."""
+    m = re.search(r'counters: (\{.*?\}) rejected', log.read_text(errors='replace'))
+    counters = json.loads(m.group(1)) if m else {}
+    return {k: counters.get(f'waiting_{k}', 0) for k in ('action', 'label')}
 
 
 def inference_stats(log: Path) -> dict:
@@ -132,7 +160,8 @@ def inference_stats(log: Path) -> dict:
 
 
 def main():
-    args = parse(__doc__.splitlines()[0])
+    args = parse(__doc__.splitlines()[0], lambda p: p.add_argument(
+        '--rt', type=int, default=20, help="drivers' SCHED_FIFO priority (0: nice -5)"))
     require_workspace()
     import os
 
@@ -155,7 +184,7 @@ def main():
             ex.spin_once(timeout_sec=max(0.0, end - time.monotonic()))
 
     probe = Probe(node)
-    procs = start_nodes(env, work)
+    procs = start_nodes(env, work, args.rt)
     try:
         for rid in ('arm0', 'arm1'):
             why = bring_up(node, f'/{rid}/driver', spin, timeout=60.0,
@@ -180,16 +209,20 @@ def main():
         node.destroy_node()
         rclpy.try_shutdown()
     del keep
-    fig = {rid: commanded_errors(work / f'{rid}.ticks.jsonl', t0 + WARMUP_S, t1)
+    fig = {rid: commanded_errors(work / f'{rid}.ticks.jsonl', t0 + WARMUP_S, t1,
+                                 probe.episode_starts[rid])
            for rid in ('arm0', 'arm1')}
     inf = {mode: inference_stats(work / f'{mode}.log') for mode in ('overlap', 'blocking')}
     for rid, mode in (('arm0', 'overlap'), ('arm1', 'blocking')):
         f, lat = fig[rid], probe.latency[rid]
         print(f'{mode:8s} ({rid}): control period error p50 {100 * f["p50"]:.1f} %, '
               f'p99 {100 * f["p99"]:.1f} %; clock ticks p99 {100 * f["clock_p99"]:.1f} %; '
-              f'held {100 * f["held_share"]:.1f} % of {f["ticks"]} ticks; inference '
+              f'held {100 * f["held_share"]:.1f} % of {f["ticks"]} ticks ({f["resets"]} episode '
+              f'starts left out; all run long, held for: {held_for(work / f"{rid}.log")}); '
+              f'inference '
               f'{inf[mode]}; observation -> chunk here p50 {1000 * np.median(lat):.0f} ms '
-              f'({len(lat)} chunks)', flush=True)
+              f'({len(lat)} chunks); control thread: {scheduling(work / f"{rid}.log")}',
+              flush=True)
     print(f'control period {1000 / HZ:.0f} ms, model padded to {LATENCY_PERIODS:g} periods '
           f'({1000 * LATENCY_PERIODS / HZ:.0f} ms), horizon {HORIZON}; logs in {work}')
     a0, a1 = fig['arm0'], fig['arm1']
@@ -199,7 +232,8 @@ def main():
           'held_share_blocking': round(fig['arm1']['held_share'], 4),
           'inference_p50_s_overlap': inf['overlap'].get('p50_s'),
           'inference_p50_s_blocking': inf['blocking'].get('p50_s'),
-          'control_hz': HZ, 'horizon': HORIZON, 'duration_s': duration})
+          'control_hz': HZ, 'horizon': HORIZON, 'duration_s': duration,
+          'realtime_priority': args.rt})
 
 
 if __name__ == '__main__':
