@@ -12,8 +12,11 @@ whatever else loads the machine. What each inference took is read from the polic
 log line and printed. One reward node labels both arms. Both pairs run at the same time,
 so they see the same load. Both drivers' control threads run at SCHED_FIFO (`--rt`, 20 by
 default, as `multi_arm_sim.yaml` does; what they got is read from their logs and printed), so
-the clock's own ticks keep time and what is left is the wait for the model; `--rt 0` runs
-them at nice -5 instead, where on a loaded machine the clock itself is late at the p99.
+the clock's own ticks keep time, and the reward and policy processes at SCHED_FIFO 10
+(`chrt`, all four alike), so that a label or a chunk is not late for want of a CPU on a
+loaded machine and what is left is the wait for the model; `--rt 0` runs the drivers at
+nice -5 and the rest at normal priority, where on a loaded machine the clock itself, and the
+reward node's labels, are late at the p99.
 
 Control period = the time between two ticks in which the driver commanded its robot (a
 held tick, waiting for an action, commands nothing: the robot waits as long as the model).
@@ -52,6 +55,7 @@ HORIZON = 10
 WARMUP_S = 4.0
 DOMAIN = 121
 EPISODE_STEPS = 400
+NODE_RT = 10  # the reward and policy processes' SCHED_FIFO priority, under the drivers'
 INSTALL = ROOT / 'install'
 
 
@@ -61,6 +65,7 @@ def exe(pkg: str, name: str) -> str:
 
 def start_nodes(env: dict, work: Path, rt: int) -> dict:
     procs = {}
+    fifo = ['chrt', '-f', str(NODE_RT)] if rt else []
     for rid in ('arm0', 'arm1'):
         procs[rid] = start_process(
             [exe('realrl_driver', 'mujoco_arm_driver'), '--ros-args', '-r', f'__ns:=/{rid}',
@@ -69,11 +74,13 @@ def start_nodes(env: dict, work: Path, rt: int) -> dict:
              '-p', f'timing_log:={work / rid}.ticks.jsonl',
              '-p', 'instruction:=reach the target'], env, work / f'{rid}.log')
     procs['reward'] = start_process(
-        [exe('realrl_reward', 'reward_node'), '--ros-args', '-p', 'robot_ids:=[arm0, arm1]'],
+        [*fifo, exe('realrl_reward', 'reward_node'), '--ros-args',
+         '-p', 'robot_ids:=[arm0, arm1]'],
         env, work / 'reward.log')
     for rid, mode in (('arm0', 'overlap'), ('arm1', 'blocking')):
         procs[mode] = start_process(
-            [exe('realrl_policy', 'policy_node'), '--ros-args', '-r', f'__node:=policy_{mode}',
+            [*fifo, exe('realrl_policy', 'policy_node'), '--ros-args',
+             '-r', f'__node:=policy_{mode}',
              '-p', f'robot_ids:=[{rid}]', '-p', f'chunks:={mode}', '-p', 'deterministic:=true',
              '-p', f'min_inference_s:={LATENCY_PERIODS / HZ}'], env, work / f'{mode}.log')
     return procs
@@ -83,8 +90,8 @@ class Probe:
     """Descriptions, observations and chunks of both arms, as they arrive here."""
 
     def __init__(self, node):
-        from realrl_common.qos import COMMAND_QOS, LATCHED_QOS, SENSOR_QOS
-        from realrl_interfaces.msg import ActionChunk, Observation, RobotDescription
+        from realrl_common.qos import COMMAND_QOS, DATA_QOS, LATCHED_QOS, SENSOR_QOS
+        from realrl_interfaces.msg import ActionChunk, EpisodeResult, Observation, RobotDescription
         self.desc, self.obs_at, self.latency = {}, {}, {'arm0': [], 'arm1': []}
         self.episode_starts = {'arm0': [], 'arm1': []}
         for rid in ('arm0', 'arm1'):
@@ -93,6 +100,9 @@ class Probe:
             node.create_subscription(Observation, f'/{rid}/observation', self._obs, SENSOR_QOS)
             node.create_subscription(ActionChunk, f'/{rid}/action_chunk', self._chunk,
                                      COMMAND_QOS)
+            node.create_subscription(  # sent in the tick that resets the robot
+                EpisodeResult, f'/{rid}/episode',
+                lambda m: self.episode_starts[m.robot_id].append(time.monotonic()), DATA_QOS)
 
     def _obs(self, m):
         key = (m.robot_id, m.episode_id, m.step)
