@@ -100,6 +100,10 @@ class PolicyNode(Node):
             self.get_logger().info(f'weights v{self.engine.version}: actor type '
                                    f'{self.engine.actor.cfg.type!r} '
                                    f'({type(self.engine.actor).__name__})')
+            if self.chunks is None and callable(getattr(self.engine.actor, 'act_chunk', None)):
+                self.get_logger().warning(
+                    'a chunk actor served one action per observation (its first row, without '
+                    'the instruction or images): set chunks: overlap')
         self._publish_version()
 
     def close(self):
