@@ -3,9 +3,10 @@ chunks, and the episode's language instruction goes driver -> observation -> sto
 import numpy as np
 from ros_env import Proc, executable, wait_for
 
-from realrl_common.qos import COMMAND_QOS, SENSOR_QOS
+from realrl_common.convert import to_f32
+from realrl_common.qos import COMMAND_QOS, LATCHED_QOS, SENSOR_QOS, STATUS_QOS
 from realrl_common.transition import decode_text
-from realrl_interfaces.msg import ActionChunk, Observation
+from realrl_interfaces.msg import ActionChunk, DriverStatus, Observation, RobotDescription
 from realrl_replay.reader import ReplayReader
 
 INSTRUCTIONS = ['pick the red cube', 'push the blue cube']
@@ -13,9 +14,12 @@ INSTRUCTIONS = ['pick the red cube', 'push the blue cube']
 
 def test_chunks_drive_the_arm_and_the_instruction_reaches_the_store(ros_node, tmp_path):
     node, store = ros_node, tmp_path / 'store'
-    observations, chunks = [], []
+    observations, chunks, statuses, desc = [], [], [], []
     node.create_subscription(Observation, '/arm0/observation', observations.append, SENSOR_QOS)
     node.create_subscription(ActionChunk, '/arm0/action_chunk', chunks.append, COMMAND_QOS)
+    node.create_subscription(DriverStatus, '/arm0/status', statuses.append, STATUS_QOS)
+    node.create_subscription(RobotDescription, '/arm0/description', desc.append, LATCHED_QOS)
+    bad_pub = node.create_publisher(ActionChunk, '/arm0/action_chunk', COMMAND_QOS)
     procs = [
         Proc([executable('realrl_replay', 'replay_node'), '--ros-args',
               '-p', f'store_path:={store}', '-p', 'robot_ids:=[arm0]'], tmp_path / 'replay.log'),
@@ -36,6 +40,21 @@ def test_chunks_drive_the_arm_and_the_instruction_reaches_the_store(ros_node, tm
             return ReplayReader(store).count
         assert wait_for(lambda: stored_rows() >= 24, 60, spin=node.spin), \
             '\n'.join(p.output()[-2000:] for p in procs)
+        # a chunk with one row out of bounds, for the step the driver waits on: refused
+        high = np.asarray(desc[-1].action_high, np.float32)
+        rows = np.zeros((4, len(high)), np.float32)
+        rows[2, 0] = high[0] + 0.5
+        o = observations[-1]
+        bad = ActionChunk(robot_id='arm0', episode_id=o.episode_id, step=o.step, horizon=4,
+                          actions=to_f32(rows.reshape(-1)))
+        bad.header.frame_id = 'test'  # not the policy's
+        bad_pub.publish(bad)
+
+        def refused():
+            s = statuses[-1] if statuses else None
+            return s is not None and dict(zip(s.rejected_reasons, s.rejected_counts)).get(
+                'out_of_range', 0) >= 1
+        assert wait_for(refused, 10, spin=node.spin)
     finally:
         for p in reversed(procs):
             p.stop()
@@ -47,7 +66,7 @@ def test_chunks_drive_the_arm_and_the_instruction_reaches_the_store(ros_node, tm
         assert decode_text(text) == INSTRUCTIONS[int(ep) % 2]
     # every stored action is a row, bit for bit, of a chunk planned for that step
     planned = {}
-    for c in chunks:
+    for c in (c for c in chunks if c.header.frame_id != 'test'):
         for i, row in enumerate(np.asarray(c.actions, np.float32).reshape(c.horizon, -1)):
             planned.setdefault((c.episode_id, c.step + i), []).append(row)
     for ep, step, action in zip(rows['episode_id'], rows['step'], rows['action']):
