@@ -60,18 +60,28 @@ class ChunkServer:
         if getattr(self._engine.actor, 'takes_images', False):
             images = {img.header.frame_id: image_array(img) for img in msg.images}
         self.in_flight += 1
-        self._pool.submit(self._infer, rid, from_f32(msg.state), msg.instruction, images)
+        job = self._pool.submit(self._infer, rid, from_f32(msg.state), msg.instruction, images)
+        job.add_done_callback(self._report_unexpected)
+
+    def _report_unexpected(self, job) -> None:
+        error = job.exception()
+        if error is not None:
+            self._node.get_logger().error(f'chunk inference raised {error!r}')
 
     def _infer(self, rid: str, state, instruction: str, images) -> None:  # worker thread
         def run():
             return infer_chunk(self._engine, rid, state, self._rng, instruction=instruction,
                                images=images, random_horizon=self._cfg.random_chunk_rows)
+        # whatever happens, the executor hears of it: a lost answer would stall the robot
+        result = (rid, None, 0, 0.0, RuntimeError('the actor raised an unexpected error'))
         try:
             (rows, version), took = padded(run, self._cfg.min_inference_s)
-            self._done.put((rid, rows, version, took, None))
+            result = (rid, rows, version, took, None)
         except (ValueError, RuntimeError, KeyError) as e:
-            self._done.put((rid, None, 0, 0.0, e))
-        self._wake.trigger()
+            result = (rid, None, 0, 0.0, e)
+        finally:
+            self._done.put(result)
+            self._wake.trigger()
 
     def _collect(self) -> None:  # executor thread
         while True:
