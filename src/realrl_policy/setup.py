@@ -27,6 +27,7 @@ setup(
         ],
         'realrl.policies': [
             'mlp = realrl_policy.models:GaussianActor',
+            'mlp_chunk = realrl_policy.chunk_models:ChunkMLPActor',
         ],
     },
 )

@@ -1,4 +1,6 @@
 """The policy node: acts for a described robot, swaps in whole, checked weights only."""
+import time
+
 import numpy as np
 import torch
 from ros_env import Proc, executable, wait_for
@@ -62,5 +64,52 @@ def test_policy_acts_and_swaps_weights(ros_node, tmp_path):
         node.spin(0.5)
         assert act(4).policy_version == 7
         assert wait_for(lambda: 'refused weights' in proc.output(), 3)
+    finally:
+        proc.stop()
+
+
+def test_chunk_policy_swaps_weights_between_inferences(ros_node, tmp_path):
+    """With chunks: overlap and a model 8 ticks slow an inference is nearly always running
+    (not forced: most runs); weights that arrive meanwhile are swapped in when it has
+    finished, and every later chunk comes whole from them."""
+    from realrl_interfaces.msg import ActionChunk
+    from realrl_policy.chunk_models import ChunkMLPActor
+    node = ros_node
+    proc = Proc([executable('realrl_policy', 'policy_node'), '--ros-args',
+                 '-p', 'chunks:=overlap', '-p', 'min_inference_s:=0.4'],
+                tmp_path / 'policy.log')
+    try:
+        chunks, versions = [], []
+        node.create_subscription(ActionChunk, '/arm0/action_chunk', chunks.append, COMMAND_QOS)
+        node.create_subscription(PolicyVersion, '/policy/version', versions.append, LATCHED_QOS)
+        desc = node.create_publisher(RobotDescription, '/arm0/description', LATCHED_QOS)
+        obs_pub = node.create_publisher(Observation, '/arm0/observation', SENSOR_QOS)
+        weights = node.create_publisher(WeightChunk, '/learner/weights', WEIGHTS_QOS)
+        lo, hi = np.array([-2, 0], np.float32), np.array([2, 1], np.float32)
+        desc.publish(RobotDescription(robot_id='arm0', state_dim=5, action_dim=2,
+                                      action_low=to_f32(lo), action_high=to_f32(hi)))
+        state = np.linspace(-1, 1, 5).astype(np.float32)
+        step = [0]
+
+        def run(seconds):  # a driver at 20 Hz that steps whenever a chunk covers the step
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                if any(c.step <= step[0] < c.step + c.horizon for c in chunks[-1:]):
+                    step[0] += 1
+                obs_pub.publish(Observation(robot_id='arm0', episode_id=0, step=step[0],
+                                            state=to_f32(state)))
+                node.spin(0.05)
+        assert wait_for(lambda: run(0.5) or chunks, 20, spin=node.spin), proc.output()
+        assert chunks[0].policy_version == 0 and chunks[0].horizon == 10  # random rows
+        actor = ChunkMLPActor(ActorConfig(type='mlp_chunk', hidden_sizes=(16,),
+                                          chunk_horizon=12), 5, 2)
+        publish_blob(weights, 5, pack_actor(actor))
+        run(3.0)
+        assert versions and versions[-1].version == 5, proc.output()
+        new = [c for c in chunks if c.policy_version == 5]
+        assert len(new) >= 3 and all(c.policy_version == 5 for c in chunks[chunks.index(new[0]):])
+        expected = lo + 0.5 * (actor.act_chunk(state) + 1) * (hi - lo)  # no instruction
+        rows = np.asarray(new[-1].actions, np.float32).reshape(12, 2)
+        np.testing.assert_allclose(rows[-1], expected[-1], atol=1e-5)  # past any blending
     finally:
         proc.stop()

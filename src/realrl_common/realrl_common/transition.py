@@ -37,6 +37,9 @@ STATE_DIM, ACTION_DIM, HEIGHT, WIDTH = 'state_dim', 'action_dim', 'height', 'wid
 """Names that a shape may use for the robot's dimensions."""
 STAMP = 'header.stamp'
 """Message 'field' of the time stamp (int64 nanoseconds in the store)."""
+INSTRUCTION_BYTES = 256
+"""Width of the stored language instruction: its UTF-8 bytes, zero-padded (the driver's
+config refuses a longer one)."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,10 @@ class TransitionField:
     """LeRobot feature name in exports ('' = not exported); ``{cam}`` for cameras."""
     finite: bool = False
     """Values must be finite (a NaN reward is refused)."""
+    text: bool = False
+    """A string in the driver's transition and the message (a ``string`` field), stored as
+    its UTF-8 bytes zero-padded to ``shape[0]`` (dtype uint8): the store holds numbers
+    only, and a fixed-width column needs no table beside the store (``encode_text``)."""
 
     @property
     def store_pattern(self) -> str:
@@ -124,6 +131,8 @@ class TransitionSchema:
         if reserved:
             raise ValueError(f'{sorted(reserved)} are reserved (envelope or store fields)')
         for f in self.fields:
+            if f.text and (f.dtype != 'uint8' or len(f.shape) != 1 or f.per_camera):
+                raise ValueError(f"field {f.name!r}: a text field is 'uint8' of shape (bytes,)")
             if f.per_camera and '{cam}' not in f.store_pattern:
                 raise ValueError(f"field {f.name!r}: a per-camera store name needs '{{cam}}'")
             try:
@@ -198,8 +207,8 @@ class TransitionSchema:
                     frames.append(img)
                 setattr(msg, f.msg_field, frames)
                 continue
-            if value is None:  # left out: an empty array, or the default of a scalar
-                value = [] if f.shape else f.fill(())
+            if value is None:  # left out: an empty array or string, or a scalar's default
+                value = ('' if f.text else []) if f.shape else f.fill(())
             if f.msg_field == STAMP:
                 ns = int(value)
                 msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(ns, 1_000_000_000)
@@ -220,8 +229,28 @@ class TransitionSchema:
         return out
 
 
+def encode_text(text: str, size: int, what: str = 'text') -> np.ndarray:
+    """``text`` as ``size`` uint8: its UTF-8 bytes, zero-padded. ValueError naming ``what``
+    if it does not fit (or holds a NUL byte, which would end it early when decoded)."""
+    data = str(text).encode('utf-8')
+    if len(data) > size or b'\0' in data:
+        raise ValueError(f'{what} must be at most {size} UTF-8 bytes without NUL, got '
+                         f'{len(data)} bytes: shorten it')
+    out = np.zeros(size, np.uint8)
+    out[:len(data)] = np.frombuffer(data, np.uint8)
+    return out
+
+
+def decode_text(row) -> str:
+    """The string of a stored text field's row (``encode_text``'s inverse)."""
+    data = np.asarray(row, np.uint8).tobytes()
+    return data.split(b'\0', 1)[0].decode('utf-8', errors='replace')
+
+
 def _to_msg_value(f: TransitionField, value):
     dtype = np.dtype(f.dtype)
+    if f.text:
+        return value if isinstance(value, str) else decode_text(value)
     if not f.shape:
         return bool(value) if dtype.kind == 'b' else (
             int(value) if dtype.kind in 'iu' else float(value))
@@ -238,6 +267,8 @@ def _decoder(f: TransitionField):
             msg.header.stamp.nanosec)
     if f.per_camera:
         return lambda msg: _frames(getattr(msg, attr))
+    if f.text:
+        return lambda msg: encode_text(getattr(msg, attr), int(f.shape[0]))
     if not f.shape:
         return lambda msg: dtype.type(getattr(msg, attr))
     # an empty array of a field with a default: the sender left it out (stored as default)
@@ -274,6 +305,7 @@ TRANSITION = TransitionSchema((
     TransitionField('policy_version', 'int64', default=0),
     TransitionField('intervention', 'bool', default=False),
     TransitionField('stamp_ns', 'int64', msg=STAMP, default=0),
+    TransitionField('instruction', 'uint8', (INSTRUCTION_BYTES,), text=True, default=0),
     TransitionField('images', 'uint8', (HEIGHT, WIDTH, 3), store='obs/image_{cam}',
                     per_camera=True, default=0, lerobot='observation.images.{cam}'),
     TransitionField('next_images', 'uint8', (HEIGHT, WIDTH, 3),

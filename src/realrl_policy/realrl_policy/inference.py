@@ -123,3 +123,11 @@ class InferenceEngine:
             obs = self.space.actor_obs(self.space.pad_state(e, state), e)
             u = self.actor.act(obs, deterministic=self.deterministic)[:robot.low.shape[0]]
         return from_unit(np.asarray(u, np.float32), robot.low, robot.high), self.version
+
+    def actor_input(self, robot_id: str, state: np.ndarray) -> np.ndarray:
+        """The loaded actor's input for robot_id's state: the state itself, or padded into
+        the shared space with the embodiment one-hot (as ``act`` builds it)."""
+        if self.space is None:
+            return np.asarray(state, np.float32)
+        e = self._embodiment[robot_id]
+        return self.space.actor_obs(self.space.pad_state(e, state), e)

@@ -39,6 +39,9 @@ class ActorConfig:
     """Lower bound of the pre-squash Gaussian's log standard deviation."""
     log_std_max: float = 2.0
     """Upper bound of the pre-squash Gaussian's log standard deviation."""
+    chunk_horizon: int = 1
+    """Rows of actions a chunk actor outputs per inference (``chunk_models``); 1 for
+    actors that output one action."""
 
     def __post_init__(self):
         known = sorted(ep.name for ep in registered(POLICIES))
@@ -51,6 +54,8 @@ class ActorConfig:
         if self.activation not in ACTIVATIONS:
             raise ValueError(f'activation must be one of {sorted(ACTIVATIONS)}, got '
                              f'{self.activation!r}')
+        if int(self.chunk_horizon) < 1:
+            raise ValueError(f'chunk_horizon must be >= 1, got {self.chunk_horizon}')
         if not self.log_std_min < self.log_std_max:
             raise ValueError(f'log_std_min ({self.log_std_min}) must be below log_std_max '
                              f'({self.log_std_max})')

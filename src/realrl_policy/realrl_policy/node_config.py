@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from realrl_common.config import check
 from realrl_common.plugins import NodeKind
 
+CHUNK_MODES = ('off', 'overlap', 'blocking')
+
 
 @dataclass(frozen=True)
 class PolicyNodeConfig:
@@ -19,9 +21,30 @@ class PolicyNodeConfig:
     """Seed of the exploration noise."""
     weights_topic: str = '/learner/weights'
     """Where versioned weight chunks arrive from."""
+    chunks: str = 'off'
+    """How actions go out: 'off' (one Action per observation), 'overlap' (ActionChunks on
+    /<robot>/action_chunk, the next one computed while the current one runs, so the
+    control clock does not wait on a slow model) or 'blocking' (the next chunk computed only
+    when the current one has run out; the baseline of bench/chunk_latency.py)."""
+    chunk_start_fraction: float = 0.5
+    """With chunks 'overlap': start the next inference when at most this fraction of the
+    current chunk is left (earlier when inference was measured to take longer)."""
+    random_chunk_rows: int = 10
+    """Rows of the random chunks sent before the first weights arrive."""
+    min_inference_s: float = 0.0
+    """Pad every chunk inference to at least this long (emulates a slower model; for
+    benchmarks and tests of chunk scheduling). 0: off."""
 
     def __post_init__(self):
         check(len(self.robot_ids) > 0, 'robot_ids must name at least one robot, e.g. [arm0]')
+        check(self.chunks in CHUNK_MODES,
+              f'chunks must be one of {list(CHUNK_MODES)}, got {self.chunks!r}')
+        check(0.0 <= self.chunk_start_fraction <= 1.0,
+              f'chunk_start_fraction must be in [0, 1], got {self.chunk_start_fraction}')
+        check(self.random_chunk_rows >= 1,
+              f'random_chunk_rows must be >= 1, got {self.random_chunk_rows}')
+        check(self.min_inference_s >= 0,
+              f'min_inference_s must be >= 0, got {self.min_inference_s}')
 
 
 NODE = NodeKind(role='policy', config=PolicyNodeConfig)

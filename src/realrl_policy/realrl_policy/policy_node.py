@@ -1,7 +1,8 @@
 """ROS 2 adapter of the policy: observation -> action for each served robot.
 
 in:  /<robot>/description (latched), /<robot>/observation, /learner/weights (chunks)
-out: /<robot>/action, ~/version (latched PolicyVersion)
+out: /<robot>/action (or /<robot>/action_chunk with `chunks`, chunk_serving.py),
+     ~/version (latched PolicyVersion)
 Weights are swapped in the weights callback; callbacks of this node never run
 concurrently, so an action is always computed by one whole set of weights.
 """
@@ -18,6 +19,7 @@ from realrl_common.qos import COMMAND_QOS, LATCHED_QOS, SENSOR_QOS, WEIGHTS_QOS
 from realrl_common.ros_params import read_config
 from realrl_common.weights import BlobAssembler, Chunk
 from realrl_interfaces.msg import Action, Observation, PolicyVersion, RobotDescription, WeightChunk
+from realrl_policy.chunk_serving import ChunkServer
 from realrl_policy.inference import InferenceEngine
 from realrl_policy.node_config import PolicyNodeConfig
 
@@ -40,6 +42,9 @@ class PolicyNode(Node):
         self.descriptions = RobotDescriptions(self, self.cfg.robot_ids, self._on_description)
         self.create_subscription(WeightChunk, self.cfg.weights_topic, self._on_chunk, WEIGHTS_QOS)
         self._version_pub = self.create_publisher(PolicyVersion, '~/version', LATCHED_QOS)
+        self._waiting_weights = None  # a whole blob that came while a chunk was computed
+        self.chunks = (ChunkServer(self, self.engine, self.cfg, self._load_waiting)
+                       if self.cfg.chunks != 'off' else None)
         self._publish_version()
 
     def _on_description(self, msg: RobotDescription):
@@ -55,6 +60,9 @@ class PolicyNode(Node):
     def _on_observation(self, msg: Observation):
         if not self.descriptions.known(msg.robot_id) or msg.robot_id not in self.engine.spaces:
             return  # description not seen yet, or weights that do not fit it
+        if self.chunks is not None:
+            self.chunks.on_observation(msg)
+            return
         try:
             action, version = self.engine.act(msg.robot_id, from_f32(msg.state))
         except ValueError as e:  # a state that does not fit the robot's description
@@ -72,6 +80,17 @@ class PolicyNode(Node):
                                          msg.crc32, bytes(msg.data)))
         if whole is None:
             return
+        if self.chunks is not None and not self.chunks.idle:
+            self._waiting_weights = whole  # swapped in when the inference has finished
+            return
+        self._load(whole)
+
+    def _load_waiting(self):
+        whole, self._waiting_weights = self._waiting_weights, None
+        if whole is not None:
+            self._load(whole)
+
+    def _load(self, whole):
         kind = self.engine.actor.cfg.type if self.engine.actor is not None else None
         why = self.engine.load(*whole)
         if why:
@@ -81,7 +100,16 @@ class PolicyNode(Node):
             self.get_logger().info(f'weights v{self.engine.version}: actor type '
                                    f'{self.engine.actor.cfg.type!r} '
                                    f'({type(self.engine.actor).__name__})')
+            if self.chunks is None and callable(getattr(self.engine.actor, 'act_chunk', None)):
+                self.get_logger().warning(
+                    'a chunk actor served one action per observation (its first row, without '
+                    'the instruction or images): set chunks: overlap')
         self._publish_version()
+
+    def close(self):
+        """Stop the chunk worker (after its inference in flight)."""
+        if self.chunks is not None:
+            self.chunks.close()
 
     def _publish_version(self):
         self._version_pub.publish(PolicyVersion(node=self.get_fully_qualified_name(),

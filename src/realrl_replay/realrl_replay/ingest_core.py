@@ -42,6 +42,7 @@ from realrl_common.transition import (
     STATE_DIM,
     TRANSITION,
     TransitionSchema,
+    encode_text,
 )
 from realrl_replay.config import WriterConfig
 from realrl_replay.transition_schema import store_schema
@@ -237,6 +238,8 @@ class IngestCore:
             if value is None:  # the sender left it out: its default, in the store's shape
                 rec[name] = f.fill(self.writer.schema.by_name[name].shape)
                 continue
+            if f.text and isinstance(value, str):  # a driver's own value (no message)
+                value = encode_text(value, int(f.shape[0]), f.name)
             value = np.asarray(value, dtype)
             if f.finite and not np.isfinite(value).all():
                 raise ValueError(f'{f.name} is not finite')

@@ -9,6 +9,8 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
+from realrl_common.transition import decode_text
+
 from .errors import RowsEvictedError, StoreError
 from .layout import ChunkCodec, CommitMarker, chunk_name, field_dir
 from .schema import LINK, ROBOT_ID, FieldSpec, Schema
@@ -110,6 +112,11 @@ class ReplayReader:
                    marker: CommitMarker | None = None) -> dict[str, np.ndarray]:
         """Rows start..stop-1."""
         return self.read(np.arange(start, stop), fields, marker)
+
+    def read_text(self, indices, field: str = 'instruction') -> list[str]:
+        """The strings of a text field (``TransitionField(text=True)``, e.g. the language
+        instruction: UTF-8 bytes zero-padded in a uint8 column) at ``indices``."""
+        return [decode_text(row) for row in self.read(indices, [field])[field]]
 
     def valid(self, indices, marker: CommitMarker | None = None) -> np.ndarray:
         """Per row: not evicted (at or above ``first``, and its episode not evicted)."""

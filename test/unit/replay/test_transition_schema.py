@@ -15,6 +15,7 @@ from realrl_common.transition import (
     TRANSITION,
     Dims,
     TransitionField,
+    decode_text,
 )
 from realrl_replay import ReplayReader, StoreConfig
 from realrl_replay.export_lerobot import export_lerobot
@@ -50,6 +51,7 @@ def values(seq, desc, rng):
             'truncated': False, 'episode_id': seq // 5, 'step': seq % 5,
             'policy_version': seq // 2, 'intervention': seq % 3 == 0,
             'stamp_ns': 1_700_000_000_123_456_789 + seq, 'images': frames,
+            'instruction': ['pick the red cube', 'wipe the table ünder it'][seq % 2],
             'next_images': {c: f[::-1].copy() for c, f in frames.items()}}
 
 
@@ -77,6 +79,9 @@ def test_message_round_trip_with_the_generated_message_classes():
     back = TRANSITION.from_message(msg)
     assert (back[ROBOT_ID], back[SEQ]) == ('arm0', 7)
     for f in TRANSITION.fields:
+        if f.text:  # a str in the driver and the message, UTF-8 bytes in the store's form
+            assert msg.instruction == v[f.name] and decode_text(back[f.name]) == v[f.name]
+            continue
         assert_same(v[f.name], back[f.name], f.name)
     # fields the driver leaves out travel as their default; a required one is an error
     partial = {k: x for k, x in v.items() if k not in ('policy_version', 'images')}
@@ -131,6 +136,8 @@ def test_transitions_round_trip_through_message_values_store_and_reader(tmp_path
             if f.per_camera:
                 frame = rows[f.store_name('front')][i]
                 assert_same(frame, v[f.name].get('front', np.zeros_like(frame)), f.name)
+            elif f.text:
+                assert decode_text(rows[f.store_name()][i]) == v[f.name], f.name
             elif f.name not in ('state', 'next_state', 'action'):
                 assert_same(rows[f.store_name()][i], np.asarray(v[f.name], f.dtype), f.name)
 

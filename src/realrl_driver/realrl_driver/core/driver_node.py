@@ -44,6 +44,7 @@ from realrl_driver.core.episode_loop import EpisodeLoop, LoopConfig, check_rewar
 from realrl_driver.core.safety import LossCounter
 from realrl_interfaces.msg import (
     Action,
+    ActionChunk,
     DriverStatus,
     EpisodeResult,
     Observation,
@@ -103,6 +104,7 @@ class DriverNode(LifecycleNode):
         self._desc_pub = self.create_publisher(RobotDescription, 'description', LATCHED_QOS)
         self._driver_subs = [
             self._action_subscription(),
+            self.create_subscription(ActionChunk, 'action_chunk', self._on_chunk, COMMAND_QOS),
             self.create_subscription(TransitionAck, '/replay/ack', self._on_ack, DATA_QOS),
         ]
         self._label_pub = None
@@ -200,7 +202,8 @@ class DriverNode(LifecycleNode):
         if getattr(self, '_applied_log', None) is not None:
             self._applied_log.close()
         if self.loop is not None:
-            counters = dict(self.loop.counters, clipped_into_bounds=self.loop.guard.clipped)
+            counters = dict(self.loop.counters, clipped_into_bounds=self.loop.guard.clipped,
+                            bad_chunk_rows=self.loop.guard.bad_chunk_rows)
             self.get_logger().info('counters: ' + json.dumps(counters) +
                                    ' rejected: ' + json.dumps(dict(self.loop.guard.rejected)) +
                                    f' actions lost: {self._lost.lost}')
@@ -286,6 +289,15 @@ class DriverNode(LifecycleNode):
             return
         action = np.frombuffer(msg.action, dtype=np.float32) if len(msg.action) else np.zeros(0)
         self.loop.on_action(action, msg.episode_id, msg.step, msg.policy_version, msg.intervention)
+
+    def _on_chunk(self, msg: ActionChunk):
+        if self.loop is None:
+            return
+        if msg.robot_id != self.cfg.robot_id:
+            self.loop.guard.refuse('wrong_robot_id')
+            return
+        rows = np.frombuffer(msg.actions, dtype=np.float32) if len(msg.actions) else np.zeros(0)
+        self.loop.on_chunk(rows, msg.horizon, msg.episode_id, msg.step, msg.policy_version)
 
     def _on_label(self, msg: RewardLabel):
         if self.loop is not None and msg.robot_id == self.cfg.robot_id:
@@ -378,7 +390,8 @@ class DriverNode(LifecycleNode):
 
     def _observation_msg(self, obs, stamp) -> Observation:
         msg = Observation(robot_id=self.cfg.robot_id, episode_id=obs.episode_id, step=obs.step,
-                          state=to_f32(obs.state), images=self._images(obs.images))
+                          state=to_f32(obs.state), images=self._images(obs.images),
+                          instruction=obs.instruction)
         msg.header.stamp = stamp
         return msg
 

@@ -18,6 +18,13 @@ Labels come from a reward node (``reward_source: node``, the default) or, for a 
 scores itself (a gymnasium environment), from the robot right after each step
 (``reward_source: env``): then the label of s_{t+1} is there at once and carries the
 environment's own ``terminated`` and ``truncated``.
+
+Actions come one per observation (``on_action``) or as a chunk of rows for the steps from
+an observation's on (``on_chunk``, a policy slower than the clock): every row passes the
+same guard, and a tick without a single action for its step takes the chunk's row for it,
+so the clock does not wait on the model while a chunk covers the step. A single action
+(a person's intervention) outranks the chunk's row for its step; an e-stop or a new
+episode drops the chunk.
 """
 from __future__ import annotations
 
@@ -28,6 +35,7 @@ from typing import Protocol
 import numpy as np
 
 from realrl_common.config import check
+from realrl_common.transition import INSTRUCTION_BYTES, encode_text
 from realrl_driver.core.safety import ActionGuard
 
 
@@ -97,6 +105,12 @@ class LoopConfig:
     reward_source: str = 'node'
     """Who labels observations: 'node' (a reward node, over /<robot>/reward_label) or 'env'
     (the robot itself, e.g. a gymnasium environment's reward, terminated and truncated)."""
+    instruction: str = ''
+    """The task in words, for policies that take language; it goes into every observation
+    and transition (stored as UTF-8, at most 256 bytes). Empty: none."""
+    instructions: tuple[str, ...] = ()
+    """Instructions that change per episode: episode e gets instructions[e % len]
+    (overrides `instruction`)."""
 
     def __post_init__(self):
         check(bool(self.robot_id) and self.robot_id.replace('_', '').isalnum(),
@@ -110,6 +124,18 @@ class LoopConfig:
               f'image_size must be [height, width] > 0, got {list(self.image_size)}')
         check(self.reward_source in REWARD_SOURCES,
               f'reward_source must be one of {list(REWARD_SOURCES)}, got {self.reward_source!r}')
+        for i, text in enumerate((self.instruction, *self.instructions)):
+            what = 'instruction' if i == 0 else f'instructions[{i - 1}]'
+            try:
+                encode_text(text, INSTRUCTION_BYTES, what)
+            except ValueError as e:
+                check(False, str(e))
+
+    def instruction_of(self, episode_id: int) -> str:
+        """The language instruction of episode ``episode_id``."""
+        if self.instructions:
+            return self.instructions[episode_id % len(self.instructions)]
+        return self.instruction
 
 
 def check_reward_source(cfg: LoopConfig, robot) -> None:
@@ -128,6 +154,8 @@ class Observation:
     step: int
     state: np.ndarray
     images: dict[str, np.ndarray] = field(default_factory=dict)
+    instruction: str = ''
+    """The episode's language instruction (``LoopConfig.instruction_of``)."""
 
 
 @dataclass
@@ -148,6 +176,7 @@ class Transition:
     intervention: bool
     images: dict[str, np.ndarray]
     next_images: dict[str, np.ndarray]
+    instruction: str = ''
 
 
 @dataclass
@@ -184,6 +213,22 @@ class _Command:
 
 
 @dataclass
+class _Chunk:
+    """The newest accepted chunk: bounded rows for steps start, start+1, ... of episode."""
+
+    episode_id: int
+    start: int
+    rows: np.ndarray
+    policy_version: int
+
+    def row(self, episode_id: int, step: int) -> np.ndarray | None:
+        i = step - self.start
+        if episode_id != self.episode_id or not 0 <= i < len(self.rows):
+            return None
+        return self.rows[i]
+
+
+@dataclass
 class _Pending:
     """The step whose outcome (next observation + its label) is still to be recorded."""
 
@@ -205,6 +250,7 @@ class EpisodeLoop:
         self.obs: Observation | None = None
         self._pending: _Pending | None = None
         self._command: _Command | None = None
+        self._chunk: _Chunk | None = None
         self._label: Label | None = None
         self._return = 0.0
         self._interventions = 0
@@ -227,6 +273,25 @@ class EpisodeLoop:
             return True  # a person's command for this step outranks the policy's
         self._command = _Command(self.guard.bounded(action), int(policy_version),
                                  bool(intervention))
+        return True
+
+    def on_chunk(self, actions, horizon: int, episode_id: int, step: int,
+                 policy_version: int = 0) -> bool:
+        """Offer a chunk: ``horizon`` rows of actions for steps step.. of episode_id;
+        returns whether it was accepted. It replaces the chunk held, unless it is older
+        (starts before it): then it is refused as stale."""
+        want = (self.obs.episode_id, self.obs.step) if self.obs else (-1, -1)
+        held = self._chunk
+        if held is not None and (episode_id, step) < (held.episode_id, held.start):
+            self.guard.refuse('stale')
+            return False
+        if not self.guard.check_chunk(actions, horizon, episode_id, step, *want).ok:
+            return False
+        rows = np.asarray(actions, np.float64).reshape(horizon, self.guard.dim)
+        self._chunk = _Chunk(int(episode_id), int(step),
+                             np.stack([self.guard.bounded(r) for r in rows]),
+                             int(policy_version))
+        self.counters['chunks_accepted'] += 1
         return True
 
     def on_label(self, episode_id: int, step: int, reward: float, success: bool,
@@ -263,7 +328,7 @@ class EpisodeLoop:
     def estop(self, engaged: bool) -> None:
         self.guard.estopped = engaged
         if engaged:
-            self._command = None
+            self._command, self._chunk = None, None
             self.robot.hold()
 
     @property
@@ -286,6 +351,8 @@ class EpisodeLoop:
             if out.episode is not None:
                 out.observation = self._reset(now)
                 return out
+        if self._command is None:
+            self._command_from_chunk()
         if self._command is None or len(self.outbox) >= self.cfg.outbox_limit:
             held = self._hold(now, 'waiting_action' if self._command is None else 'outbox_full')
             held.transition = out.transition  # a step closed this tick still goes out now
@@ -308,6 +375,15 @@ class EpisodeLoop:
         return due
 
     # -- steps --------------------------------------------------------------------------
+    def _command_from_chunk(self) -> None:
+        """The held chunk's row for the current step, if it has one (never under e-stop)."""
+        if self._chunk is None or self.guard.estopped:
+            return
+        row = self._chunk.row(self.obs.episode_id, self.obs.step)
+        if row is not None:
+            self._command = _Command(row, self._chunk.policy_version, False)
+            self.counters['chunk_steps'] += 1
+
     def _images(self) -> dict[str, np.ndarray]:
         h, w = self.cfg.image_size
         return {cam: self.robot.render(cam, w, h) for cam in self.cfg.cameras}
@@ -316,8 +392,9 @@ class EpisodeLoop:
         episode = self.next_episode
         self.next_episode += 1
         state = self.robot.reset(self.cfg.seed + episode)
-        self.obs = Observation(episode, 0, np.asarray(state, dtype=np.float32), self._images())
-        self._pending, self._command, self._label = None, None, None
+        self.obs = Observation(episode, 0, np.asarray(state, dtype=np.float32), self._images(),
+                               self.cfg.instruction_of(episode))
+        self._pending, self._command, self._label, self._chunk = None, None, None, None
         self._return, self._interventions = 0.0, 0
         self._last_progress = now
         self.counters['episodes_started'] += 1
@@ -328,7 +405,8 @@ class EpisodeLoop:
         state = self.robot.apply(cmd.action)
         self._pending = _Pending(self.obs, cmd)
         self.obs = Observation(self.obs.episode_id, self.obs.step + 1,
-                               np.asarray(state, dtype=np.float32), self._images())
+                               np.asarray(state, dtype=np.float32), self._images(),
+                               self.obs.instruction)
         self._command, self._label = None, None
         self._newest_version = max(self._newest_version, cmd.policy_version)
         self._interventions += int(cmd.intervention)
@@ -351,7 +429,7 @@ class EpisodeLoop:
             state=prev.obs.state, action=prev.command.action, reward=reward,
             next_state=obs.state, terminated=terminated, truncated=truncated,
             policy_version=prev.command.policy_version, intervention=prev.command.intervention,
-            images=prev.obs.images, next_images=obs.images)
+            images=prev.obs.images, next_images=obs.images, instruction=prev.obs.instruction)
         self.next_seq += 1
         self.outbox[tr.seq] = (now, tr)
         self.counters['transitions_sent'] += 1

@@ -48,6 +48,8 @@ class ActionGuard:
         self.clipped = 0
         """Accepted actions that had a value in the tolerance band, set onto the bound."""
         self.estopped = False
+        self.bad_chunk_rows = 0
+        """Rows of refused chunks that were non-finite or out of bounds."""
 
     @property
     def dim(self) -> int:
@@ -92,6 +94,46 @@ class ActionGuard:
         if np.any(a < self.low - self.tolerance) or np.any(a > self.high + self.tolerance):
             return Verdict(False, 'out_of_range')
         if episode_id != want_episode or step != want_step:
+            return Verdict(False, 'stale')
+        return Verdict(True)
+
+    def check_chunk(self, actions, horizon: int, episode_id: int, step: int,
+                    want_episode: int, want_step: int) -> Verdict:
+        """Judge a chunk: rows for steps step .. step+horizon-1 of episode_id, applied one a
+        tick from the step the loop waits on. Every row must pass what a single action must
+        (length, finite, bounds); one bad row refuses the whole chunk, since the plan it
+        belongs to is suspect, and the bad rows are counted in ``bad_chunk_rows``. It is
+        stale unless it is for the current episode and covers the step the loop waits on
+        (a chunk for a later step is not from this episode's observations). Counted like a
+        single action: one accepted or one rejection by reason."""
+        verdict = self._judge_chunk(actions, horizon, episode_id, step, want_episode, want_step)
+        if verdict.ok:
+            self.accepted += 1
+        else:
+            self.rejected[verdict.reason] += 1
+        return verdict
+
+    def _judge_chunk(self, actions, horizon, episode_id, step, want_episode, want_step
+                     ) -> Verdict:
+        if self.estopped:
+            return Verdict(False, 'estop')
+        try:
+            a = np.asarray(actions, dtype=np.float64)
+        except (TypeError, ValueError):
+            return Verdict(False, 'wrong_length')
+        if horizon < 1 or a.size != horizon * self.dim:
+            return Verdict(False, 'wrong_length')
+        rows = a.reshape(horizon, self.dim)
+        bad = ~np.all(np.isfinite(rows), axis=1)
+        if bad.any():
+            self.bad_chunk_rows += int(bad.sum())
+            return Verdict(False, 'non_finite')
+        out = np.any((rows < self.low - self.tolerance) | (rows > self.high + self.tolerance),
+                     axis=1)
+        if out.any():
+            self.bad_chunk_rows += int(out.sum())
+            return Verdict(False, 'out_of_range')
+        if episode_id != want_episode or not step <= want_step < step + horizon:
             return Verdict(False, 'stale')
         return Verdict(True)
 
