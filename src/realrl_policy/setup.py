@@ -27,6 +27,7 @@ setup(
         ],
         'realrl.policies': [
             'mlp = realrl_policy.models:GaussianActor',
+            'cnn = realrl_policy.cnn_actor:CNNActor',
         ],
     },
 )
