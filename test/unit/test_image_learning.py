@@ -175,3 +175,38 @@ def test_the_engine_needs_the_cameras_an_image_actor_sees():
         engine.act('cam', np.zeros(2, np.float32), {'wrist': frame_of(np.zeros(2))})
     action, version = engine.act('cam', np.zeros(2, np.float32), {'front': frame_of(np.zeros(2))})
     assert version == 1 and action.shape == (2,) and np.all(np.abs(action) <= 1)
+
+
+def test_a_cnn_trainer_resumed_from_its_checkpoint_continues_exactly(tmp_path):
+    """Random shifts, sampler draws and the shared encoder's optimiser state all resume."""
+    from realrl_replay import ReplayReader
+    image_store(tmp_path / 'store', 200, np.random.default_rng(0))
+    cfg = TrainerConfig(algorithm=SACConfig(batch_size=16, learning_starts=0, actor=CNN,
+                                            critic_hidden_sizes=(32, 32)),
+                        refresh_every_s=0.0, seed=0)
+
+    def trainer():
+        t = Trainer(cfg, ReplayReader(tmp_path / 'store'), tmp_path / 'ckpt')
+        t.sampler.fill()
+        return t
+
+    first = trainer()
+    try:
+        for _ in range(4):
+            assert first.step()
+        first.save_checkpoint()
+        for _ in range(4):
+            assert first.step()
+        straight = {k: v.clone() for k, v in first.algorithm.critic.state_dict().items()}
+    finally:
+        first.close()
+    torch.manual_seed(7)
+    again = trainer()
+    try:
+        assert again.load_latest()
+        for _ in range(4):
+            assert again.step()
+        for key, value in again.algorithm.critic.state_dict().items():
+            torch.testing.assert_close(value, straight[key], rtol=0, atol=0, msg=key)
+    finally:
+        again.close()
