@@ -15,8 +15,8 @@ setup(
     zip_safe=True,
     maintainer='realrl developers',
     maintainer_email='dev@realrl.invalid',
-    description='The learner of realrl: SAC on the replay store, versioned weights out, '
-                'checkpoints.',
+    description='The learner of realrl: RL algorithms (SAC, RLPD) on the replay store, '
+                'versioned weights out, checkpoints.',
     license='Apache-2.0',
     entry_points={
         'console_scripts': [
@@ -24,6 +24,10 @@ setup(
         ],
         'realrl.nodes': [
             'learner_node = realrl_learner.node_config:NODE',
+        ],
+        'realrl.algorithms': [
+            'sac = realrl_learner.sac:SAC',
+            'rlpd = realrl_learner.algorithms.rlpd:RLPD',
         ],
     },
 )

@@ -28,6 +28,7 @@ setup(
         'realrl.policies': [
             'mlp = realrl_policy.models:GaussianActor',
             'mlp_chunk = realrl_policy.chunk_models:ChunkMLPActor',
+            'cnn = realrl_policy.cnn_actor:CNNActor',
         ],
     },
 )

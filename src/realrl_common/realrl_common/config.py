@@ -74,13 +74,14 @@ def _coerce_scalar(value: Any, tp, key: str) -> Any:
     raise ConfigError(f'{key}: expected a string, got {value!r}; quote it in YAML')
 
 
-def build_config(cls, values: Mapping[str, Any] | None, where: str = ''):
+def build_config(cls, values: Mapping[str, Any] | None, where: str = '', path: str = ''):
     """Build the frozen dataclass cls from values; unknown keys and wrong types raise.
 
-    Messages read '<where>: <dotted.key>: <what is wrong and the fix>'.
+    Messages read '<where>: <dotted.key>: <what is wrong and the fix>'; ``path`` prefixes
+    the keys (e.g. 'algorithm.' for a section built apart from its parent).
     """
     try:
-        return _build(cls, values, path='')
+        return _build(cls, values, path=path)
     except ConfigError as e:
         raise ConfigError(f'{where}: {e}' if where else str(e)) from None
 

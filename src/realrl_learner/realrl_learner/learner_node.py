@@ -55,7 +55,7 @@ class LearnerNode(Node):
 
     def _run(self):
         try:
-            resumed = checkpoint_weights(self.cfg.checkpoint_dir, self.cfg.sac)
+            resumed = checkpoint_weights(self.cfg.checkpoint_dir, self.cfg.algorithm)
             if resumed is not None:
                 self._publish_weights(*resumed)
             reader, give_up_at = None, time.monotonic() + 30.0
@@ -66,8 +66,9 @@ class LearnerNode(Node):
             self.trainer = Trainer(self.cfg, reader, self.cfg.checkpoint_dir,
                                    self.cfg.metrics_path or None)
             if self.trainer.load_latest():
-                self.get_logger().info(f'resumed from checkpoint: {self.trainer.sac.updates} '
-                                       f'updates, version {self.trainer.version}')
+                self.get_logger().info(f'resumed from checkpoint: '
+                                       f'{self.trainer.algorithm.updates} updates, version '
+                                       f'{self.trainer.version}')
             self._train()
         except Exception as e:  # noqa: BLE001 - the thread must report, not vanish
             if self._stop_training.is_set() or not self.context.ok():
@@ -104,10 +105,11 @@ class LearnerNode(Node):
 
     def _publish_status(self):
         t, m = self.trainer, self.trainer.last_metrics
-        msg = LearnerStatus(updates=t.sac.updates, policy_version=t.version,
+        msg = LearnerStatus(updates=t.algorithm.updates, policy_version=t.version,
                             transitions_seen=t.online.count,
                             critic_loss=float(m.get('train/critic_loss', 0.0)),
-                            actor_loss=float(m.get('train/actor_loss', 0.0)), alpha=t.sac.alpha)
+                            actor_loss=float(m.get('train/actor_loss', 0.0)),
+                            alpha=float(m.get('train/alpha', 0.0)))
         msg.header.stamp = self.get_clock().now().to_msg()
         self._status_pub.publish(msg)
 
@@ -115,7 +117,7 @@ class LearnerNode(Node):
         self._stop_training.set()
         self._thread.join(timeout=10.0)
         if self.trainer is not None:
-            if self.trainer.sac.updates > 0:
+            if self.trainer.algorithm.updates > 0:
                 path = self.trainer.save_checkpoint()
                 self.get_logger().info(f'final checkpoint {path}')
             self.trainer.close()

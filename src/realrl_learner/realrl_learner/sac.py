@@ -1,9 +1,11 @@
 """Soft Actor-Critic (twin Q, target critics, learned temperature) in PyTorch; no ROS.
 
-`SAC.update` does one gradient step on a batch; how often to call it (learning_starts,
-updates_per_step) is the caller's loop, configured here so that all hyperparameters live
-in one place. The actor is of the registered type ``actor.type`` (`realrl_policy.models`;
-'mlp' is `GaussianActor`), the network the policy process runs.
+The 'sac' algorithm plug-in (``realrl_learner.algorithms``). `SAC.update` does one gradient
+step on a batch; how often to call it (learning_starts, updates_per_step) is the caller's
+loop, configured here so that all hyperparameters live in one place. The actor is of the
+registered type ``actor.type`` (`realrl_policy.models`; 'mlp' is `GaussianActor`), the
+network the policy process runs; an image actor ('cnn') shares its encoder with the critics
+(``realrl_learner.algorithms.networks``).
 """
 
 import copy
@@ -14,7 +16,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from realrl_policy.models import ActorConfig, build_actor, mlp
+from realrl_learner.algorithms import ObservationSpec
+from realrl_learner.algorithms.networks import (
+    actor_parameters,
+    batch_obs,
+    critic_input_dim,
+    make_actor,
+    with_encoder,
+)
+from realrl_policy.models import ActorConfig, mlp
 
 BATCH_KEYS = ('obs', 'action', 'reward', 'next_obs', 'terminated')
 MASK_KEY = 'action_mask'
@@ -27,6 +37,8 @@ nothing in the log-probability; the entropy target is minus the mean number of r
 class SACConfig:
     """SAC hyperparameters."""
 
+    type: str = 'sac'
+    """The algorithm (``algorithm.type`` in the learner's config)."""
     gamma: float = 0.9
     """Discount factor. The reach task is short (tens of steps), so a short horizon
     learns faster and is enough."""
@@ -102,21 +114,29 @@ class TwinQ(nn.Module):
 class SAC:
     """Networks, optimisers and the update rule of Soft Actor-Critic.
 
-    `seed` seeds torch's global RNG (network init and the actor's sampling noise).
+    `obs` is the observation spec (or the state size, for state-only observations). `seed`
+    seeds torch's global RNG (network init and the actor's sampling noise).
     """
 
-    def __init__(self, obs_dim: int, act_dim: int, cfg: SACConfig = SACConfig(), seed: int = 0):
+    config_class = SACConfig
+    batch_keys = BATCH_KEYS
+
+    def __init__(self, obs: ObservationSpec | int, act_dim: int, cfg: SACConfig = SACConfig(),
+                 seed: int = 0):
         self.cfg = cfg
-        self.obs_dim = obs_dim
+        self.obs_spec = obs if isinstance(obs, ObservationSpec) else ObservationSpec(int(obs))
+        self.obs_dim = self.obs_spec.state_dim
         self.act_dim = act_dim
         torch.manual_seed(seed)
-        self.actor = build_actor(cfg.actor, obs_dim, act_dim)
-        self.critic = TwinQ(obs_dim, act_dim, cfg.critic_hidden_sizes, cfg.actor.activation)
+        self.actor = make_actor(cfg.actor, self.obs_spec, act_dim)
+        self.critic = with_encoder(self.actor, TwinQ(critic_input_dim(self.actor), act_dim,
+                                                     cfg.critic_hidden_sizes,
+                                                     cfg.actor.activation))
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha = torch.tensor(math.log(cfg.init_temperature), requires_grad=True)
         self.target_entropy = (-float(act_dim) if cfg.target_entropy is None
                                else float(cfg.target_entropy))
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)
+        self.actor_opt = torch.optim.Adam(actor_parameters(self.actor), lr=cfg.actor_lr)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr)
         self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.alpha_lr)
         self.updates = 0
@@ -201,26 +221,23 @@ class SAC:
         missing = [k for k in BATCH_KEYS if k not in batch]
         if missing:
             raise ValueError(f'batch lacks {missing}; it needs keys {list(BATCH_KEYS)}')
-        obs = torch.as_tensor(batch['obs'], dtype=torch.float32)
-        if obs.ndim != 2 or obs.shape[1] != self.obs_dim:
-            raise ValueError(f'batch["obs"] must be [B, {self.obs_dim}], got {tuple(obs.shape)}')
-        n = obs.shape[0]
-        out = [obs]
-        for key, width in (('action', self.act_dim), ('reward', 1), ('next_obs', self.obs_dim),
-                           ('terminated', 1)):
+        obs = batch_obs(batch['obs'], self.obs_spec, 'obs')
+        next_obs = batch_obs(batch['next_obs'], self.obs_spec, 'next_obs')
+        n = len(obs['state'] if isinstance(obs, dict) else obs)
+        out = {'obs': obs, 'next_obs': next_obs}
+        for key, width in (('action', self.act_dim), ('reward', 1), ('terminated', 1)):
             t = torch.as_tensor(batch[key], dtype=torch.float32).reshape(n, -1)
             if t.shape[1] != width:
                 raise ValueError(f'batch[{key!r}] has {t.shape[1]} values per row, expected '
                                  f'{width}')
-            out.append(t)
+            out[key] = t
         mask = batch.get(MASK_KEY)
         if mask is not None:
             mask = torch.as_tensor(mask, dtype=torch.float32)
             if tuple(mask.shape) != (n, self.act_dim):
                 raise ValueError(f'batch[{MASK_KEY!r}] must be [B, {self.act_dim}], got '
                                  f'{tuple(mask.shape)}')
-        out.append(mask)
-        return tuple(out)
+        return (obs, out['action'], out['reward'], next_obs, out['terminated'], mask)
 
     # ------------------------------------------------------------ checkpoint
     def state_dict(self) -> dict:

@@ -1,10 +1,17 @@
-"""The learner's loop, free of ROS: sample the replay store, update SAC, version, checkpoint.
+"""The learner's loop, free of ROS: sample the replay store, update the algorithm, version,
+checkpoint.
 
-The learner never waits for robots and robots never wait for it: it trains on whatever
-the store has committed, paced so that it makes at most ``updates_per_step`` updates per
-stored transition (the UTD ratio), and hands out a new weights version every
-``publish_every_s``. Checkpoints hold the whole SAC state plus the version, so a resumed
-learner continues the version sequence.
+The algorithm is the plug-in ``algorithm.type`` names (``realrl_learner.algorithms``; 'sac'
+by default). The learner never waits for robots and robots never wait for it: it trains on
+whatever the store has committed, paced so that it makes at most ``updates_per_step``
+updates per stored transition (the UTD ratio), and hands out a new weights version every
+``publish_every_updates`` updates or ``publish_every_s``. Checkpoints hold everything an
+exact resume needs: the algorithm's state, the version, torch's and the samplers' random
+generators, so a resumed learner continues the version sequence and draws what it would
+have drawn.
+
+An image actor (``actor.type: cnn``) makes the trainer sample its cameras' frames
+(obs/image_<camera>, next_obs/image_<camera>) into the batch beside the state.
 
 Robots of several kinds train one actor and one pair of critics over the store's shared
 space (``realrl_common.embodiment``): the actor's input is the padded state plus the
@@ -16,8 +23,9 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, is_dataclass, replace
 from pathlib import Path
+from typing import Any, Mapping
 
 import numpy as np
 import torch
@@ -25,7 +33,13 @@ import torch
 from realrl_common.config import check
 from realrl_common.embodiment import SharedSpace
 from realrl_common.transition import EMBODIMENT
-from realrl_learner.sac import MASK_KEY, SAC, SACConfig
+from realrl_learner.algorithms import (
+    ObservationSpec,
+    actor_uses_images,
+    algorithm_config,
+    build_algorithm,
+)
+from realrl_learner.sac import MASK_KEY
 from realrl_policy.models import build_actor
 from realrl_policy.weights_blob import pack_actor
 from realrl_replay.layout import IDENTITY_FILE, fsync_dir
@@ -40,10 +54,20 @@ FIELDS = ('obs/state', 'action', 'reward', 'next_obs/state', 'terminated')
 class TrainerConfig:
     """How the trainer samples, publishes weights and writes checkpoints."""
 
-    sac: SACConfig = field(default_factory=SACConfig)
-    """SAC hyperparameters (batch size, learning rates, UTD ratio, learning_starts ...)."""
+    algorithm: Any = field(default_factory=lambda: {'type': 'sac'})
+    """The algorithm: ``type`` (a name registered under 'realrl.algorithms': sac, rlpd, ...)
+    and its hyperparameters (batch size, learning rates, UTD ratio, learning_starts, actor
+    ...), e.g. {type: rlpd, num_critics: 10}. Becomes the algorithm's config dataclass."""
+    sac: Any = None
+    """SAC's hyperparameters under their name from before plug-ins: the same as
+    ``algorithm: {type: sac, ...}`` (existing configs and ``--set learner.sac.*`` keep
+    working). After validation it is the algorithm's config when that is SAC, else None."""
     publish_every_s: float = 2.0
-    """A new weights version is published this often once learning started."""
+    """A new weights version is published this often once learning started (unless
+    publish_every_updates is set)."""
+    publish_every_updates: int = 0
+    """A new weights version every this many updates (the RLinf-USER paper used 32; it
+    found 1 and 8 unstable); 0: by publish_every_s."""
     checkpoint_every_s: float = 30.0
     """A checkpoint is written this often (and when the learner stops)."""
     keep_checkpoints: int = 3
@@ -72,7 +96,21 @@ class TrainerConfig:
     any other. A source with no rows yet gives its share to the others."""
 
     def __post_init__(self):
+        algorithm = algorithm_config(self.algorithm)
+        if self.sac is not None:
+            sac = algorithm_config(self.sac if is_dataclass(self.sac)
+                                   else {'type': 'sac', **self.sac}, key='sac')
+            default = isinstance(self.algorithm, Mapping) and dict(self.algorithm) in (
+                {}, {'type': 'sac'})
+            check(sac.type == 'sac' and (default or algorithm == sac),
+                  "give the algorithm's hyperparameters under 'algorithm' (with its type) or "
+                  "SAC's under 'sac', not both")
+            algorithm = sac
+        object.__setattr__(self, 'algorithm', algorithm)
+        object.__setattr__(self, 'sac', algorithm if algorithm.type == 'sac' else None)
         check(self.publish_every_s > 0, f'publish_every_s must be > 0, got {self.publish_every_s}')
+        check(self.publish_every_updates >= 0,
+              f'publish_every_updates must be >= 0 (0: by time), got {self.publish_every_updates}')
         check(self.checkpoint_every_s > 0,
               f'checkpoint_every_s must be > 0, got {self.checkpoint_every_s}')
         check(self.keep_checkpoints >= 1,
@@ -98,8 +136,8 @@ class TrainerConfig:
 
 
 class Trainer:
-    """SAC on a replay store: samples batches, updates, publishes versioned weights,
-    writes checkpoints and metrics."""
+    """An algorithm on a replay store: samples batches, updates, publishes versioned
+    weights, writes checkpoints and metrics."""
 
     def __init__(self, cfg: TrainerConfig, reader, checkpoint_dir: str | Path,
                  metrics_path: str | Path | None = None):
@@ -123,9 +161,12 @@ class Trainer:
         self.obs_dim, self.act_dim = self.space.obs_dim, self.space.action_dim
         self._per_row = EMBODIMENT in reader.schema.by_name
         self._masked = any(e.action_dim < self.act_dim for e in self.space.embodiments)
-        self.sac = SAC(self.obs_dim, self.act_dim, cfg.sac, cfg.seed)
-        self.online, self.sampler = make_samplers(cfg, reader, self._per_row)
+        self.obs_spec = observation_spec(cfg.algorithm, reader, self.obs_dim)
+        self.algorithm = build_algorithm(self.obs_spec, self.act_dim, cfg.algorithm, cfg.seed)
+        self.online, self.sampler = make_samplers(cfg, reader, self._per_row,
+                                                  self.obs_spec.cameras)
         self.version = 0
+        self._published_at = 0
         self.checkpoint_dir = Path(checkpoint_dir)
         self.metrics_path = Path(metrics_path) if metrics_path else None
         self.started = time.monotonic() - _last_time(self.metrics_path)
@@ -134,14 +175,19 @@ class Trainer:
         self._last_checkpoint = time.monotonic()
         self.last_metrics: dict[str, float] = {}
 
+    @property
+    def sac(self):
+        """The algorithm, under its name from when SAC was the only one."""
+        return self.algorithm
+
     def close(self) -> None:
         self.sampler.close()  # a MixedSampler closes its sources, the online one among them
 
     # -- pacing -------------------------------------------------------------------------
     def allowed_updates(self) -> int:
         """Updates the UTD ratio allows for what the store holds now."""
-        grown = self.online.count - self.cfg.sac.learning_starts
-        return int(grown * self.cfg.sac.updates_per_step) if grown > 0 else 0
+        grown = self.online.count - self.cfg.algorithm.learning_starts
+        return int(grown * self.cfg.algorithm.updates_per_step) if grown > 0 else 0
 
     def step(self, now: float | None = None) -> bool:
         """One update if the store and the pacing allow it; returns whether it trained."""
@@ -149,14 +195,15 @@ class Trainer:
         if now - self._last_refresh >= self.cfg.refresh_every_s:
             self.sampler.refresh()
             self._last_refresh = now
-        if self.online.count == 0 or self.sac.updates >= self.allowed_updates():
+        if self.online.count == 0 or self.algorithm.updates >= self.allowed_updates():
             return False
         batch = self.batch(self.sampler.sample())
-        self.last_metrics = self.sac.update(batch)
+        self.last_metrics = self.algorithm.update(batch)
         return True
 
     def batch(self, rows: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
-        """Sampled rows -> SAC's batch: actor inputs, actions in [-1, 1] (and their mask)."""
+        """Sampled rows -> the algorithm's batch: actor inputs (with the cameras' frames for
+        an image actor), actions in [-1, 1] (and their mask)."""
         n = len(rows['reward'])
         e = (rows[EMBODIMENT].astype(np.int64) if self._per_row else np.zeros(n, np.int64))
         space = self.space
@@ -167,26 +214,35 @@ class Trainer:
             'next_obs': torch.as_tensor(space.actor_obs(rows['next_obs/state'], e)),
             'terminated': torch.as_tensor(rows['terminated'], dtype=torch.float32),
         }
+        if self.obs_spec.cameras:
+            for side in ('obs', 'next_obs'):
+                out[side] = {'state': out[side], **{
+                    key: torch.as_tensor(rows[f'{side}/{key}'])
+                    for key in self.obs_spec.image_keys}}
         if self._masked:
             out[MASK_KEY] = torch.as_tensor(space.mask[e])
         return out
 
     def publish_due(self, now: float) -> bool:
-        return self.sac.updates > 0 and now - self._last_publish >= self.cfg.publish_every_s
+        updates = self.algorithm.updates
+        if self.cfg.publish_every_updates:
+            return updates - self._published_at >= self.cfg.publish_every_updates
+        return updates > 0 and now - self._last_publish >= self.cfg.publish_every_s
 
     def next_weights(self, now: float) -> tuple[int, bytes]:
         """A new version of the actor's weights."""
         self.version += 1
         self._last_publish = now
+        self._published_at = self.algorithm.updates
         return self.current_weights()
 
     def current_weights(self) -> tuple[int, bytes]:
-        return self.version, pack_actor(self.sac.actor, self.space.to_json())
+        return self.version, pack_actor(self.algorithm.actor, self.space.to_json())
 
     def metrics_record(self) -> dict:
-        return {'time_s': round(time.monotonic() - self.started, 3), 'updates': self.sac.updates,
-                'version': self.version, 'stored': self.online.count, 'alpha': self.sac.alpha,
-                **self.last_metrics}
+        return {'time_s': round(time.monotonic() - self.started, 3),
+                'updates': self.algorithm.updates, 'version': self.version,
+                'stored': self.online.count, **self.last_metrics}
 
     def log_metrics(self) -> None:
         if self.metrics_path is None:
@@ -197,16 +253,16 @@ class Trainer:
 
     # -- checkpoints --------------------------------------------------------------------
     def checkpoint_due(self, now: float) -> bool:
-        return self.sac.updates > 0 and now - self._last_checkpoint >= self.cfg.checkpoint_every_s
+        return (self.algorithm.updates > 0
+                and now - self._last_checkpoint >= self.cfg.checkpoint_every_s)
 
     def save_checkpoint(self, now: float | None = None) -> Path:
         self._last_checkpoint = time.monotonic() if now is None else now
         if not self.checkpoint_dir.is_dir():
             self.checkpoint_dir.mkdir(parents=True)
             fsync_dir(self.checkpoint_dir.parent)  # the new folder's name is durable
-        state = {'sac': self.sac.state_dict(), 'version': self.version,
-                 'space': json.dumps(self.space.to_json())}
-        path = self.checkpoint_dir / f'ckpt_{self.sac.updates:09d}.pt'
+        path = self.checkpoint_dir / f'ckpt_{self.algorithm.updates:09d}.pt'
+        state = self.state_dict()
         tmp = path.with_suffix('.tmp')
         torch.save(state, tmp)
         with open(tmp, 'rb') as f:
@@ -222,22 +278,85 @@ class Trainer:
             old.unlink()
         return path
 
+    def state_dict(self) -> dict:
+        """What a checkpoint holds: the algorithm's state, its type, the version and the
+        publication counter, torch's RNG and the samplers' RNGs, the shared space and the
+        actor's weights blob (``checkpoint_weights``)."""
+        return {'algorithm_type': self.cfg.algorithm.type,
+                'algorithm': self.algorithm.state_dict(), 'version': self.version,
+                'published_at': self._published_at, 'torch_rng': torch.get_rng_state(),
+                'sampler_rngs': json.dumps(sampler_rng_states(self.sampler)),
+                'space': json.dumps(self.space.to_json()),
+                'actor_blob': pack_actor(self.algorithm.actor, self.space.to_json())}
+
     def load_latest(self) -> bool:
         """Restore the newest checkpoint, if any; returns whether one was loaded."""
         latest = self.checkpoint_dir / 'latest.pt'
         if not latest.exists():
             return False
         state = torch.load(latest, weights_only=True)
-        self.sac.load_state_dict(state['sac'])
+        kind = state.get('algorithm_type', 'sac')  # checkpoints from before plug-ins: SAC
+        if kind != self.cfg.algorithm.type:
+            raise ValueError(f'{latest} is a checkpoint of algorithm {kind!r}, the learner '
+                             f'runs {self.cfg.algorithm.type!r}: set algorithm.type: {kind} '
+                             'or start with an empty checkpoint_dir')
+        self.algorithm.load_state_dict(state['algorithm'] if 'algorithm' in state
+                                       else state['sac'])
         self.version = int(state['version'])
+        self._published_at = int(state.get('published_at', self.algorithm.updates))
+        if 'torch_rng' in state:
+            torch.set_rng_state(state['torch_rng'])
+        if 'sampler_rngs' in state:
+            set_sampler_rng_states(self.sampler, json.loads(state['sampler_rngs']))
         return True
 
 
-def make_samplers(cfg: TrainerConfig, reader, per_row: bool):
+def observation_spec(algorithm_cfg, reader, state_dim: int) -> ObservationSpec:
+    """The algorithm's observations: the actor's state vector, plus the cameras of an image
+    actor (which must be in the store, with one frame size)."""
+    if not actor_uses_images(algorithm_cfg.actor.type):
+        return ObservationSpec(state_dim)
+    cameras = algorithm_cfg.actor.encoder.cameras
+    stored = {name: f.shape for name, f in reader.schema.by_name.items()}
+    missing = [c for c in cameras if f'obs/image_{c}' not in stored]
+    if missing:
+        known = sorted(n[len('obs/image_'):] for n in stored if n.startswith('obs/image_'))
+        raise ValueError(f'algorithm.actor.encoder.cameras {missing} are not in replay store '
+                         f'{reader.path}, whose cameras are {known}')
+    sizes = {tuple(stored[f'obs/image_{c}'][:2]) for c in cameras}
+    if len(sizes) != 1:
+        raise ValueError(f'the cameras {list(cameras)} have frames of several sizes {sizes}; '
+                         'an encoder takes one size')
+    return ObservationSpec(state_dim, tuple(cameras), sizes.pop())
+
+
+def _samplers(sampler, name: str = ''):
+    """(path, Sampler) of every plain Sampler inside sampler (MixedSamplers nest)."""
+    if hasattr(sampler, 'samplers'):
+        for key, inner in sampler.samplers.items():
+            yield from _samplers(inner, f'{name}/{key}')
+    else:
+        yield name or '/', sampler
+
+
+def sampler_rng_states(sampler) -> dict:
+    """The random generator state of every Sampler inside sampler, by path."""
+    return {path: s._rng.bit_generator.state for path, s in _samplers(sampler)}
+
+
+def set_sampler_rng_states(sampler, states: dict) -> None:
+    """Restore sampler_rng_states output (paths that no longer exist are skipped)."""
+    for path, s in _samplers(sampler):
+        if path in states:
+            s._rng.bit_generator.state = states[path]
+
+
+def make_samplers(cfg: TrainerConfig, reader, per_row: bool, cameras: tuple[str, ...] = ()):
     """(sampler of this run's rows, sampler of every batch): the same Sampler, or a
     MixedSampler of it with the demonstrations and the interventions by cfg's ratios."""
-    fields = FIELDS + ((EMBODIMENT,) if per_row else ())
-    base = SamplerConfig(batch_size=cfg.sac.batch_size, cache_bytes=cfg.cache_bytes,
+    images = tuple(f'{side}/image_{cam}' for cam in cameras for side in ('obs', 'next_obs'))
+    fields = FIELDS + images + ((EMBODIMENT,) if per_row else ())
+    base = SamplerConfig(batch_size=cfg.algorithm.batch_size, cache_bytes=cfg.cache_bytes,
                          fields=fields, seed=cfg.seed, refresh_interval_s=cfg.refresh_every_s)
     online = Sampler(reader, replace(base, window=cfg.window or None))
     if not cfg.demo_stores and cfg.intervention_ratio == 0:
@@ -263,18 +382,20 @@ def make_samplers(cfg: TrainerConfig, reader, per_row: bool):
             sampler.close()
         raise
     ratios['online'] = 1.0 - sum(ratios.values())
-    return online, MixedSampler(samplers, ratios, cfg.sac.batch_size)
+    return online, MixedSampler(samplers, ratios, cfg.algorithm.batch_size)
 
 
-def checkpoint_weights(checkpoint_dir: str | Path, sac_cfg: SACConfig) -> tuple[int, bytes] | None:
+def checkpoint_weights(checkpoint_dir: str | Path, algorithm_cfg) -> tuple[int, bytes] | None:
     """The actor weights and version of the newest checkpoint, without the replay store:
     a resumed learner hands them out at once, so policies do not start from scratch."""
     latest = Path(checkpoint_dir) / 'latest.pt'
     if not latest.exists():
         return None
     state = torch.load(latest, weights_only=True)
-    sac = state['sac']
-    actor = build_actor(sac_cfg.actor, int(sac['obs_dim']), int(sac['act_dim']))
+    if 'actor_blob' in state:
+        return int(state['version']), bytes(state['actor_blob'])
+    sac = state['sac']  # a checkpoint from before plug-ins
+    actor = build_actor(algorithm_cfg.actor, int(sac['obs_dim']), int(sac['act_dim']))
     actor.load_state_dict(sac['actor'])
     space = json.loads(state['space']) if 'space' in state else None
     return int(state['version']), pack_actor(actor, space)

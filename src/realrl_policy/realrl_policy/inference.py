@@ -8,6 +8,9 @@ Robots of several kinds share the one actor through the shared space its weights
 (``realrl_common.embodiment``): a robot's state is padded into the shared layout, the
 embodiment one-hot is appended, and the robot takes the first action_dim values of the
 actor's action.
+
+An image actor (``uses_images``, e.g. 'cnn') also gets the observation's camera frames,
+as {'state': vector, 'image_<camera>': HxWx3 uint8}.
 """
 from __future__ import annotations
 
@@ -112,16 +115,27 @@ class InferenceEngine:
         except ValueError as e:
             return str(e), None
 
-    def act(self, robot_id: str, state: np.ndarray) -> tuple[np.ndarray, int]:
+    @property
+    def wants_images(self) -> bool:
+        """Whether the current actor takes camera frames (give them to ``act``)."""
+        return bool(getattr(self.actor, 'uses_images', False))
+
+    def act(self, robot_id: str, state: np.ndarray,
+            images: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, int]:
+        """The robot's action (robot units) and the weights version that chose it; images
+        (camera -> HxWx3 uint8 frame) are used by an image actor, ValueError if it lacks
+        one of its cameras."""
         robot = self.spaces[robot_id]
         if self.actor is None:
             u = self._rng.uniform(-1.0, 1.0, size=robot.low.shape[0])
-        elif self.space is None:
-            u = self.actor.act(state, deterministic=self.deterministic)
-        else:
+            return from_unit(np.asarray(u, np.float32), robot.low, robot.high), self.version
+        obs = state
+        if self.space is not None:
             e = self._embodiment[robot_id]
             obs = self.space.actor_obs(self.space.pad_state(e, state), e)
-            u = self.actor.act(obs, deterministic=self.deterministic)[:robot.low.shape[0]]
+        if self.wants_images:
+            obs = {'state': obs, **{f'image_{cam}': f for cam, f in (images or {}).items()}}
+        u = self.actor.act(obs, deterministic=self.deterministic)[:robot.low.shape[0]]
         return from_unit(np.asarray(u, np.float32), robot.low, robot.high), self.version
 
     def actor_input(self, robot_id: str, state: np.ndarray) -> np.ndarray:

@@ -14,13 +14,14 @@ carries the type, so a policy rebuilds the class the learner trained.
 
 import io
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import nn
 
 from realrl_common.plugins import POLICIES, lookup, registered
+from realrl_policy.encoders import EncoderConfig
 
 ACTIVATIONS = {'relu': nn.ReLU, 'tanh': nn.Tanh, 'elu': nn.ELU}
 
@@ -42,6 +43,8 @@ class ActorConfig:
     chunk_horizon: int = 1
     """Rows of actions a chunk actor outputs per inference (``chunk_models``); 1 for
     actors that output one action."""
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    """Image encoder of actor types that see cameras ('cnn'); unused by 'mlp'."""
 
     def __post_init__(self):
         known = sorted(ep.name for ep in registered(POLICIES))
@@ -59,6 +62,9 @@ class ActorConfig:
         if not self.log_std_min < self.log_std_max:
             raise ValueError(f'log_std_min ({self.log_std_min}) must be below log_std_max '
                              f'({self.log_std_max})')
+        if not isinstance(self.encoder, EncoderConfig):
+            raise ValueError(f'encoder must be an EncoderConfig, got '
+                             f'{type(self.encoder).__name__}')
 
 
 def mlp(in_dim: int, hidden_sizes: tuple[int, ...], out_dim: int,

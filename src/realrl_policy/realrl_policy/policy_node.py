@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from rclpy.node import Node
 
-from realrl_common.convert import from_f32, to_f32
+from realrl_common.convert import from_f32, image_array, to_f32
 from realrl_common.descriptions import RobotDescriptions
 from realrl_common.embodiment import describe_robot
 from realrl_common.node_main import spin_node
@@ -64,7 +64,9 @@ class PolicyNode(Node):
             self.chunks.on_observation(msg)
             return
         try:
-            action, version = self.engine.act(msg.robot_id, from_f32(msg.state))
+            images = ({img.header.frame_id: image_array(img) for img in msg.images}
+                      if self.engine.wants_images else None)
+            action, version = self.engine.act(msg.robot_id, from_f32(msg.state), images)
         except ValueError as e:  # a state that does not fit the robot's description
             self.failures += 1
             self.get_logger().error(f'no action for {msg.robot_id} step {msg.step}: {e} '

@@ -1,0 +1,249 @@
+"""RLPD (Ball et al. 2023, "Efficient Online RL with Offline Data"): SAC with a critic
+ensemble, subsampled target minimum, LayerNorm critics and a high update-to-data ratio;
+the 'rlpd' algorithm plug-in. No ROS.
+
+Symmetric sampling (half of every batch from demonstrations) is the trainer's: give the
+learner ``demo_stores`` and leave ``demo_ratio`` at 0.5. The UTD ratio is
+``updates_per_step`` (20 by default): the trainer makes that many updates per stored
+transition. Each update steps the critics; the actor and temperature step every
+``actor_update_interval`` updates (20: once per environment step, as the paper).
+
+One update, top to bottom:
+1. target: for the next state, sample a' from the actor; take the minimum over
+   ``target_subset`` randomly chosen target critics of Q(s', a'), minus alpha log pi(a'|s');
+   y = r + gamma (1 - terminated) that.
+2. every critic of the ensemble regresses to y (sum of their squared errors).
+3. actor: maximise the ensemble's mean Q(s, a~pi) plus alpha times the entropy.
+4. temperature: toward the target entropy, as SAC.
+5. Polyak update of the target critics.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from realrl_learner.algorithms import ObservationSpec
+from realrl_learner.algorithms.networks import (
+    actor_parameters,
+    batch_obs,
+    critic_input_dim,
+    make_actor,
+    with_encoder,
+)
+from realrl_learner.sac import BATCH_KEYS, MASK_KEY, SACConfig
+from realrl_policy.models import ACTIVATIONS
+
+
+@dataclass(frozen=True)
+class RLPDConfig(SACConfig):
+    """RLPD hyperparameters: SAC's, with the paper's defaults, and the ensemble's."""
+
+    type: str = 'rlpd'
+    """The algorithm (``algorithm.type`` in the learner's config)."""
+    gamma: float = 0.99
+    """Discount factor."""
+    tau: float = 0.005
+    """Polyak rate of the target critics per update."""
+    actor_lr: float = 3e-4
+    """Adam learning rate of the actor."""
+    critic_lr: float = 3e-4
+    """Adam learning rate of the critic ensemble."""
+    alpha_lr: float = 3e-4
+    """Adam learning rate of log(temperature)."""
+    batch_size: int = 256
+    """Transitions per gradient step (half of them demonstrations, with demo_stores)."""
+    critic_hidden_sizes: tuple[int, ...] = (256, 256)
+    """Widths of the hidden layers of each critic."""
+    init_temperature: float = 1.0
+    """Initial entropy temperature alpha."""
+    learning_starts: int = 256
+    """Stored transitions before the first update (demonstrations are there from the start)."""
+    updates_per_step: float = 20.0
+    """Updates per stored transition: RLPD's high UTD ratio."""
+    actor_update_interval: int = 20
+    """Step the actor and temperature every this many critic updates."""
+    num_critics: int = 10
+    """Critics in the ensemble."""
+    target_subset: int = 2
+    """Target critics drawn at random per update; the target is their minimum."""
+    critic_layer_norm: bool = True
+    """LayerNorm after each hidden layer of the critics (keeps Q bounded off the data)."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.num_critics < 1:
+            raise ValueError(f'num_critics must be >= 1, got {self.num_critics}')
+        if not 1 <= self.target_subset <= self.num_critics:
+            raise ValueError(f'target_subset must be in 1..num_critics ({self.num_critics}), '
+                             f'got {self.target_subset}')
+
+
+class EnsembleLinear(nn.Module):
+    """n independent linear layers applied at once: [n, B, in] -> [n, B, out]."""
+
+    def __init__(self, n: int, in_dim: int, out_dim: int):
+        super().__init__()
+        bound = 1.0 / math.sqrt(in_dim)  # nn.Linear's initialisation, per member
+        self.weight = nn.Parameter(torch.empty(n, in_dim, out_dim).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(n, 1, out_dim).uniform_(-bound, bound))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.baddbmm(self.bias, x, self.weight)
+
+
+class CriticEnsemble(nn.Module):
+    """n Q(s, a) MLPs (LayerNorm after each hidden layer if asked): Q values [n, B, 1]."""
+
+    def __init__(self, n: int, obs_dim: int, act_dim: int, hidden_sizes: tuple[int, ...],
+                 activation: str, layer_norm: bool):
+        super().__init__()
+        self.n = n
+        layers: list[nn.Module] = []
+        in_dim = obs_dim + act_dim
+        for width in hidden_sizes:
+            layers.append(EnsembleLinear(n, in_dim, int(width)))
+            if layer_norm:
+                layers.append(nn.LayerNorm(int(width)))  # per member's features (gain shared)
+            layers.append(ACTIVATIONS[activation]())
+            in_dim = int(width)
+        layers.append(EnsembleLinear(n, in_dim, 1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([obs, action], dim=-1)
+        return self.net(x.unsqueeze(0).expand(self.n, -1, -1))
+
+
+class RLPD:
+    """Networks, optimisers and the update rule of RLPD. `seed` seeds torch's global RNG
+    (initialisation, sampling noise, the target subsets)."""
+
+    config_class = RLPDConfig
+    batch_keys = BATCH_KEYS
+
+    def __init__(self, obs: ObservationSpec | int, act_dim: int,
+                 cfg: RLPDConfig = RLPDConfig(), seed: int = 0):
+        self.cfg = cfg
+        self.obs_spec = obs if isinstance(obs, ObservationSpec) else ObservationSpec(int(obs))
+        self.act_dim = act_dim
+        torch.manual_seed(seed)
+        self.actor = make_actor(cfg.actor, self.obs_spec, act_dim)
+        self.critic = with_encoder(self.actor, CriticEnsemble(
+            cfg.num_critics, critic_input_dim(self.actor), act_dim, cfg.critic_hidden_sizes,
+            cfg.actor.activation, cfg.critic_layer_norm))
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.log_alpha = torch.tensor(math.log(cfg.init_temperature), requires_grad=True)
+        self.actor_opt = torch.optim.Adam(actor_parameters(self.actor), lr=cfg.actor_lr)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr)
+        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.alpha_lr)
+        self.updates = 0
+        self._actor_metrics: dict[str, float] = {}
+
+    @property
+    def alpha(self) -> float:
+        return float(self.log_alpha.detach().exp())
+
+    def update(self, batch: dict) -> dict[str, float]:
+        """One critic step (and every actor_update_interval-th call an actor and temperature
+        step) on `batch` (keys BATCH_KEYS, optionally MASK_KEY)."""
+        missing = [k for k in BATCH_KEYS if k not in batch]
+        if missing:
+            raise ValueError(f'batch lacks {missing}; it needs keys {list(BATCH_KEYS)}')
+        obs = batch_obs(batch['obs'], self.obs_spec, 'obs')
+        next_obs = batch_obs(batch['next_obs'], self.obs_spec, 'next_obs')
+        action = torch.as_tensor(batch['action'], dtype=torch.float32)
+        reward = torch.as_tensor(batch['reward'], dtype=torch.float32).reshape(-1, 1)
+        terminated = torch.as_tensor(batch['terminated'], dtype=torch.float32).reshape(-1, 1)
+        mask = batch.get(MASK_KEY)
+        mask = None if mask is None else torch.as_tensor(mask, dtype=torch.float32)
+        if action.ndim != 2 or action.shape[1] != self.act_dim:
+            raise ValueError(f'batch["action"] must be [B, {self.act_dim}], got '
+                             f'{tuple(action.shape)}')
+        alpha = self.log_alpha.exp().detach()
+
+        # 1-2. every critic regresses to the subsampled-minimum soft target
+        with torch.no_grad():
+            target_q = self.td_target(reward, next_obs, terminated, mask, alpha)
+        q = self.critic(obs, action)                                    # [n, B, 1]
+        critic_loss = ((q - target_q) ** 2).mean(dim=(1, 2)).sum()
+        self._step(self.critic_opt, critic_loss, self.critic)
+
+        # 3-4. actor and temperature, at a lower rate
+        if self.updates % self.cfg.actor_update_interval == 0:
+            self._actor_metrics = self._update_actor_and_alpha(obs, mask, alpha)
+
+        # 5. target critics follow slowly
+        with torch.no_grad():
+            for p_t, p in zip(self.critic_target.parameters(), self.critic.parameters()):
+                p_t.lerp_(p, self.cfg.tau)
+        self.updates += 1
+        return {'train/critic_loss': float(critic_loss.detach()),
+                'train/q_mean': float(q.detach().mean()),
+                'train/target_q_mean': float(target_q.mean()),
+                **self._actor_metrics, 'train/updates': float(self.updates)}
+
+    def td_target(self, reward: torch.Tensor, next_obs, terminated: torch.Tensor,
+                  mask: torch.Tensor | None, alpha: torch.Tensor) -> torch.Tensor:
+        """The target r + gamma (1 - terminated) (min over a random subset of target critics of
+        Q(s', a') - alpha log pi(a'|s')), a' ~ pi(s'): [B, 1]."""
+        next_action, next_logp, _ = self.actor(next_obs, mask)
+        subset = torch.randperm(self.cfg.num_critics)[:self.cfg.target_subset]
+        next_q = self.critic_target(next_obs, next_action)[subset].min(dim=0).values
+        return reward + self.cfg.gamma * (1.0 - terminated) * (next_q - alpha * next_logp)
+
+    def _update_actor_and_alpha(self, obs, mask: torch.Tensor | None,
+                                alpha: torch.Tensor) -> dict[str, float]:
+        self.critic.requires_grad_(False)  # the actor loss must not train the critics
+        new_action, logp, _ = self.actor(obs, mask)
+        actor_loss = (alpha * logp - self.critic(obs, new_action).mean(dim=0)).mean()
+        self._step(self.actor_opt, actor_loss, self.actor)
+        self.critic.requires_grad_(True)
+
+        entropy = -logp.detach().mean()
+        target = -float(self.act_dim if mask is None else mask.sum(dim=1).mean())
+        if self.cfg.target_entropy is not None:
+            target = float(self.cfg.target_entropy)
+        alpha_loss = self.log_alpha.exp() * (entropy - target)
+        self._step(self.alpha_opt, alpha_loss, None)
+        return {'train/actor_loss': float(actor_loss.detach()), 'train/alpha': self.alpha,
+                'train/alpha_loss': float(alpha_loss.detach()), 'train/entropy': float(entropy)}
+
+    def _step(self, opt: torch.optim.Optimizer, loss: torch.Tensor,
+              net: nn.Module | None) -> None:
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if net is not None and self.cfg.max_grad_norm is not None:
+            nn.utils.clip_grad_norm_(net.parameters(), self.cfg.max_grad_norm)
+        opt.step()
+
+    # ------------------------------------------------------------ checkpoint
+    def state_dict(self) -> dict:
+        """Networks, optimisers, temperature and the update count."""
+        return {'obs_dim': self.obs_spec.state_dim, 'act_dim': self.act_dim,
+                'updates': self.updates, 'actor': self.actor.state_dict(),
+                'critic': self.critic.state_dict(),
+                'critic_target': self.critic_target.state_dict(),
+                'log_alpha': self.log_alpha.detach().clone(),
+                'actor_opt': self.actor_opt.state_dict(),
+                'critic_opt': self.critic_opt.state_dict(),
+                'alpha_opt': self.alpha_opt.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore `state_dict` output."""
+        dims = (state.get('obs_dim'), state.get('act_dim'))
+        if dims != (self.obs_spec.state_dim, self.act_dim):
+            raise ValueError(f'checkpoint is for obs_dim {dims[0]}, act_dim {dims[1]}; this '
+                             f'RLPD has {self.obs_spec.state_dim}, {self.act_dim}: resume with '
+                             'the same robot')
+        self.actor.load_state_dict(state['actor'])
+        self.critic.load_state_dict(state['critic'])
+        self.critic_target.load_state_dict(state['critic_target'])
+        with torch.no_grad():
+            self.log_alpha.copy_(state['log_alpha'])
+        for name in ('actor_opt', 'critic_opt', 'alpha_opt'):
+            getattr(self, name).load_state_dict(state[name])
+        self.updates = int(state['updates'])
