@@ -17,6 +17,10 @@ seen in training).
   driver's first 20), within the driver's 60 steps; ``expert_steps_median``.
 - ``render_ms``: median ms per frame of each camera at 84x84 and 64x64; baseline
   ``reach_render_ms``: the reach arm's (panda7) 'front' camera at the same sizes, same run.
+- ``paced``: the driver's work per control step (apply the expert's action, render both
+  cameras at 84x84) run on a 10 Hz clock: median and p99 ms of that work and the ticks it made
+  late (work past the 100 ms period); baseline ``reach_paced``: the reach arm (panda7) with
+  its two cameras, same clock, same run.
 
 Left out: frames from a learning policy (its failures may look different from the expert's),
 the node's message decoding and DDS transport, and real cameras.
@@ -67,6 +71,41 @@ def rendering(n: int) -> dict:
     return {'render_ms': ours, 'reach_render_ms': base}
 
 
+def paced_steps(sim, act, steps: int, hz: float = 10.0) -> dict:
+    """The step's work (act, apply, render both cameras) on a hz clock: ms and late ticks."""
+    period, work, late = 1.0 / hz, [], 0
+    sim.reset(0)
+    next_tick = time.perf_counter()
+    for i in range(steps):
+        start = time.perf_counter()
+        sim.apply(act())
+        for cam in CAMERAS:
+            sim.render(cam, SIZE[1], SIZE[0])
+        done = time.perf_counter()
+        work.append((done - start) * 1e3)
+        next_tick += period
+        late += done > next_tick
+        if i % 15 == 14:
+            sim.reset(i)
+        time.sleep(max(0.0, next_tick - time.perf_counter()))
+    return {'step_ms_median': round(statistics.median(work), 2),
+            'step_ms_p99': round(float(np.percentile(work, 99)), 2), 'late_ticks': int(late),
+            'steps': steps, 'period_ms': 1e3 * period}
+
+
+def pacing(steps: int) -> dict:
+    peg = PegInsertionSim(PegTaskConfig(), 10.0, seed=0)
+    reach = MujocoArmSim(ArmSimConfig(model='panda7', control_hz=10.0), seed=0)
+    rng = np.random.default_rng(0)
+    try:
+        ours = paced_steps(peg, PegExpert(peg).act, steps)
+        base = paced_steps(reach, lambda: rng.uniform(-1, 1, 3), steps)
+    finally:
+        peg.close()
+        reach.close()
+    return {'paced': ours, 'reach_paced': base}
+
+
 def expert(episodes: int = 20, max_steps: int = 60) -> dict:
     sim = PegInsertionSim(PegTaskConfig(), 10.0, seed=0)
     results = [run_episode(sim, PegExpert(sim), seed, max_steps) for seed in range(episodes)]
@@ -110,6 +149,7 @@ def main() -> None:
     args = _util.parse(__doc__.split('\n\n')[0])
     result = {'quick': bool(args.quick)}
     result.update(rendering(50 if args.quick else 300))
+    result.update(pacing(50 if args.quick else 200))
     result.update(expert())
     if args.quick:
         result.update(classifier(9, 6, 4))
