@@ -145,3 +145,22 @@ def test_recorded_demos_open_as_a_demo_store(tmp_path):
         assert batch['obs/image_front'].shape == (4, 32, 32, 3)
     finally:
         mixed.close()
+
+
+def test_record_demos_command_line(tmp_path, capsys):
+    require_offscreen_rendering()
+    import json
+
+    from realrl_driver.robots.mujoco_arm.record_demos import main
+    (tmp_path / 'params.yaml').write_text('image_size: [16, 16]\ncameras: [wrist]\n')
+    args = ['--episodes', '1', '--params', str(tmp_path / 'params.yaml'), '--seed', '3']
+    assert main(args + ['--out', str(tmp_path / 'demos')]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report['episodes'] == report['successes'] == 1 and report['transitions'] > 3
+    assert main(args + ['--out', str(tmp_path / 'demos')]) == 2  # not an empty folder
+    assert 'not an empty folder' in capsys.readouterr().err
+    (tmp_path / 'bad.yaml').write_text('peg: {hole_range: [0.1, 0.1]}\n')
+    assert main(['--episodes', '1', '--params', str(tmp_path / 'bad.yaml'),
+                 '--out', str(tmp_path / 'other')]) == 2
+    assert "unknown key 'peg.hole_range'; did you mean 'peg.hole_range_m'" in (
+        capsys.readouterr().err)

@@ -100,6 +100,9 @@ def record_demos(out: str | Path, episodes: int, cfg: MujocoPegDriverConfig | No
     from realrl_replay.import_demos import import_demos  # the one demo store writer
     if episodes < 1:
         raise ValueError(f'episodes must be >= 1, got {episodes}')
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ValueError(f'{out}: exists and is not an empty folder; give a new folder')
     cfg = cfg or MujocoPegDriverConfig()
     robot = make_peg_arm(cfg)
     expert = PegExpert(robot, noise=noise, seed=seed)
