@@ -29,12 +29,15 @@ def drive_to(sim, goal, steps):
 
 
 def test_reset_draws_the_hole_from_the_seed_and_the_state_does_not_hold_it(sim):
-    holes = {}
+    holes, turns = {}, {}
     for seed in (1, 2, 3, 1):
         state = sim.reset(seed)
         holes.setdefault(seed, []).append(sim.hole_top)
+        turns.setdefault(seed, []).append(sim.data.mocap_quat[0].copy())
         assert state.shape == (sim.state_dim,) == (20,) and state.dtype == np.float32
     np.testing.assert_array_equal(holes[1][0], holes[1][1])  # same seed, same episode
+    np.testing.assert_array_equal(turns[1][0], turns[1][1])
+    assert abs(turns[1][0][3] - turns[2][0][3]) > 1e-3  # the block turns too
     assert np.linalg.norm(holes[1][0][:2] - holes[2][0][:2]) > 1e-3
     assert np.linalg.norm(holes[2][0][:2] - holes[3][0][:2]) > 1e-3
     assert list(sim.observation_layout) == ['joint_pos', 'joint_vel', 'ee_pos', 'ee_force']

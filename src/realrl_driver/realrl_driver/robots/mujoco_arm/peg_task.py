@@ -1,9 +1,9 @@
 """Peg insertion on the simulated panda7 arm (no ROS imports).
 
 The arm holds a peg (fixed in its hand, `arm_models/panda7_peg.xml`) over a block with a
-square hole 2.5 mm wider than the peg on every side. Every reset draws a new hole position
-and a new start of the peg above the block (seeded: same seed, same episode). The episode
-succeeds when the peg's tip is inside the hole to `insert_depth_m`.
+square hole 2.5 mm wider than the peg on every side. Every reset draws a new position and
+turn of the block, and a new start of the peg above it (seeded: same seed, same episode).
+The episode succeeds when the peg's tip is inside the hole to `insert_depth_m`.
 
 Actions are end-effector displacements (x, y, z) in units of `max_ee_step_m`, clipped to
 [-1, 1] and to the workspace, turned into joint targets by inverse kinematics that also
@@ -41,6 +41,9 @@ class PegTaskConfig:
     """Centre (x, y in m, world frame) of the area hole positions are drawn from."""
     hole_range_m: tuple[float, ...] = (0.05, 0.08)
     """Half-widths (x, y in m) of that area: every reset draws the hole uniformly in it."""
+    hole_yaw_range_rad: float = 0.4
+    """Half-width (rad) of the block's random turn about the vertical at every reset (the
+    peg is round, so it changes what the cameras see, not how the peg goes in)."""
     start_range_m: tuple[float, ...] = (0.05, 0.08)
     """Half-widths (x, y in m) of the area around hole_center the peg tip starts above
     (drawn independently of the hole)."""
@@ -78,6 +81,9 @@ class PegTaskConfig:
         if not 0 < self.insert_depth_m < 0.045:
             raise ValueError(f'insert_depth_m must be in (0, 0.045) m (the hole is 45 mm '
                              f'deep), got {self.insert_depth_m}')
+        if not 0 <= self.hole_yaw_range_rad <= math.pi:
+            raise ValueError(f'hole_yaw_range_rad must be in [0, pi], got '
+                             f'{self.hole_yaw_range_rad}')
         if self.reward not in REWARD_MODES:
             raise ValueError(f'reward must be one of {list(REWARD_MODES)}, got {self.reward!r}')
         if not 0 < self.max_ee_step_m <= 0.05:
@@ -143,7 +149,7 @@ class PegInsertionSim(MujocoArmSim):
         return self._ids['half_width']
 
     def reset(self, seed: int | None = None) -> np.ndarray:
-        """Start an episode: a new hole position, the peg tip above the block at a random
+        """Start an episode: a new hole pose, the peg tip above the block at a random
         start; returns the state. A seed restarts the random stream; None continues it."""
         if seed is not None:
             self._rng = np.random.default_rng(seed)
@@ -159,6 +165,8 @@ class PegInsertionSim(MujocoArmSim):
         start_z = self.hole_top[2] + rng.uniform(*t.start_height_m)
         start = np.clip(np.array([start_xy[0], start_xy[1], start_z]), self._ws_low,
                         self._ws_high)
+        yaw = rng.uniform(-t.hole_yaw_range_rad, t.hole_yaw_range_rad)
+        d.mocap_quat[self._mocap] = (math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2))
         for _ in range(self.START_IK_CALLS):
             d.qpos[:] = self._joint_targets(start)
         d.ctrl[:] = d.qpos
@@ -175,7 +183,9 @@ class PegInsertionSim(MujocoArmSim):
     def inserted(self) -> bool:
         """Whether the peg tip is inside the hole, at least insert_depth_m deep."""
         tip, top = self.ee_pos, self.hole_top
-        inside = np.all(np.abs(tip[:2] - top[:2]) <= self.hole_half_width)
+        hole_frame = self.data.site_xmat[self._ids['top']].reshape(3, 3)
+        local = hole_frame.T @ (tip - top)  # the tip in the block's frame
+        inside = np.all(np.abs(local[:2]) <= self.hole_half_width)
         return bool(inside and tip[2] <= top[2] - self.task.insert_depth_m)
 
     def outcome(self) -> Label:
