@@ -19,8 +19,9 @@ seen in training).
   ``reach_render_ms``: the reach arm's (panda7) 'front' camera at the same sizes, same run.
 - ``paced``: the driver's work per control step (apply the expert's action, render both
   cameras at 84x84) run on a 10 Hz clock: median and p99 ms of that work and the ticks it made
-  late (work past the 100 ms period); baseline ``reach_paced``: the reach arm (panda7) with
-  its two cameras, same clock, same run.
+  late (work past the 100 ms period), and the CPU ms it used (all threads of the process;
+  on a machine shared with other work the wall time is longer); baseline ``reach_paced``:
+  the reach arm (panda7) with its two cameras, same clock, same run.
 
 Left out: frames from a learning policy (its failures may look different from the expert's),
 the node's message decoding and DDS transport, and real cameras.
@@ -73,16 +74,17 @@ def rendering(n: int) -> dict:
 
 def paced_steps(sim, act, steps: int, hz: float = 10.0) -> dict:
     """The step's work (act, apply, render both cameras) on a hz clock: ms and late ticks."""
-    period, work, late = 1.0 / hz, [], 0
+    period, work, cpu, late = 1.0 / hz, [], [], 0
     sim.reset(0)
     next_tick = time.perf_counter()
     for i in range(steps):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         sim.apply(act())
         for cam in CAMERAS:
             sim.render(cam, SIZE[1], SIZE[0])
         done = time.perf_counter()
         work.append((done - start) * 1e3)
+        cpu.append((time.process_time() - start_cpu) * 1e3)
         next_tick += period
         late += done > next_tick
         if i % 15 == 14:
@@ -90,6 +92,7 @@ def paced_steps(sim, act, steps: int, hz: float = 10.0) -> dict:
         time.sleep(max(0.0, next_tick - time.perf_counter()))
     return {'step_ms_median': round(statistics.median(work), 2),
             'step_ms_p99': round(float(np.percentile(work, 99)), 2), 'late_ticks': int(late),
+            'step_cpu_ms_median': round(statistics.median(cpu), 2),
             'steps': steps, 'period_ms': 1e3 * period}
 
 
