@@ -46,7 +46,10 @@ class ClassifierReward:
     needs_images = True
 
     def __init__(self, cfg: ClassifierRewardConfig):
+        import torch
+
         from realrl_reward import classifier_net  # torch, only where the reward runs
+        torch.set_num_threads(1)  # one frame per observation: a second core buys nothing
         self.cfg = cfg
         self._net_module = classifier_net
         self.net, meta = classifier_net.load(cfg.model_path)
