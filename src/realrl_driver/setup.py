@@ -25,6 +25,7 @@ setup(
     entry_points={
         'console_scripts': [
             'mujoco_arm_driver = realrl_driver.robots.mujoco_arm.robot:main',
+            'mujoco_peg_driver = realrl_driver.robots.mujoco_arm.peg_robot:main',
             'gym_driver = realrl_driver.robots.gym.robot:main',
             'ur_rtde_driver = realrl_driver.robots.ur_rtde.robot:main',
             'ros2_control_driver = realrl_driver.robots.ros2_control.driver_node:main',
@@ -33,6 +34,7 @@ setup(
         # What realrl finds by itself (realrl_common.plugins): no central list names these.
         'realrl.nodes': [
             'mujoco_arm_driver = realrl_driver.robots.mujoco_arm.config:NODE',
+            'mujoco_peg_driver = realrl_driver.robots.mujoco_arm.peg_config:NODE',
             'gym_driver = realrl_driver.robots.gym.config:NODE',
             'ur_rtde_driver = realrl_driver.robots.ur_rtde.config:NODE',
             'ros2_control_driver = realrl_driver.robots.ros2_control.config:NODE',
@@ -40,6 +42,7 @@ setup(
         ],
         'realrl.robots': [
             'mujoco_arm = realrl_driver.robots.mujoco_arm.config:ROBOT',
+            'mujoco_peg = realrl_driver.robots.mujoco_arm.peg_config:ROBOT',
             'gym = realrl_driver.robots.gym.config:ROBOT',
             'ur_rtde = realrl_driver.robots.ur_rtde.config:ROBOT',
             'ros2_control = realrl_driver.robots.ros2_control.config:ROBOT',

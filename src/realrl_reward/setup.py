@@ -24,5 +24,9 @@ setup(
         'realrl.nodes': [
             'reward_node = realrl_reward.node_config:NODE',
         ],
+        'realrl.rewards': [
+            'reach = realrl_reward.reach_reward:REWARD',
+            'classifier = realrl_reward.classifier_reward:REWARD',
+        ],
     },
 )

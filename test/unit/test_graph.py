@@ -246,7 +246,8 @@ def test_every_registered_node_and_robot_kind_loads_without_ros(tmp_path):
 def test_roles_come_from_the_registry_not_from_names():
     kinds = {key: ep.load() for key, ep in node_kinds().items()}
     drivers = sorted(e for (p, e), k in kinds.items() if k.role == 'driver')
-    assert drivers == ['gym_driver', 'mujoco_arm_driver', 'ros2_control_driver', 'ur_rtde_driver']
+    assert drivers == ['gym_driver', 'mujoco_arm_driver', 'mujoco_peg_driver',
+                       'ros2_control_driver', 'ur_rtde_driver']
     assert kinds[('realrl_driver', 'camera_node')].role == 'camera'
     assert kinds[('realrl_sim_peers', 'ros2_control_peer')].role == 'peer'
     assert kinds[('realrl_hardware', 'hardware_manager')].role == 'hardware'

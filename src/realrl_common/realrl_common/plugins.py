@@ -14,8 +14,9 @@ A package declares its parts in its own ``setup.py``, and nothing central lists 
 - ``realrl.robots``: robot kinds, a ``RobotKind`` each (driver config, robot factory).
 - ``realrl.policies``: actor network types, chosen by ``type`` in the actor's config and
   carried in the weights blob's header (``realrl_policy.policy_types``).
-- ``realrl.algorithms``, ``realrl.rewards``: the same form, for learners' algorithms and
-  reward functions (none is looked up by name yet).
+- ``realrl.rewards``: reward functions, a ``RewardKind`` each
+  (``realrl_reward.reward_kinds``), chosen by the reward node's ``type``.
+- ``realrl.algorithms``: the same form, for learners' algorithms (not looked up by name yet).
 
 Modules an entry point names must import no rclpy: ``realrl check`` loads them to
 validate a graph without ROS.

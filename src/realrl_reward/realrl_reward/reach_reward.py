@@ -6,8 +6,11 @@ reward needs only the end-effector and target positions, wherever they sit.
 
 import math
 from dataclasses import dataclass
+from typing import Mapping
 
 import numpy as np
+
+from realrl_reward.reward_kinds import RewardKind
 
 MODES = ('dense', 'sparse')
 
@@ -53,11 +56,15 @@ class ReachRewardConfig:
 class ReachReward:
     """Labels states of the reach task with (reward, success)."""
 
+    needs_images = False
+
     def __init__(self, cfg: ReachRewardConfig = ReachRewardConfig()):
         self.cfg = cfg
 
-    def label(self, state: np.ndarray, layout: Layout) -> tuple[float, bool]:
-        """Reward and success of arriving in `state`, whose slices `layout` names."""
+    def label(self, state: np.ndarray, layout: Layout,
+              images: Mapping[str, np.ndarray] | None = None) -> tuple[float, bool]:
+        """Reward and success of arriving in `state`, whose slices `layout` names (camera
+        images are not used)."""
         state = np.asarray(state, dtype=np.float64).reshape(-1)
         ee = self._slice(state, layout, self.cfg.ee_key, 'ee_key')
         target = self._slice(state, layout, self.cfg.target_key, 'target_key')
@@ -84,3 +91,7 @@ class ReachReward:
             raise ValueError(f'state has {state.size} values but the layout covers {end}; '
                              'the state and layout come from different robots or versions')
         return state[start:stop]
+
+
+REWARD = RewardKind(config=ReachRewardConfig, make='realrl_reward.reach_reward:ReachReward')
+"""The reach reward as the ``reach`` reward type (``realrl.rewards`` entry point)."""
