@@ -222,7 +222,8 @@ def point_store(path, n: int = 300, seed: int = 0):
                         'next_obs/state': next_obs, 'action': action,
                         'reward': np.float32(reward), 'terminated': success,
                         'truncated': truncated and not success, 'episode_id': episode,
-                        'step': t, 'policy_version': 0, 'intervention': False, 'stamp_ns': 0}])
+                        'step': t, 'policy_version': 0, 'intervention': False, 'stamp_ns': 0,
+                        'instruction': np.zeros(256, np.uint8)}])
         obs, t = next_obs, t + 1
         if success or truncated:
             obs, episode, t = env.reset(), episode + 1, 0

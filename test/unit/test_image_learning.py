@@ -125,7 +125,7 @@ def image_store(path, n: int, rng):
                     'next_obs/image_front': b['images'][i], 'action': action[i],
                     'reward': reward[i], 'terminated': True, 'truncated': False,
                     'episode_id': i, 'step': 0, 'policy_version': 0, 'intervention': False,
-                    'stamp_ns': 0} for i in range(n)])
+                    'stamp_ns': 0, 'instruction': np.zeros(256, np.uint8)} for i in range(n)])
     writer.commit()
     writer.close()
 

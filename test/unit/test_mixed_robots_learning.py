@@ -35,7 +35,7 @@ def fill(writer, space, n, rng):
                 'action': space.pad_action(e, rng.uniform(-b, b, d['action_dim'])),
                 'reward': np.float32(rng.normal()), 'terminated': False, 'truncated': False,
                 'episode_id': 0, 'step': i, 'policy_version': 0, 'intervention': False,
-                'stamp_ns': 0})
+                'stamp_ns': 0, 'instruction': np.zeros(256, np.uint8)})
     writer.append(records)
     writer.commit()
 

@@ -139,7 +139,8 @@ def test_the_learner_through_the_replay_store_solves_point_reach(tmp_path):
                        'reward': np.float32(reward), 'terminated': success,
                        'truncated': episode[1] + 1 >= PointReach.max_steps and not success,
                        'episode_id': episode[0], 'step': episode[1], 'policy_version': 0,
-                       'intervention': False, 'stamp_ns': 0}])
+                       'intervention': False, 'stamp_ns': 0,
+                       'instruction': np.zeros(256, np.uint8)}])
         episode[:] = ([episode[0] + 1, 0] if success or episode[1] + 1 >= PointReach.max_steps
                       else [episode[0], episode[1] + 1])
         writer.commit()

@@ -23,7 +23,8 @@ def fill(writer, first_seq, n, rng):
                 'action': np.array([rng.uniform(-2, 2), rng.uniform(0, 1)], np.float32),
                 'reward': np.float32(rng.normal()), 'terminated': bool(rng.random() < 0.1),
                 'truncated': False, 'episode_id': 0, 'step': i, 'policy_version': 0,
-                'intervention': False, 'stamp_ns': 0} for i in range(n)]
+                'intervention': False, 'stamp_ns': 0,
+                'instruction': np.zeros(256, np.uint8)} for i in range(n)]
     writer.append(records)
     writer.commit()
 
@@ -108,7 +109,8 @@ def fill_flagged(writer, first_seq, n, rng, intervention):
                 'next_obs/state': rng.normal(size=4).astype(np.float32),
                 'action': np.array([0.0, 0.5], np.float32), 'reward': np.float32(0),
                 'terminated': False, 'truncated': False, 'episode_id': 0, 'step': i,
-                'policy_version': 0, 'intervention': intervention, 'stamp_ns': 0}
+                'policy_version': 0, 'intervention': intervention, 'stamp_ns': 0,
+                'instruction': np.zeros(256, np.uint8)}
                for i in range(n)]
     writer.append(records)
     writer.commit()
