@@ -25,5 +25,10 @@ setup(
         'realrl.nodes': [
             'learner_node = realrl_learner.node_config:NODE',
         ],
+        'realrl.algorithms': [
+            'bc = realrl_learner.algorithms.bc:BC',
+            'hg_dagger = realrl_learner.algorithms.hg_dagger:HGDAgger',
+            'sac_flow = realrl_learner.algorithms.sac_flow:SACFlow',
+        ],
     },
 )

@@ -27,6 +27,8 @@ setup(
         ],
         'realrl.policies': [
             'mlp = realrl_policy.models:GaussianActor',
+            'flow = realrl_policy.actors.flow:FlowActor',
+            'vla_tiny = realrl_policy.actors.vla_tiny:VLATiny',
         ],
     },
 )

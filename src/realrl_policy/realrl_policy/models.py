@@ -120,6 +120,16 @@ class GaussianActor(nn.Module):
         return torch.tanh(pre)[0].numpy()
 
 
+def actor_config_from_json(fields: dict) -> ActorConfig:
+    """The config a weights blob's header describes, of the class its type declares
+    (``config_class``, a subclass of ActorConfig with the type's own fields; else
+    ActorConfig); lists become tuples."""
+    cls = lookup(POLICIES, fields.get('type', 'mlp'), 'policy type')
+    config_class = getattr(cls, 'config_class', ActorConfig)
+    return config_class(**{k: tuple(v) if isinstance(v, list) else v
+                           for k, v in fields.items()})
+
+
 def build_actor(cfg: ActorConfig, obs_dim: int, act_dim: int) -> nn.Module:
     """A new actor of the registered type cfg.type."""
     return lookup(POLICIES, cfg.type, 'policy type')(cfg, obs_dim, act_dim)
