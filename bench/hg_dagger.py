@@ -2,11 +2,12 @@
 for the person who takes over when the policy drifts, and the learning from those takeovers.
 
 One process, synchronous: the MuJoCo reach arm (MujocoArmSim 'reach_arm', its 17-value
-state, 'ee_delta' actions, 20 Hz; episodes of at most 50 steps, ended by success, which is
-the end effector within 5 cm of the target, ReachReward's radius). The expert moves the end
-effector straight at the target at full speed. The policy is the algorithm 'hg_dagger'
-(realrl_learner.algorithms.hg_dagger) with an 'mlp' actor (or '--actor flow', the
-flow-matching actor), served deterministically:
+state, 'ee_delta' actions of at most 1 cm per axis, 20 Hz; episodes of at most 50 steps,
+ended by success: the end effector within 2 cm of the target, stricter than the demo's 5 cm
+so that the policy must be precise, and 10 to 30 steps long, so that it can drift). The
+expert moves the end effector straight at the target at full speed. The policy is the
+algorithm 'hg_dagger' (realrl_learner.algorithms.hg_dagger) with an 'mlp' actor (or
+'--actor flow', the flow-matching actor), served deterministically:
 
 1. behaviour cloning on ``--demos`` expert episodes (pretrain_updates updates on them only);
 2. ``--rounds`` rounds: ``--episodes`` episodes with the scripted person watching
@@ -15,10 +16,12 @@ flow-matching actor), served deterministically:
    demonstrations, and the learner makes ``--updates`` updates on batches holding
    interventions at intervention_ratio 0.5.
 
-Baseline, measured in the same run: the BC-pretrained policy before any intervention
-(``success_before``), on the same 30 evaluation episodes (fixed seeds, no person) as
-``success_after``. The intervention rate of a round is the mean over its episodes of the
-steps the person drove / the episode's steps.
+Baselines, measured in the same run on the same 30 evaluation episodes (fixed seeds, no
+person) as ``success_after``: the BC-pretrained policy before any intervention
+(``success_before``), and plain BC given as many expert-labelled rows as HG-DAgger had in
+the end, all from whole demonstrations, trained for as many updates
+(``success_bc_same_labels``). The intervention rate of a round is the mean over its
+episodes of the steps the person drove / the episode's steps.
 
 What it leaves out: the ROS graph (driver, teleop device, replay store, learner node: here
 one loop calls them in turn, so nothing runs in parallel and nothing goes through DDS);
@@ -39,7 +42,8 @@ from realrl_policy.actors.flow import FlowActorConfig
 from realrl_policy.models import ActorConfig
 
 EPISODE_STEPS = 50
-SUCCESS_RADIUS_M = 0.05
+SUCCESS_RADIUS_M = 0.02
+EE_STEP_M = 0.01
 EVAL_EPISODES = 30
 BATCH = 128
 INTERVENTION_RATIO = 0.5
@@ -49,7 +53,7 @@ class ReachTask:
     """The simulated arm as reset() / step(action) -> (state, success), and its expert."""
 
     def __init__(self, seed: int):
-        self.sim = MujocoArmSim(ArmSimConfig(), seed=seed)
+        self.sim = MujocoArmSim(ArmSimConfig(max_ee_step_m=EE_STEP_M), seed=seed)
         lo, hi = self.sim.observation_layout['ee_to_target']
         self._to_target = slice(lo, hi)
         self._next_seed = seed
@@ -81,6 +85,21 @@ def evaluate(algo: HGDAgger) -> float:
             for _ in range(EVAL_EPISODES)]
     task.sim.close()
     return float(np.mean(wins))
+
+
+def bc_with_demos_only(cfg: HGDAggerConfig, rows: int, updates: int, seed: int) -> float:
+    """Success of plain BC on whole demonstrations holding at least `rows` rows, trained
+    for `updates` updates (the baseline with as many expert labels as HG-DAgger got)."""
+    task = ReachTask(seed=seed + 500_000)
+    algo = HGDAgger(task.sim.state_dim, task.sim.action_dim, cfg, seed=seed)
+    data = ExpertRows(seed=seed)
+    while data.count('demos') < rows:
+        demo = run_episode(task.reset, task.step, task.expert, task.expert, EPISODE_STEPS)
+        data.add('demos', {'obs': demo.obs, 'action': demo.action})
+    task.sim.close()
+    while algo.updates < updates:
+        algo.update(data.sample(BATCH, INTERVENTION_RATIO, demos_only=True))
+    return evaluate(algo)
 
 
 def main() -> None:
@@ -127,8 +146,12 @@ def main() -> None:
         successes.append(evaluate(algo))
         print(f'round {r + 1}: intervention rate {rates[-1]:.3f} | success after it '
               f'{successes[-1]:.2f} | intervention rows {data.count("interventions")}')
+    labels = data.count('demos') + data.count('interventions')
+    success_bc = bc_with_demos_only(cfg, labels, algo.updates, args.seed)
     task.sim.close()
 
+    print(f'baseline: BC on {labels} demonstrated rows, {algo.updates} updates: '
+          f'success {success_bc:.2f}')
     print('intervention rate per round:', ' '.join(f'{x:.3f}' for x in rates))
     print('success per round:          ', ' '.join(f'{x:.2f}' for x in successes))
     print(f'success {success_before:.2f} -> {successes[-1]:.2f} '
@@ -138,6 +161,7 @@ def main() -> None:
         'actor': args.actor, 'demos': args.demos, 'rounds': args.rounds,
         'episodes_per_round': args.episodes, 'updates_per_round': args.updates,
         'success_before': success_before, 'success_after': successes[-1],
+        'success_bc_same_labels': success_bc,
         'intervention_rate_first': rates[0], 'intervention_rate_last': rates[-1],
         'success_curve': successes, 'intervention_rate_curve': rates,
         'intervention_rows': data.count('interventions'), 'demo_rows': data.count('demos'),

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 import torch
 
-from realrl_common.config import ConfigError
 from realrl_learner.algorithms.bc import BC, BCConfig
 from realrl_learner.algorithms.sac_flow import SACFlow, SACFlowConfig
 from realrl_policy.actors.flow import FlowActor, FlowActorConfig
@@ -144,8 +143,8 @@ def test_flow_actor_round_trips_through_a_weights_blob():
 
 
 def test_unknown_actor_types_are_named_with_the_known_ones():
-    with pytest.raises(ConfigError, match=r"unknown policy type 'pi0'; known: \[.*'flow'.*"
-                                          r"'vla_tiny'"):
+    with pytest.raises(ValueError, match=r"type 'pi0' is not a known policy type; known: "
+                                         r"\[.*'flow'.*'vla_tiny'"):
         actor_config_from_json({'type': 'pi0'})
     with pytest.raises(ValueError, match="'vla_tiny'"):
         FlowActorConfig(type='transformer')

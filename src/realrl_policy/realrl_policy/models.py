@@ -124,8 +124,9 @@ def actor_config_from_json(fields: dict) -> ActorConfig:
     """The config a weights blob's header describes, of the class its type declares
     (``config_class``, a subclass of ActorConfig with the type's own fields; else
     ActorConfig); lists become tuples."""
-    cls = lookup(POLICIES, fields.get('type', 'mlp'), 'policy type')
-    config_class = getattr(cls, 'config_class', ActorConfig)
+    ep = {ep.name: ep for ep in registered(POLICIES)}.get(fields.get('type', 'mlp'))
+    # an unknown type: ActorConfig refuses it, naming the known ones
+    config_class = getattr(ep.load(), 'config_class', ActorConfig) if ep else ActorConfig
     return config_class(**{k: tuple(v) if isinstance(v, list) else v
                            for k, v in fields.items()})
 
