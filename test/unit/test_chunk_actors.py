@@ -47,7 +47,8 @@ def test_flow_head_fits_two_modes_a_gaussian_cannot():
           f'gaussian: {near_modes(gauss_samples)}')
     assert low > 0.3 and high > 0.3 and low + high > 0.85 and between < 0.1
     assert sum(near_modes(gauss_samples)) < 0.3  # one Gaussian puts its mass between them
-    assert flow.actor.act(np.zeros(1, np.float32)).shape == (1, 1)
+    assert flow.actor.act_chunk(np.zeros(1, np.float32)).shape == (1, 1)
+    assert flow.actor.act(np.zeros(1, np.float32)).shape == (1,)
 
 
 def test_sac_flow_learns_a_bandit_through_the_unrolled_flow():
@@ -101,31 +102,51 @@ def vla_batch(n: int, g: torch.Generator, cfg: VLATinyConfig) -> dict[str, torch
 def test_vla_tiny_trains_and_its_chunks_follow_the_instruction(head):
     cfg = VLATinyConfig(hidden_sizes=(64,), embed_dim=32, chunk=4, head=head)
     bc = BC(3, 2, BCConfig(actor=cfg, lr=3e-3), seed=0)
-    assert bc.batch_fields == ('obs', 'image', 'instruction', 'action_chunk')
+    assert bc.batch_keys == ('obs', 'image', 'instruction', 'action_chunk')
     g = torch.Generator().manual_seed(0)
     for _ in range(150):
         bc.update(vla_batch(32, g, cfg))
     rng = np.random.default_rng(0)
-    obs = {'state': rng.normal(size=3), 'image': rng.integers(0, 256, (32, 32, 3), np.uint8)}
-    left = bc.actor.act({**obs, 'instruction': 'move left'}, deterministic=True)
-    right = bc.actor.act({**obs, 'instruction': 'move right'}, deterministic=True)
+    state, frame = rng.normal(size=3), {'front': rng.integers(0, 256, (32, 32, 3), np.uint8)}
+    left = bc.actor.act_chunk(state, True, instruction='move left', images=frame)
+    right = bc.actor.act_chunk(state, True, instruction='move right', images=frame)
     assert left.shape == right.shape == (4, 2) and left.dtype == np.float32
     assert left.mean() < -0.3 and right.mean() > 0.3
+    assert bc.actor.chunk_horizon == 4 and bc.actor.takes_language and bc.actor.takes_images
     again = unpack_actor(pack_actor(bc.actor))  # what a policy process rebuilds
     assert isinstance(again, VLATiny) and again.cfg == cfg
     np.testing.assert_allclose(
-        again.act({**obs, 'instruction': 'move right'}, deterministic=True), right, atol=1e-6)
+        again.act_chunk(state, True, instruction='move right', images=frame), right, atol=1e-6)
+
+
+def test_vla_tiny_reads_the_learners_batch_form():
+    """Frames inside obs as 'image_<camera>' [B, H, W, 3] and the instruction as the store's
+    zero-padded UTF-8 bytes give the same loss as channels-first frames and tokens."""
+    cfg = VLATinyConfig(hidden_sizes=(16,), embed_dim=8, head='regression', camera='wrist')
+    bc = BC(3, 2, BCConfig(actor=cfg), seed=0)
+    batch = vla_batch(8, torch.Generator().manual_seed(0), cfg)
+    raw = (batch['instruction'] - 1).clamp_min(0).to(torch.uint8)  # tokens back to bytes
+    learner_form = {'obs': {'state': batch['obs'], 'image_front': torch.zeros(8, 32, 32, 3),
+                            'image_wrist': batch['image'].permute(0, 2, 3, 1)},
+                    'instruction': torch.cat([raw, torch.zeros(8, 32, dtype=torch.uint8)], 1),
+                    'action_chunk': batch['action_chunk']}
+    with torch.no_grad():
+        expected, got = float(bc.loss(batch)), float(bc.loss(learner_form))
+    assert got == pytest.approx(expected, rel=1e-6)
 
 
 def test_vla_tiny_errors_name_the_field():
     actor = VLATiny(VLATinyConfig(hidden_sizes=(16,), embed_dim=8), 3, 2)
-    obs = {'state': np.zeros(3), 'image': np.zeros((32, 32, 3), np.uint8)}
-    with pytest.raises(ValueError, match="lacks \\['instruction'\\]"):
-        actor.act(obs)
+    frame = {'front': np.zeros((32, 32, 3), np.uint8)}
+    with pytest.raises(ValueError, match='serve it through act_chunk'):
+        actor.act(np.zeros(3))
     with pytest.raises(ValueError, match='image_shape'):
-        actor.act({**obs, 'image': np.zeros((64, 64, 3), np.uint8), 'instruction': 'go'})
+        actor.act_chunk(np.zeros(3), instruction='go',
+                        images={'front': np.zeros((64, 64, 3), np.uint8)})
+    with pytest.raises(ValueError, match=r"cameras \['front', 'wrist'\].*name it"):
+        actor.act_chunk(np.zeros(3), instruction='go', images={**frame, 'wrist': frame['front']})
     with pytest.raises(ValueError, match='max_tokens=32'):
-        tokenize('x' * 33, 32)
+        actor.act_chunk(np.zeros(3), instruction='x' * 33, images=frame)
     with pytest.raises(ValueError, match='bc or hg_dagger'):
         actor(torch.zeros(1, 3))
     with pytest.raises(ValueError, match="head must be 'flow' or 'regression'"):
@@ -137,9 +158,9 @@ def test_flow_actor_round_trips_through_a_weights_blob():
     again = unpack_actor(pack_actor(actor))
     assert isinstance(again, FlowActor) and again.cfg == actor.cfg
     obs = np.arange(5, dtype=np.float32)
-    np.testing.assert_allclose(again.act(obs, deterministic=True),
-                               actor.act(obs, deterministic=True), atol=1e-6)
-    assert again.act(obs).shape == (3, 2)
+    np.testing.assert_allclose(again.act_chunk(obs, deterministic=True),
+                               actor.act_chunk(obs, deterministic=True), atol=1e-6)
+    assert again.act_chunk(obs).shape == (3, 2) and again.act(obs).shape == (2,)
 
 
 def test_unknown_actor_types_are_named_with_the_known_ones():

@@ -4,7 +4,7 @@ An algorithm is a class with a frozen config dataclass (``config_class``, valida
 ROS), built as ``cls(obs_spec, act_dim, cfg, seed)`` (``obs_spec``: the state size, or an
 ``ObservationSpec`` with cameras and an instruction), with
 
-- ``batch_fields``: the batch keys its ``update`` reads (``common.BATCH_FIELDS`` says what
+- ``batch_keys``: the batch keys its ``update`` reads (``common.BATCH_FIELDS`` says what
   each holds);
 - ``update(batch: dict[str, torch.Tensor]) -> dict[str, float]``: one gradient step,
   metrics namespaced 'train/...';

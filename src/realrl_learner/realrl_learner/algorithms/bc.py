@@ -16,6 +16,7 @@ from torch import nn
 from realrl_learner.algorithms.common import (
     ObservationSpec,
     actor_fields,
+    actor_inputs,
     as_spec,
     check_batch,
     imitation_target,
@@ -27,6 +28,8 @@ from realrl_policy.models import ActorConfig, build_actor
 class BCConfig:
     """Behaviour-cloning hyperparameters."""
 
+    type: str = 'bc'
+    """Registered algorithm name ('realrl.algorithms')."""
     actor: ActorConfig = field(default_factory=ActorConfig)
     """The actor to train (any registered type; its config class for 'flow', 'vla_tiny')."""
     lr: float = 1e-3
@@ -37,6 +40,10 @@ class BCConfig:
     """Rows per gradient step."""
     max_grad_norm: float | None = 1.0
     """Clip the actor's gradient to this norm; None disables clipping."""
+    learning_starts: int = 0
+    """Stored transitions before the first update (demonstrations are there from the start)."""
+    updates_per_step: float = 1.0
+    """Updates per stored transition the learner paces itself to."""
 
     def __post_init__(self):
         if not isinstance(self.actor, ActorConfig):
@@ -47,6 +54,10 @@ class BCConfig:
             raise ValueError(f'weight_decay must be >= 0, got {self.weight_decay}')
         if self.batch_size < 1:
             raise ValueError(f'batch_size must be >= 1, got {self.batch_size}')
+        if self.learning_starts < 0:
+            raise ValueError(f'learning_starts must be >= 0, got {self.learning_starts}')
+        if not (math.isfinite(self.updates_per_step) and self.updates_per_step > 0):
+            raise ValueError(f'updates_per_step must be > 0, got {self.updates_per_step}')
         if self.max_grad_norm is not None and not self.max_grad_norm > 0:
             raise ValueError(f'max_grad_norm must be > 0 or None, got {self.max_grad_norm}')
 
@@ -72,7 +83,7 @@ class BC:
         self.updates = 0
 
     @property
-    def batch_fields(self) -> tuple[str, ...]:
+    def batch_keys(self) -> tuple[str, ...]:
         """Batch keys update reads (common.BATCH_FIELDS)."""
         return actor_fields(self.actor)
 
@@ -80,9 +91,7 @@ class BC:
              ) -> torch.Tensor:
         """The imitation loss of batch, rows weighted by weight [B] (None: all 1)."""
         target = imitation_target(self.actor, batch)
-        inputs = {k: torch.as_tensor(batch[k]) for k in self.batch_fields
-                  if k not in ('action', 'action_chunk')}
-        inputs['obs'] = inputs['obs'].float()
+        inputs = actor_inputs(self.actor, batch)
         if hasattr(self.actor, 'imitation_loss'):
             return self.actor.imitation_loss(inputs, target, weight)
         _, _, predicted = self.actor(inputs['obs'])
@@ -102,7 +111,7 @@ class BC:
 
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         """One gradient step on every row of batch."""
-        check_batch(batch, self.batch_fields)
+        check_batch(batch, self.batch_keys)
         loss = self.loss(batch)
         self.step(loss)
         return {'train/bc_loss': float(loss.detach()), 'train/updates': float(self.updates)}

@@ -2,6 +2,7 @@
 inputs and action-chunk targets; no ROS imports."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -9,15 +10,18 @@ import torch
 from torch import nn
 
 BATCH_FIELDS = {
-    'obs': 'float32 [B, state_dim]: the (padded) state the actor reads',
+    'obs': 'float32 [B, state_dim]: the (padded) state the actor reads (or a mapping of '
+           "'state' and 'image_<camera>' [B, H, W, 3] uint8, as the learner gives cameras)",
     'action': 'float32 [B, act_dim]: the action taken, in [-1, 1]',
     'action_chunk': 'float32 [B, H, act_dim]: the action taken and the H-1 after it in the '
                     'same episode (the last one repeated past the episode end), in [-1, 1]',
     'intervention': 'float32 [B]: 1 where a person chose the action (interventions, and '
                     'demonstrations, which are stored as interventions)',
-    'image': 'uint8 [B, C, H, W]: the camera image a vision actor reads',
+    'image': 'uint8 [B, C, H, W] or [B, H, W, C]: the camera frame a vision actor reads '
+             "(or batch['obs']['image_<camera>'])",
     'instruction': 'int64 [B, max_tokens]: the episode\'s instruction as tokens '
-                   '(realrl_policy.actors.vla_tiny.tokenize)',
+                   '(realrl_policy.actors.vla_tiny.tokenize), or its zero-padded UTF-8 bytes '
+                   '(uint8, the store\'s column)',
 }
 """Every batch key an algorithm here may ask for, and what it holds."""
 
@@ -39,9 +43,12 @@ class ObservationSpec:
 
 
 def as_spec(obs_spec) -> ObservationSpec:
-    """An ObservationSpec from itself or a state size (an int)."""
+    """An ObservationSpec from itself, a state size (an int) or any spec with a state_dim
+    (the learner's ``realrl_learner.algorithms.ObservationSpec``)."""
     if isinstance(obs_spec, ObservationSpec):
         return obs_spec
+    if isinstance(getattr(obs_spec, 'state_dim', None), int):
+        return ObservationSpec(obs_spec.state_dim)
     if isinstance(obs_spec, (int, np.integer)):
         return ObservationSpec(int(obs_spec))
     raise ValueError(f'obs_spec must be an ObservationSpec or a state size, got {obs_spec!r}')
@@ -63,11 +70,35 @@ def actor_fields(actor: nn.Module) -> tuple[str, ...]:
 
 def check_batch(batch: dict, fields: tuple[str, ...]) -> int:
     """Rows in batch; ValueError naming the missing fields and what they hold."""
-    missing = [f for f in fields if f not in batch]
+    obs = batch.get('obs')
+    in_obs = isinstance(obs, Mapping) and any(k.startswith('image_') for k in obs)
+    missing = [f for f in fields if f not in batch and not (f == 'image' and in_obs)]
     if missing:
         raise ValueError(f'batch lacks {missing}; this algorithm reads '
                          + '; '.join(f'{f}: {BATCH_FIELDS[f]}' for f in fields))
-    return len(batch['obs'])
+    return len(obs['state'] if isinstance(obs, Mapping) else obs)
+
+
+def actor_inputs(actor: nn.Module, batch: dict) -> dict[str, torch.Tensor]:
+    """The actor's inputs from a batch: 'obs' (the state), and for a vision-language actor
+    'image' (its camera's frames) and 'instruction'."""
+    obs = batch['obs']
+    state = obs['state'] if isinstance(obs, Mapping) else obs
+    inputs = {'obs': torch.as_tensor(state, dtype=torch.float32)}
+    if not hasattr(actor, 'encode'):
+        return inputs
+    image = batch.get('image')
+    if image is None:  # the learner's form: frames inside obs, one key per camera
+        cams = sorted(k for k in obs if k.startswith('image_'))
+        want = getattr(actor.cfg, 'camera', '')
+        key = f'image_{want}' if want else (cams[0] if len(cams) == 1 else '')
+        if key not in obs:
+            raise ValueError(f'batch["obs"] has frames {cams}; the actor reads '
+                             f'{want or "the only camera"}: set its camera')
+        image = obs[key]
+    inputs['image'] = torch.as_tensor(image)
+    inputs['instruction'] = torch.as_tensor(batch['instruction'])
+    return inputs
 
 
 def imitation_target(actor: nn.Module, batch: dict) -> torch.Tensor:

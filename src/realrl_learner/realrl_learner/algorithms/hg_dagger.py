@@ -30,6 +30,8 @@ class HGDAggerConfig(BCConfig):
     """Behaviour cloning's hyperparameters plus the pre-training length and the window of
     the intervention rate."""
 
+    type: str = 'hg_dagger'
+    """Registered algorithm name ('realrl.algorithms')."""
     pretrain_updates: int = 500
     """Updates on demonstrations only before the policy's own rows and interventions count
     (the learner samples demo stores only while ``pretraining``)."""
@@ -85,9 +87,9 @@ class HGDAgger(BC):
         self.rate = InterventionRate(cfg.rate_window)
 
     @property
-    def batch_fields(self) -> tuple[str, ...]:
+    def batch_keys(self) -> tuple[str, ...]:
         """BC's fields plus 'intervention'."""
-        return super().batch_fields + ('intervention',)
+        return super().batch_keys + ('intervention',)
 
     @property
     def pretraining(self) -> bool:
@@ -97,7 +99,7 @@ class HGDAgger(BC):
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         """One step of behaviour cloning on the batch's intervention rows; the robot's own
         rows weigh nothing (a batch without any trains nothing)."""
-        n = check_batch(batch, self.batch_fields)
+        n = check_batch(batch, self.batch_keys)
         weight = torch.as_tensor(batch['intervention'], dtype=torch.float32).reshape(n)
         share = float(weight.mean())
         out = {'train/intervention_share': share, **self.rate.metrics()}

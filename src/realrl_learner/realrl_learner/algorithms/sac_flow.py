@@ -31,6 +31,8 @@ from realrl_policy.models import ActorConfig
 class SACFlowConfig(SACConfig):
     """SAC's hyperparameters, with a flow actor (chunk 1, step noise on)."""
 
+    type: str = 'sac_flow'
+    """Registered algorithm name ('realrl.algorithms')."""
     actor: ActorConfig = field(default_factory=lambda: FlowActorConfig(step_noise=True))
     """The flow actor; step_noise must be on (it gives the path its log-probability)."""
 
@@ -51,7 +53,7 @@ class SACFlow(SAC):
     """SAC whose actor is a flow policy; networks, update and checkpoints are SAC's."""
 
     config_class = SACFlowConfig
-    batch_fields = BATCH_KEYS
+    batch_keys = BATCH_KEYS
 
     def __init__(self, obs_spec: ObservationSpec | int, act_dim: int,
                  cfg: SACFlowConfig = SACFlowConfig(), seed: int = 0):

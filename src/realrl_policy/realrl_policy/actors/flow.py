@@ -185,11 +185,20 @@ class FlowActor(nn.Module):
             terms, action, deterministic = terms * mask, action * mask, deterministic * mask
         return action, terms.sum(dim=-1, keepdim=True), deterministic
 
+    @property
+    def chunk_horizon(self) -> int:
+        """Actions per inference (the policy node's chunk interface)."""
+        return self.chunk
+
     @torch.no_grad()
-    def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
+    def act_chunk(self, obs: np.ndarray, deterministic: bool = False, **_inputs) -> np.ndarray:
         """The next H actions (float32, shape (H, act_dim)) for one state vector."""
         x = torch.as_tensor(np.asarray(obs, dtype=np.float32).reshape(1, -1))
         if x.shape[1] != self.obs_dim:
             raise ValueError(f'observation has {x.shape[1]} values, the flow actor expects '
                              f'{self.obs_dim}')
         return self.sample({'obs': x}, deterministic)[0].numpy()
+
+    def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
+        """The chunk's first action (act_dim values): the single-action interface."""
+        return self.act_chunk(obs, deterministic)[0]

@@ -39,6 +39,23 @@ def tokenize(text: str, max_tokens: int) -> np.ndarray:
     return tokens
 
 
+def as_tokens(instruction: torch.Tensor, max_tokens: int) -> torch.Tensor:
+    """int64 tokens as they are, or zero-padded UTF-8 bytes (uint8, the store's column) as
+    tokens, both [B, max_tokens]; ValueError if an instruction is longer."""
+    if instruction.dtype == torch.uint8:
+        b = instruction.long()
+        instruction = torch.where(b > 0, b + 1, torch.full_like(b, PAD))
+    instruction = instruction.long()
+    if instruction.shape[1] > max_tokens:
+        if (instruction[:, max_tokens:] != PAD).any():
+            raise ValueError(f'an instruction is longer than max_tokens={max_tokens} bytes: '
+                             'raise max_tokens')
+        instruction = instruction[:, :max_tokens]
+    elif instruction.shape[1] < max_tokens:
+        instruction = torch.nn.functional.pad(instruction, (0, max_tokens - instruction.shape[1]))
+    return instruction
+
+
 @dataclass(frozen=True)
 class VLATinyConfig(FlowActorConfig):
     """The tiny VLA: the flow actor's fields plus the image, instruction and head."""
@@ -56,6 +73,8 @@ class VLATinyConfig(FlowActorConfig):
     head: str = 'flow'
     """'flow' (flow matching, flow_steps Euler steps) or 'regression' (the chunk directly,
     trained by mean squared error)."""
+    camera: str = ''
+    """Camera whose frames the model reads ('': the robot's only camera)."""
 
     def __post_init__(self):
         super().__post_init__()
@@ -103,20 +122,31 @@ class VLATiny(nn.Module):
                                       nn.Linear(d, cfg.chunk * act_dim))
 
     def encode(self, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """Inputs 'obs' [B, obs_dim], 'image' [B, C, H, W], 'instruction' [B, max_tokens]
-        -> the trunk's features [B, embed_dim]."""
-        image = inputs['image']
-        if tuple(image.shape[1:]) != tuple(self.cfg.image_shape):
+        """Inputs 'obs' [B, obs_dim], 'image' [B, C, H, W] or [B, H, W, C] (uint8, or float
+        in [0, 1]) and 'instruction' [B, L] (int64 tokens, or the store's zero-padded UTF-8
+        bytes as uint8) -> the trunk's features [B, embed_dim]."""
+        feats = [self.vision(self.channels_first(inputs['image'])),
+                 self.read(as_tokens(inputs['instruction'], self.cfg.max_tokens)),
+                 self.state(inputs['obs'].float())]
+        return self.trunk(torch.cat(feats, dim=-1))
+
+    def channels_first(self, image: torch.Tensor) -> torch.Tensor:
+        """[B, C, H, W] float in [0, 1] from either layout; ValueError if the size is not
+        image_shape's."""
+        c, h, w = self.cfg.image_shape
+        if tuple(image.shape[1:]) == (h, w, c):
+            image = image.permute(0, 3, 1, 2)
+        elif tuple(image.shape[1:]) != (c, h, w):
             raise ValueError(f"inputs['image'] is {tuple(image.shape)}; the model reads "
-                             f'[B, *{self.cfg.image_shape}] (channels first): resize the '
-                             'camera or set image_shape')
-        image = image.float() / 255.0 if not image.is_floating_point() else image
-        tokens = inputs['instruction'].long()
+                             f'{h}x{w} frames of {c} channels: resize the camera or set '
+                             'image_shape')
+        return image.float() / 255.0 if not image.is_floating_point() else image
+
+    def read(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Tokens [B, max_tokens] -> the instruction's features [B, embed_dim]."""
         pad = (tokens == PAD).unsqueeze(-1)
         words = self.words(self.embed(tokens).transpose(1, 2)).transpose(1, 2)
-        text = words.masked_fill(pad, -1e4).amax(dim=1)
-        feats = [self.vision(image), text, self.state(inputs['obs'].float())]
-        return self.trunk(torch.cat(feats, dim=-1))
+        return words.masked_fill(pad, -1e4).amax(dim=1)
 
     def sample(self, inputs: Mapping[str, torch.Tensor], deterministic: bool = False
                ) -> torch.Tensor:
@@ -141,26 +171,54 @@ class VLATiny(nn.Module):
         raise ValueError("the 'vla_tiny' actor trains by imitation (algorithm bc or "
                          'hg_dagger), not by SAC: it has no log-probability')
 
-    def inputs(self, obs: Mapping) -> dict[str, torch.Tensor]:
-        """One observation {'state', 'image' (H, W, C uint8, as cameras give it),
-        'instruction' (text)} -> a batch of one for encode."""
-        missing = [k for k in ('state', 'image', 'instruction') if k not in obs]
-        if missing:
-            raise ValueError(f'the vla_tiny observation lacks {missing}; it needs state, '
-                             'image (H, W, C) and instruction (text)')
-        state = np.asarray(obs['state'], np.float32).reshape(1, -1)
+    @property
+    def chunk_horizon(self) -> int:
+        """Actions per inference (the policy node's chunk interface)."""
+        return self.chunk
+
+    takes_language = True
+    """act_chunk reads the episode's instruction (text)."""
+    takes_images = True
+    """act_chunk reads the camera frames (camera -> H x W x 3 uint8)."""
+
+    def inputs(self, state: np.ndarray, instruction: str,
+               images: Mapping[str, np.ndarray]) -> dict[str, torch.Tensor]:
+        """One observation -> a batch of one for encode: the state, the instruction's text
+        and the frame of cfg.camera (the only camera when that is '')."""
+        state = np.asarray(state, np.float32).reshape(1, -1)
         if state.shape[1] != self.obs_dim:
             raise ValueError(f'state has {state.shape[1]} values, the model expects '
                              f'{self.obs_dim}')
-        image = np.asarray(obs['image'])
+        image = np.asarray(camera_frame(images or {}, self.cfg.camera))
         if image.ndim != 3:
-            raise ValueError(f'image must be (height, width, channels), got {image.shape}')
+            raise ValueError(f'a camera frame must be (height, width, channels), got '
+                             f'{image.shape}')
         return {'obs': torch.from_numpy(state),
                 'image': torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None],
-                'instruction': torch.from_numpy(tokenize(str(obs['instruction']),
+                'instruction': torch.from_numpy(tokenize(str(instruction),
                                                          self.cfg.max_tokens))[None]}
 
     @torch.no_grad()
-    def act(self, obs: Mapping, deterministic: bool = False) -> np.ndarray:
-        """The next H actions (float32, (H, act_dim)) for one observation (see inputs)."""
-        return self.sample(self.inputs(obs), deterministic)[0].numpy()
+    def act_chunk(self, obs: np.ndarray, deterministic: bool = False, instruction: str = '',
+                  images: Mapping[str, np.ndarray] | None = None, **_inputs) -> np.ndarray:
+        """The next H actions (float32, (H, act_dim)) for one state, instruction and frame."""
+        return self.sample(self.inputs(obs, instruction, images or {}), deterministic)[0].numpy()
+
+    def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
+        """Not served one action at a time: it needs the instruction and a camera frame."""
+        raise ValueError("the 'vla_tiny' actor needs the instruction and a camera frame: "
+                         'serve it through act_chunk (the policy node\'s chunk mode)')
+
+
+def camera_frame(images: Mapping[str, np.ndarray], camera: str) -> np.ndarray:
+    """The frame of camera (of the only camera when camera is ''); ValueError naming the
+    cameras there are otherwise."""
+    if camera:
+        if camera not in images:
+            raise ValueError(f'no frame of camera {camera!r}; the observation has '
+                             f'{sorted(images)}: set the actor\'s camera to one of them')
+        return images[camera]
+    if len(images) != 1:
+        raise ValueError(f'the observation has cameras {sorted(images)}; the vla_tiny actor '
+                         'reads one: name it in its config (camera)')
+    return next(iter(images.values()))
