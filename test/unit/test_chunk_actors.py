@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from realrl_common.config import build_config
 from realrl_learner.algorithms.bc import BC, BCConfig
 from realrl_learner.algorithms.sac_flow import SACFlow, SACFlowConfig
 from realrl_policy.actors.flow import FlowActor, FlowActorConfig
@@ -79,6 +80,8 @@ def test_sac_flow_learns_a_bandit_through_the_unrolled_flow():
 
 
 def test_sac_flow_config_names_what_to_fix():
+    cfg = build_config(SACFlowConfig, {'actor': {'step_noise': True, 'flow_steps': 6}})
+    assert isinstance(cfg.actor, FlowActorConfig) and cfg.actor.flow_steps == 6  # from YAML
     with pytest.raises(ValueError, match='step_noise'):
         SACFlowConfig(actor=FlowActorConfig())
     with pytest.raises(ValueError, match="'flow' actor"):

@@ -31,7 +31,9 @@ class BCConfig:
     type: str = 'bc'
     """Registered algorithm name ('realrl.algorithms')."""
     actor: ActorConfig = field(default_factory=ActorConfig)
-    """The actor to train (any registered type; its config class for 'flow', 'vla_tiny')."""
+    """The actor to train (any registered type, with its config class: FlowActorConfig for
+    'flow', VLATinyConfig for 'vla_tiny'; ``models.actor_config_from_json`` builds the right
+    one from a mapping with a type)."""
     lr: float = 1e-3
     """Adam learning rate."""
     weight_decay: float = 0.0

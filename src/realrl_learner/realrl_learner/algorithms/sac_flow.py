@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from realrl_learner.algorithms.common import ObservationSpec, as_spec
 from realrl_learner.sac import BATCH_KEYS, SAC, SACConfig
 from realrl_policy.actors.flow import FlowActorConfig
-from realrl_policy.models import ActorConfig
 
 
 @dataclass(frozen=True)
@@ -33,7 +32,7 @@ class SACFlowConfig(SACConfig):
 
     type: str = 'sac_flow'
     """Registered algorithm name ('realrl.algorithms')."""
-    actor: ActorConfig = field(default_factory=lambda: FlowActorConfig(step_noise=True))
+    actor: FlowActorConfig = field(default_factory=lambda: FlowActorConfig(step_noise=True))
     """The flow actor; step_noise must be on (it gives the path its log-probability)."""
 
     def __post_init__(self):
