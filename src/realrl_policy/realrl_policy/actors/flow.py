@@ -86,7 +86,7 @@ class FlowHead(nn.Module):
         """Conditional flow-matching loss for demonstrated chunks [B, H, act_dim]."""
         x1 = to_pre_tanh(chunk.reshape(len(cond), self.flat))
         x0 = torch.randn_like(x1)
-        t = torch.rand(len(cond), 1)
+        t = torch.rand(len(cond), 1, device=cond.device, dtype=cond.dtype)
         v, _ = self.velocity(cond, (1 - t) * x0 + t * x1, t)
         per_row = ((v - (x1 - x0)) ** 2).mean(dim=-1)
         return weighted_mean(per_row, weight)
@@ -96,13 +96,15 @@ class FlowHead(nn.Module):
         """Euler steps from noise: (pre-tanh end point [B, flat], per-value log-probability
         of the path [B, flat] when step_noise, else None). Differentiable through every step."""
         n = len(cond)
-        x = torch.zeros(n, self.flat) if deterministic else torch.randn(n, self.flat)
+        x = cond.new_zeros(n, self.flat)
+        if not deterministic:
+            x.normal_()
         logp = None
         if self.cfg.step_noise and not deterministic:
             logp = gaussian_log_prob(x, torch.zeros_like(x), torch.zeros_like(x))
         dt = 1.0 / self.cfg.flow_steps
         for k in range(self.cfg.flow_steps):
-            t = torch.full((n, 1), k * dt)
+            t = cond.new_full((n, 1), k * dt)
             v, log_std = self.velocity(cond, x, t)
             mean = x + dt * v
             if logp is None:
@@ -194,10 +196,11 @@ class FlowActor(nn.Module):
     def act_chunk(self, obs: np.ndarray, deterministic: bool = False, **_inputs) -> np.ndarray:
         """The next H actions (float32, shape (H, act_dim)) for one state vector."""
         x = torch.as_tensor(np.asarray(obs, dtype=np.float32).reshape(1, -1))
+        x = x.to(next(self.parameters()).device)
         if x.shape[1] != self.obs_dim:
             raise ValueError(f'observation has {x.shape[1]} values, the flow actor expects '
                              f'{self.obs_dim}')
-        return self.sample({'obs': x}, deterministic)[0].numpy()
+        return self.sample({'obs': x}, deterministic)[0].float().cpu().numpy()
 
     def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
         """The chunk's first action (act_dim values): the single-action interface."""

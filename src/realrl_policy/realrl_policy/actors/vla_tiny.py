@@ -193,16 +193,19 @@ class VLATiny(nn.Module):
         if image.ndim != 3:
             raise ValueError(f'a camera frame must be (height, width, channels), got '
                              f'{image.shape}')
-        return {'obs': torch.from_numpy(state),
-                'image': torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None],
-                'instruction': torch.from_numpy(tokenize(str(instruction),
-                                                         self.cfg.max_tokens))[None]}
+        device = next(self.parameters()).device
+        return {'obs': torch.from_numpy(state).to(device),
+                'image': torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None]
+                .to(device),
+                'instruction': torch.from_numpy(tokenize(str(instruction), self.cfg.max_tokens))
+                [None].to(device)}
 
     @torch.no_grad()
     def act_chunk(self, obs: np.ndarray, deterministic: bool = False, instruction: str = '',
                   images: Mapping[str, np.ndarray] | None = None, **_inputs) -> np.ndarray:
         """The next H actions (float32, (H, act_dim)) for one state, instruction and frame."""
-        return self.sample(self.inputs(obs, instruction, images or {}), deterministic)[0].numpy()
+        chunk = self.sample(self.inputs(obs, instruction, images or {}), deterministic)[0]
+        return chunk.float().cpu().numpy()
 
     def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
         """Not served one action at a time: it needs the instruction and a camera frame."""
