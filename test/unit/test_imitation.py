@@ -14,7 +14,12 @@ from realrl_learner.algorithms.hg_dagger import (
     intervention_rate,
 )
 from realrl_learner.algorithms.takeover import TakeoverRule, run_episode
+from realrl_learner.sac import SACConfig
+from realrl_learner.trainer import Trainer, TrainerConfig
 from realrl_policy.models import ActorConfig
+from realrl_replay.reader import ReplayReader
+from realrl_replay.transition_schema import transition_schema
+from realrl_replay.writer import ReplayWriter
 
 torch.set_num_threads(1)
 SMALL = ActorConfig(hidden_sizes=(64, 64))
@@ -168,3 +173,59 @@ def test_algorithms_are_registered_and_batches_are_checked():
         algo.update({'obs': torch.zeros(4, 6), 'action': torch.zeros(4, 2)})
     with pytest.raises(ValueError, match='pretrain_updates'):
         HGDAggerConfig(pretrain_updates=-1)
+
+
+# ------------------------------------------------- through a real replay store
+STORE_ROBOT = {'robot_id': 'arm0', 'state_dim': 4, 'action_dim': 2, 'action_low': [-2.0, 0.0],
+               'action_high': [2.0, 1.0], 'cameras': [], 'image_size': [0, 0]}
+
+
+def store_expert(states: np.ndarray) -> np.ndarray:
+    """The person's action in robot units: a0 = 2 tanh(s0) in [-2, 2], a1 = sigmoid(s1)."""
+    return np.stack([2 * np.tanh(states[:, 0]), 1 / (1 + np.exp(-2 * states[:, 1]))], 1)
+
+
+def test_hg_dagger_trains_on_the_interventions_of_a_real_store(tmp_path):
+    """The robot's own rows (random actions) and a person's (the expert's) in one Zarr
+    store; batches drawn by the learner's sampler with intervention_ratio 0.5. HG-DAgger,
+    weighting rows by who drove them, learns the person's policy; BC on every row does not."""
+    rng = np.random.default_rng(0)
+    writer = ReplayWriter.create(tmp_path / 'store', transition_schema(STORE_ROBOT),
+                                 {'robots': {'arm0': STORE_ROBOT}})
+    states = rng.normal(size=(600, 4)).astype(np.float32)
+    took = np.arange(600) % 4 == 0  # a person drove every fourth step
+    actions = np.where(took[:, None], store_expert(states),
+                       np.stack([rng.uniform(-2, 2, 600), rng.uniform(0, 1, 600)], 1))
+    writer.append([{'robot_id': 'arm0', 'seq': i + 1, 'obs/state': states[i],
+                    'next_obs/state': states[i], 'action': actions[i].astype(np.float32),
+                    'reward': np.float32(0), 'terminated': False, 'truncated': False,
+                    'episode_id': i // 50, 'step': i % 50, 'policy_version': 0,
+                    'intervention': bool(took[i]), 'stamp_ns': 0} for i in range(600)])
+    writer.commit()
+    cfg = TrainerConfig(sac=SACConfig(batch_size=64, learning_starts=0), intervention_ratio=0.5,
+                        refresh_every_s=0.0)
+    trainer = Trainer(cfg, ReplayReader(tmp_path / 'store'), tmp_path / 'ckpt')
+    trainer.sampler.samplers['interventions'].sample(1)  # waits until their block is cached
+    person = trainer.sampler.names.index('interventions')
+    algos = {name: HGDAgger(4, 2, HGDAggerConfig(actor=SMALL, lr=3e-3, pretrain_updates=0),
+                            seed=0) for name in ('hg_dagger', 'bc_on_every_row')}
+    shares = []
+    for _ in range(200):
+        rows = trainer.sampler.sample()
+        batch = trainer.batch(rows)
+        flags = torch.as_tensor(rows['source'] == person, dtype=torch.float32)
+        shares.append(algos['hg_dagger'].update({**batch, 'intervention': flags})[
+            'train/intervention_share'])
+        algos['bc_on_every_row'].update({**batch, 'intervention': torch.ones(64)})
+    trainer.close()
+    test_states = rng.normal(size=(200, 4)).astype(np.float32)
+    wanted = torch.as_tensor(trainer.space.to_unit(store_expert(test_states),
+                                                   np.zeros(200, np.int64)), dtype=torch.float32)
+    errors = {}
+    for name, algo in algos.items():
+        with torch.no_grad():
+            errors[name] = float(((algo.actor(torch.as_tensor(test_states))[2] - wanted) ** 2)
+                                 .mean())
+    print(f'mean squared error to the person: {errors}; intervention share {np.mean(shares)}')
+    assert np.mean(shares) == pytest.approx(0.5, abs=0.02)
+    assert errors['hg_dagger'] < 0.03 and errors['bc_on_every_row'] > 3 * errors['hg_dagger']
