@@ -28,6 +28,9 @@ setup(
         'realrl.algorithms': [
             'sac = realrl_learner.sac:SAC',
             'rlpd = realrl_learner.algorithms.rlpd:RLPD',
+            'bc = realrl_learner.algorithms.bc:BC',
+            'hg_dagger = realrl_learner.algorithms.hg_dagger:HGDAgger',
+            'sac_flow = realrl_learner.algorithms.sac_flow:SACFlow',
         ],
     },
 )

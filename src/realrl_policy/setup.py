@@ -29,6 +29,8 @@ setup(
             'mlp = realrl_policy.models:GaussianActor',
             'mlp_chunk = realrl_policy.chunk_models:ChunkMLPActor',
             'cnn = realrl_policy.cnn_actor:CNNActor',
+            'flow = realrl_policy.actors.flow:FlowActor',
+            'vla_tiny = realrl_policy.actors.vla_tiny:VLATiny',
         ],
     },
 )

@@ -255,8 +255,8 @@ def test_the_weights_blob_carries_the_actor_type_and_rebuilds_it():
     old = {k: v for k, v in header['actor'].items() if k != 'type'}
     assert type(unpack_actor(with_actor_header(old))) is GaussianActor
     # a type this process has no package for is refused, naming the known ones
-    with pytest.raises(ValueError, match=r"type 'flow' is not a known policy type; known: "):
-        unpack_actor(with_actor_header(dict(header['actor'], type='flow')))
+    with pytest.raises(ValueError, match=r"type 'diffusion' is not a known policy type; known: "):
+        unpack_actor(with_actor_header(dict(header['actor'], type='diffusion')))
 
 
 def test_sac_builds_the_registered_actor_type():

@@ -45,7 +45,8 @@ class MonitorNode(Node):
             'robot_id': msg.robot_id, 'episode_id': msg.episode_id, 'steps': msg.steps,
             'return': round(float(msg.episode_return), 5), 'success': bool(msg.success),
             'truncated': bool(msg.truncated), 'policy_version': msg.policy_version,
-            'interventions': msg.interventions})
+            'interventions': msg.interventions,  # HG-DAgger's measure: steps a person drove
+            'intervention_rate': round(msg.interventions / msg.steps, 4) if msg.steps else 0.0})
 
     def _on_status(self, msg: DriverStatus):
         self.driver_states[msg.robot_id] = msg.lifecycle_state

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from realrl_common.config import build_config
 from realrl_common.plugins import POLICIES, lookup, registered
 from realrl_policy.encoders import EncoderConfig
 
@@ -129,6 +130,16 @@ class GaussianActor(nn.Module):
         mean, log_std = self._mean_log_std(x)
         pre = mean if deterministic else mean + log_std.exp() * torch.randn_like(mean)
         return torch.tanh(pre)[0].numpy()
+
+
+def actor_config_from_json(fields: dict) -> ActorConfig:
+    """The config a weights blob's header describes, of the class its type declares
+    (``config_class``, a subclass of ActorConfig with the type's own fields; else
+    ActorConfig), checked field by field (realrl_common.config.build_config)."""
+    ep = {ep.name: ep for ep in registered(POLICIES)}.get(fields.get('type', 'mlp'))
+    # an unknown type: ActorConfig refuses it, naming the known ones
+    config_class = getattr(ep.load(), 'config_class', ActorConfig) if ep else ActorConfig
+    return build_config(config_class, fields)
 
 
 def build_actor(cfg: ActorConfig, obs_dim: int, act_dim: int) -> nn.Module:

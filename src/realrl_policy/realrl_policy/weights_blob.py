@@ -15,8 +15,7 @@ from dataclasses import asdict
 
 from torch import nn
 
-from realrl_common.config import build_config
-from realrl_policy.models import ActorConfig, actor_from_bytes, actor_to_bytes
+from realrl_policy.models import actor_config_from_json, actor_from_bytes, actor_to_bytes
 
 MAGIC = b'RRLA1'
 
@@ -40,7 +39,7 @@ def unpack(blob: bytes) -> tuple[nn.Module, dict | None]:
     start = len(MAGIC) + 4
     try:
         header = json.loads(blob[start:start + n])
-        cfg = build_config(ActorConfig, header['actor'])
+        cfg = actor_config_from_json(header['actor'])
         obs_dim, act_dim = int(header['obs_dim']), int(header['act_dim'])
         space = header.get('space')
     except (ValueError, KeyError, TypeError, AttributeError) as e:
