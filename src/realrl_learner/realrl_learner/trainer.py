@@ -48,6 +48,8 @@ from realrl_replay.sampler import Sampler
 from realrl_replay.sampler_config import SamplerConfig
 
 FIELDS = ('obs/state', 'action', 'reward', 'next_obs/state', 'terminated')
+EXTRA_FIELDS = ('intervention',)
+"""Store fields a batch carries only for algorithms whose batch_keys name them."""
 
 
 @dataclass(frozen=True)
@@ -163,8 +165,15 @@ class Trainer:
         self._masked = any(e.action_dim < self.act_dim for e in self.space.embodiments)
         self.obs_spec = observation_spec(cfg.algorithm, reader, self.obs_dim)
         self.algorithm = build_algorithm(self.obs_spec, self.act_dim, cfg.algorithm, cfg.seed)
+        # Store fields an algorithm reads besides the transition's core ('intervention').
+        self._extra = tuple(k for k in getattr(self.algorithm, 'batch_keys', ())
+                            if k in EXTRA_FIELDS)
+        for key in self._extra:
+            if key not in reader.schema.by_name:
+                raise ValueError(f'algorithm.type {cfg.algorithm.type!r} reads {key!r}, which '
+                                 f'replay store {reader.path} does not hold')
         self.online, self.sampler = make_samplers(cfg, reader, self._per_row,
-                                                  self.obs_spec.cameras)
+                                                  self.obs_spec.cameras, self._extra)
         self.version = 0
         self._published_at = 0
         self.checkpoint_dir = Path(checkpoint_dir)
@@ -219,6 +228,8 @@ class Trainer:
                 out[side] = {'state': out[side], **{
                     key: torch.as_tensor(rows[f'{side}/{key}'])
                     for key in self.obs_spec.image_keys}}
+        for key in self._extra:
+            out[key] = torch.as_tensor(rows[key], dtype=torch.float32)
         if self._masked:
             out[MASK_KEY] = torch.as_tensor(space.mask[e])
         return out
@@ -351,11 +362,13 @@ def set_sampler_rng_states(sampler, states: dict) -> None:
             s._rng.bit_generator.state = states[path]
 
 
-def make_samplers(cfg: TrainerConfig, reader, per_row: bool, cameras: tuple[str, ...] = ()):
+def make_samplers(cfg: TrainerConfig, reader, per_row: bool, cameras: tuple[str, ...] = (),
+                  extra: tuple[str, ...] = ()):
     """(sampler of this run's rows, sampler of every batch): the same Sampler, or a
-    MixedSampler of it with the demonstrations and the interventions by cfg's ratios."""
+    MixedSampler of it with the demonstrations and the interventions by cfg's ratios.
+    ``extra``: more store fields to sample (EXTRA_FIELDS an algorithm reads)."""
     images = tuple(f'{side}/image_{cam}' for cam in cameras for side in ('obs', 'next_obs'))
-    fields = FIELDS + images + ((EMBODIMENT,) if per_row else ())
+    fields = FIELDS + images + tuple(extra) + ((EMBODIMENT,) if per_row else ())
     base = SamplerConfig(batch_size=cfg.algorithm.batch_size, cache_bytes=cfg.cache_bytes,
                          fields=fields, seed=cfg.seed, refresh_interval_s=cfg.refresh_every_s)
     online = Sampler(reader, replace(base, window=cfg.window or None))
