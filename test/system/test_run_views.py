@@ -1,0 +1,162 @@
+"""What people see of a real run: the learner's TensorBoard events (namespaced keys, read
+back with TensorBoard's own EventAccumulator), `realrl report` (PNG plots and a summary
+that agree with the run folder) and `realrl view` (Rerun: the recording's entity paths,
+and the web viewer loaded in headless Chromium showing the run's camera frame)."""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from gl_probe import require_offscreen_rendering
+from ros_env import ROOT, isolate, next_domain_id, require_workspace
+
+REALRL = str(ROOT / '.venv/bin/realrl')
+H, W = 48, 64
+FAST = ['--set', 'learner.sac.learning_starts=60', '--set', 'learner.publish_every_s=0.5',
+        '--set', 'learner.metrics_every_s=0.5', '--set', 'driver.control_hz=50.0',
+        '--set', 'driver.episode_max_steps=25', '--set', "driver.cameras=['front']",
+        '--set', f'driver.image_size=[{H},{W}]', '--no-stop-at-success']
+
+
+@pytest.fixture(scope='module')
+def run_dir(tmp_path_factory):
+    """A short real `realrl train` of the demo graph with a camera (its time limit ends it)."""
+    require_workspace()
+    require_offscreen_rendering()
+    isolate(next_domain_id())
+    run = tmp_path_factory.mktemp('views') / 'run'
+    p = subprocess.run([REALRL, 'train', '--config', 'config/reach_sim.yaml', '--run-dir',
+                        str(run), '--max-wall-s', '20', *FAST], cwd=ROOT, timeout=240,
+                       capture_output=True, text=True)
+    assert p.returncode == 1 and 'time_limit' in p.stdout, p.stdout[-3000:] + p.stderr[-2000:]
+    return run
+
+
+def episodes_of(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / 'metrics/episodes.jsonl').read_text().split()]
+
+
+def test_tensorboard_events_hold_the_namespaced_keys(run_dir):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    acc = EventAccumulator(str(run_dir / 'tensorboard'), size_guidance={'scalars': 0})
+    acc.Reload()
+    tags = set(acc.Tags()['scalars'])
+    for key in ('train/critic_loss', 'train/actor_loss', 'train/alpha', 'train/updates',
+                'rollout/success_rate', 'rollout/episode_return', 'rollout/intervention_rate',
+                'time/updates_per_s', 'time/stored_per_s', 'time/publish_s',
+                'time/staleness_mean', 'time/staleness_max', 'system/rss_mib'):
+        assert key in tags, f'{key} missing; have {sorted(tags)}'
+    assert {t.split('/')[0] for t in tags} <= {'train', 'rollout', 'time', 'system'}
+    updates = [e.value for e in acc.Scalars('train/updates')]
+    assert updates == sorted(updates) and updates[-1] > 0
+    # Every finished episode the monitor logged before the learner's last write is there,
+    # with its return, in order.
+    logged = [e.value for e in acc.Scalars('rollout/episode_return')]
+    returns = [e['return'] for e in episodes_of(run_dir)]
+    assert 0 < len(logged) <= len(returns)
+    assert np.allclose(logged, returns[:len(logged)], rtol=1e-5, atol=1e-5)
+    staleness = [e.value for e in acc.Scalars('time/staleness_max')]
+    assert min(staleness) >= 0 and max(staleness) >= 1  # versions moved on while sampling
+    assert all(e.value == 0.0 for e in acc.Scalars('rollout/intervention_rate'))  # no teleop
+    assert all(0 < e.value < 60 for e in acc.Scalars('time/publish_s'))
+
+
+def test_report_writes_plots_and_a_summary_that_match_the_run(run_dir):
+    import matplotlib.image as mpimg
+
+    from realrl_replay.reader import ReplayReader
+    p = subprocess.run([REALRL, 'report', str(run_dir)], cwd=ROOT, capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    out = run_dir / 'report'
+    for name in ('learning_curve.png', 'latency.png', 'staleness.png', 'throughput.png'):
+        img = mpimg.imread(out / name)
+        assert img.shape[0] > 200 and img.shape[1] > 300 and img[..., :3].std() > 0.05, name
+    summary = dict(line.strip().split(': ', 1) for line in
+                   (out / 'summary.txt').read_text().splitlines()[1:] if ': ' in line)
+    assert int(summary['episodes']) == len(episodes_of(run_dir))
+    assert int(summary['stored']) == ReplayReader(run_dir / 'replay').count
+    # the robot ran at 50 Hz: its median stored control period is 20 ms
+    assert abs(float(summary['control_period_ms_p50[arm0]']) - 20.0) < 5.0
+    assert 'staleness_max_last' in summary and 'updates_per_s_median' in summary
+
+
+def test_rerun_recording_holds_the_run(run_dir, tmp_path):
+    import rerun as rr
+    rrd = tmp_path / 'run.rrd'
+    p = subprocess.run([REALRL, 'view', str(run_dir), '--save', str(rrd)], cwd=ROOT,
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    paths = set(rr.chunk.RrdReader(rrd).store().schema().entity_paths())
+    for entity in ('/robots/arm0/camera/front', '/robots/arm0/state', '/robots/arm0/action',
+                   '/robots/arm0/reward', '/robots/arm0/intervention',
+                   '/robots/arm0/policy_version', '/episodes/return', '/episodes/success',
+                   '/learner/train/critic_loss'):
+        assert entity in paths, f'{entity} missing; have {sorted(paths)}'
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def last_frame(run: Path) -> np.ndarray:
+    from realrl_replay.reader import ReplayReader
+    reader = ReplayReader(run / 'replay')
+    rows = reader.read_range(reader.first, reader.count, ['obs/image_front', 'seq'])
+    return rows['obs/image_front'][int(np.argmax(rows['seq']))]
+
+
+def best_match(screenshot: np.ndarray, frame: np.ndarray) -> float:
+    """Highest normalized correlation of the frame, at any whole-pixel scale, in the shot."""
+    import cv2
+    gray = cv2.cvtColor(screenshot, cv2.COLOR_RGB2GRAY)
+    best = -1.0
+    for scale in np.arange(1.0, 12.0, 0.25):
+        size = (int(W * scale), int(H * scale))
+        if size[0] > gray.shape[1] or size[1] > gray.shape[0]:
+            break
+        template = cv2.cvtColor(cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR),
+                                cv2.COLOR_RGB2GRAY)
+        best = max(best, float(cv2.matchTemplate(gray, template, cv2.TM_CCOEFF_NORMED).max()))
+    return best
+
+
+def test_rerun_web_viewer_in_headless_chromium_shows_the_camera(run_dir, tmp_path):
+    import cv2
+    chromium = shutil.which('chromium')
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed (scripts/system_packages.sh does it)")
+    web, grpc = free_port(), free_port()
+    log = open(tmp_path / 'view.log', 'wb')
+    view = subprocess.Popen([REALRL, 'view', str(run_dir), '--web-port', str(web),
+                             '--grpc-port', str(grpc)], cwd=ROOT, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while 'serving' not in (tmp_path / 'view.log').read_text(errors='replace'):
+            assert view.poll() is None and time.monotonic() < deadline, \
+                (tmp_path / 'view.log').read_text(errors='replace')
+            time.sleep(0.2)
+        url = (tmp_path / 'view.log').read_text().split(' at ', 1)[1].split()[0]
+        shot = tmp_path / 'viewer.png'
+        subprocess.run([chromium, '--headless', '--no-sandbox', '--use-angle=swiftshader',
+                        '--enable-unsafe-swiftshader', '--window-size=1280,800',
+                        '--virtual-time-budget=20000', f'--screenshot={shot}', url],
+                       capture_output=True, timeout=120, check=True,
+                       env={**os.environ, 'HOME': str(tmp_path)})
+    finally:
+        os.killpg(view.pid, signal.SIGTERM)
+        view.wait(30)
+        log.close()
+    image = cv2.cvtColor(cv2.imread(str(shot)), cv2.COLOR_BGR2RGB)
+    assert image.shape[:2] == (800, 1280) and image.std() > 10  # not a blank page
+    score = best_match(image, last_frame(run_dir))
+    assert score > 0.8, f'the run\'s last camera frame is not on the page (best match {score})'
