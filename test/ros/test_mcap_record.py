@@ -3,7 +3,7 @@ knows nothing of our packages) opens: the expected topics, every message, decode
 import numpy as np
 from geometry_msgs.msg import TransformStamped
 from mcap.reader import make_reader
-from mcap_ros2.reader import read_ros2_messages
+from mcap_ros2.decoder import DecoderFactory
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from ros_env import Proc, executable, wait_for
 from sensor_msgs.msg import Image, JointState
@@ -56,16 +56,17 @@ def test_recorded_mcap_opens_in_an_independent_reader(ros_node, tmp_path):
     assert 'wrote' in proc.output(), proc.output()
 
     with open(out, 'rb') as f:
-        summary = make_reader(f).get_summary()
+        reader = make_reader(f, decoder_factories=[DecoderFactory()])
+        summary = reader.get_summary()
+        got = {t: [] for t in COUNTS}
+        for _schema, channel, _message, decoded in reader.iter_decoded_messages():
+            got[channel.topic].append(decoded)
     schemas = {c.topic: summary.schemas[c.schema_id] for c in summary.channels.values()}
     assert set(schemas) == set(COUNTS)
     assert schemas['/tf'].name == 'tf2_msgs/msg/TFMessage'
     assert schemas['/arm0/episode'].encoding == 'ros2msg'
     assert b'MSG: std_msgs/Header' in schemas['/arm0/episode'].data  # dependencies embedded
 
-    got = {t: [] for t in COUNTS}
-    for m in read_ros2_messages(str(out)):
-        got[m.channel.topic].append(m.ros_msg)
     assert {t: len(v) for t, v in got.items()} == COUNTS
     assert [ep.episode_id for ep in got['/arm0/episode']] == list(range(7))
     assert [ep.success for ep in got['/arm0/episode']] == [i % 2 == 0 for i in range(7)]

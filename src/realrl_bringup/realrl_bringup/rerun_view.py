@@ -121,10 +121,17 @@ def fill(rec, run_dir: str | Path, frame_every: int = 1) -> dict:
     return {'transitions': rows, 'episodes': episodes, 'learner_lines': learner}
 
 
+def blueprint():
+    """Automatic views and layout, with the time panel on the ``step`` timeline (the one
+    every stored row has), following the newest data."""
+    import rerun.blueprint as rrb
+    return rrb.Blueprint(rrb.TimePanel(timeline='step'), auto_layout=True, auto_views=True)
+
+
 def save(run_dir: str | Path, out: str | Path, frame_every: int = 1) -> dict:
     """Writes the run as an .rrd file; returns what it logged."""
     rec = recording_of(run_dir)
-    rec.save(str(out))
+    rec.save(str(out), default_blueprint=blueprint())
     logged = fill(rec, run_dir, frame_every)
     rec.flush()
     rec.disconnect()
@@ -136,7 +143,7 @@ def serve(run_dir: str | Path, web_port: int = 9090, grpc_port: int = 9876,
     """Serves the run to browsers until the process ends; returns (viewer URL, logged)."""
     import rerun as rr
     rec = recording_of(run_dir)
-    uri = rr.serve_grpc(grpc_port=grpc_port, recording=rec)
+    uri = rr.serve_grpc(grpc_port=grpc_port, default_blueprint=blueprint(), recording=rec)
     logged = fill(rec, run_dir, frame_every)
     rr.serve_web_viewer(web_port=web_port, open_browser=open_browser, connect_to=uri)
     return f'http://localhost:{web_port}/?url={uri}', logged
