@@ -21,25 +21,44 @@ H, W = 48, 64
 FAST = ['--set', 'learner.sac.learning_starts=60', '--set', 'learner.publish_every_s=0.5',
         '--set', 'learner.metrics_every_s=0.5', '--set', 'driver.control_hz=50.0',
         '--set', 'driver.episode_max_steps=25', '--set', "driver.cameras=['front']",
-        '--set', f'driver.image_size=[{H},{W}]', '--no-stop-at-success']
+        '--set', f'driver.image_size=[{H},{W}]', '--no-stop-at-success', '--status-every-s', '1']
+
+
+def learner_version(run: Path) -> int:
+    path = run / 'metrics/learner.jsonl'
+    lines = path.read_text().split('\n') if path.exists() else []
+    return max((json.loads(line)['version'] for line in lines if line.endswith('}')), default=0)
 
 
 @pytest.fixture(scope='module')
 def run_dir(tmp_path_factory):
-    """A short real `realrl train` of the demo graph with a camera (its time limit ends it)."""
+    """A real `realrl train` of the demo graph with a camera, stopped (SIGTERM, as Ctrl-C)
+    once the learner has published a few weights versions."""
     require_workspace()
     require_offscreen_rendering()
     isolate(next_domain_id())
     run = tmp_path_factory.mktemp('views') / 'run'
-    p = subprocess.run([REALRL, 'train', '--config', 'config/reach_sim.yaml', '--run-dir',
-                        str(run), '--max-wall-s', '20', *FAST], cwd=ROOT, timeout=240,
-                       capture_output=True, text=True)
-    assert p.returncode == 1 and 'time_limit' in p.stdout, p.stdout[-3000:] + p.stderr[-2000:]
+    log = open(run.parent / 'train.log', 'wb')
+    p = subprocess.Popen([REALRL, 'train', '--config', 'config/reach_sim.yaml', '--run-dir',
+                          str(run), '--max-wall-s', '300', *FAST], cwd=ROOT, stdout=log,
+                         stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while learner_version(run) < 3 and p.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+        time.sleep(2.0)  # a few more metrics lines and episodes after that version
+    finally:
+        os.killpg(p.pid, signal.SIGTERM)
+        code = p.wait(90)
+        log.close()
+    text = (run.parent / 'train.log').read_text(errors='replace')
+    assert learner_version(run) >= 3, text[-3000:]
+    assert code == 130 and 'interrupted' in text, text[-3000:]
     return run
 
 
 def episodes_of(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / 'metrics/episodes.jsonl').read_text().split()]
+    return [json.loads(line) for line in (run / 'metrics/episodes.jsonl').read_text().splitlines()]
 
 
 def test_tensorboard_events_hold_the_namespaced_keys(run_dir):
@@ -82,8 +101,8 @@ def test_report_writes_plots_and_a_summary_that_match_the_run(run_dir):
                    (out / 'summary.txt').read_text().splitlines()[1:] if ': ' in line)
     assert int(summary['episodes']) == len(episodes_of(run_dir))
     assert int(summary['stored']) == ReplayReader(run_dir / 'replay').count
-    # the robot ran at 50 Hz: its median stored control period is 20 ms
-    assert abs(float(summary['control_period_ms_p50[arm0]']) - 20.0) < 5.0
+    # the robot's clock ran at 50 Hz: stored steps come 20 ms apart or more (holds add)
+    assert float(summary['step_period_ms_p50[arm0]']) >= 19.0
     assert 'staleness_max_last' in summary and 'updates_per_s_median' in summary
 
 

@@ -89,8 +89,8 @@ def look(args) -> int:
         logged = rerun_view.save(args.run_dir, args.save, args.frame_every)
         print(f'realrl: wrote {args.save} ({logged}); open it with: rerun {args.save}')
         return 0
-    url, logged = rerun_view.serve(args.run_dir, args.web_port, args.grpc_port,
-                                   args.frame_every, args.open)
+    url, logged, _recording = rerun_view.serve(args.run_dir, args.web_port, args.grpc_port,
+                                               args.frame_every, args.open)
     print(f'realrl: serving {args.run_dir} ({logged}) at {url}  (Ctrl-C to stop)', flush=True)
     stop = {signal.SIGINT, signal.SIGTERM}
     signal.pthread_sigmask(signal.SIG_BLOCK, stop)

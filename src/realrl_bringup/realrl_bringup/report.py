@@ -92,9 +92,9 @@ def plot_latency(out: Path, stamps: dict, tb: dict) -> dict:
         p = control_periods(s) * 1e3
         if len(p):
             axes[0].hist(p, bins=40, alpha=0.6, label=robot)
-            figures[f'control_period_ms_p50[{robot}]'] = float(np.median(p))
-            figures[f'control_period_ms_p99[{robot}]'] = float(np.percentile(p, 99))
-    axes[0].set_xlabel('control period (ms), from stored stamps')
+            figures[f'step_period_ms_p50[{robot}]'] = float(np.median(p))
+            figures[f'step_period_ms_p99[{robot}]'] = float(np.percentile(p, 99))
+    axes[0].set_xlabel('time between stored steps (ms): the control period, and holds')
     axes[0].set_ylabel('steps')
     if stamps:
         axes[0].legend()

@@ -121,17 +121,10 @@ def fill(rec, run_dir: str | Path, frame_every: int = 1) -> dict:
     return {'transitions': rows, 'episodes': episodes, 'learner_lines': learner}
 
 
-def blueprint():
-    """Automatic views and layout, with the time panel on the ``step`` timeline (the one
-    every stored row has), following the newest data."""
-    import rerun.blueprint as rrb
-    return rrb.Blueprint(rrb.TimePanel(timeline='step'), auto_layout=True, auto_views=True)
-
-
 def save(run_dir: str | Path, out: str | Path, frame_every: int = 1) -> dict:
     """Writes the run as an .rrd file; returns what it logged."""
     rec = recording_of(run_dir)
-    rec.save(str(out), default_blueprint=blueprint())
+    rec.save(str(out))
     logged = fill(rec, run_dir, frame_every)
     rec.flush()
     rec.disconnect()
@@ -140,10 +133,12 @@ def save(run_dir: str | Path, out: str | Path, frame_every: int = 1) -> dict:
 
 def serve(run_dir: str | Path, web_port: int = 9090, grpc_port: int = 9876,
           frame_every: int = 1, open_browser: bool = False):
-    """Serves the run to browsers until the process ends; returns (viewer URL, logged)."""
+    """Serves the run to browsers; returns (viewer URL, what was logged, the recording).
+    Keep the recording: once it is garbage-collected, the server has nothing to serve."""
     import rerun as rr
     rec = recording_of(run_dir)
-    uri = rr.serve_grpc(grpc_port=grpc_port, default_blueprint=blueprint(), recording=rec)
+    # No default blueprint: with one, rerun 0.41's web viewer stayed on its welcome page.
+    uri = rr.serve_grpc(grpc_port=grpc_port, recording=rec)
     logged = fill(rec, run_dir, frame_every)
     rr.serve_web_viewer(web_port=web_port, open_browser=open_browser, connect_to=uri)
-    return f'http://localhost:{web_port}/?url={uri}', logged
+    return f'http://localhost:{web_port}/?url={uri}', logged, rec
