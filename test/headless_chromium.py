@@ -15,6 +15,7 @@ import urllib.request
 from pathlib import Path
 
 FLAGS = ('--headless', '--no-sandbox', '--use-angle=swiftshader', '--enable-unsafe-swiftshader',
+         '--disable-breakpad', '--disable-crash-reporter',
          '--disable-dev-shm-usage', '--no-first-run', '--remote-debugging-port=0')
 
 

@@ -73,6 +73,7 @@ class DriverNode(LifecycleNode):
         self.robot = None
         self.loop: EpisodeLoop | None = None
         self._timer = None
+        self._viz: VizPublisher | None = None
         self._tick_clock = PeriodRecorder()
         self._state_label = 'unconfigured'
         self._camera_failing = False  # a camera's frames are too old: the robot holds
@@ -242,7 +243,7 @@ class DriverNode(LifecycleNode):
             self.destroy_client(self._sender_client)
             del self._desc_pub, self._sender_client
         self._driver_subs, self._driver_services = [], []
-        if getattr(self, '_viz', None) is not None:
+        if self._viz is not None:
             self._viz.destroy()
             self._viz = None
         self._close_robot()
