@@ -3,6 +3,7 @@ take screenshots while it loads. For tests of web viewers (WebGL through SwiftSh
 from __future__ import annotations
 
 import base64
+import contextlib
 import itertools
 import json
 import os
@@ -37,6 +38,7 @@ class HeadlessChromium:
         self.port = self._devtools_port()
         self._ids = itertools.count(1)
         self._ws = None
+        self._stack = contextlib.ExitStack()
 
     def _devtools_port(self, timeout: float = 60.0) -> int:
         deadline = time.monotonic() + timeout
@@ -58,7 +60,8 @@ class HeadlessChromium:
             f'http://127.0.0.1:{self.port}/json/new?{url}', method='PUT')
         with urllib.request.urlopen(req, timeout=30) as r:
             target = json.load(r)
-        self._ws = connect(target['webSocketDebuggerUrl'], max_size=None, open_timeout=30)
+        self._ws = self._stack.enter_context(
+            connect(target['webSocketDebuggerUrl'], max_size=None, open_timeout=30))
 
     def call(self, method: str, **params) -> dict:
         """One DevTools command on the page; its result."""
@@ -77,8 +80,7 @@ class HeadlessChromium:
 
     def close(self) -> None:
         """Ends the browser and every process it started."""
-        if self._ws is not None:
-            self._ws.close()
+        self._stack.close()  # the DevTools connection
         try:
             os.killpg(self.p.pid, signal.SIGKILL)
         except ProcessLookupError:
