@@ -27,57 +27,64 @@ APP_ID = 'realrl'
 SCALARS = ('reward', 'policy_version', 'intervention')
 
 
-def _store_rows(run_dir: Path):
-    """(reader, rows of every field) of the run's store, or (None, {}) without one."""
+IMAGE_BLOCK_ROWS = 512
+"""Camera frames are read this many rows at a time (a run's frames need not fit in memory)."""
+
+
+def _open_store(run_dir: Path):
+    """The run's store reader, or None without a readable store."""
     from realrl_replay.errors import StoreError
     from realrl_replay.reader import ReplayReader
     store = run_dir / 'replay'
     if not store.is_dir():
-        return None, {}
+        return None
     try:
-        reader = ReplayReader(store)
+        return ReplayReader(store)
     except StoreError:
-        return None, {}
-    if reader.count == 0:
-        return reader, {}
-    return reader, reader.read_range(reader.first, reader.count)
+        return None
 
 
 def log_store(rec, run_dir: Path, frame_every: int = 1) -> int:
     """Logs the store's transitions robot by robot; returns how many rows."""
     import rerun as rr
-    reader, rows = _store_rows(run_dir)
-    if not rows:
+    reader = _open_store(run_dir)
+    if reader is None or reader.count <= reader.first:
         return 0
+    fields = reader.schema.by_name
+    cameras = sorted(k[len('obs/image_'):] for k in fields if k.startswith('obs/image_'))
+    small = [k for k in ('robot_id', 'seq', 'stamp_ns', 'obs/state', 'action', *SCALARS)
+             if k in fields]
+    first = reader.first
+    rows = reader.read_range(first, reader.count, small)
     names = reader.robot_names
-    cameras = sorted(k[len('obs/image_'):] for k in rows if k.startswith('obs/image_'))
     for code in np.unique(rows['robot_id']):
-        robot = names[int(code)]
+        base = f'robots/{names[int(code)]}'
         mine = np.flatnonzero(rows['robot_id'] == code)
-        mine = mine[np.argsort(rows['seq'][mine])]
-        step = np.arange(len(mine))
-        times = [rr.TimeColumn('step', sequence=step)]
-        if 'stamp_ns' in rows:
-            times.append(rr.TimeColumn('stamp', timestamp=rows['stamp_ns'][mine] * 1e-9))
-        base = f'robots/{robot}'
-        for name, entity in (('obs/state', 'state'), ('action', 'action')):
-            values = np.asarray(rows[name][mine], dtype=np.float64)
-            rr.send_columns(f'{base}/{entity}', indexes=times,
-                            columns=rr.Scalars.columns(scalars=values.reshape(-1))
-                            .partition([values.shape[1]] * len(mine)), recording=rec)
-        for name in SCALARS:
-            if name in rows:
-                values = np.asarray(rows[name][mine], dtype=np.float64)
-                rr.send_columns(f'{base}/{name}', indexes=times,
-                                columns=rr.Scalars.columns(scalars=values), recording=rec)
+        mine = mine[np.argsort(rows['seq'][mine], kind='stable')]
+        stamps = rows['stamp_ns'][mine] * 1e-9 if 'stamp_ns' in rows else None
+        times = [rr.TimeColumn('step', sequence=np.arange(len(mine)))]
+        if stamps is not None:
+            times.append(rr.TimeColumn('stamp', timestamp=stamps))
+        for name, entity in (('obs/state', 'state'), ('action', 'action'),
+                             *((k, k) for k in SCALARS)):
+            if name not in rows:
+                continue
+            values = np.asarray(rows[name][mine], dtype=np.float64).reshape(len(mine), -1)
+            columns = rr.Scalars.columns(scalars=values.reshape(-1))
+            if values.shape[1] > 1:
+                columns = columns.partition([values.shape[1]] * len(mine))
+            rr.send_columns(f'{base}/{entity}', indexes=times, columns=columns, recording=rec)
+        shown = np.arange(0, len(mine), frame_every)
         for cam in cameras:
-            frames = rows[f'obs/image_{cam}']
-            for i in range(0, len(mine), frame_every):
-                rr.set_time('step', sequence=int(step[i]), recording=rec)
-                if 'stamp_ns' in rows:
-                    rr.set_time('stamp', timestamp=float(rows['stamp_ns'][mine[i]]) * 1e-9,
-                                recording=rec)
-                rr.log(f'{base}/camera/{cam}', rr.Image(frames[mine[i]]), recording=rec)
+            for start in range(0, len(shown), IMAGE_BLOCK_ROWS):
+                part = shown[start:start + IMAGE_BLOCK_ROWS]
+                frames = reader.read(first + mine[part], [f'obs/image_{cam}'])
+                for j, step in enumerate(part):
+                    rr.set_time('step', sequence=int(step), recording=rec)
+                    if stamps is not None:
+                        rr.set_time('stamp', timestamp=float(stamps[step]), recording=rec)
+                    rr.log(f'{base}/camera/{cam}', rr.Image(frames[f'obs/image_{cam}'][j]),
+                           recording=rec)
     return len(rows['robot_id'])
 
 
