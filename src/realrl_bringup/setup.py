@@ -20,6 +20,7 @@ setup(
     entry_points={
         'console_scripts': [
             'realrl = realrl_bringup.cli:main',
+            'record_node = realrl_bringup.recording.record_node:main',
         ],
     },
 )

@@ -4,18 +4,23 @@ realrl train [--config config/reach_sim.yaml] [--run-dir DIR] [--set node.key=va
 realrl train --resume DIR
 realrl check [--config FILE]          validate a graph file, start nothing
 realrl plot DIR                       redraw a run's learning curve
+realrl report DIR                     a run as PNG plots and a text summary (DIR/report/)
+realrl view DIR [--save FILE.rrd]     a run in Rerun's web viewer (or an .rrd file)
+realrl record FILE.mcap [--topic T]   record the graph's topics to MCAP (rosbag2, Foxglove)
 realrl robots [--wait-s S]            the hardware manager's robots: kind, state, holder,
 rate, health
 """
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
 from realrl_bringup import robots_cmd
 from realrl_bringup.graph import DEFAULT_CONFIG, load_graph
 from realrl_bringup.learning_curve import plot_learning_curve
+from realrl_bringup.recording.record_config import add_record_arguments, config_from_args
 from realrl_common.config import ConfigError
 
 
@@ -39,6 +44,16 @@ def parse_args(argv):
     check.add_argument('--set', action='append', default=[])
     plot = sub.add_parser('plot', help="redraw a run's learning curve")
     plot.add_argument('run_dir')
+    report = sub.add_parser('report', help='a run folder as PNG plots and a text summary')
+    report.add_argument('run_dir')
+    view = sub.add_parser('view', help="a run in Rerun's web viewer")
+    view.add_argument('run_dir')
+    view.add_argument('--web-port', type=int, default=9090, help='HTTP port of the viewer')
+    view.add_argument('--grpc-port', type=int, default=9876, help="port of Rerun's data server")
+    view.add_argument('--save', metavar='FILE.rrd', help='write an .rrd file instead of serving')
+    view.add_argument('--frame-every', type=int, default=1, help='log every Nth camera frame')
+    view.add_argument('--open', action='store_true', help='open the viewer in a browser')
+    add_record_arguments(sub.add_parser('record', help='record topics to an MCAP file'))
     robots = sub.add_parser('robots', help="list the hardware manager's robots")
     robots.add_argument('--wait-s', type=float, default=3.0,
                         help='how long to wait for the hardware manager (default 3)')
@@ -56,6 +71,33 @@ def train(args) -> int:
     return run.execute()
 
 
+def look(args) -> int:
+    """Runs `realrl report`, `realrl view` or `realrl record`; returns the exit status."""
+    if args.command == 'report':
+        from realrl_bringup.report import make_report
+        out = make_report(args.run_dir)
+        print((out / 'summary.txt').read_text(), end='')
+        print(f'realrl: report in {out}')
+        return 0
+    if args.command == 'record':
+        from realrl_bringup.recording.record_node import record  # rclpy only here
+        return record(config_from_args(args))
+    from realrl_bringup import rerun_view
+    if args.frame_every < 1:
+        raise ConfigError(f'--frame-every must be >= 1, got {args.frame_every}')
+    if args.save:
+        logged = rerun_view.save(args.run_dir, args.save, args.frame_every)
+        print(f'realrl: wrote {args.save} ({logged}); open it with: rerun {args.save}')
+        return 0
+    url, logged, _recording = rerun_view.serve(args.run_dir, args.web_port, args.grpc_port,
+                                               args.frame_every, args.open)
+    print(f'realrl: serving {args.run_dir} ({logged}) at {url}  (Ctrl-C to stop)', flush=True)
+    stop = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop)
+    signal.sigwait(stop)
+    return 0
+
+
 def main(argv=None) -> int:
     """Entry point of `realrl`; returns the exit status (2 for a bad graph or file)."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
@@ -67,6 +109,8 @@ def main(argv=None) -> int:
         if args.command == 'plot':
             print(plot_learning_curve(Path(args.run_dir)))
             return 0
+        if args.command in ('report', 'view', 'record'):
+            return look(args)
         if args.command == 'robots':
             return robots_cmd.robots(args.wait_s)
         return train(args)

@@ -1,7 +1,8 @@
 """ROS 2 adapter of the learner: trains in its own thread, publishes weights and status.
 
 in:  the replay store on disk (read-only; created by the replay node)
-out: /learner/weights (chunked, versioned, CRC-checked, latched), /learner/status
+out: /learner/weights (chunked, versioned, CRC-checked, latched), /learner/status, and with
+     metrics_path the run's TensorBoard event files (tensorboard_log.py)
 Training runs in a thread so the executor stays free; rclpy publishers are thread-safe.
 """
 from __future__ import annotations
@@ -19,6 +20,7 @@ from realrl_common.ros_params import read_config
 from realrl_common.weights import chunk_blob
 from realrl_interfaces.msg import LearnerStatus, WeightChunk
 from realrl_learner.node_config import LearnerNodeConfig
+from realrl_learner.tensorboard_log import TensorBoardLog, tensorboard_dir_for
 from realrl_learner.trainer import Trainer, checkpoint_weights
 from realrl_replay.errors import StoreError
 from realrl_replay.reader import ReplayReader
@@ -34,6 +36,11 @@ class LearnerNode(Node):
         if self.cfg.nice:
             os.nice(self.cfg.nice)
         self.trainer: Trainer | None = None
+        self.tensorboard: TensorBoardLog | None = None  # <run>/tensorboard, beside metrics/
+        if self.cfg.metrics_path:
+            self.tensorboard = TensorBoardLog(
+                tensorboard_dir_for(self.cfg.metrics_path),
+                os.path.join(os.path.dirname(self.cfg.metrics_path), 'episodes.jsonl'))
         self._weights_pub = self.create_publisher(WeightChunk, '~/weights', WEIGHTS_QOS)
         self._status_pub = self.create_publisher(LearnerStatus, '~/status', STATUS_QOS)
         self._stop_training = threading.Event()
@@ -89,12 +96,17 @@ class LearnerNode(Node):
             if not t.step(now):
                 time.sleep(0.01)
             if t.publish_due(now):
+                begun = time.monotonic()
                 self._publish_weights(*t.next_weights(now))
+                if self.tensorboard is not None:
+                    self.tensorboard.publish_time(time.monotonic() - begun)
             if t.checkpoint_due(now):
                 t.save_checkpoint(now)
             if now - last_metrics >= self.cfg.metrics_every_s:
                 last_metrics = now
                 t.log_metrics()
+                if self.tensorboard is not None:
+                    self.tensorboard.log(t, now)
                 self._publish_status()
 
     def _publish_weights(self, version: int, blob: bytes):
@@ -121,6 +133,8 @@ class LearnerNode(Node):
                 path = self.trainer.save_checkpoint()
                 self.get_logger().info(f'final checkpoint {path}')
             self.trainer.close()
+        if self.tensorboard is not None:
+            self.tensorboard.close()
 
 
 def main(args=None):

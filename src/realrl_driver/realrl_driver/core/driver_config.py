@@ -31,6 +31,9 @@ class DriverNodeConfig(LoopConfig):
     timer fires, ahead of every normal process, so other work on the machine cannot make a
     tick late; the kernel still leaves normal processes 5 % of every second. Needs
     CAP_SYS_NICE (without it a warning, no change)."""
+    viz_hz: float = 10.0
+    """Rate of the visualization topics (joint_states, /tf, viz/markers, camera images;
+    realrl_driver/viz); 0: off. Published from the control tick after its step."""
     real_cameras: RealCamerasConfig = field(default_factory=RealCamerasConfig)
     """Real cameras (OpenCV devices, files, streams, Intel RealSense) attached to this robot;
     their frames join the robot's own `cameras` in every observation, at `image_size`."""
@@ -38,6 +41,7 @@ class DriverNodeConfig(LoopConfig):
     def __post_init__(self):
         super().__post_init__()
         check(self.replay_wait_s >= 0, f'replay_wait_s must be >= 0, got {self.replay_wait_s}')
+        check(self.viz_hz >= 0, f'viz_hz must be >= 0 (0: off), got {self.viz_hz}')
         check(-20 <= self.nice <= 19, f'nice must be in -20..19, got {self.nice}')
         check(0 <= self.realtime_priority <= 99,
               f'realtime_priority must be in 0..99 (0: off), got {self.realtime_priority}')

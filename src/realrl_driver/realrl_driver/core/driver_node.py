@@ -6,6 +6,7 @@ accepted. Topics are relative, so the node runs in the robot's namespace:
 
   out: observation, transition, episode, status        in: action, reward_label, /replay/ack
   services: ~/describe (RobotDescription), ~/estop (std_srvs/SetBool)
+  visualization (viz_hz): joint_states, /tf, viz/markers, camera/<name>/image_raw
 
 With ``reward_source: env`` the robot labels its own steps: the driver then publishes
 ``reward_label`` itself (for observers) instead of listening to it.
@@ -42,6 +43,7 @@ from realrl_driver.core.count_logs import CountLogger
 from realrl_driver.core.driver_config import DriverNodeConfig  # noqa: F401 (re-exported)
 from realrl_driver.core.episode_loop import EpisodeLoop, LoopConfig, check_reward_source
 from realrl_driver.core.safety import LossCounter
+from realrl_driver.viz.publisher import VizPublisher
 from realrl_interfaces.msg import (
     Action,
     ActionChunk,
@@ -72,6 +74,7 @@ class DriverNode(LifecycleNode):
         self.robot = None
         self.loop: EpisodeLoop | None = None
         self._timer = None
+        self._viz: VizPublisher | None = None
         self._tick_clock = PeriodRecorder()
         self._state_label = 'unconfigured'
         self._camera_failing = False  # a camera's frames are too old: the robot holds
@@ -120,6 +123,8 @@ class DriverNode(LifecycleNode):
         ]
         self._sender_client = self.create_client(SenderState, SENDER_STATE_SERVICE)
         self._resume_future, self._resume_asked, self._resume_warned = None, 0.0, False
+        self._viz = (VizPublisher(self, self.cfg.robot_id, self.cfg.viz_hz,
+                                  observed_cameras(self.cfg)) if self.cfg.viz_hz > 0 else None)
         self._desc_pub.publish(self.description())
         self._state_label = 'inactive'
         self.get_logger().info(f'configured {self._kind} robot {self.cfg.robot_id!r}')
@@ -241,6 +246,9 @@ class DriverNode(LifecycleNode):
             self.destroy_client(self._sender_client)
             del self._desc_pub, self._sender_client
         self._driver_subs, self._driver_services = [], []
+        if self._viz is not None:
+            self._viz.destroy()
+            self._viz = None
         self._close_robot()
         self.loop, self.robot = None, None
 
@@ -353,6 +361,9 @@ class DriverNode(LifecycleNode):
                 self._label_pub.publish(RewardLabel(
                     robot_id=self.cfg.robot_id, episode_id=obs.episode_id, step=obs.step,
                     reward=label.reward, success=label.success))
+        if self._viz is not None:
+            self._viz.maybe_publish(now, self.robot, out.observation and out.observation.images,
+                                    stamp)
 
     def _camera_failed(self, now: float, error: CameraError) -> None:
         if not self._camera_failing:

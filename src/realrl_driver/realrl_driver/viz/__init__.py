@@ -1,0 +1,1 @@
+"""What a ROS user sees of a driver: joint states, TF, markers and camera images."""
