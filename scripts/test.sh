@@ -4,6 +4,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+bash scripts/system_packages.sh
 bash scripts/setup.sh
 # shellcheck disable=SC1091
 source scripts/env.sh
