@@ -92,6 +92,39 @@ def test_success_terminates_and_resets():
     assert robot.applied == [1.0]  # the action answering the terminal state is never applied
 
 
+def test_a_persons_verdict_ends_the_episode_at_its_next_step_over_the_reward_node():
+    loop = EpisodeLoop(LoopConfig(), PointRobot())
+    loop.tick(0.0)
+    run_step(loop, 0.1)
+    assert loop.on_human_label(0, success=True, reward=5.0)
+    out = run_step(loop, 0.2, reward=-1.0, success=False)  # the reward node disagrees
+    assert out.transition.terminated and out.transition.reward == 5.0
+    assert out.episode.success and out.observation.episode_id == 1
+    # A failure ends the next episode too, unsuccessful; a verdict on a finished episode
+    # (it arrived late) changes nothing.
+    assert not loop.on_human_label(0, success=True, reward=5.0)
+    run_step(loop, 0.3)
+    assert loop.on_human_label(1, success=False, reward=-3.0)
+    out = run_step(loop, 0.4, reward=0.0, success=True)
+    assert out.transition.terminated and out.transition.reward == -3.0
+    assert not out.episode.success
+    out = run_step(loop, 0.5)
+    assert out.transition is None and out.episode is None  # episode 2 goes on as usual
+    assert loop.counters['human_labels'] == 2 and loop.counters['stale_human_labels'] == 1
+
+
+def test_a_verdict_closes_a_step_still_waiting_for_its_label():
+    loop = EpisodeLoop(LoopConfig(), PointRobot())
+    loop.tick(0.0)
+    obs = loop.obs
+    loop.on_action(np.array([0.5], np.float32), obs.episode_id, obs.step, 1)
+    loop.tick(0.1)  # moved; the reward node's label of s_1 never comes
+    assert loop.tick(0.2).repeated
+    loop.on_human_label(0, success=True, reward=1.0)
+    out = loop.tick(0.3)
+    assert out.transition.terminated and out.episode.success
+
+
 def test_time_limit_truncates():
     loop = EpisodeLoop(LoopConfig(episode_max_steps=3), PointRobot())
     loop.tick(0.0)

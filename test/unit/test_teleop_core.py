@@ -105,3 +105,16 @@ def test_config_errors_name_the_key():
         with pytest.raises(ConfigError) as err:
             build_config(TeleopConfig, values)
         assert message in str(err.value), str(err.value)
+
+
+def test_verdict_buttons_mark_success_and_failure():
+    keyboard = TeleopCore('keyboard', TeleopMapping())
+    state = DeviceState(np.zeros(8), frozenset(), (1, 0, 2))
+    assert keyboard.verdicts(state) == [True, False]  # c, then n; space is not a verdict
+    pedal = TeleopCore('gamepad', TeleopMapping(success_button=7, failure_button=6))
+    assert pedal.verdicts(DeviceState(np.zeros(4), frozenset(), (6, 7, 4))) == [False, True]
+    assert TeleopCore('gamepad', TeleopMapping()).verdicts(
+        DeviceState(np.zeros(4), frozenset(), (1, 2))) == []  # none by default
+    with pytest.raises(ConfigError, match='must differ'):
+        build_config(TeleopConfig, {'device': 'gamepad',
+                                    'mapping': {'engage_button': 4, 'success_button': 4}})

@@ -101,6 +101,8 @@ def test_keyboard_through_a_real_pty():
         assert kb.poll(2.0).axes[2] == -1.0  # the newest press of an axis wins
         os.write(master, b'x')
         assert kb.poll(2.1).axes.tolist() == [0.0] * 8  # x releases everything
+        os.write(master, b'cN')
+        assert kb.poll(2.2).pressed == (1, 2)  # the verdict keys: success, failure
         kb.close()
         assert termios.tcgetattr(slave)[3] & termios.ICANON  # the terminal is given back
     finally:

@@ -69,6 +69,8 @@ ENGAGE_KEY = ' '
 """The space bar is button 0: it engages and disengages."""
 STOP_KEY = 'x'
 """Releases every axis at once (a terminal sends no key releases)."""
+SUCCESS_KEY, FAILURE_KEY = 'c', 'n'
+"""Buttons 1 and 2: a person's verdict on the episode, success (c: complete) or failure (n)."""
 
 
 def parse_keys(data: bytes) -> list[str]:
@@ -132,6 +134,8 @@ class KeyboardDevice:
         for key in parse_keys(read_available(self.fd, 'keyboard', self.path)):
             if key == ENGAGE_KEY:
                 pressed.append(0)
+            elif key in (SUCCESS_KEY, FAILURE_KEY):
+                pressed.append(1 if key == SUCCESS_KEY else 2)
             elif key == STOP_KEY:
                 self._last.clear()
             for axis, (plus, minus) in enumerate(AXIS_KEYS):

@@ -34,11 +34,13 @@ class DeviceDefaults:
     scales: tuple[float, ...]
     engage_mode: str
     engage_button: int
+    verdict_buttons: tuple[int, int] = (-1, -1)
+    """Buttons that mark the episode a success and a failure (-1: none)."""
 
 
 DEVICE_DEFAULTS = {
     # keys w/s, a/d, r/f, ... are axes 0, 1, 2, ...; space is button 0
-    'keyboard': DeviceDefaults(tuple(range(8)), (1.0,) * 8, 'toggle', 0),
+    'keyboard': DeviceDefaults(tuple(range(8)), (1.0,) * 8, 'toggle', 0, (1, 2)),  # c, n
     # left stick up -> +x, left stick left -> +y, right stick up -> +z, right stick left;
     # the left shoulder button (4 on the Linux xpad layout) is the deadman
     'gamepad': DeviceDefaults((1, 0, 4, 3), (-1.0, -1.0, -1.0, -1.0), 'deadman', 4),
@@ -67,6 +69,11 @@ class TeleopMapping:
     gamepad deadman)."""
     engage_button: int = -1
     """Button that engages; -1: the device's default (keyboard: space)."""
+    success_button: int = -1
+    """Button (or pedal: USB foot pedals are joysticks) by which a person marks the episode
+    a success, which ends it; -1: the device's default (keyboard: c; others: none)."""
+    failure_button: int = -1
+    """The same for a failure (keyboard: n)."""
 
     def __post_init__(self):
         check(all(a >= 0 for a in self.axes), f'axes must be >= 0, got {list(self.axes)}')
@@ -99,6 +106,10 @@ class TeleopConfig:
     releases; its key repeat, usually after 0.25-0.5 s, keeps a held key going)."""
     poll_hz: float = 50.0
     """How often the device is read for engage and disengage, besides at each observation."""
+    success_reward: float = 1.0
+    """Reward of the step a person's success verdict ends."""
+    failure_reward: float = 0.0
+    """Reward of the step a person's failure verdict ends."""
 
     def __post_init__(self):
         check(bool(self.robot_id) and self.robot_id.replace('_', '').isalnum(),
@@ -110,6 +121,12 @@ class TeleopConfig:
               "releases); use 'toggle'")
         check(self.key_hold_s > 0, f'key_hold_s must be > 0, got {self.key_hold_s}')
         check(self.poll_hz > 0, f'poll_hz must be > 0, got {self.poll_hz}')
+        for name in ('success_reward', 'failure_reward'):
+            check(np.isfinite(getattr(self, name)), f'{name} must be a finite number')
+        buttons = [b for b in (self.mapping.engage_button, self.mapping.success_button,
+                               self.mapping.failure_button) if b >= 0]
+        check(len(buttons) == len(set(buttons)),
+              'mapping: engage_button, success_button and failure_button must differ')
 
 
 class TeleopCore:
@@ -121,6 +138,11 @@ class TeleopCore:
         self.engage_mode = mapping.engage_mode or defaults.engage_mode
         self.engage_button = (mapping.engage_button if mapping.engage_button >= 0
                               else defaults.engage_button)
+        self.verdict_buttons = {
+            b: ok for b, ok in ((mapping.success_button if mapping.success_button >= 0
+                                 else defaults.verdict_buttons[0], True),
+                                (mapping.failure_button if mapping.failure_button >= 0
+                                 else defaults.verdict_buttons[1], False)) if b >= 0}
         self.engaged = False
         self.low = self.high = None
         self.axes: tuple[int, ...] = ()
@@ -165,6 +187,10 @@ class TeleopCore:
         if self.engaged != before:
             return 'engaged' if self.engaged else 'disengaged'
         return None
+
+    def verdicts(self, state) -> list[bool]:
+        """A person's verdicts pressed since the last poll: True success, False failure."""
+        return [self.verdict_buttons[b] for b in state.pressed if b in self.verdict_buttons]
 
     def disengage(self) -> None:
         self.engaged = False

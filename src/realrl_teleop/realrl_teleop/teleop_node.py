@@ -2,7 +2,9 @@
 
 in:  /<robot>/description (latched: the action bounds), /<robot>/observation
 out: /<robot>/action (Action, intervention: true, only while engaged), ~/engaged (latched
-     std_msgs/Bool)
+     std_msgs/Bool), /<robot>/reward_label (RewardLabel, human: true) when a person marks the
+     episode a success or a failure (keyboard c / n; a gamepad's or pedal's success_button /
+     failure_button): the driver ends the episode there
 Each observation that arrives while engaged is answered at once with the device's command,
 with the observation's episode_id and step, as the policy answers it; the driver keeps a
 person's action for a step over the policy's. Run it in a terminal for the keyboard:
@@ -20,7 +22,7 @@ from realrl_common.convert import from_f32, to_f32
 from realrl_common.node_main import spin_node
 from realrl_common.qos import COMMAND_QOS, LATCHED_QOS, SENSOR_QOS
 from realrl_common.ros_params import read_config
-from realrl_interfaces.msg import Action, Observation, RobotDescription
+from realrl_interfaces.msg import Action, Observation, RewardLabel, RobotDescription
 from realrl_teleop.devices import AXIS_KEYS, DeviceError, open_device
 from realrl_teleop.teleop_core import TeleopConfig, TeleopCore
 
@@ -45,6 +47,9 @@ class TeleopNode(Node):
         rid = self.cfg.robot_id
         self._action_pub = self.create_publisher(Action, f'/{rid}/action', COMMAND_QOS)
         self._engaged_pub = self.create_publisher(Bool, '~/engaged', LATCHED_QOS)
+        self._label_pub = self.create_publisher(RewardLabel, f'/{rid}/reward_label', COMMAND_QOS)
+        self._seen: tuple[int, int] | None = None  # (episode, step) of the newest observation
+        self.verdicts = 0
         self.create_subscription(RobotDescription, f'/{rid}/description', self._on_description,
                                  LATCHED_QOS)
         self.create_subscription(Observation, f'/{rid}/observation', self._on_observation,
@@ -61,9 +66,12 @@ class TeleopNode(Node):
         if self.cfg.device == 'keyboard':
             pairs = ' '.join(f'{p}/{m}' for p, m in AXIS_KEYS)
             return (f'space engages and disengages; keys {pairs} push action axes 0, 1, 2, ... '
-                    f'(+/-), arrows act as w s a d, x releases all')
+                    f'(+/-), arrows act as w s a d, x releases all; c marks the episode a '
+                    f'success, n a failure')
         how = 'press' if c.engage_mode == 'toggle' else 'hold'
-        return f'{how} button {c.engage_button} to take over'
+        marks = ''.join(f'; button {b} marks the episode a {"success" if ok else "failure"}'
+                        for b, ok in c.verdict_buttons.items())
+        return f'{how} button {c.engage_button} to take over{marks}'
 
     def _on_description(self, msg: RobotDescription):
         try:
@@ -96,6 +104,7 @@ class TeleopNode(Node):
                 self.core.disengage()
                 self._engaged_pub.publish(Bool(data=False))
             return
+        self._send_verdicts(self.core.verdicts(self._state))
         change = self.core.update(self._state)
         if change is not None:
             self._engaged_pub.publish(Bool(data=self.core.engaged))
@@ -103,9 +112,24 @@ class TeleopNode(Node):
                                                     f'{self.cfg.robot_id}' if self.core.engaged
                                                     else 'the policy acts again'))
 
+    def _send_verdicts(self, verdicts: list[bool]) -> None:
+        for success in verdicts:
+            if self._seen is None:
+                self.get_logger().warning('no observation of the robot yet: verdict ignored')
+                continue
+            episode, step = self._seen
+            reward = self.cfg.success_reward if success else self.cfg.failure_reward
+            self._label_pub.publish(RewardLabel(
+                robot_id=self.cfg.robot_id, episode_id=episode, step=step, reward=reward,
+                success=success, human=True))
+            self.verdicts += 1
+            self.get_logger().info(f'episode {episode} marked a '
+                                   f'{"success" if success else "failure"}')
+
     def _on_observation(self, msg: Observation):
         if msg.robot_id != self.cfg.robot_id:
             return
+        self._seen = (msg.episode_id, msg.step)
         self._poll()  # the freshest device state for this answer
         if self._state is None:
             return

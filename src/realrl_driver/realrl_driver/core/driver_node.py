@@ -308,8 +308,14 @@ class DriverNode(LifecycleNode):
         self.loop.on_chunk(rows, msg.horizon, msg.episode_id, msg.step, msg.policy_version)
 
     def _on_label(self, msg: RewardLabel):
-        if self.loop is not None and msg.robot_id == self.cfg.robot_id:
-            self.loop.on_label(msg.episode_id, msg.step, msg.reward, msg.success)
+        if self.loop is None or msg.robot_id != self.cfg.robot_id:
+            return
+        if msg.human:
+            if self.loop.on_human_label(msg.episode_id, msg.success, msg.reward):
+                self.get_logger().info(f'a person marked episode {msg.episode_id} a '
+                                       f'{"success" if msg.success else "failure"}: it ends')
+            return
+        self.loop.on_label(msg.episode_id, msg.step, msg.reward, msg.success)
 
     def _on_ack(self, msg: TransitionAck):
         if self.loop is not None and msg.robot_id == self.cfg.robot_id:

@@ -252,6 +252,7 @@ class EpisodeLoop:
         self._command: _Command | None = None
         self._chunk: _Chunk | None = None
         self._label: Label | None = None
+        self._verdict: Label | None = None  # a person's success/failure for this episode
         self._return = 0.0
         self._interventions = 0
         self._newest_version = 0
@@ -306,6 +307,17 @@ class EpisodeLoop:
                                 bool(success if terminated is None else terminated),
                                 bool(truncated))
 
+    def on_human_label(self, episode_id: int, success: bool, reward: float) -> bool:
+        """A person's verdict on the current episode (a key or pedal): the next step that
+        closes in it ends the episode, successful or not, with this reward instead of the
+        reward node's label. Returns whether it applied (not to an episode already over)."""
+        if self.obs is None or episode_id != self.obs.episode_id or not np.isfinite(reward):
+            self.counters['stale_human_labels'] += 1
+            return False
+        self._verdict = Label(float(reward), bool(success), True, False)
+        self.counters['human_labels'] += 1
+        return True
+
     def on_ack(self, committed_seq: int) -> int:
         """Drop acknowledged transitions from the outbox; returns how many were dropped.
 
@@ -345,7 +357,7 @@ class EpisodeLoop:
             out.observation = self._reset(now)
             return out
         if self._pending is not None:
-            if self._label is None:
+            if self._label is None and self._verdict is None:
                 return self._hold(now, 'waiting_label')
             self._close_step(out, now)
             if out.episode is not None:
@@ -395,6 +407,7 @@ class EpisodeLoop:
         self.obs = Observation(episode, 0, np.asarray(state, dtype=np.float32), self._images(),
                                self.cfg.instruction_of(episode))
         self._pending, self._command, self._label, self._chunk = None, None, None, None
+        self._verdict = None
         self._return, self._interventions = 0.0, 0
         self._last_progress = now
         self.counters['episodes_started'] += 1
@@ -419,7 +432,7 @@ class EpisodeLoop:
         return self.obs
 
     def _close_step(self, out: TickOutput, now: float) -> None:
-        label = self._label
+        label = self._verdict or self._label  # a person's verdict outranks the reward node
         reward, success, terminated = label.reward, label.success, label.terminated
         prev, obs = self._pending, self.obs
         truncated = not terminated and (label.truncated or
