@@ -8,7 +8,13 @@ import pytest
 import torch
 
 from realrl_learner.sac import SAC, SACConfig
-from realrl_policy.models import ActorConfig, GaussianActor, actor_from_bytes, actor_to_bytes
+from realrl_policy.models import (
+    ActorConfig,
+    GaussianActor,
+    actor_from_bytes,
+    actor_to_bytes,
+    mlp,
+)
 
 torch.set_num_threads(1)
 
@@ -156,6 +162,41 @@ def test_state_dict_round_trip_resumes_identically(tmp_path):
     assert ma == mb
     for pa, pb in zip(a.critic_target.parameters(), b.critic_target.parameters()):
         torch.testing.assert_close(pa, pb, rtol=0, atol=0)
+
+
+def test_a_checkpoint_from_before_the_fused_critics_resumes_exactly(tmp_path):
+    """Checkpoints once held the twin critics as two MLPs 'q1.*', 'q2.*' with Adam over their
+    12 tensors: loading one gives the same Q values and the same next Adam step."""
+    torch.manual_seed(5)
+    old = torch.nn.ModuleDict({q: mlp(OBS_DIM + ACT_DIM, (32, 32), 1, 'relu')
+                               for q in ('q1', 'q2')})
+    opt = torch.optim.Adam(old.parameters(), lr=SMALL.critic_lr)
+    batch = fixed_batch()
+    x = torch.cat([batch['obs'], batch['action']], dim=1)
+
+    def step(optimizer, q1, q2):
+        loss = (q1 - batch['reward'][:, None]).square().mean() + q2.square().mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    for _ in range(3):
+        step(opt, old['q1'](x), old['q2'](x))
+    state = SAC(OBS_DIM, ACT_DIM, SMALL).state_dict()
+    state.update(critic=old.state_dict(), critic_target=old.state_dict(),
+                 critic_opt=opt.state_dict())
+    torch.save(state, tmp_path / 'old.pt')
+    sac = SAC(OBS_DIM, ACT_DIM, SMALL, seed=1)
+    sac.load_state_dict(torch.load(tmp_path / 'old.pt', weights_only=True))
+    for net in (sac.critic, sac.critic_target):
+        q1, q2 = net(batch['obs'], batch['action'])
+        torch.testing.assert_close(q1, old['q1'](x), rtol=0, atol=1e-6)
+        torch.testing.assert_close(q2, old['q2'](x), rtol=0, atol=1e-6)
+    step(opt, old['q1'](x), old['q2'](x))
+    step(sac.critic_opt, *sac.critic(batch['obs'], batch['action']))
+    q1, q2 = sac.critic(batch['obs'], batch['action'])
+    torch.testing.assert_close(q1, old['q1'](x), rtol=0, atol=1e-5)
+    torch.testing.assert_close(q2, old['q2'](x), rtol=0, atol=1e-5)
 
 
 def test_checkpoint_for_other_dims_is_rejected():
