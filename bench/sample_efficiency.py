@@ -7,7 +7,9 @@ For each task (gymnasium MuJoCo InvertedPendulum-v5 and InvertedDoublePendulum-v
   temperature from 1.0) for the task's step budget, in this process;
 - ours: `realrl train` with a graph YAML (gym driver with the environment's own reward, policy,
   replay, learner; no reward node) and the same hyperparameters; the driver runs at
-  ``--control-hz``, the learner publishes weights every 0.1 s. The run is stopped once its
+  ``--control-hz`` (by default half the update rate our learner measures here at the start,
+  at most 50 Hz, so that the asynchronous learner keeps up with one update per step), the
+  learner publishes weights every 0.1 s. The run is stopped once its
   episodes add up to the budget.
 
 A run's return curve is the mean return of its last 10 training episodes (stochastic policy,
@@ -24,7 +26,7 @@ driver, it makes fewer updates per step than SB3; each run reports its updates p
 
 Stable-Baselines3 is a peer installed only for this benchmark:
     .venv/bin/pip install -r bench/requirements-peers.txt
-    .venv/bin/python bench/sample_efficiency.py [--quick] [--seeds 3] [--control-hz 50]
+    source scripts/env.sh && python bench/sample_efficiency.py [--quick] [--control-hz HZ]
 """
 from __future__ import annotations
 
@@ -41,7 +43,7 @@ import _util
 import numpy as np
 
 TASKS = {'InvertedPendulum-v5': 8000, 'InvertedDoublePendulum-v5': 10000}
-"""Task -> step budget of the full run (--quick: 1500 steps each, one seed)."""
+"""Task -> step budget of the full run (--quick: 1000 steps each, one seed)."""
 WINDOW = 10
 SB3_DEFAULTS = dict(gamma=0.99, tau=0.005, actor_lr=3e-4, critic_lr=3e-4, alpha_lr=3e-4,
                     batch_size=256, learning_starts=100, updates_per_step=1.0,
@@ -154,20 +156,49 @@ def run_ours(env_id: str, budget: int, seed: int, control_hz: float, domain: int
     return curve(episodes), updates / max(steps, 1)
 
 
+def learner_rate(seconds: float = 5.0) -> float:
+    """Updates per second of our SAC (SB3's sizes, one thread) on this machine right now."""
+    import torch
+
+    from realrl_learner.sac import SAC, SACConfig
+    from realrl_policy.models import ActorConfig
+    torch.set_num_threads(1)
+    sizes = {k: v for k, v in SB3_DEFAULTS.items() if k not in ('actor', 'critic_hidden_sizes')}
+    cfg = SACConfig(**sizes, actor=ActorConfig(hidden_sizes=(256, 256)),
+                    critic_hidden_sizes=(256, 256))
+    sac, n = SAC(11, 1, cfg), 256
+    batch = {'obs': torch.randn(n, 11), 'action': torch.rand(n, 1) * 2 - 1,
+             'reward': torch.randn(n), 'next_obs': torch.randn(n, 11),
+             'terminated': torch.zeros(n)}
+    sac.update(batch)
+    count, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        sac.update(batch)
+        count += 1
+    return count / (time.perf_counter() - t0)
+
+
 def main() -> None:
     def extra(p):
         p.add_argument('--seeds', type=int, default=3)
-        p.add_argument('--control-hz', type=float, default=50.0)
+        p.add_argument('--control-hz', type=float, default=0.0,
+                       help='driver rate; 0: half the rate our learner updates at here now, '
+                            'at most 50 Hz, so that it keeps one update per step')
         p.add_argument('--tasks', nargs='+', default=list(TASKS))
     args = _util.parse(__doc__.splitlines()[0], extra)
     _util.require_workspace()
     seeds = 1 if args.quick else args.seeds
+    if args.control_hz <= 0:
+        rate = learner_rate()
+        args.control_hz = round(min(50.0, max(1.0, rate / 2)), 1)
+        print(f'our learner makes {rate:.1f} updates/s here now: driver at '
+              f'{args.control_hz} Hz', flush=True)
     base = int(__import__('os').environ.get('REALRL_BENCH_DOMAIN', 95))
     results, never = {}, []
     with tempfile.TemporaryDirectory(prefix='realrl-bench-sample-') as tmp_name:
         tmp = Path(tmp_name)
         for t, env_id in enumerate(args.tasks):
-            budget = 1500 if args.quick else TASKS[env_id]
+            budget = 1000 if args.quick else TASKS[env_id]
             sb3 = [run_sb3(env_id, budget, s) for s in range(seeds)]
             target = statistics.median(c[-1][1] for c in sb3)
             ours, utd = [], []
