@@ -1,5 +1,6 @@
 """Unit tests of the actor (realrl_policy.models) and SAC (realrl_learner.sac)."""
 
+import dataclasses
 import io
 import math
 
@@ -182,11 +183,12 @@ def test_a_checkpoint_from_before_the_fused_critics_resumes_exactly(tmp_path):
 
     for _ in range(3):
         step(opt, old['q1'](x), old['q2'](x))
-    state = SAC(OBS_DIM, ACT_DIM, SMALL).state_dict()
+    exact = dataclasses.replace(SMALL, critic_matmul_dtype='float32')  # as the old critics
+    state = SAC(OBS_DIM, ACT_DIM, exact).state_dict()
     state.update(critic=old.state_dict(), critic_target=old.state_dict(),
                  critic_opt=opt.state_dict())
     torch.save(state, tmp_path / 'old.pt')
-    sac = SAC(OBS_DIM, ACT_DIM, SMALL, seed=1)
+    sac = SAC(OBS_DIM, ACT_DIM, exact, seed=1)
     sac.load_state_dict(torch.load(tmp_path / 'old.pt', weights_only=True))
     for net in (sac.critic, sac.critic_target):
         q1, q2 = net(batch['obs'], batch['action'])
@@ -197,6 +199,17 @@ def test_a_checkpoint_from_before_the_fused_critics_resumes_exactly(tmp_path):
     q1, q2 = sac.critic(batch['obs'], batch['action'])
     torch.testing.assert_close(q1, old['q1'](x), rtol=0, atol=1e-5)
     torch.testing.assert_close(q2, old['q2'](x), rtol=0, atol=1e-5)
+
+
+def test_bfloat16_critics_give_the_float32_values_to_bfloat16_rounding():
+    batch = fixed_batch()
+    q = {}
+    for dtype in ('float32', 'bfloat16'):
+        sac = SAC(OBS_DIM, ACT_DIM, dataclasses.replace(SMALL, critic_matmul_dtype=dtype))
+        q[dtype] = torch.cat(sac.critic(batch['obs'], batch['action']))
+        assert q[dtype].dtype == torch.float32
+    error = (q['bfloat16'] - q['float32']).abs().max()
+    assert 0 < error < 0.02 * q['float32'].abs().max()  # rounded, not another network
 
 
 def test_checkpoint_for_other_dims_is_rejected():
@@ -227,6 +240,7 @@ def test_bad_batches_are_rejected():
     ({'updates_per_step': 0.0}, 'updates_per_step'),
     ({'actor_update_interval': 0}, 'actor_update_interval'),
     ({'max_grad_norm': 0.0}, 'max_grad_norm'),
+    ({'critic_matmul_dtype': 'float16'}, 'critic_matmul_dtype'),
     ({'actor': (256, 256)}, 'actor'),
 ])
 def test_sac_config_validation(kwargs, field):
