@@ -16,8 +16,9 @@ A run's return curve is the mean return of its last 10 training episodes (stocha
 as collected), at each episode's end, against the environment steps so far. SB3's final return
 (per task, the median over seeds of each curve's last value) is the target; ``ours_steps`` and
 ``sb3_steps`` are the medians over seeds of the steps at which each curve first reaches it (a
-run that never does counts as its budget, and such runs are listed in ``never``).
-``ratio`` = ours_steps / sb3_steps (<= 1.0: we need no more samples than SB3).
+run that never does counts as never, is listed in ``never``, and where the median run never
+did the figure is null). ``ratio`` = ours_steps / sb3_steps (<= 1.0: we need no more samples
+than SB3; null when either never got there).
 
 Left out: wall-clock time (ours runs at a real-time control rate, SB3 as fast as it can), and
 evaluation with a deterministic policy. Our learner is asynchronous: if it falls behind the
@@ -31,6 +32,7 @@ Stable-Baselines3 is a peer installed only for this benchmark:
 from __future__ import annotations
 
 import json
+import math
 import signal
 import statistics
 import subprocess
@@ -156,6 +158,26 @@ def run_ours(env_id: str, budget: int, seed: int, control_hz: float, domain: int
     return curve(episodes), updates / max(steps, 1)
 
 
+def summarise(curves: dict[str, list], target: float, budget: int, env_id: str,
+              never: list[str]) -> dict:
+    """Per learner, the median over seeds of the steps to reach target (None where the median
+    run never did), its median final return; and the ratio ours / sb3 (None if unknown)."""
+    per = {'target_return': round(target, 1), 'budget': budget}
+    for who, runs in curves.items():
+        steps = []
+        for seed, points in enumerate(runs):
+            reached = steps_to_reach(points, target, budget)
+            if reached is None:
+                never.append(f'{who}:{env_id}:seed{seed}')
+            steps.append(math.inf if reached is None else reached)
+        median = statistics.median(steps)
+        per[f'{who}_steps'] = None if math.isinf(median) else int(median)
+        per[f'{who}_final_return'] = round(statistics.median(c[-1][1] for c in runs), 1)
+    known = per['ours_steps'] is not None and per['sb3_steps'] is not None
+    per['ratio'] = round(per['ours_steps'] / per['sb3_steps'], 3) if known else None
+    return per
+
+
 def learner_rate(seconds: float = 5.0) -> float:
     """Updates per second of our SAC (SB3's sizes, one thread) on this machine right now."""
     import torch
@@ -206,18 +228,8 @@ def main() -> None:
                 c, u = run_ours(env_id, budget, s, args.control_hz, base + 3 * t + s, tmp)
                 ours.append(c)
                 utd.append(round(u, 3))
-            per = {}
-            for who, curves in (('ours', ours), ('sb3', sb3)):
-                steps = []
-                for s, c in enumerate(curves):
-                    reached = steps_to_reach(c, target, budget)
-                    if reached is None:
-                        never.append(f'{who}:{env_id}:seed{s}')
-                    steps.append(budget if reached is None else reached)
-                per[f'{who}_steps'] = int(statistics.median(steps))
-                per[f'{who}_final_return'] = round(statistics.median(c[-1][1] for c in curves), 1)
-            per.update(target_return=round(target, 1), budget=budget, ours_utd=utd,
-                       ratio=round(per['ours_steps'] / per['sb3_steps'], 3))
+            per = summarise({'ours': ours, 'sb3': sb3}, target, budget, env_id, never)
+            per.update(ours_utd=utd)
             results[env_id] = per
             print(f'{env_id}: SB3 final return {target:.1f}; steps to reach it: ours '
                   f'{per["ours_steps"]}, SB3 {per["sb3_steps"]} (ratio {per["ratio"]}); '
