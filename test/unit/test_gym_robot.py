@@ -101,3 +101,71 @@ def test_env_rewards_need_a_robot_that_scores_itself():
         EpisodeLoop(LoopConfig(reward_source='env'), MujocoArmSim())
     with pytest.raises(ConfigError, match='reward_source must be one of'):
         LoopConfig(reward_source='oracle')
+
+
+# ------------------------------------------- Dict observations, another package's environment
+DICT_ENV = 'gym_dict_env:DictPointReach-v0'  # test/unit/gym_dict_env.py registers it
+
+
+def test_a_dict_env_of_another_package_splits_into_state_and_cameras_and_trains():
+    import torch
+    from gym_dict_env import pixel
+
+    from realrl_learner.sac import SAC, SACConfig
+    from realrl_policy.models import ActorConfig
+    cfg = build_config(GymDriverConfig, {'env': {'env_id': DICT_ENV}, 'cameras': ['pixels'],
+                                         'image_size': [16, 16]})
+    robot = make_gym_robot(cfg)
+    assert (robot.kind, robot.state_dim, robot.action_dim) == ('gym_DictPointReach_v0', 4, 2)
+    assert robot.observation_layout == {'agent/pos': (0, 2), 'goal': (2, 4)}
+    assert robot.camera_names == ('pixels',)
+    loop = EpisodeLoop(LoopConfig(reward_source='env', episode_max_steps=20, seed=3,
+                                  cameras=('pixels',), image_size=(16, 16)), robot)
+    rng = np.random.default_rng(0)
+    out, transitions = loop.tick(0.0), []
+    for k in range(1, 61):
+        obs = out.observation
+        image = obs.images['pixels']
+        assert image.shape == (16, 16, 3) and image.dtype == np.uint8
+        assert tuple(image[pixel(obs.state[:2])]) == (255, 255, 255)  # the point, from state
+        if tuple(image[pixel(obs.state[2:4])]) != (255, 255, 255):
+            assert tuple(image[pixel(obs.state[2:4])]) == (255, 0, 0)  # the goal, unless hidden
+        loop.on_action(rng.uniform(-1, 1, 2), obs.episode_id, obs.step)
+        out = loop.tick(0.1 * k)
+        if out.transition is not None:
+            transitions.append(out.transition)
+    assert len(transitions) >= 50
+    for tr in transitions:  # the env's reward is minus the distance between the state's parts
+        assert tr.reward == pytest.approx(-np.linalg.norm(tr.next_state[:2] - tr.next_state[2:]),
+                                          abs=1e-5)
+        point = tr.next_images['pixels'][pixel(tr.next_state[:2])]
+        assert tuple(point) == (255, 255, 255)  # the next image is the next state's
+    batch = {'obs': torch.tensor(np.stack([tr.state for tr in transitions])),
+             'action': torch.tensor(np.stack([tr.action for tr in transitions])),
+             'reward': torch.tensor([tr.reward for tr in transitions]),
+             'next_obs': torch.tensor(np.stack([tr.next_state for tr in transitions])),
+             'terminated': torch.tensor([float(tr.terminated) for tr in transitions])}
+    sac = SAC(4, 2, SACConfig(actor=ActorConfig(hidden_sizes=(32,)), critic_hidden_sizes=(32,),
+                              batch_size=len(transitions)))
+    losses = [sac.update(batch)['train/critic_loss'] for _ in range(60)]
+    assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5])  # the critics fit its rewards
+    robot.close()
+
+
+def test_dict_envs_and_module_ids_say_what_to_fix():
+    from realrl_driver.robots.gym.observations import split_space
+    with pytest.raises(ValueError, match=r"env_id 'no_such_pkg:X-v0': module 'no_such_pkg'"):
+        GymEnvConfig('no_such_pkg:X-v0')
+    with pytest.raises(ValueError, match="importing 'gym_dict_env' registers no gymnasium "
+                                         "environment 'Other-v0'"):
+        GymEnvConfig('gym_dict_env:Other-v0')
+    with pytest.raises(ValueError, match=r"cameras: \['front'\] unknown.*'env', 'pixels'"):
+        GymRobot(GymEnvConfig(DICT_ENV), cameras=('front',))
+    box = gymnasium.spaces.Box(-1, 1, (2,))
+    space = gymnasium.spaces.Dict({'arm': gymnasium.spaces.Dict(
+        {'pos': box, 'gripper': gymnasium.spaces.Discrete(2)})})
+    with pytest.raises(ValueError, match="entry 'arm/gripper' is Discrete"):
+        split_space(space, 'X-v0')
+    images_only = gymnasium.spaces.Dict({'rgb': gymnasium.spaces.Box(0, 255, (8, 8, 3), 'uint8')})
+    with pytest.raises(ValueError, match='no state entry'):
+        split_space(images_only, 'X-v0')

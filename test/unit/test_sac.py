@@ -1,5 +1,6 @@
 """Unit tests of the actor (realrl_policy.models) and SAC (realrl_learner.sac)."""
 
+import dataclasses
 import io
 import math
 
@@ -8,7 +9,13 @@ import pytest
 import torch
 
 from realrl_learner.sac import SAC, SACConfig
-from realrl_policy.models import ActorConfig, GaussianActor, actor_from_bytes, actor_to_bytes
+from realrl_policy.models import (
+    ActorConfig,
+    GaussianActor,
+    actor_from_bytes,
+    actor_to_bytes,
+    mlp,
+)
 
 torch.set_num_threads(1)
 
@@ -158,6 +165,53 @@ def test_state_dict_round_trip_resumes_identically(tmp_path):
         torch.testing.assert_close(pa, pb, rtol=0, atol=0)
 
 
+def test_a_checkpoint_from_before_the_fused_critics_resumes_exactly(tmp_path):
+    """Checkpoints once held the twin critics as two MLPs 'q1.*', 'q2.*' with Adam over their
+    12 tensors: loading one gives the same Q values and the same next Adam step."""
+    torch.manual_seed(5)
+    old = torch.nn.ModuleDict({q: mlp(OBS_DIM + ACT_DIM, (32, 32), 1, 'relu')
+                               for q in ('q1', 'q2')})
+    opt = torch.optim.Adam(old.parameters(), lr=SMALL.critic_lr)
+    batch = fixed_batch()
+    x = torch.cat([batch['obs'], batch['action']], dim=1)
+
+    def step(optimizer, q1, q2):
+        loss = (q1 - batch['reward'][:, None]).square().mean() + q2.square().mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    for _ in range(3):
+        step(opt, old['q1'](x), old['q2'](x))
+    exact = dataclasses.replace(SMALL, critic_matmul_dtype='float32')  # as the old critics
+    state = SAC(OBS_DIM, ACT_DIM, exact).state_dict()
+    state.update(critic=old.state_dict(), critic_target=old.state_dict(),
+                 critic_opt=opt.state_dict())
+    torch.save(state, tmp_path / 'old.pt')
+    sac = SAC(OBS_DIM, ACT_DIM, exact, seed=1)
+    sac.load_state_dict(torch.load(tmp_path / 'old.pt', weights_only=True))
+    for net in (sac.critic, sac.critic_target):
+        q1, q2 = net(batch['obs'], batch['action'])
+        torch.testing.assert_close(q1, old['q1'](x), rtol=0, atol=1e-6)
+        torch.testing.assert_close(q2, old['q2'](x), rtol=0, atol=1e-6)
+    step(opt, old['q1'](x), old['q2'](x))
+    step(sac.critic_opt, *sac.critic(batch['obs'], batch['action']))
+    q1, q2 = sac.critic(batch['obs'], batch['action'])
+    torch.testing.assert_close(q1, old['q1'](x), rtol=0, atol=1e-5)
+    torch.testing.assert_close(q2, old['q2'](x), rtol=0, atol=1e-5)
+
+
+def test_bfloat16_critics_give_the_float32_values_to_bfloat16_rounding():
+    batch = fixed_batch()
+    q = {}
+    for dtype in ('float32', 'bfloat16'):
+        sac = SAC(OBS_DIM, ACT_DIM, dataclasses.replace(SMALL, critic_matmul_dtype=dtype))
+        q[dtype] = torch.cat(sac.critic(batch['obs'], batch['action']))
+        assert q[dtype].dtype == torch.float32
+    error = (q['bfloat16'] - q['float32']).abs().max()
+    assert 0 < error < 0.02 * q['float32'].abs().max()  # rounded, not another network
+
+
 def test_checkpoint_for_other_dims_is_rejected():
     state = SAC(OBS_DIM, ACT_DIM, SMALL).state_dict()
     with pytest.raises(ValueError, match='obs_dim'):
@@ -186,6 +240,7 @@ def test_bad_batches_are_rejected():
     ({'updates_per_step': 0.0}, 'updates_per_step'),
     ({'actor_update_interval': 0}, 'actor_update_interval'),
     ({'max_grad_norm': 0.0}, 'max_grad_norm'),
+    ({'critic_matmul_dtype': 'float16'}, 'critic_matmul_dtype'),
     ({'actor': (256, 256)}, 'actor'),
 ])
 def test_sac_config_validation(kwargs, field):

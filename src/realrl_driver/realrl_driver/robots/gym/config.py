@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from realrl_common.config import check
 from realrl_common.plugins import NodeKind, RobotKind
 from realrl_driver.core.driver_config import DriverNodeConfig
 from realrl_driver.robots.gym.robot import GymEnvConfig
@@ -26,11 +25,8 @@ class GymDriverConfig(DriverNodeConfig):
     'node': a reward node labels the observations."""
     episode_max_steps: int = 200
     """Steps before an episode is cut off (truncated), unless the environment ends it."""
-
-    def __post_init__(self):
-        super().__post_init__()
-        check(all(c == 'env' for c in self.cameras),
-              f"cameras: a gymnasium robot has one camera, 'env'; got {list(self.cameras)}")
+    # `cameras`: 'env' (the environment's rendering) or image entries of a Dict observation
+    # space, by key; the robot checks them against the environment's spaces when it is made.
 
 
 ROBOT = RobotKind(config=GymDriverConfig,

@@ -1,6 +1,9 @@
-"""Any gymnasium environment with Box observation and action spaces as a robot (no ROS).
+"""Any gymnasium environment with a Box action space as a robot (no ROS).
 
-The state is the observation flattened to float32, with one layout slice 'obs'. Action
+The observation space is a Box (the state, flattened to float32, one layout slice 'obs') or a
+Dict of Boxes: state entries concatenated into the state, uint8 image entries as cameras named
+after their keys (`observations.py`). An environment registered by another package is named
+``module:EnvId``: the module is imported (it registers the id), then gymnasium makes it. Action
 bounds come from the action space (they must be finite). The environment scores itself:
 every `apply` keeps the step's reward, terminated and truncated (and success from an info
 key), which the episode loop reads through `outcome()` when the driver is configured with
@@ -8,6 +11,7 @@ key), which the episode loop reads through `outcome()` when the driver is config
 """
 from __future__ import annotations
 
+import importlib
 import os
 import re
 from dataclasses import dataclass, field
@@ -19,8 +23,14 @@ import gymnasium  # noqa: E402
 import numpy as np  # noqa: E402
 from gymnasium import spaces  # noqa: E402
 
+from realrl_driver.cameras.base import resize_rgb  # noqa: E402
 from realrl_driver.core.episode_loop import Label  # noqa: E402
 from realrl_driver.core.safety import checked_action  # noqa: E402
+from realrl_driver.robots.gym.observations import (  # noqa: E402
+    image_of,
+    split_space,
+    state_of,
+)
 
 ENV_CAMERA = 'env'
 
@@ -30,7 +40,8 @@ class GymEnvConfig:
     """Which gymnasium environment the robot is, and how its steps are read."""
 
     env_id: str = 'Pendulum-v1'
-    """Registered gymnasium id, e.g. Pendulum-v1, InvertedPendulum-v5, Reacher-v5."""
+    """Registered gymnasium id, e.g. Pendulum-v1, InvertedPendulum-v5, Reacher-v5; or
+    ``module:EnvId`` for an id that importing ``module`` registers (another package's)."""
     kwargs: dict[str, Any] = field(default_factory=dict)
     """Keyword arguments of gymnasium.make, e.g. {g: 9.81} for Pendulum-v1."""
     kind: str = ''
@@ -42,17 +53,26 @@ class GymEnvConfig:
         if not isinstance(self.kwargs, Mapping):
             raise ValueError(f'kwargs must be a mapping of gymnasium.make arguments, got '
                              f'{self.kwargs!r}')
+        module, _, name = self.env_id.rpartition(':')
+        if module:
+            try:
+                importlib.import_module(module)
+            except ImportError as e:
+                raise ValueError(f'env_id {self.env_id!r}: module {module!r} cannot be imported '
+                                 f'({e}); install the package that registers {name!r}') from None
         try:
-            gymnasium.spec(self.env_id)
+            gymnasium.spec(name)
         except gymnasium.error.Error as e:
-            raise ValueError(f'env_id {self.env_id!r} is not a registered gymnasium '
-                             f'environment ({e}); e.g. Pendulum-v1 or Reacher-v5') from None
+            where = f'importing {module!r} registers no' if module else 'is not a registered'
+            raise ValueError(f'env_id {self.env_id!r} {where} gymnasium environment {name!r} '
+                             f'({e}); e.g. Pendulum-v1, Reacher-v5 or my_pkg:MyEnv-v0') from None
         if self.kind and not re.fullmatch(r'[A-Za-z][A-Za-z0-9_]*', self.kind):
             raise ValueError(f'kind must be a name of letters, digits and _, got {self.kind!r}')
 
     @property
     def robot_kind(self) -> str:
-        return self.kind or 'gym_' + re.sub(r'[^A-Za-z0-9]+', '_', self.env_id).strip('_')
+        name = self.env_id.rpartition(':')[2]
+        return self.kind or 'gym_' + re.sub(r'[^A-Za-z0-9]+', '_', name).strip('_')
 
 
 class GymRobot:
@@ -65,14 +85,10 @@ class GymRobot:
 
     def __init__(self, cfg: GymEnvConfig, cameras: tuple[str, ...] = (),
                  image_size: tuple[int, int] = (128, 128)):
-        unknown = sorted(set(cameras) - {ENV_CAMERA})
-        if unknown:
-            raise ValueError(f'cameras: {unknown} unknown; a gymnasium robot has one camera, '
-                             f'{ENV_CAMERA!r} (the environment rendering)')
         self.cfg = cfg
         self.kind = cfg.robot_kind
         kwargs = dict(cfg.kwargs)
-        if cameras:
+        if ENV_CAMERA in cameras:
             kwargs.setdefault('render_mode', 'rgb_array')
         try:
             self.env = gymnasium.make(cfg.env_id, **kwargs)
@@ -82,10 +98,18 @@ class GymRobot:
         except ImportError as e:
             raise RuntimeError(f'{cfg.env_id} needs a package that is not installed: {e}') from e
         obs_space, act_space = self.env.observation_space, self.env.action_space
-        if not isinstance(obs_space, spaces.Box):
+        try:
+            self._split = split_space(obs_space, cfg.env_id)
+        except ValueError:
             self.env.close()
-            raise ValueError(f'{cfg.env_id}: observation space {obs_space} is not a Box; wrap '
-                             'the environment (e.g. FlattenObservation) and register that id')
+            raise
+        known = (ENV_CAMERA, *self._split.cameras)
+        unknown = sorted(set(cameras) - set(known))
+        if unknown:
+            self.env.close()
+            raise ValueError(f'cameras: {unknown} unknown; this gymnasium robot has '
+                             f'{list(known)} ({ENV_CAMERA!r}: the environment rendering, the '
+                             'others: image entries of its observations)')
         if not isinstance(act_space, spaces.Box):
             self.env.close()
             raise ValueError(f'{cfg.env_id}: action space {act_space} is not a Box; only '
@@ -101,12 +125,13 @@ class GymRobot:
         self.action_low = low.astype(np.float32)
         self.action_high = high.astype(np.float32)
         self.action_dim = int(low.size)
-        self.state_dim = int(np.prod(obs_space.shape))
-        self.observation_layout = {'obs': (0, self.state_dim)}
-        self.camera_names = (ENV_CAMERA,) if cameras else ()
+        self.state_dim = self._split.state_dim
+        self.observation_layout = self._split.layout
+        self.camera_names = tuple(c for c in known if c in cameras)
         self.capabilities = ('reset', 'env_reward') + (('cameras',) if cameras else ())
         self._outcome: Label | None = None
         self._state: np.ndarray | None = None
+        self._obs = None
 
     def reset(self, seed: int | None = None) -> np.ndarray:
         obs, _ = self.env.reset(seed=seed)
@@ -138,17 +163,20 @@ class GymRobot:
         if camera not in self.camera_names:
             raise ValueError(f'unknown camera {camera!r}; known: {list(self.camera_names)} '
                              f'(set cameras: [{ENV_CAMERA}] to render the environment)')
-        frame = np.asarray(self.env.render(), dtype=np.uint8)
-        if frame.shape[:2] != (height, width):
-            import cv2
-            frame = cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
-        return np.ascontiguousarray(frame[..., :3])
+        if camera == ENV_CAMERA:
+            frame = np.ascontiguousarray(np.asarray(self.env.render(), dtype=np.uint8)[..., :3])
+        else:
+            if self._obs is None:
+                raise RuntimeError(f'render({camera!r}) before reset(): no observation yet')
+            frame = image_of(self._obs, self._split, camera)
+        return resize_rgb(frame, width, height)
 
     def close(self) -> None:
         self.env.close()
 
     def _flat(self, obs) -> np.ndarray:
-        state = np.asarray(obs, dtype=np.float32).reshape(-1)
+        self._obs = obs
+        state = state_of(obs, self._split)
         if state.size != self.state_dim:
             raise RuntimeError(f'{self.cfg.env_id} returned {state.size} observation values, '
                                f'its space says {self.state_dim}')
