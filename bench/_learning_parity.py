@@ -143,7 +143,7 @@ def run(mode: str, seed: int, steps: int, cache_fraction: float, work: Path,
                       'truncated': not success and ep_len >= EPISODE_STEPS,
                       'episode_id': episode, 'step': ep_len - 1, 'policy_version': 0,
                       'intervention': False, 'stamp_ns': time.time_ns(),
-                      EMBODIMENT: np.int16(0)}
+                      'instruction': np.zeros(256, np.uint8), EMBODIMENT: np.int16(0)}
             if mode == 'store':
                 writer.append([record])
                 if not writer.committing:

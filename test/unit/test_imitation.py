@@ -200,7 +200,8 @@ def test_hg_dagger_trains_on_the_interventions_of_a_real_store(tmp_path):
                     'next_obs/state': states[i], 'action': actions[i].astype(np.float32),
                     'reward': np.float32(0), 'terminated': False, 'truncated': False,
                     'episode_id': i // 50, 'step': i % 50, 'policy_version': 0,
-                    'intervention': bool(took[i]), 'stamp_ns': 0} for i in range(600)])
+                    'intervention': bool(took[i]), 'stamp_ns': 0,
+                    'instruction': np.zeros(256, np.uint8)} for i in range(600)])
     writer.commit()
     cfg = TrainerConfig(sac=SACConfig(batch_size=64, learning_starts=0), intervention_ratio=0.5,
                         refresh_every_s=0.0)
