@@ -1,5 +1,7 @@
 """The bridge node over real DDS and a real Zenoh link: two ROS graphs on different DDS
-domains (a site's and the cloud's) see each other's allow-listed topics, and nothing else."""
+domains (a site's and the cloud's) see each other's allow-listed topics, and nothing else;
+a reliable transition crosses once however often the driver re-sends it, and the replay
+node's ack comes back to the site."""
 from __future__ import annotations
 
 import os
@@ -13,14 +15,15 @@ from ros_env import Proc, executable, next_domain_id, wait_for
 from std_msgs.msg import String
 
 from realrl_common.qos import COMMAND_QOS, DATA_QOS
-from realrl_interfaces.msg import Transition
+from realrl_interfaces.msg import Transition, TransitionAck
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / 'unit' / 'bridge'))
 from _zenoh_fixtures import free_port  # noqa: E402
 
 from realrl_bridge import certs, link  # noqa: E402
 
-TOPICS = {'transition': {'type': 'realrl_interfaces/msg/Transition', 'direction': 'up'},
+TOPICS = {'transition': {'type': 'realrl_interfaces/msg/Transition', 'direction': 'up',
+                         'reliable': True, 'compression': 'zlib'},
           'cmd': {'type': 'std_msgs/msg/String', 'direction': 'down', 'priority': 'real_time',
                   'qos': 'command'}}
 
@@ -78,8 +81,10 @@ def test_site_and_cloud_graphs_exchange_only_allowed_topics(tmp_path):
                               tmp_path / f'{side}.log', env=env))
         site, cloud = Graph(site_domain, 'site_probe'), Graph(cloud_domain, 'cloud_probe')
         graphs += [site, cloud]
-        up, down, leaked = [], [], []
+        up, down, leaked, acks = [], [], [], []
         cloud.node.create_subscription(Transition, '/arm0/transition', up.append, DATA_QOS)
+        site.node.create_subscription(TransitionAck, '/replay/ack', acks.append, DATA_QOS)
+        replay_ack = cloud.node.create_publisher(TransitionAck, '/replay/ack', DATA_QOS)
         cloud.node.create_subscription(String, '/arm0/chatter', leaked.append, DATA_QOS)
         site.node.create_subscription(String, '/arm0/cmd', down.append, COMMAND_QOS)
         to_cloud = site.node.create_publisher(Transition, '/arm0/transition', DATA_QOS)
@@ -99,6 +104,18 @@ def test_site_and_cloud_graphs_exchange_only_allowed_topics(tmp_path):
             procs[0].output()[-2000:] + procs[1].output()[-2000:]
         assert (up[0].robot_id, up[0].seq, up[0].episode_id) == ('arm0', 41, 3)
         assert down[0].data == 'hold'
+
+        def acked():
+            to_cloud.publish(Transition(robot_id='arm0', seq=41, episode_id=3))  # a re-send
+            replay_ack.publish(TransitionAck(robot_id='arm0', committed_seq=41, stored=41))
+            replay_ack.publish(TransitionAck(robot_id='arm7', committed_seq=9, stored=9))
+            return bool(acks)
+        assert wait_for(acked, 30, step=0.2, spin=spin_both)
+        assert (acks[0].robot_id, acks[0].committed_seq) == ('arm0', 41)
+        for _ in range(10):
+            spin_both(0.1)
+        assert len(up) == 1     # sent many times by the 'driver', delivered once
+        assert {a.robot_id for a in acks} == {'arm0'}   # arm7 is not this bridge's robot
         assert leaked == []     # /arm0/chatter is not allow-listed: it never crossed
         for p in procs:
             assert p.p.poll() is None

@@ -67,12 +67,7 @@ class BridgeNode(Node):
                 else:
                     self._ros_out[(rid, topic)] = self.create_publisher(classes[topic], name,
                                                                         profile)
-        try:
-            self._session = zenoh.open(link.to_zenoh(link.edge_config(self.cfg.connect, tls)))
-        except zenoh.ZError as e:
-            raise ConfigError(f'connect: cannot open a TLS session to {self.cfg.connect} ({e}); '
-                              f'check the address and that tls names this site\'s '
-                              f'certificate of the router\'s CA') from None
+        self._session = self._open(tls)
         self.uplink = Uplink(self.cfg.outbox_limit, self.cfg.resend_after_s)
         self.downlink = Downlink()
         reliable = any(r.reliable for r in routes.values())
@@ -98,6 +93,22 @@ class BridgeNode(Node):
         self.get_logger().info(
             f'{self.cfg.side} bridge to {self.cfg.connect}: sends '
             f'{sorted(self.plane.outgoing())}, receives {sorted(self.plane.incoming())}')
+
+    def _open(self, tls: link.TlsFiles) -> zenoh.Session:
+        """A session to the router, tried for ``connect_wait_s`` (the router may start later
+        than this site)."""
+        config = link.to_zenoh(link.edge_config(self.cfg.connect, tls))
+        deadline = time.monotonic() + self.cfg.connect_wait_s
+        while True:
+            try:
+                return zenoh.open(config)
+            except zenoh.ZError as e:
+                if time.monotonic() >= deadline:
+                    raise ConfigError(
+                        f'connect: cannot open a TLS session to {self.cfg.connect} within '
+                        f'{self.cfg.connect_wait_s:g} s ({e}); check the address and that tls '
+                        f'names this site\'s certificate of the router\'s CA') from None
+                time.sleep(1.0)
 
     @staticmethod
     def _qos(name: str):

@@ -123,6 +123,8 @@ class BridgeNodeConfig:
     stay in the driver's own outbox (which holds the robot when it fills in turn)."""
     resend_after_s: float = 1.0
     """An edge re-sends a reliable transition not acked within this long."""
+    connect_wait_s: float = 60.0
+    """How long the node tries to reach the router when it starts."""
 
     def __post_init__(self):
         check(self.side in ('edge', 'cloud'), f"side must be 'edge' or 'cloud', got "
@@ -136,6 +138,8 @@ class BridgeNodeConfig:
                                                  f'file made by python -m realrl_bridge.certs')
         check(bool(self.topics), 'topics is empty; list the topics allowed to cross')
         check(self.outbox_limit >= 1, f'outbox_limit must be >= 1, got {self.outbox_limit}')
+        check(self.connect_wait_s >= 0,
+              f'connect_wait_s must be >= 0, got {self.connect_wait_s}')
         check(self.resend_after_s > 0,
               f'resend_after_s must be > 0, got {self.resend_after_s}')
         check(self.ack_topic.startswith('/'),
