@@ -38,12 +38,14 @@ GRAPH = _util.ROOT / 'config' / 'reach_cloud_edge.yaml'
 PORT = 7447
 
 
-def site_graph(folder: certs.CertFolder, cloud_ip: str, path: Path) -> Path:
-    """The cloud-edge graph with this run's certificates and the cloud's address."""
+def site_graph(folder: certs.CertFolder, cloud_ip: str, path: Path,
+               edge_connect: str = '') -> Path:
+    """The cloud-edge graph with this run's certificates and the cloud's address
+    (``edge_connect``: where the edge reaches the router, if not there directly)."""
     d = yaml.safe_load(GRAPH.read_text())
     endpoint = f'tls/{cloud_ip}:{PORT}'
-    for site in d['sites'].values():
-        site['connect'] = endpoint
+    for name, site in d['sites'].items():
+        site['connect'] = edge_connect if edge_connect and name != 'cloud' else endpoint
     for node in d['nodes']:
         p = node['parameters']
         if node['executable'] == 'router':
@@ -52,7 +54,7 @@ def site_graph(folder: certs.CertFolder, cloud_ip: str, path: Path) -> Path:
                         'key': str(folder.router.key)}
         if node['executable'] == 'bridge':
             name = 'cloud' if p['side'] == 'cloud' else node['site']
-            p['connect'] = endpoint
+            p['connect'] = d['sites'][node['site']]['connect']
             p['tls'] = {'ca': str(folder.ca.cert), 'cert': str(folder.site(name).cert),
                         'key': str(folder.site(name).key)}
     path.write_text(yaml.safe_dump(d, sort_keys=False))
@@ -72,15 +74,37 @@ def probe_lines(path: Path) -> list[dict]:
     return out
 
 
-def store_rows(store: Path) -> tuple[list[int], list[str]]:
-    """(seq, robot) of every committed row of the replay store."""
+def store_rows(store: Path) -> tuple[list[tuple[int, int]], tuple[str, ...]]:
+    """(robot index, seq) of every committed row of the replay store; the robot names."""
     from realrl_replay.reader import ReplayReader
     reader = ReplayReader(store)
     n = reader.count
     if n == 0:
-        return [], []
+        return [], reader.robot_names
     rows = reader.read(range(reader.first, reader.first + n), fields=['seq', 'robot_id'])
-    return [int(s) for s in rows['seq']], [str(r) for r in rows['robot_id']]
+    return ([(int(r), int(s)) for r, s in zip(rows['robot_id'], rows['seq'])],
+            reader.robot_names)
+
+
+def learner_updates(cloud_dir: Path) -> int:
+    """The learner's gradient updates so far (its last metrics line)."""
+    path = cloud_dir / 'metrics' / 'learner.jsonl'
+    lines = path.read_text().splitlines() if path.exists() else []
+    for line in reversed(lines):
+        try:
+            return int(json.loads(line)['updates'])
+        except (json.JSONDecodeError, KeyError):
+            continue
+    return 0
+
+
+def bridge_counters(site_dir: Path) -> str:
+    """The bridge node's last 'counters:' log line of a site's run."""
+    for log in sorted((site_dir / 'logs').glob('*bridge*')):
+        lines = [ln for ln in log.read_text(errors='replace').splitlines() if 'counters:' in ln]
+        if lines:
+            return lines[-1].split('counters: ', 1)[1]
+    return 'no bridge counters'
 
 
 def wait_until(what, timeout_s: float, step: float = 0.5) -> bool:
@@ -125,44 +149,43 @@ def run(work: Path, *, cut_s: float, before_s: float, after_s: float, settle_s: 
             time.sleep(cut_s)
             wan._ip('-n', link.edge_ns, 'link', 'set', veth, 'up')
             t_up = time.time()
-            rows_at_up = store_count(store)
+            rows_at_up, updates_at_up = store_count(store), learner_updates(cloud_dir)
             time.sleep(after_s)
             cutoff = max((p['max_seq'] for p in probe_lines(probe_file)
                           if p['t'] <= time.time()), default=0)
             time.sleep(settle_s)
         finally:
             codes = [_util.stop_process(p, 20) for p in reversed(procs)]
-    seqs, robots = store_rows(cloud_dir / 'replay')
-    stored = set(seqs)
+    rows, robots = store_rows(cloud_dir / 'replay')
+    stored = {s for _, s in rows}
     lines = probe_lines(probe_file)
     during = [p for p in lines if t_cut + 1.0 <= p['t'] <= t_up and 'steps' in p]
-    learner = cloud_dir / 'metrics' / 'learner.jsonl'
-    updates_after = sum(1 for line in learner.read_text().splitlines()
-                        if json.loads(line).get('t', json.loads(line).get('time', 0)) > t_up) \
-        if learner.exists() else 0
     return {
         'lost': sum(1 for s in range(1, cutoff + 1) if s not in stored),
-        'duplicated': len(seqs) - len(stored),
+        'duplicated': len(rows) - len(set(rows)),
         'cut_s': round(t_up - t_cut, 2),
         'checked_seqs': cutoff,
         'rows_before_cut': rows_before,
-        'rows_after_reconnect': len(seqs) - rows_at_up,
+        'rows_after_reconnect': len(rows) - rows_at_up,
         'steps_during_cut': (during[-1]['steps'] - during[0]['steps']) if during else None,
         'waiting_for_action_s': round(0.25 * sum(p.get('waiting_for') == 'action'
                                                  for p in during), 2),
-        'learner_updates_after_reconnect': updates_after,
-        'robots': sorted(set(robots)),
+        'learner_updates_after_reconnect': learner_updates(cloud_dir) - updates_at_up,
+        'robots': list(robots),
         'exit_codes': codes,
+        'edge_bridge': bridge_counters(work / 'lab_a'),
+        'cloud_bridge': bridge_counters(work / 'cloud'),
     }
 
 
 def store_count(store: Path) -> int:
     """Committed rows of the store (0 before it exists)."""
+    from realrl_replay.errors import StoreError
+    from realrl_replay.reader import ReplayReader
     try:
-        from realrl_replay.reader import ReplayReader
         return ReplayReader(store).count
-    except (FileNotFoundError, ValueError, OSError):
-        return 0
+    except (StoreError, OSError):
+        return 0   # not made yet
 
 
 def main() -> None:
@@ -175,10 +198,8 @@ def main() -> None:
                dict(cut_s=30.0, before_s=30.0, after_s=40.0, settle_s=10.0))
     with tempfile.TemporaryDirectory(prefix='link_cut_') as tmp:
         result = run(Path(tmp), domain=int(_util.bench_env(175)['ROS_DOMAIN_ID']), **timings)
-        for log in ('lab_a.log', 'cloud.log'):
-            text = (Path(tmp) / log).read_text(errors='replace')
-            bridge = [ln for ln in text.splitlines() if 'counters:' in ln and 'bridge' in ln]
-            print(f'{log}: ' + (bridge[-1] if bridge else 'no bridge counters'))
+    for side in ('edge', 'cloud'):
+        print(f'{side} bridge: ' + result.pop(f'{side}_bridge'))
     print(f"link cut {result['cut_s']} s: lost {result['lost']} of {result['checked_seqs']}, "
           f"duplicated {result['duplicated']}; steps during the cut "
           f"{result['steps_during_cut']} (waiting for actions {result['waiting_for_action_s']} "

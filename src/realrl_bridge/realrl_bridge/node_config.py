@@ -121,8 +121,9 @@ class BridgeNodeConfig:
     outbox_limit: int = 10_000
     """An edge's reliable transitions held until acked; when full, new ones are refused and
     stay in the driver's own outbox (which holds the robot when it fills in turn)."""
-    resend_after_s: float = 1.0
-    """An edge re-sends a reliable transition not acked within this long."""
+    resend_after_s: float = 2.0
+    """An edge re-sends a reliable transition not acked within this long (the replay node
+    acknowledges after its commit, every second or so)."""
     connect_wait_s: float = 60.0
     """How long the node tries to reach the router when it starts."""
 
