@@ -21,7 +21,7 @@ def test_a_cut_link_loses_and_repeats_no_transition(tmp_path):
     import link_cut
     domain = next_domain_id()
     next_domain_id()                        # the edge site's graph uses domain + 1
-    result = link_cut.run(tmp_path, cut_s=6.0, before_s=2.0, after_s=6.0, settle_s=4.0,
+    result = link_cut.run(tmp_path, cut_s=6.0, before_s=2.0, after_s=5.0, settle_s=8.0,
                           domain=domain, name='rrcutt', subnet='10.213.6')
     report = str(result)
     assert result['checked_seqs'] > 0, report

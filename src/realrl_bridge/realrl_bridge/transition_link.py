@@ -12,12 +12,11 @@ the link the bridge pair keeps that promise and adds its own:
   comes for it), the driver re-sends it later, and once the driver's outbox is full too the
   driver holds the robot ('outbox_full'). So nothing is dropped anywhere; the robot stops
   instead, the safe end.
-- ``Downlink`` (the cloud bridge): passes each ``(robot_id, seq)`` to the local replay node
-  once. A re-sent one that was delivered already (its ack was lost, or the link dropped
-  before it came back) is counted and dropped; seqs at or below the replay node's ack are
-  dropped too. One still unacknowledged ``redeliver_after_s`` after it was delivered is
-  passed again (a replay node that restarted lost it). The replay node de-duplicates as
-  well (by seq), so neither that nor a cloud bridge that restarts stores one twice.
+- ``Downlink`` (the cloud bridge): drops what the replay node acknowledged already and a
+  copy of a seq it passed less than ``redeliver_after_s`` ago (copies in flight when the
+  link came back); a seq still unacknowledged after that is passed again, because the
+  replay node takes seqs only in order and drops one that came early (it waits for its
+  re-send). The replay node de-duplicates by seq, so a re-delivery is never stored twice.
 
 Acks travel back from the cloud bridge to the edge's ROS graph, where the driver and the
 uplink both take them.
@@ -115,8 +114,9 @@ class Uplink:
 class Downlink:
     """The cloud bridge's de-duplication of transitions, per robot."""
 
-    redeliver_after_s: float = 5.0
-    """A delivered, unacknowledged seq is passed again after this long."""
+    redeliver_after_s: float = 1.0
+    """A delivered, unacknowledged seq is passed again after this long (shorter than the
+    edge's resend period, so every re-send of an unacknowledged seq gets through)."""
     duplicates: int = 0
     """Re-sent transitions dropped because they were delivered already."""
     delivered: int = 0

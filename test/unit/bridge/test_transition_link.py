@@ -35,13 +35,13 @@ def test_uplink_refuses_when_full_so_the_driver_keeps_the_transition():
 
 
 def test_downlink_passes_each_seq_once_until_acked():
-    down = Downlink(redeliver_after_s=5.0)
+    down = Downlink(redeliver_after_s=1.0)
     assert [down.accept('arm0', s, 0.0) for s in (1, 2, 1)] == [True, True, False]
     assert down.accept('arm1', 1, 0.0)                         # robots are apart
     down.on_ack('arm0', 1)
     assert not down.accept('arm0', 1, 10.0)                    # acked: never again
-    assert not down.accept('arm0', 2, 4.0)
-    assert down.accept('arm0', 2, 6.0)       # unacked long after: the replay node lost it
+    assert not down.accept('arm0', 2, 0.5)                     # a copy in flight
+    assert down.accept('arm0', 2, 2.0)    # re-sent, still unacked: the replay dropped it
     assert (down.delivered, down.duplicates) == (4, 3)
 
 
