@@ -3,11 +3,14 @@
 One process holds both ends of the link, as the weight traffic would load an edge machine:
 a Zenoh router with mutual TLS on loopback serving a state dict of argv[2] float32
 parameters with ``WeightServer``, and a site's ``WeightReceiver`` fetching every version
-(1 MiB CRC-checked chunks, decoded). Prints 'ready' once the state dict exists, then
-'synced <seconds>' per full sync (each version changes every tensor) until SIGTERM.
+(1 MiB CRC-checked chunks, decoded). The server is paced to argv[2] bytes/s (the link's
+budget) and the process runs at nice argv[3] (weights are background work at an edge).
+Prints 'ready' once the state dict exists, then 'synced <seconds>' per full sync (each
+version changes every tensor) until SIGTERM.
 """
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import tempfile
@@ -24,7 +27,8 @@ from realrl_bridge import certs, link
 
 
 def main() -> None:
-    params = int(sys.argv[1])
+    params, rate, nice = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
+    os.nice(nice)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -39,7 +43,7 @@ def main() -> None:
         site = folder.site('lab_a')
         edge = zenoh.open(link.to_zenoh(link.edge_config(
             endpoint, link.TlsFiles(folder.ca.cert, site.cert, site.key))))
-        server = WeightServer(router, 'bench', delta=False)
+        server = WeightServer(router, 'bench', delta=False, rate_bytes_s=rate or None)
         rx = WeightReceiver(edge, 'bench')
         try:
             time.sleep(0.3)

@@ -6,7 +6,9 @@ first); the latency is from publishing an observation to receiving the action fo
 process clock). The load: ``bench/_sync_worker.py`` syncing a state dict of 100M float32
 parameters (400 MB) back to back over a mutually authenticated Zenoh link on loopback
 (``WeightServer`` -> ``WeightReceiver``: CRC-checked 1 MiB chunks, decoding), the traffic an
-edge machine carries when its policy's weights are replaced.
+edge machine carries when its policy's weights are replaced: paced to the link's budget
+(100 Mbit/s) and at nice 10, as the sync is meant to run (--unpaced: as fast as loopback
+allows, at the policy's priority, to show what the regulation buys).
 
 Windows alternate idle / syncing (ABAB, ``window_s`` each), so both see the same machine
 load from everything else: ``p99_ms_idle`` and ``p99_ms_syncing`` over all samples of
@@ -85,9 +87,11 @@ class ControlLoop:
         self._spin.join(5)
 
 
-def start_worker(params: int) -> subprocess.Popen:
+def start_worker(params: int, paced: bool) -> subprocess.Popen:
+    rate, nice = ('12.5e6', '10') if paced else ('0', '0')
     p = subprocess.Popen([sys.executable, str(_util.ROOT / 'bench' / '_sync_worker.py'),
-                          str(params)], stdout=subprocess.PIPE, text=True, cwd=_util.ROOT)
+                          str(params), rate, nice], stdout=subprocess.PIPE, text=True,
+                         cwd=_util.ROOT)
     line = p.stdout.readline()
     if line.strip() != 'ready':
         p.kill()
@@ -96,7 +100,8 @@ def start_worker(params: int) -> subprocess.Popen:
 
 
 def main() -> None:
-    args = _util.parse(__doc__.split('\n')[0])
+    args = _util.parse(__doc__.split('\n')[0], lambda p: p.add_argument(
+        '--unpaced', action='store_true', help='sync flat out at the policy\'s priority'))
     _util.require_workspace()
     params, window_s = (10_000_000, 10.0) if args.quick else (100_000_000, 30.0)
     env = _util.bench_env(DOMAIN)
@@ -119,7 +124,7 @@ def main() -> None:
             t0 = time.perf_counter()
             time.sleep(window_s)
             idle += loop.samples(t0, time.perf_counter())
-            worker = start_worker(params)
+            worker = start_worker(params, not args.unpaced)
             try:
                 t0 = time.perf_counter()
                 time.sleep(window_s)
@@ -140,6 +145,7 @@ def main() -> None:
           f'parameters (median {statistics.median(syncs) if syncs else float("nan"):.1f} s)')
     _util.emit({'p99_ms_idle': round(p99_idle, 3), 'p99_ms_syncing': round(p99_sync, 3),
                 'delta_ms': round(p99_sync - p99_idle, 3), 'params': params,
+                'paced': not args.unpaced,
                 'syncs_completed': len(syncs), 'samples_idle': len(idle),
                 'samples_syncing': len(syncing)})
 
