@@ -6,7 +6,7 @@ parameters with ``WeightServer``, and a site's ``WeightReceiver`` fetching every
 (1 MiB CRC-checked chunks, decoded). The server is paced to argv[2] bytes/s (the link's
 budget) and the process runs at nice argv[3] (weights are background work at an edge).
 Prints 'ready' once the state dict exists, then 'synced <seconds>' per full sync (each
-version changes every tensor) until SIGTERM.
+version changes every tensor) until SIGTERM, then 'bytes <chunk bytes sent>'.
 """
 from __future__ import annotations
 
@@ -58,6 +58,7 @@ def main() -> None:
                         return
                 print(f'synced {time.perf_counter() - t0:.3f}', flush=True)
         finally:
+            print(f'bytes {server.bytes_sent}', flush=True)
             rx.close()
             server.close()
             edge.close()

@@ -15,10 +15,11 @@ router, cloud bridge, policy, replay, learner in the cloud), each site started b
   reaches the driver's graph (policy stamp to arrival). Same-host figures are printed too.
 The driver applies the action of observation t at tick t+1: a step waits for the round
 trip, so with a round trip near the control period (50 ms at 20 Hz) the cloud-edge step
-takes about two periods. Left out: policy inference time alone, learning speed, more than
-one robot. Needs root.
+takes about two periods; ``--control-hz 10`` (100 ms period) shows the same graph where the
+round trip fits in a period. Left out: policy inference time alone, learning speed, more
+than one robot. Needs root.
 
-    .venv/bin/python bench/cloud_edge.py [--quick]
+    .venv/bin/python bench/cloud_edge.py [--quick] [--control-hz HZ]
 """
 from __future__ import annotations
 
@@ -51,10 +52,15 @@ def ages(path: Path) -> list[float]:
     return json.loads(path.read_text()) if path.exists() else []
 
 
+CONTROL_HZ: list[str] = []
+"""--set overrides of the driver's rate (from --control-hz)."""
+
+
 def run_site(procs: list, ns: str, graph: Path, site: str, run_dir: Path, dom: int,
              log: Path) -> None:
     cmd = ['ip', 'netns', 'exec', ns, str(_util.REALRL), 'train', '--config', str(graph),
-           '--run-dir', str(run_dir), '--no-stop-at-success', '--max-wall-s', '3600']
+           '--run-dir', str(run_dir), '--no-stop-at-success', '--max-wall-s', '3600',
+           *CONTROL_HZ]
     procs.append(_util.start_process(cmd + (['--site', site] if site else []),
                                      _util.bench_env(dom), log))
 
@@ -106,8 +112,11 @@ def measure(work: Path, link: wan.WanLink, cloud_edge: bool, seconds: float,
 
 
 def main() -> None:
-    args = _util.parse(__doc__.split('\n')[0])
+    args = _util.parse(__doc__.split('\n')[0], lambda p: p.add_argument(
+        '--control-hz', type=float, help="the driver's rate (the graphs': 20)"))
     _util.require_workspace()
+    if args.control_hz:
+        CONTROL_HZ.extend(['--set', f'driver.control_hz={args.control_hz}'])
     reason = wan.available()
     if reason:
         sys.exit(f'bench: {reason}')
@@ -128,7 +137,8 @@ def main() -> None:
                 'send_obs_s': round(split['send_obs_s'], 4),
                 'send_action_s': round(split['send_action_s'], 4),
                 'send_obs_s_same_host': round(same['send_obs_s'], 4),
-                'send_action_s_same_host': round(same['send_action_s'], 4)})
+                'send_action_s_same_host': round(same['send_action_s'], 4),
+                'control_hz': args.control_hz or 20.0})
 
 
 if __name__ == '__main__':

@@ -112,7 +112,7 @@ def main() -> None:
         [str(_util.ROOT / 'install' / 'realrl_policy' / 'lib' / 'realrl_policy' / 'policy_node'),
          '--ros-args', '-p', 'robot_ids:=[arm0]'], env, _util.ROOT / 'bench_policy.log')
     loop = ControlLoop()
-    idle, syncing, syncs = [], [], []
+    idle, syncing, syncs, moved = [], [], [], 0
     try:
         deadline = time.monotonic() + 60
         while not loop.samples(0, float('inf')) and time.monotonic() < deadline:
@@ -133,6 +133,7 @@ def main() -> None:
                 worker.terminate()
                 out, _ = worker.communicate(timeout=60)
                 syncs += [float(x.split()[1]) for x in out.splitlines() if x.startswith('synced')]
+                moved += sum(int(x.split()[1]) for x in out.splitlines() if x.startswith('bytes'))
     finally:
         loop.close()
         _util.stop_process(policy)
@@ -142,11 +143,13 @@ def main() -> None:
     print(f'observation -> action, {len(idle)} idle / {len(syncing)} syncing samples: median '
           f'{statistics.median(idle) * 1e3:.2f} / {statistics.median(syncing) * 1e3:.2f} ms, '
           f'p99 {p99_idle:.2f} / {p99_sync:.2f} ms; {len(syncs)} syncs of {params / 1e6:g}M '
-          f'parameters (median {statistics.median(syncs) if syncs else float("nan"):.1f} s)')
+          f'parameters completed (median {statistics.median(syncs) if syncs else float("nan"):.1f}'
+          f' s), {moved / 1e6:.0f} MB sent while measuring')
     _util.emit({'p99_ms_idle': round(p99_idle, 3), 'p99_ms_syncing': round(p99_sync, 3),
                 'delta_ms': round(p99_sync - p99_idle, 3), 'params': params,
                 'paced': not args.unpaced,
-                'syncs_completed': len(syncs), 'samples_idle': len(idle),
+                'syncs_completed': len(syncs), 'sync_mb_sent': round(moved / 1e6),
+                'samples_idle': len(idle),
                 'samples_syncing': len(syncing)})
 
 
