@@ -125,3 +125,33 @@ def test_site_and_cloud_graphs_exchange_only_allowed_topics(tmp_path):
         codes = [p.stop() for p in procs]
         router.close()
     assert all(c in (0, -2) for c in codes), codes
+
+
+@pytest.mark.ros
+def test_observation_images_cross_as_png_exactly_and_as_smaller_jpeg():
+    """What the bridge node does to a topic with compression png/jpeg, on real messages."""
+    import numpy as np
+    from rclpy.serialization import deserialize_message, serialize_message
+    from realrl_bridge.payload_codec import decode_images, encode_images
+    from sensor_msgs.msg import Image
+
+    from realrl_interfaces.msg import Observation
+    y, x = np.mgrid[0:96, 0:128]
+    grain = np.random.default_rng(0).integers(0, 24, (96, 128, 3))   # texture, sensor noise
+    frame = (np.stack([x * 2, y * 2, (x + y) % 200], -1) + grain).astype(np.uint8)
+    obs = Observation(robot_id='arm0', step=4, state=[0.5, -0.5], images=[Image(
+        height=96, width=128, encoding='rgb8', step=128 * 3, data=frame.tobytes())])
+    raw = serialize_message(obs)
+    sizes = {}
+    for codec in ('png', 'jpeg'):
+        msg = deserialize_message(raw, Observation)
+        encode_images(msg, codec, 80)
+        wire = serialize_message(msg)
+        sizes[codec] = len(wire)
+        back = deserialize_message(wire, Observation)
+        assert decode_images(back) == 1
+        pixels = np.frombuffer(bytes(back.images[0].data), np.uint8).reshape(96, 128, 3)
+        error = np.abs(pixels.astype(int) - frame).mean()
+        assert error == 0 if codec == 'png' else error < 10
+        assert (back.step, list(back.state), back.images[0].encoding) == (4, [0.5, -0.5], 'rgb8')
+    assert sizes['jpeg'] < sizes['png'] < len(raw)
