@@ -1,7 +1,8 @@
 """The bridge node over real DDS and a real Zenoh link: two ROS graphs on different DDS
 domains (a site's and the cloud's) see each other's allow-listed topics, and nothing else;
 a reliable transition crosses once however often the driver re-sends it, and the replay
-node's ack comes back to the site."""
+node's ack comes back to the site; the replay node's sender_state service answers the
+site's driver across the link."""
 from __future__ import annotations
 
 import os
@@ -26,6 +27,8 @@ TOPICS = {'transition': {'type': 'realrl_interfaces/msg/Transition', 'direction'
                          'reliable': True, 'compression': 'zlib'},
           'cmd': {'type': 'std_msgs/msg/String', 'direction': 'down', 'priority': 'real_time',
                   'qos': 'command'}}
+SERVICES = {'sender_state': {'type': 'realrl_interfaces/srv/SenderState',
+                            'path': '/replay/sender_state', 'timeout_s': 3.0}}
 
 
 def two_domains() -> tuple[int, int]:
@@ -38,7 +41,7 @@ def params_file(path: Path, side: str, folder, name: str, endpoint: str) -> Path
     path.write_text(yaml.safe_dump({'bridge': {'ros__parameters': {
         'side': side, 'connect': endpoint, 'robot_ids': ['arm0'],
         'tls': {'ca': str(folder.ca.cert), 'cert': str(files.cert), 'key': str(files.key)},
-        'topics': TOPICS}}}))
+        'topics': TOPICS, 'services': SERVICES}}}))
     return path
 
 
@@ -117,6 +120,24 @@ def test_site_and_cloud_graphs_exchange_only_allowed_topics(tmp_path):
         assert len(up) == 1     # sent many times by the 'driver', delivered once
         assert {a.robot_id for a in acks} == {'arm0'}   # arm7 is not this bridge's robot
         assert leaked == []     # /arm0/chatter is not allow-listed: it never crossed
+
+        from realrl_interfaces.srv import SenderState
+
+        def answer(request, response):
+            response.known, response.committed_seq = True, 41
+            response.last_episode_id = 3
+            return response
+        cloud.node.create_service(SenderState, '/replay/sender_state', answer)
+        client = site.node.create_client(SenderState, '/replay/sender_state')
+        assert wait_for(client.service_is_ready, 30, step=0.2, spin=spin_both)
+
+        def ask(robot_id):
+            future = client.call_async(SenderState.Request(robot_id=robot_id))
+            assert wait_for(future.done, 30, step=0.1, spin=spin_both)
+            return future.result()
+        got = ask('arm0')
+        assert (got.known, got.committed_seq, got.last_episode_id) == (True, 41, 3)
+        assert not ask('arm9').known     # not this site's robot: never forwarded
         for p in procs:
             assert p.p.poll() is None
     finally:

@@ -10,6 +10,8 @@ A ``reliable`` topic (transitions) goes through the edge's ``Uplink`` (resent un
 bounded) and the cloud's ``Downlink`` (each seq once); the cloud node reads the replay
 node's acks on ``ack_topic`` and the edge node publishes them there for its drivers. Topics
 with png/jpeg compression are decoded here (their images are encoded), all others stay raw.
+Listed ``services`` of the cloud (e.g. the replay node's sender_state) are offered at the
+edge and answered across the link (``service_bridge``).
 
 Parameters: ``realrl_bridge.node_config.BridgeNodeConfig``.
 """
@@ -20,12 +22,14 @@ import json
 import time
 
 import zenoh
+from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.serialization import deserialize_message, serialize_message
 
 from realrl_bridge import link
 from realrl_bridge.node_config import BridgeNodeConfig
 from realrl_bridge.payload_codec import Header, decode_images, encode_images
+from realrl_bridge.service_bridge import EdgeService, answer_in_cloud
 from realrl_bridge.topic_plane import OUTGOING, TopicPlane
 from realrl_bridge.transition_link import Downlink, Uplink
 from realrl_common import qos
@@ -90,6 +94,15 @@ class BridgeNode(Node):
                 self.create_subscription(TransitionAck, self.cfg.ack_topic,
                                          self._on_replay_ack, qos.DATA_QOS)
         self.create_timer(2.0, self.plane.repeat_latched)
+        self._queryables, self._edge_services = [], []
+        keys = link.Keys(self.cfg.key_prefix)
+        for name, sroute in self.cfg.service_routes().items():
+            if self.cfg.side == 'edge':
+                self._edge_services.append(EdgeService(self, self._session, keys,
+                                                  self.cfg.robot_ids, name, sroute))
+            else:
+                self._queryables += answer_in_cloud(self, self._session, keys,
+                                                    tuple(self.cfg.robot_ids), name, sroute)
         self.get_logger().info(
             f'{self.cfg.side} bridge to {self.cfg.connect}: sends '
             f'{sorted(self.plane.outgoing())}, receives {sorted(self.plane.incoming())}')
@@ -170,6 +183,10 @@ class BridgeNode(Node):
         """Undeclare the Zenoh side and close the session."""
         self.get_logger().info('counters: ' + json.dumps(self.counters()))
         try:
+            for service in self._edge_services:
+                service.close()
+            for q in self._queryables:
+                q.undeclare()
             self.plane.close()
         finally:
             self._session.close()
@@ -177,7 +194,8 @@ class BridgeNode(Node):
 
 def main(args=None):
     """The ``bridge`` entry point."""
-    spin_node(BridgeNode, 'bridge', args)
+    # several threads: a cloud service call that waits for the link blocks only its own
+    spin_node(BridgeNode, 'bridge', args, make_executor=lambda: MultiThreadedExecutor(3))
 
 
 if __name__ == '__main__':

@@ -12,6 +12,8 @@
                       priority: interactive_high, express: true, compression: jpeg}
         status: {type: realrl_interfaces/msg/DriverStatus, direction: up,
                  priority: data_low, congestion: drop, qos: status, max_rate_hz: 2.0}
+      services:
+        sender_state: {type: realrl_interfaces/srv/SenderState, path: /replay/sender_state}
         estop_cmd: {type: std_msgs/msg/Bool, direction: down, priority: real_time,
                     express: true, qos: command}
 
@@ -90,6 +92,30 @@ class TopicRoute:
 
 
 @dataclass(frozen=True)
+class ServiceRoute:
+    """A service of the cloud's graph that an edge's nodes call across the link.
+
+    Its request has a ``robot_id`` field: the edge forwards calls for its own robots only
+    (key ``<key_prefix>/robot/<robot_id>/service/<name>``), the cloud calls its local
+    service and sends the answer back. E.g. the replay node's ``sender_state``, which a
+    driver asks where its sequence goes on."""
+
+    type: str
+    """Service type, 'package/srv/Name'."""
+    path: str
+    """The service's name on both sides, e.g. /replay/sender_state."""
+    timeout_s: float = 5.0
+    """How long an edge call waits for the cloud's answer."""
+
+    def __post_init__(self):
+        parts = self.type.split('/')
+        check(len(parts) == 3 and parts[1] == 'srv' and all(parts),
+              f"type must be 'package/srv/Name', got {self.type!r}")
+        check(self.path.startswith('/'), f'path must be absolute, got {self.path!r}')
+        check(self.timeout_s > 0, f'timeout_s must be > 0, got {self.timeout_s}')
+
+
+@dataclass(frozen=True)
 class TlsPaths:
     """This side's TLS files (``python -m realrl_bridge.certs``)."""
 
@@ -115,6 +141,8 @@ class BridgeNodeConfig:
     """Topic name (relative to the robot's namespace) -> TopicRoute fields."""
     key_prefix: str = 'realrl'
     """The deployment's key prefix (the router's ACL uses the same)."""
+    services: dict = field(default_factory=dict)
+    """Service name (a key chunk) -> ServiceRoute fields: cloud services the edge calls."""
     ack_topic: str = '/replay/ack'
     """The replay node's TransitionAck topic: read by the cloud bridge, published by the
     edge bridge (for its drivers) when a topic is reliable."""
@@ -149,6 +177,18 @@ class BridgeNodeConfig:
             check(name.replace('_', '').isalnum(),
                   f'topics: {name!r} must be a plain relative name (letters, digits, _)')
         self.routes()
+        self.service_routes()
+
+    def service_routes(self) -> dict[str, ServiceRoute]:
+        """The services as ServiceRoute objects (validated)."""
+        out = {}
+        for name, values in self.services.items():
+            check(name.replace('_', '').isalnum(),
+                  f'services: {name!r} must be a plain name (letters, digits, _)')
+            if not isinstance(values, dict):
+                raise ConfigError(f'services.{name}: expected a mapping of type, path')
+            out[name] = build_config(ServiceRoute, values, where=f'services.{name}')
+        return out
 
     def routes(self) -> dict[str, TopicRoute]:
         """The topics as TopicRoute objects (validated)."""
