@@ -114,7 +114,11 @@ def test_bridge_config_names_the_bad_field():
                           ({'robot_ids': []}, 'robot_ids'), ({'topics': {}}, 'topics'),
                           ({'tls': {'ca': 'x'}}, 'tls.cert'),
                           ({'outbox_limit': 0}, 'outbox_limit'),
-                          ({'ack_topic': 'replay/ack'}, 'ack_topic')]:
+                          ({'ack_topic': 'replay/ack'}, 'ack_topic'),
+                          ({'services': {'s': {'type': 'a/msg/B', 'path': '/s'}}},
+                           r"services.s: type must be 'package/srv/Name'"),
+                          ({'services': {'s': {'type': 'a/srv/B', 'path': 's'}}},
+                           'path must be absolute')]:
         with pytest.raises(ConfigError, match=field):
             build_config(BridgeNodeConfig, {**good, **change})
     for route, field in [({'direction': 'sideways'}, 'direction'),
