@@ -22,9 +22,11 @@ setup(
         'console_scripts': [
             'bridge = realrl_bridge.bridge_node:main',
             'bridge_certs = realrl_bridge.certs:main',
+            'router = realrl_bridge.router_node:main',
         ],
         'realrl.nodes': [
             'bridge = realrl_bridge.node_config:NODE',
+            'router = realrl_bridge.node_config:ROUTER',
         ],
     },
 )

@@ -6,18 +6,32 @@ over the Zenoh link; it publishes the 'down' topics it receives. The cloud node 
 reverse. The two ROS graphs need not share a DDS domain or a network: only the Zenoh link
 joins them (mutual TLS to the cloud router, which keeps each site to its own robots).
 
+A ``reliable`` topic (transitions) goes through the edge's ``Uplink`` (resent until acked,
+bounded) and the cloud's ``Downlink`` (each seq once); the cloud node reads the replay
+node's acks on ``ack_topic`` and the edge node publishes them there for its drivers. Topics
+with png/jpeg compression are decoded here (their images are encoded), all others stay raw.
+Listed ``services`` of the cloud (e.g. the replay node's sender_state) are offered at the
+edge and answered across the link (``service_bridge``).
+
 Parameters: ``realrl_bridge.node_config.BridgeNodeConfig``.
 """
 from __future__ import annotations
 
 import importlib
+import json
+import time
 
 import zenoh
+from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
+from rclpy.serialization import deserialize_message, serialize_message
 
 from realrl_bridge import link
 from realrl_bridge.node_config import BridgeNodeConfig
+from realrl_bridge.payload_codec import Header, decode_images, encode_images
+from realrl_bridge.service_bridge import EdgeService, answer_in_cloud
 from realrl_bridge.topic_plane import OUTGOING, TopicPlane
+from realrl_bridge.transition_link import Downlink, Uplink
 from realrl_common import qos
 from realrl_common.config import ConfigError
 from realrl_common.node_main import spin_node
@@ -40,8 +54,8 @@ class BridgeNode(Node):
     def __init__(self):
         super().__init__('bridge', automatically_declare_parameters_from_overrides=True)
         self.cfg = read_config(self, BridgeNodeConfig)
-        routes = self.cfg.routes()
-        classes = {t: message_class(r.type) for t, r in routes.items()}
+        routes = self.routes = self.cfg.routes()
+        classes = self.classes = {t: message_class(r.type) for t, r in routes.items()}
         try:
             tls = link.TlsFiles(self.cfg.tls.ca, self.cfg.tls.cert, self.cfg.tls.key)
         except ValueError as e:
@@ -57,37 +71,122 @@ class BridgeNode(Node):
                 else:
                     self._ros_out[(rid, topic)] = self.create_publisher(classes[topic], name,
                                                                         profile)
-        try:
-            self._session = zenoh.open(link.to_zenoh(link.edge_config(self.cfg.connect, tls)))
-        except zenoh.ZError as e:
-            raise ConfigError(f'connect: cannot open a TLS session to {self.cfg.connect} ({e}); '
-                              f'check the address and that tls names this site\'s '
-                              f'certificate of the router\'s CA') from None
+        self._session = self._open(tls)
+        self.uplink = Uplink(self.cfg.outbox_limit, self.cfg.resend_after_s)
+        self.downlink = Downlink()
+        reliable = any(r.reliable for r in routes.values())
         try:
             self.plane = TopicPlane(self._session, self.cfg.side, tuple(self.cfg.robot_ids),
-                                    routes, self._deliver, link.Keys(self.cfg.key_prefix))
+                                    routes, self._deliver, link.Keys(self.cfg.key_prefix),
+                                    on_ack=self._on_link_ack if reliable else None)
         except BaseException:
             self._session.close()   # an open session would keep the process alive
             raise
+        self._ack_pub = None
+        if reliable:
+            from realrl_interfaces.msg import TransitionAck
+            self._ack_class = TransitionAck
+            if self.cfg.side == 'edge':
+                self._ack_pub = self.create_publisher(TransitionAck, self.cfg.ack_topic,
+                                                      qos.DATA_QOS)
+                self.create_timer(min(0.2, self.cfg.resend_after_s / 2), self._resend)
+            else:
+                self.create_subscription(TransitionAck, self.cfg.ack_topic,
+                                         self._on_replay_ack, qos.DATA_QOS)
+        self.create_timer(2.0, self.plane.repeat_latched)
+        self._queryables, self._edge_services = [], []
+        keys = link.Keys(self.cfg.key_prefix)
+        for name, sroute in self.cfg.service_routes().items():
+            if self.cfg.side == 'edge':
+                self._edge_services.append(EdgeService(self, self._session, keys,
+                                                  self.cfg.robot_ids, name, sroute))
+            else:
+                self._queryables += answer_in_cloud(self, self._session, keys,
+                                                    tuple(self.cfg.robot_ids), name, sroute)
         self.get_logger().info(
             f'{self.cfg.side} bridge to {self.cfg.connect}: sends '
             f'{sorted(self.plane.outgoing())}, receives {sorted(self.plane.incoming())}')
+
+    def _open(self, tls: link.TlsFiles) -> zenoh.Session:
+        """A session to the router, tried for ``connect_wait_s`` (the router may start later
+        than this site)."""
+        config = link.to_zenoh(link.edge_config(self.cfg.connect, tls))
+        deadline = time.monotonic() + self.cfg.connect_wait_s
+        while True:
+            try:
+                return zenoh.open(config)
+            except zenoh.ZError as e:
+                if time.monotonic() >= deadline:
+                    raise ConfigError(
+                        f'connect: cannot open a TLS session to {self.cfg.connect} within '
+                        f'{self.cfg.connect_wait_s:g} s ({e}); check the address and that tls '
+                        f'names this site\'s certificate of the router\'s CA') from None
+                time.sleep(1.0)
 
     @staticmethod
     def _qos(name: str):
         return getattr(qos, f'{name.upper()}_QOS')
 
     def _forwarder(self, robot_id: str, topic: str):
+        route = self.routes[topic]
+        images = route.compression in ('png', 'jpeg')
+
         def forward(serialized: bytes) -> None:
-            self.plane.send(robot_id, topic, serialized)
+            codec, seq = None, -1
+            if images or route.reliable:
+                msg = deserialize_message(serialized, self.classes[topic])
+                seq = int(msg.seq) if route.reliable else -1
+                if images:
+                    encode_images(msg, route.compression, route.jpeg_quality)
+                    serialized, codec = serialize_message(msg), route.compression
+                if route.reliable and self.uplink.offer(
+                        robot_id, seq, (topic, serialized, codec), time.monotonic()) != 'send':
+                    return  # held or acked already, or refused (the driver keeps it)
+            self.plane.send(robot_id, topic, serialized, seq=seq, codec=codec)
         return forward
 
-    def _deliver(self, robot_id: str, topic: str, payload: bytes) -> None:
+    def _resend(self) -> None:
+        for rid, seq, (topic, payload, codec) in self.uplink.due(time.monotonic()):
+            self.plane.send(rid, topic, payload, seq=seq, codec=codec)
+
+    def _on_link_ack(self, robot_id: str, committed_seq: int, stored: int) -> None:
+        self.uplink.on_ack(robot_id, committed_seq)
+        if self._ack_pub is not None:
+            self._ack_pub.publish(self._ack_class(robot_id=robot_id, committed_seq=committed_seq,
+                                                  stored=stored))
+
+    def _on_replay_ack(self, msg) -> None:
+        if msg.robot_id in self.cfg.robot_ids:
+            self.downlink.on_ack(msg.robot_id, int(msg.committed_seq))
+            self.plane.send_ack(msg.robot_id, int(msg.committed_seq), int(msg.stored))
+
+    def _deliver(self, robot_id: str, topic: str, payload: bytes, header: Header) -> None:
+        route = self.routes[topic]
+        if route.reliable and header.seq >= 0 and \
+                not self.downlink.accept(robot_id, header.seq, time.monotonic()):
+            return
+        if header.codec in ('png', 'jpeg'):
+            msg = deserialize_message(payload, self.classes[topic])
+            decode_images(msg)
+            payload = serialize_message(msg)
         self._ros_out[(robot_id, topic)].publish(payload)
+
+    def counters(self) -> dict:
+        """What crossed, for the log."""
+        return {'sent': self.plane.sent, 'received': self.plane.received,
+                'rate_dropped': self.plane.rate_dropped, 'bytes_sent': self.plane.bytes_sent,
+                'uplink': vars(self.uplink.counters), 'outbox': len(self.uplink),
+                'duplicates_dropped': self.downlink.duplicates,
+                'delivered_reliable': self.downlink.delivered}
 
     def close(self) -> None:
         """Undeclare the Zenoh side and close the session."""
+        self.get_logger().info('counters: ' + json.dumps(self.counters()))
         try:
+            for service in self._edge_services:
+                service.close()
+            for q in self._queryables:
+                q.undeclare()
             self.plane.close()
         finally:
             self._session.close()
@@ -95,7 +194,8 @@ class BridgeNode(Node):
 
 def main(args=None):
     """The ``bridge`` entry point."""
-    spin_node(BridgeNode, 'bridge', args)
+    # several threads: a cloud service call that waits for the link blocks only its own
+    spin_node(BridgeNode, 'bridge', args, make_executor=lambda: MultiThreadedExecutor(3))
 
 
 if __name__ == '__main__':

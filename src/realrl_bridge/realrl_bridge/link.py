@@ -119,6 +119,15 @@ def _scouting_off() -> dict:
     return {'multicast': {'enabled': False}, 'gossip': {'enabled': False}}
 
 
+LEASE_MS = 4000
+"""A link silent this long is closed (keep-alives every quarter of it), so a cut is noticed
+in seconds and the edge starts reconnecting; Zenoh's own default is 10 s."""
+
+
+def _tx(lease_ms: int) -> dict:
+    return {'lease': int(lease_ms), 'keep_alive': 4}
+
+
 def access_control(spec: RouterSpec) -> dict:
     """The router's ``access_control`` section (deny by default)."""
     keys = spec.keys
@@ -148,7 +157,7 @@ def access_control(spec: RouterSpec) -> dict:
             'subjects': subjects, 'policies': policies}
 
 
-def router_config(spec: RouterSpec) -> dict:
+def router_config(spec: RouterSpec, *, lease_ms: int = LEASE_MS) -> dict:
     """The cloud router's Zenoh configuration, as a plain mapping."""
     return {
         'mode': 'router',
@@ -156,7 +165,7 @@ def router_config(spec: RouterSpec) -> dict:
         'connect': {'endpoints': []},
         'scouting': _scouting_off(),
         'transport': {'shared_memory': {'enabled': False},
-                      'link': {'protocols': ['tls'], 'tls': {
+                      'link': {'protocols': ['tls'], 'tx': _tx(lease_ms), 'tls': {
             'root_ca_certificate': str(spec.tls.ca),
             'listen_certificate': str(spec.tls.cert),
             'listen_private_key': str(spec.tls.key),
@@ -167,11 +176,14 @@ def router_config(spec: RouterSpec) -> dict:
     }
 
 
-def edge_config(connect: str, tls: TlsFiles, *, connect_timeout_ms: int = 5000) -> dict:
+def edge_config(connect: str, tls: TlsFiles, *, connect_timeout_ms: int = 5000,
+                lease_ms: int = LEASE_MS) -> dict:
     """An edge site's Zenoh configuration: a client that connects out to the router.
 
-    It listens on nothing and scouts nothing. A TlsFiles without cert/key gives a client
-    that presents no certificate (only useful to show that the router refuses it).
+    It listens on nothing and scouts nothing. When the link drops it keeps trying to
+    reconnect (every second at most), and carries on where it was once it is back. A
+    TlsFiles without cert/key gives a client that presents no certificate (only useful to
+    show that the router refuses it).
     """
     if not connect.startswith('tls/'):
         raise ValueError(f"connect {connect!r}: edges connect over TLS; write "
@@ -183,11 +195,14 @@ def edge_config(connect: str, tls: TlsFiles, *, connect_timeout_ms: int = 5000) 
                             'connect_private_key': str(tls.key), 'enable_mtls': True})
     return {
         'mode': 'client',
-        'connect': {'endpoints': [connect], 'timeout_ms': connect_timeout_ms},
+        'connect': {'endpoints': [connect], 'timeout_ms': connect_timeout_ms,
+                    'retry': {'period_init_ms': 250, 'period_max_ms': 1000,
+                              'period_increase_factor': 2}},
         'listen': {'endpoints': []},
         'scouting': _scouting_off(),
         'transport': {'shared_memory': {'enabled': False},
-                      'link': {'protocols': ['tls'], 'tls': tls_section}},
+                      'link': {'protocols': ['tls'], 'tx': _tx(lease_ms),
+                               'tls': tls_section}},
     }
 
 

@@ -50,6 +50,10 @@ Fault = Callable[[int, int, memoryview], 'bytes | memoryview | None']
 """Test seam on the server: (version, chunk index, data) -> data to send, or None to drop."""
 
 
+WEIGHTS_PRIORITY = zenoh.Priority.DATA_LOW
+"""Chunks travel below transitions (data) and far below observations and actions, so a
+sync on a congested link delays them the least."""
+
 class WeightServer:
     """Serves the newest weights of one stream; ``publish`` announces a new version."""
 
@@ -169,7 +173,8 @@ class WeightServer:
                 if data is None:
                     continue
             self.bucket.take(len(data))
-            query.reply(f'{prefix}/{index}', bytes(data), attachment=checksum)
+            query.reply(f'{prefix}/{index}', bytes(data), attachment=checksum,
+                        priority=WEIGHTS_PRIORITY)
             self.bytes_sent += len(data)
 
     def close(self) -> None:
@@ -305,6 +310,7 @@ class WeightReceiver:
         m = asm.manifest
         prefix = f'{self._root}/chunks/{m.version}/{m.base}'
         replies = self._session.get(f'{prefix}/**', payload=json.dumps(indices),
+                                    priority=WEIGHTS_PRIORITY,
                                     timeout=self._timeout,
                                     consolidation=zenoh.ConsolidationMode.NONE)
         for reply in replies:

@@ -2,6 +2,7 @@
 
 realrl train [--config config/reach_sim.yaml] [--run-dir DIR] [--set node.key=value]
 realrl train --resume DIR
+realrl train --config graph.yaml --site lab_a    one site of a cloud-edge graph
 realrl check [--config FILE]          validate a graph file, start nothing
 realrl plot DIR                       redraw a run's learning curve
 realrl report DIR                     a run as PNG plots and a text summary (DIR/report/)
@@ -39,9 +40,12 @@ def parse_args(argv):
     train.add_argument('--no-stop-at-success', action='store_true',
                        help='keep running after the success criterion is met')
     train.add_argument('--status-every-s', type=float, default=2.0)
+    train.add_argument('--site', default='',
+                       help="start only this site's nodes of a graph with sites")
     check = sub.add_parser('check', help='validate a graph file; start nothing')
     check.add_argument('--config', default=DEFAULT_CONFIG)
     check.add_argument('--set', action='append', default=[])
+    check.add_argument('--site', default='', help='also list the nodes of this site')
     plot = sub.add_parser('plot', help="redraw a run's learning curve")
     plot.add_argument('run_dir')
     report = sub.add_parser('report', help='a run folder as PNG plots and a text summary')
@@ -63,7 +67,8 @@ def parse_args(argv):
 def train(args) -> int:
     """Runs `realrl train`: a new run, or one resumed; returns the exit status."""
     from realrl_bringup.run import Run, RunOptions  # processes and ROS only for a run
-    options = RunOptions(args.max_wall_s, not args.no_stop_at_success, args.status_every_s)
+    options = RunOptions(args.max_wall_s, not args.no_stop_at_success, args.status_every_s,
+                         args.site)
     if args.resume:
         run = Run.resume(args.resume, args.set, options)
     else:
@@ -105,6 +110,9 @@ def main(argv=None) -> int:
         if args.command == 'check':
             graph = load_graph(args.config, {'run_dir': 'runs/check'}, args.set)
             print(f'{args.config}: ok ({len(graph.nodes)} nodes, robots {graph.robot_ids()})')
+            if args.site:
+                names = [n.label for n in graph.for_site(args.site).nodes]
+                print(f'site {args.site}: {names}')
             return 0
         if args.command == 'plot':
             print(plot_learning_curve(Path(args.run_dir)))

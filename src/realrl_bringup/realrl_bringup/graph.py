@@ -12,6 +12,7 @@ parameters, each package registers itself (``realrl_common.plugins``, entry poin
 from __future__ import annotations
 
 import copy
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ import yaml
 
 from realrl_bringup.graph_checks import check_rewards_can_label
 from realrl_bringup.lease_keeper import LeaseSpec
+from realrl_bringup.sites import check_sites, nodes_of_site
 from realrl_common.config import ConfigError, build_config, check
 from realrl_common.plugins import ROBOTS, NodeKind, node_kind, registered
 
@@ -48,6 +50,8 @@ class NodeSpec:
     """'on_failure': started again if it exits with an error or is killed; 'never'."""
     parameters: dict = field(default_factory=dict)
     """The node's ROS parameters (nested mappings become dotted names)."""
+    site: str = ''
+    """The site it runs at, one of the graph's ``sites`` ('' when the graph has none)."""
 
     def __post_init__(self):
         check(bool(NAME.match(self.name)),
@@ -96,6 +100,9 @@ class GraphSpec:
     """When `realrl train` ends the run."""
     lease: LeaseSpec = field(default_factory=LeaseSpec)
     """Whether the run leases its robots from a hardware manager (off by default)."""
+    sites: dict = field(default_factory=dict)
+    """Site name -> {connect: the router's TLS endpoint} (a cloud-edge deployment:
+    realrl_bringup.sites)."""
 
     def __post_init__(self):
         check(len(self.nodes) > 0, 'nodes must list at least one node')
@@ -154,6 +161,11 @@ class Graph:
 
     def role(self, node: NodeSpec) -> str:
         return self.kinds[node.fqn].role
+
+    def for_site(self, site: str) -> Graph:
+        """This graph with only the nodes of ``site`` (validated whole before)."""
+        nodes = nodes_of_site(self, site)
+        return dataclasses.replace(self, spec=dataclasses.replace(self.spec, nodes=nodes))
 
     @property
     def drivers(self) -> list[NodeSpec]:
@@ -244,7 +256,9 @@ def build_graph(description: dict, variables: dict[str, str] | None = None,
         raise ConfigError(f'{where}: nodes must be a list of node entries')
     spec = build_config(GraphSpec, raw, where=where)
     kinds = node_kinds(spec)
-    return Graph(spec, kinds, validate_parameters(spec, kinds), description)
+    graph = Graph(spec, kinds, validate_parameters(spec, kinds), description)
+    check_sites(graph)
+    return graph
 
 
 def load_graph(path: str | Path, variables: dict[str, str] | None = None,

@@ -41,6 +41,8 @@ class RunOptions:
     """End the run once the success criterion is met."""
     status_every_s: float = 2.0
     """Seconds between progress lines."""
+    site: str = ''
+    """Start only this site's nodes of a cloud-edge graph ('' : all nodes)."""
 
 
 class Run:
@@ -67,7 +69,8 @@ class Run:
         if run_dir is None:
             name = description.get('name', config.stem)
             run_dir = Path('runs') / f'{name}-{time.strftime("%Y%m%d-%H%M%S")}'
-        return cls(cls._graph(description, run_dir, str(config)), run_dir, options)
+        return cls(cls._graph(description, run_dir, str(config), options.site), run_dir,
+                   options)
 
     @classmethod
     def resume(cls, run_dir: str | Path, overrides: list[str] = (),
@@ -79,11 +82,13 @@ class Run:
             raise ConfigError(f'--resume {run_dir}: no {GRAPH_SNAPSHOT} there; give the folder '
                               f'of an earlier `realrl train` run')
         description = read_description(snapshot, overrides)
-        return cls(cls._graph(description, run_dir, str(snapshot)), run_dir, options)
+        return cls(cls._graph(description, run_dir, str(snapshot), options.site), run_dir,
+                   options)
 
     @staticmethod
-    def _graph(description: dict, run_dir: Path, where: str) -> Graph:
-        return build_graph(description, {'run_dir': str(run_dir.resolve())}, where)
+    def _graph(description: dict, run_dir: Path, where: str, site: str = '') -> Graph:
+        graph = build_graph(description, {'run_dir': str(run_dir.resolve())}, where)
+        return graph.for_site(site) if site else graph
 
     def prepare(self) -> dict[str, list[str]]:
         """Create the run folder with graph.yaml and the parameter files; the command line

@@ -1,0 +1,145 @@
+"""Episode time with the policy in the cloud across a 50 ms-RTT, 100 Mbit/s link vs. one host.
+
+Cloud-edge: ``config/reach_cloud_edge.yaml`` (driver, reward, edge bridge at site lab_a;
+router, cloud bridge, policy, replay, learner in the cloud), each site started by
+``realrl train --site`` in its own network namespace, joined by a veth shaped to
+100 Mbit/s (tbf) with 25 ms added each way by the delaying relay in the edge namespace
+(``realrl_bridge.wan.WanLink``), over mutual TLS. Baseline, in the same run, just before:
+``config/reach_sim.yaml`` (the same nodes, no bridge) in one namespace: the same host.
+
+- ``episode_s_same_host``, ``episode_s_cloud_edge``: the time of a full-length episode
+  (``episode_max_steps`` steps), from the median seconds per step of the episodes the edge
+  run recorded after the first ``warmup_s``; ``ratio``: cloud-edge / same host.
+- ``send_obs_s``: median age of an observation when it reaches the policy's graph (driver
+  stamp to arrival, the same host clock); ``send_action_s``: median age of an action when it
+  reaches the driver's graph (policy stamp to arrival). Same-host figures are printed too.
+The driver applies the action of observation t at tick t+1: a step waits for the round
+trip, so with a round trip near the control period (50 ms at 20 Hz) the cloud-edge step
+takes about two periods; ``--control-hz 10`` (100 ms period) shows the same graph where the
+round trip fits in a period. Left out: policy inference time alone, learning speed, more
+than one robot. Needs root.
+
+    .venv/bin/python bench/cloud_edge.py [--quick] [--control-hz HZ]
+"""
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import _util
+import yaml
+from link_cut import PORT, site_graph
+
+from realrl_bridge import certs, wan
+
+SAME_HOST = _util.ROOT / 'config' / 'reach_sim.yaml'
+
+
+def per_step_s(episodes: Path, warmup_s: float) -> float:
+    """Median seconds per step of the episodes logged after warmup_s."""
+    rows = [json.loads(line) for line in episodes.read_text().splitlines()] \
+        if episodes.exists() else []
+    rates = [(b['time_s'] - a['time_s']) / b['steps'] for a, b in zip(rows, rows[1:])
+             if a['time_s'] >= warmup_s and b['steps'] > 0]
+    return statistics.median(rates) if rates else float('nan')
+
+
+def ages(path: Path) -> list[float]:
+    return json.loads(path.read_text()) if path.exists() else []
+
+
+CONTROL_HZ: list[str] = []
+"""--set overrides of the driver's rate (from --control-hz)."""
+
+
+def run_site(procs: list, ns: str, graph: Path, site: str, run_dir: Path, dom: int,
+             log: Path) -> None:
+    cmd = ['ip', 'netns', 'exec', ns, str(_util.REALRL), 'train', '--config', str(graph),
+           '--run-dir', str(run_dir), '--no-stop-at-success', '--max-wall-s', '3600',
+           *CONTROL_HZ]
+    procs.append(_util.start_process(cmd + (['--site', site] if site else []),
+                                     _util.bench_env(dom), log))
+
+
+def probe(procs: list, ns: str, topic: str, out: Path, dom: int, log: Path) -> None:
+    procs.append(_util.start_process(
+        ['ip', 'netns', 'exec', ns, sys.executable,
+         str(_util.ROOT / 'bench' / '_latency_probe.py'), topic, str(out)],
+        _util.bench_env(dom), log))
+
+
+def measure(work: Path, link: wan.WanLink, cloud_edge: bool, seconds: float,
+            domain: int) -> dict:
+    """One run (same host in the cloud namespace, or split across both); its figures."""
+    tag = 'cloud_edge' if cloud_edge else 'same_host'
+    procs: list = []
+    try:
+        if cloud_edge:
+            folder = certs.make_folder(work / 'certs', ['lab_a', 'cloud'],
+                                       (link.cloud_ip, '127.0.0.1'))
+            proxy = link.delay_proxy(PORT)
+            graph = site_graph(folder, link.cloud_ip, work / 'graph.yaml',
+                               edge_connect=f'tls/127.0.0.1:{proxy}')
+            run_site(procs, link.cloud_ns, graph, 'cloud', work / tag / 'cloud', domain,
+                     work / f'{tag}_cloud.log')
+            run_site(procs, link.edge_ns, graph, 'lab_a', work / tag / 'lab_a', domain + 1,
+                     work / f'{tag}_edge.log')
+            edge_dir, obs_at, act_at = work / tag / 'lab_a', (link.cloud_ns, domain), \
+                (link.edge_ns, domain + 1)
+        else:
+            run_site(procs, link.cloud_ns, SAME_HOST, '', work / tag, domain + 2,
+                     work / f'{tag}.log')
+            edge_dir, obs_at, act_at = work / tag, (link.cloud_ns, domain + 2), \
+                (link.cloud_ns, domain + 2)
+        probe(procs, obs_at[0], 'observation', work / f'{tag}_obs.json', obs_at[1],
+              work / f'{tag}_obs.log')
+        probe(procs, act_at[0], 'action', work / f'{tag}_act.json', act_at[1],
+              work / f'{tag}_act.log')
+        time.sleep(seconds)
+    finally:
+        for p in reversed(procs):
+            _util.stop_process(p, 20)
+    steps = yaml.safe_load(SAME_HOST.read_text())['nodes'][-1]['parameters']
+    return {'episode_s': per_step_s(edge_dir / 'metrics' / 'episodes.jsonl', 20.0) *
+            steps['episode_max_steps'],
+            'send_obs_s': statistics.median(ages(work / f'{tag}_obs.json') or [float('nan')]),
+            'send_action_s': statistics.median(ages(work / f'{tag}_act.json') or
+                                               [float('nan')])}
+
+
+def main() -> None:
+    args = _util.parse(__doc__.split('\n')[0], lambda p: p.add_argument(
+        '--control-hz', type=float, help="the driver's rate (the graphs': 20)"))
+    _util.require_workspace()
+    if args.control_hz:
+        CONTROL_HZ.extend(['--set', f'driver.control_hz={args.control_hz}'])
+    reason = wan.available()
+    if reason:
+        sys.exit(f'bench: {reason}')
+    seconds = 60.0 if args.quick else 150.0
+    domain = int(_util.bench_env(180)['ROS_DOMAIN_ID'])
+    with tempfile.TemporaryDirectory(prefix='cloud_edge_') as tmp, \
+            wan.WanLink(rate_mbit=100, rtt_ms=50, name='rrce', subnet='10.213.7') as link:
+        same = measure(Path(tmp), link, False, seconds, domain)
+        split = measure(Path(tmp), link, True, seconds, domain)
+    print(f"same host:  episode {same['episode_s']:.2f} s, observation "
+          f"{same['send_obs_s'] * 1e3:.1f} ms, action {same['send_action_s'] * 1e3:.1f} ms")
+    print(f"cloud-edge: episode {split['episode_s']:.2f} s, observation "
+          f"{split['send_obs_s'] * 1e3:.1f} ms, action {split['send_action_s'] * 1e3:.1f} ms "
+          f"(50 ms RTT, 100 Mbit/s)")
+    _util.emit({'episode_s_same_host': round(same['episode_s'], 3),
+                'episode_s_cloud_edge': round(split['episode_s'], 3),
+                'ratio': round(split['episode_s'] / same['episode_s'], 3),
+                'send_obs_s': round(split['send_obs_s'], 4),
+                'send_action_s': round(split['send_action_s'], 4),
+                'send_obs_s_same_host': round(same['send_obs_s'], 4),
+                'send_action_s_same_host': round(same['send_action_s'], 4),
+                'control_hz': args.control_hz or 20.0})
+
+
+if __name__ == '__main__':
+    main()
