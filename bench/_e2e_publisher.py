@@ -103,6 +103,11 @@ def images(frames: dict) -> list:
     return msgs
 
 
+FRAMES_ONCE = True
+"""As the drivers send them: past an episode's first step, no obs frames (the receiver holds
+them as the previous transition's next frames). --frames-twice sends them again."""
+
+
 def transition_msg(robot_id: str, tr, stamp) -> Transition:
     """As DriverNode._transition_msg builds it."""
     msg = Transition(
@@ -110,7 +115,9 @@ def transition_msg(robot_id: str, tr, stamp) -> Transition:
         state=to_f32(tr.state), action=to_f32(tr.action), reward=float(tr.reward),
         next_state=to_f32(tr.next_state), terminated=tr.terminated, truncated=tr.truncated,
         policy_version=tr.policy_version, intervention=tr.intervention,
-        images=images(tr.images), next_images=images(tr.next_images))
+        images_from_previous=FRAMES_ONCE and tr.step > 0,
+        images=[] if FRAMES_ONCE and tr.step > 0 else images(tr.images),
+        next_images=images(tr.next_images))
     msg.header.stamp = stamp
     return msg
 
@@ -178,7 +185,11 @@ def main() -> None:
     ap.add_argument('--seconds', type=float, required=True, help='how long robots tick')
     ap.add_argument('--grace', type=float, default=5.0, help='seconds to wait for last acks')
     ap.add_argument('--out', required=True)
+    ap.add_argument('--frames-twice', action='store_true',
+                    help='send obs frames with every transition (as drivers did before)')
     args = ap.parse_args()
+    global FRAMES_ONCE
+    FRAMES_ONCE = not args.frames_twice
     data = np.load(args.pool)
     pool = {k: data[k] for k in data.files if k != 'layout'}
     layout = {k: tuple(v) for k, v in json.loads(str(data['layout'])).items()}

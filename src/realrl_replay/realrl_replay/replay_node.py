@@ -49,7 +49,8 @@ class ReplayNode(Node):
         try:
             self.core = IngestCore(
                 self.cfg.store_path, self.cfg.robot_ids, WriterConfig(fsync=self.cfg.fsync),
-                {'source': 'online', 'replay_config': asdict(self.cfg)})
+                {'source': 'online', 'replay_config': asdict(self.cfg)},
+                max_wait_s=self.cfg.commit_max_wait_s)
         except (StoreError, ValueError) as e:
             raise ConfigError(f'store_path: {e}') from None
         writer = self.core.writer
