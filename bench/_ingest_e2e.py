@@ -24,6 +24,7 @@ REPLAY_NODE = ROOT / 'install' / 'realrl_replay' / 'lib' / 'realrl_replay' / 're
 MEMORY_NODE = ROOT / 'bench' / '_memory_replay_node.py'
 PUBLISHER = ROOT / 'bench' / '_e2e_publisher.py'
 PYTHON = ROOT / '.venv' / 'bin' / 'python'
+PROFILER = ROOT / 'bench' / '_cpu_profile.py'
 
 
 def render_pool(path: Path, episodes: int, steps: int, noise: float, seed: int = 0) -> dict:
@@ -125,9 +126,9 @@ def run(kind: str, work: Path, pool: Path, robots: int, procs: int, hz: float,
     load0 = os.getloadavg()[0]
     env = {**bench_env(domain), **TRANSPORTS[transport]}
     exe = [PYTHON, REPLAY_NODE] if kind == 'store' else [PYTHON, MEMORY_NODE]
-    profile = os.environ.get('REALRL_BENCH_PROFILE')  # a folder: the receiver runs in cProfile
+    profile = os.environ.get('REALRL_BENCH_PROFILE')  # a folder: processes run in cProfile
     if profile:
-        exe = [PYTHON, '-m', 'cProfile', '-o', Path(profile) / f'{kind}_node.prof', *exe[1:]]
+        exe = [PYTHON, PROFILER, Path(profile) / f'{kind}_node.prof', *exe[1:]]
     node = start_process(_sourced([*exe, '--ros-args', '--params-file', params]), env,
                          work / f'{kind}_node.log')
     go = work / f'go_{kind}'
@@ -140,8 +141,9 @@ def run(kind: str, work: Path, pool: Path, robots: int, procs: int, hz: float,
                 break
             out = work / f'{kind}_robots_{p}.json'
             outs.append(out)
+            wrap = [PROFILER, Path(profile) / f'{kind}_robots_{p}.prof'] if profile else []
             pubs.append(start_process(_sourced([
-                PYTHON, PUBLISHER, '--robots', ','.join(part), '--first-k', p * per,
+                PYTHON, *wrap, PUBLISHER, '--robots', ','.join(part), '--first-k', p * per,
                 '--pool', pool, '--hz', hz, '--go', go, '--seconds', seconds,
                 '--out', out, *(['--frames-twice'] if frames_twice else [])]), env,
                 work / f'{kind}_robots_{p}.log'))

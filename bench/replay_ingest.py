@@ -25,7 +25,8 @@ transitions/s between warm-up and the end, ack latency (first send to the coveri
 p50/p99, the bytes per transition on disk, the node's CPU and write bytes. The baseline is the
 same robots and the same ReplayNode code with its writer replaced by a numpy ring buffer that
 copies every row, obs and next_obs images included (bench/_memory_replay_node.py), acking
-at the next commit tick. REALRL_BENCH_PROFILE=<folder> runs each receiver under cProfile.
+at the next commit tick. REALRL_BENCH_PROFILE=<folder>: every receiver and robot process
+runs under cProfile (main-thread CPU time; bench/_cpu_profile.py).
 Transport: Fast DDS's LARGE_DATA builtin transports (shared memory, TCP on loopback) by
 default; the transports `realrl train` uses today ('default': builtin shared memory with its
 ~0.5 MB segment, and UDP) are measured too, in a third run (store): a burst of 200 kB
