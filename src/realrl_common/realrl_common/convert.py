@@ -43,9 +43,12 @@ def image_array(msg) -> np.ndarray:
     if channels is None:
         raise ValueError(f'unsupported image encoding {msg.encoding!r}; '
                          f'use one of {sorted(ENCODINGS)}')
-    data = msg.data  # rclpy's array('B') or bytes: a view of it, not a copy
-    data = np.frombuffer(data if isinstance(data, (bytes, bytearray, array.array))
-                         else bytes(data), dtype=np.uint8)
+    data = msg.data  # rclpy's array('B'), bytes, or a numpy view (cdr.py): viewed, not copied
+    if isinstance(data, np.ndarray) and data.dtype == np.uint8:
+        data = data.reshape(-1)
+    else:
+        data = np.frombuffer(data if isinstance(data, (bytes, bytearray, array.array, memoryview))
+                             else bytes(data), dtype=np.uint8)
     expected = msg.height * msg.width * channels
     if data.size != expected:
         raise ValueError(f'image data has {data.size} bytes, expected {expected} '
