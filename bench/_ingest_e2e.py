@@ -24,6 +24,7 @@ REPLAY_NODE = ROOT / 'install' / 'realrl_replay' / 'lib' / 'realrl_replay' / 're
 MEMORY_NODE = ROOT / 'bench' / '_memory_replay_node.py'
 PUBLISHER = ROOT / 'bench' / '_e2e_publisher.py'
 PYTHON = ROOT / '.venv' / 'bin' / 'python'
+PROFILER = ROOT / 'bench' / '_cpu_profile.py'
 
 
 def render_pool(path: Path, episodes: int, steps: int, noise: float, seed: int = 0) -> dict:
@@ -114,7 +115,7 @@ memory + UDP, config/fastdds.xml); 'large_data' is Fast DDS's LARGE_DATA builtin
 
 def run(kind: str, work: Path, pool: Path, robots: int, procs: int, hz: float,
         seconds: float, warm_s: float, domain: int, startup_s: float = 90.0,
-        transport: str = 'default') -> dict:
+        transport: str = 'default', frames_twice: bool = False) -> dict:
     """One end-to-end run with receiver ``kind`` ('store' or 'memory')."""
     names = [f'arm_{i:02d}' for i in range(robots)]
     work.mkdir(parents=True, exist_ok=True)
@@ -124,7 +125,10 @@ def run(kind: str, work: Path, pool: Path, robots: int, procs: int, hz: float,
         'store_path': str(store), 'robot_ids': names, 'fsync': True}}}))
     load0 = os.getloadavg()[0]
     env = {**bench_env(domain), **TRANSPORTS[transport]}
-    exe = [REPLAY_NODE] if kind == 'store' else [PYTHON, MEMORY_NODE]
+    exe = [PYTHON, REPLAY_NODE] if kind == 'store' else [PYTHON, MEMORY_NODE]
+    profile = os.environ.get('REALRL_BENCH_PROFILE')  # a folder: processes run in cProfile
+    if profile:
+        exe = [PYTHON, PROFILER, Path(profile) / f'{kind}_node.prof', *exe[1:]]
     node = start_process(_sourced([*exe, '--ros-args', '--params-file', params]), env,
                          work / f'{kind}_node.log')
     go = work / f'go_{kind}'
@@ -137,10 +141,12 @@ def run(kind: str, work: Path, pool: Path, robots: int, procs: int, hz: float,
                 break
             out = work / f'{kind}_robots_{p}.json'
             outs.append(out)
+            wrap = [PROFILER, Path(profile) / f'{kind}_robots_{p}.prof'] if profile else []
             pubs.append(start_process(_sourced([
-                PYTHON, PUBLISHER, '--robots', ','.join(part), '--first-k', p * per,
+                PYTHON, *wrap, PUBLISHER, '--robots', ','.join(part), '--first-k', p * per,
                 '--pool', pool, '--hz', hz, '--go', go, '--seconds', seconds,
-                '--out', out]), env, work / f'{kind}_robots_{p}.log'))
+                '--out', out, *(['--frames-twice'] if frames_twice else [])]), env,
+                work / f'{kind}_robots_{p}.log'))
         ready_s = _wait_ready(kind, store, work / f'{kind}_node.log', node, startup_s)
         start = time.time() + 1.0
         tmp = go.with_suffix('.tmp')

@@ -56,6 +56,10 @@ class MemoryWriter:
         return [True] * len(records)
 
     @property
+    def rows_to_boundary(self) -> int:
+        return 1  # no chunks: every tick may commit what is pending
+
+    @property
     def committing(self) -> bool:
         return False
 

@@ -13,7 +13,9 @@ copies every value the store writes (each field, the robot code and the seq), un
 
 Part 2, end to end (``e2e_transitions_per_s``): --robots simulated drivers (default 50, at
 20 Hz, in --procs processes) publish the drivers' real Transition messages (two 128x128 rgb8
-images per side) over DDS to the installed replay_node executable (fsync on), each through
+next images; the obs images only at an episode's first step, later ones flagged
+images_from_previous as drivers send them; --frames-twice: obs images every time) over DDS
+to the installed replay_node executable (fsync on), each through
 the drivers' real EpisodeLoop outbox, which drops a transition once /replay/ack covers it and
 re-sends it after 2 s otherwise. The frames are MuJoCo renders of the Panda-like arm's
 'front' and 'wrist' cameras, plus sensor noise (std --noise): two cores cannot render 2,000
@@ -22,7 +24,9 @@ robot plays its own sequence of them (bench/_e2e_publisher.py). Figures: durable
 transitions/s between warm-up and the end, ack latency (first send to the covering ack)
 p50/p99, the bytes per transition on disk, the node's CPU and write bytes. The baseline is the
 same robots and the same ReplayNode code with its writer replaced by a numpy ring buffer that
-copies every row (bench/_memory_replay_node.py), acking at the next commit tick.
+copies every row, obs and next_obs images included (bench/_memory_replay_node.py), acking
+at the next commit tick. REALRL_BENCH_PROFILE=<folder>: every receiver and robot process
+runs under cProfile (main-thread CPU time; bench/_cpu_profile.py).
 Transport: Fast DDS's LARGE_DATA builtin transports (shared memory, TCP on loopback) by
 default; the transports `realrl train` uses today ('default': builtin shared memory with its
 ~0.5 MB segment, and UDP) are measured too, in a third run (store): a burst of 200 kB
@@ -240,6 +244,9 @@ def main(argv=None) -> dict:
                          'realrl train uses today, measured as well unless --no-default-transport')
     ap.add_argument('--no-default-transport', action='store_true',
                     help="e2e: skip the extra store run over the 'default' transport")
+    ap.add_argument('--frames-twice', action='store_true',
+                    help='e2e: robots send the obs frames with every transition (drivers send '
+                         'each frame once: past step 0 the obs frames are the previous next ones)')
     args = ap.parse_args(argv)
     writer_cfg = (WriterConfig() if args.plain_view_s is None
                   else WriterConfig(plain_view_interval_s=args.plain_view_s))
@@ -273,11 +280,13 @@ def main(argv=None) -> dict:
             for kind, domain in (('store', args.domain), ('memory', args.domain + 1)):
                 e2e[kind] = _ingest_e2e.run(kind, work, frames, args.robots, args.procs,
                                             args.hz, e2e_s, e2e_warm, domain,
-                                            transport=args.transport)
+                                            transport=args.transport,
+                                            frames_twice=args.frames_twice)
             if args.transport != 'default' and not args.no_default_transport:
                 e2e['default'] = _ingest_e2e.run('store', work / 'default', frames, args.robots,
                                                  args.procs, args.hz, e2e_s, e2e_warm,
-                                                 args.domain + 2, transport='default')
+                                                 args.domain + 2, transport='default',
+                                                 frames_twice=args.frames_twice)
             disks.append(_ingest_e2e.disk_write_mb_s(work, 256 if args.quick else 1024))
         create_us = file_create_us(work)  # last: its own deletions would slow later creates
     finally:
@@ -317,7 +326,7 @@ def main(argv=None) -> dict:
             'e2e_next_obs_linked_share': _round(st['next_obs_linked_share'], 3),
             'e2e_robots': args.robots, 'e2e_procs': args.procs, 'e2e_hz': args.hz,
             'e2e_seconds': e2e_s, 'e2e_warmup_s': e2e_warm,
-            'e2e_transport': args.transport,
+            'e2e_transport': args.transport, 'e2e_frames_once': not args.frames_twice,
             'e2e_default_transport_per_s': (round(e2e['default']['transitions_per_s'])
                                             if 'default' in e2e else None),
             'e2e_frames': e2e['pool'], 'e2e_store_run': st, 'e2e_memory_run': mem,

@@ -101,6 +101,13 @@ def test_lifecycle_description_safety_and_transitions(ros_node, tmp_path):
         assert tr.policy_version == 4 and from_f32(tr.action).tolist() == [0.5, -0.5, 0.0]
         assert [t.seq for t in transitions] == list(range(1, len(transitions) + 1))
         assert any(t.truncated for t in transitions)  # episode_max_steps 5 was reached
+        # each frame crosses once: past step 0 the obs frames are the previous next frames
+        first = [t for t in transitions if t.step == 0]
+        later = [t for t in transitions if t.step > 0]
+        assert first and later and all(len(t.next_images) == len(first[0].images)
+                                       for t in transitions)
+        assert not any(t.images_from_previous for t in first)
+        assert all(t.images_from_previous and not t.images for t in later)
 
         estop = node.create_client(SetBool, '/arm0/driver/estop')
         assert call(node, estop, SetBool.Request(data=True)).success

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import yaml
 
+from realrl_bringup.dds_transport import BUILTIN_TRANSPORTS, graph_env
 from realrl_bringup.graph import DEFAULT_CONFIG, Graph, build_graph, read_description
 from realrl_bringup.learning_curve import plot_learning_curve
 from realrl_bringup.lease_keeper import LeaseError, LeaseKeeper
@@ -114,7 +115,10 @@ class Run:
         self.stop = StopFlag()
         # `kill -USR1 <pid>` prints where every thread of this process is (into the run's output)
         faulthandler.register(signal.SIGUSR1, all_threads=True)
-        self.supervisor = Supervisor(run_dir / 'logs')
+        env = graph_env(os.environ)  # LARGE_DATA transports for camera frames
+        self.supervisor = Supervisor(run_dir / 'logs', env)
+        # the monitor node's participant (this process) uses the graph's transports too
+        os.environ[BUILTIN_TRANSPORTS] = env[BUILTIN_TRANSPORTS]
         for spec in graph.nodes:
             self.supervisor.add(spec, commands[spec.fqn])
         episode_log = EpisodeLog(run_dir / 'metrics' / 'episodes.jsonl')

@@ -37,12 +37,18 @@ def fill_image(msg, frame: np.ndarray, frame_id: str = '') -> None:
 
 
 def image_array(msg) -> np.ndarray:
-    """A sensor_msgs/Image as an HxWxC uint8 array; raises on unsupported encodings."""
+    """A sensor_msgs/Image as an HxWxC uint8 array (a view of the message's
+    buffer, no copy); raises on unsupported encodings."""
     channels = ENCODINGS.get(msg.encoding)
     if channels is None:
         raise ValueError(f'unsupported image encoding {msg.encoding!r}; '
                          f'use one of {sorted(ENCODINGS)}')
-    data = np.frombuffer(bytes(msg.data), dtype=np.uint8)
+    data = msg.data  # rclpy's array('B'), bytes, or a numpy view (cdr.py): viewed, not copied
+    if isinstance(data, np.ndarray) and data.dtype == np.uint8:
+        data = data.reshape(-1)
+    else:
+        data = np.frombuffer(data if isinstance(data, (bytes, bytearray, array.array, memoryview))
+                             else bytes(data), dtype=np.uint8)
     expected = msg.height * msg.width * channels
     if data.size != expected:
         raise ValueError(f'image data has {data.size} bytes, expected {expected} '

@@ -40,6 +40,11 @@ STAMP = 'header.stamp'
 INSTRUCTION_BYTES = 256
 """Width of the stored language instruction: its UTF-8 bytes, zero-padded (the driver's
 config refuses a longer one)."""
+IMAGES_FROM_PREVIOUS = 'images_from_previous'
+"""Message flag (and key of ``from_message``'s values): the transition's camera frames of the
+field whose ``previous`` names another were not sent; they are that field's frames of the
+same robot's previous transition (seq - 1, same episode, step - 1). Each frame crosses DDS
+once: a driver's obs images at step s are its next images of step s - 1."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,9 @@ class TransitionField:
     """A string in the driver's transition and the message (a ``string`` field), stored as
     its UTF-8 bytes zero-padded to ``shape[0]`` (dtype uint8): the store holds numbers
     only, and a fixed-width column needs no table beside the store (``encode_text``)."""
+    previous: str = ''
+    """Per-camera field whose frames of the sender's previous transition are this field's
+    frames when the message sets ``IMAGES_FROM_PREVIOUS`` ('' = always sent)."""
 
     @property
     def store_pattern(self) -> str:
@@ -141,6 +149,11 @@ class TransitionSchema:
                 raise ValueError(f'field {f.name!r}: dtype {f.dtype!r} is not a numpy dtype; '
                                  "use e.g. 'float32', 'int64', 'bool'") from None
         self.by_name = {f.name: f for f in self.fields}
+        for f in self.fields:
+            other = self.by_name.get(f.previous) if f.previous else f
+            if not (f.per_camera and other.per_camera) and f.previous:
+                raise ValueError(f'field {f.name!r}: previous={f.previous!r} must name a '
+                                 'per-camera field, and the field itself be per camera')
         self._decoders = [(f.name, _decoder(f)) for f in self.fields]
 
     def extended(self, *fields: TransitionField) -> TransitionSchema:
@@ -192,15 +205,22 @@ class TransitionSchema:
 
     # -- message ---------------------------------------------------------------------------
     def to_message(self, msg, robot_id: str, seq: int, values: Mapping[str, Any],
-                   image_cls=None):
-        """Fill a Transition message from values by field name; returns ``msg``."""
+                   image_cls=None, from_previous: bool = False):
+        """Fill a Transition message from values by field name; returns ``msg``. With
+        ``from_previous`` (the sender's previous transition, seq - 1, is step - 1 of the same
+        episode), the frames of fields with a ``previous`` are left out and the message says
+        so (``IMAGES_FROM_PREVIOUS``): the receiver has them already."""
         if image_cls is None:
             from sensor_msgs.msg import Image as image_cls
         msg.robot_id, msg.seq = robot_id, int(seq)
+        if from_previous:
+            setattr(msg, IMAGES_FROM_PREVIOUS, True)
         for f in self.fields:
             value = values.get(f.name)
             if f.per_camera:
                 frames = []
+                if from_previous and f.previous:
+                    value = None
                 for cam, frame in (value or {}).items():
                     img = image_cls()
                     fill_image(img, frame, cam)
@@ -221,6 +241,8 @@ class TransitionSchema:
         Arrays come flat; camera fields as dicts camera -> HxWxC frame. ValueError names
         the field of a value that cannot be decoded."""
         out: dict[str, Any] = {ROBOT_ID: str(msg.robot_id), SEQ: int(msg.seq)}
+        if getattr(msg, IMAGES_FROM_PREVIOUS, False):
+            out[IMAGES_FROM_PREVIOUS] = True
         for name, decode in self._decoders:
             try:
                 out[name] = decode(msg)
@@ -307,7 +329,8 @@ TRANSITION = TransitionSchema((
     TransitionField('stamp_ns', 'int64', msg=STAMP, default=0),
     TransitionField('instruction', 'uint8', (INSTRUCTION_BYTES,), text=True, default=0),
     TransitionField('images', 'uint8', (HEIGHT, WIDTH, 3), store='obs/image_{cam}',
-                    per_camera=True, default=0, lerobot='observation.images.{cam}'),
+                    per_camera=True, default=0, lerobot='observation.images.{cam}',
+                    previous='next_images'),
     TransitionField('next_images', 'uint8', (HEIGHT, WIDTH, 3),
                     store='next_obs/image_{cam}', per_camera=True, default=0),
 ))

@@ -14,9 +14,18 @@ Rules, each unit-tested in ``test/unit/replay/test_ingest_core.py``:
   ``embodiment``; a robot whose description the store's space does not hold is not stored.
 - **Records** are built from the one transition schema (``realrl_common.transition``):
   fields by name, cameras the robot lacks as black frames, defaults for what a sender left
-  out; a record that does not fit is rejected, counted, and never stored.
+  out; a record that does not fit (its field or shape named) is rejected, counted, and never
+  stored. Records taken are appended to the writer together at the next tick.
+- **Frames sent once.** A transition flagged ``IMAGES_FROM_PREVIOUS`` carries no obs
+  frames: they are the next frames of the robot's previous transition (seq - 1, same
+  episode, step - 1), which the core keeps per robot (after a reopen: read once from the
+  store's row of the committed seq). A flagged transition without that predecessor is
+  rejected, naming it.
 - **Acks** only for what a finished commit made durable: ``tick`` returns each robot whose
   committed seq rose; ``all_acks`` repeats them.
+- **Commit points.** A tick commits up to the last chunk boundary of the image fields once
+  one was passed (the marker then carries no image rows), and everything pending only once
+  its oldest row waited ``max_wait_s`` (light load: the marker carries the image tail).
 - **Reopen.** Per robot, the committed seq and the last episode id come from the commit
   marker (``ReplayWriter.committed_seq`` / ``committed_episode``), so opening does not read
   the rows; the embodiments from the store's metadata.
@@ -25,7 +34,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections import Counter
+from collections import Counter, deque
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +46,8 @@ from realrl_common.embodiment import SharedSpace
 from realrl_common.transition import (
     ACTION_DIM,
     EMBODIMENT,
+    EPISODE_ID,
+    IMAGES_FROM_PREVIOUS,
     ROBOT_ID,
     SEQ,
     STATE_DIM,
@@ -85,7 +96,7 @@ class IngestCore:
 
     def __init__(self, store_path: str | os.PathLike, robot_ids: Sequence[str],
                  writer_config: WriterConfig | None = None, metadata: Mapping | None = None,
-                 schema: TransitionSchema = TRANSITION):
+                 schema: TransitionSchema = TRANSITION, max_wait_s: float = 0.2):
         self.path = Path(store_path)
         self.robot_ids = tuple(robot_ids)
         self.writer_config = writer_config or WriterConfig()
@@ -98,7 +109,12 @@ class IngestCore:
         """Shared space of the store's robots (None: a store from before it, unpadded)."""
         self.embodiment: dict[str, int] = {}
         """Robot -> its embodiment index in space; a robot without one is not stored."""
+        self.max_wait_s = max_wait_s
+        """Longest a row waits for a chunk boundary before a commit takes it anyway."""
         self.counters: Counter = Counter()
+        self._arrivals: deque = deque()
+        """(rows appended so far, time) per append not yet handed to a commit."""
+        self._appended = 0
         self._accepted: dict[str, int] = {}
         self._early: list[dict] = []
         self._inflight: Future | None = None
@@ -106,6 +122,15 @@ class IngestCore:
         self._cameras: tuple[str, ...] = ()
         self._plan: list = []
         self._blank: dict[str, np.ndarray] = {}
+        self._shapes: dict[str, tuple] = {}
+        self._batch: list[dict] = []
+        """Records taken since the last tick: appended to the writer together (one append
+        per tick instead of one per message)."""
+        self._shared = [(f.name, f.previous) for f in schema.fields if f.previous]
+        """(field, field of the previous transition) pairs whose frames are sent once."""
+        self._previous: dict[str, tuple] = {}
+        """Robot -> (seq, episode_id, step, {field: frames}) of its last accepted transition,
+        for the fields named by ``_shared``."""
         if self.path.exists() and any(self.path.iterdir()):
             self._open()
 
@@ -150,6 +175,7 @@ class IngestCore:
         self._plan = [(f, [(c, f.store_name(c)) for c in self._cameras] if f.per_camera
                        else f.store_name(), np.dtype(f.dtype)) for f in self.schema.fields]
         self._blank = {}
+        self._shapes = {name: spec.shape for name, spec in fields.items()}
         for f in self.schema.fields:
             if f.per_camera:
                 for cam in self._cameras:
@@ -194,12 +220,67 @@ class IngestCore:
             self.counters[status] += 1
             return Outcome(status)
         try:
-            self.writer.append([self.record(values)])
+            if values.get(IMAGES_FROM_PREVIOUS):
+                values = self._with_previous(values, robot, seq)
+            self._batch.append(self.record(values))
         except (ValueError, KeyError) as e:
             return self.reject(robot, seq, str(e))
         self._accepted[robot] = seq
+        self._appended += 1
+        self._arrivals.append((self._appended, time.monotonic()))
+        if self._shared:
+            self._previous[robot] = (seq, values.get(EPISODE_ID), values.get('step'),
+                                     {prev: values.get(prev) for _, prev in self._shared})
         self.counters[STORED] += 1
         return Outcome(STORED)
+
+    def _with_previous(self, values: Mapping[str, Any], robot: str, seq: int) -> dict:
+        """``values`` with the frames left out of the message taken from the robot's previous
+        transition; ValueError if that is not seq - 1 of the same episode at step - 1."""
+        held = self._previous.get(robot)
+        if held is None or held[0] != seq - 1:
+            held = self._stored_previous(robot, seq - 1)
+        _, episode, step, frames = held
+        if episode is not None and (int(episode) != int(values.get(EPISODE_ID, -1))
+                                    or int(step) + 1 != int(values.get('step', -1))):
+            raise ValueError(
+                f'{IMAGES_FROM_PREVIOUS} is set but transition #{seq - 1} is episode '
+                f'{episode} step {step}, not step {values.get("step")} - 1 of episode '
+                f'{values.get(EPISODE_ID)}: send the images of a step that does not follow '
+                'its predecessor')
+        out = dict(values)
+        for name, prev in self._shared:
+            out[name] = frames[prev]
+        return out
+
+    def _stored_previous(self, robot: str, seq: int) -> tuple:
+        """(seq, episode_id, step, {field: frames}) of robot's transition ``seq`` read back
+        from the store (after a reopen the core holds no frames yet)."""
+        from realrl_replay.reader import ReplayReader
+        from realrl_replay.schema import SEQ as STORE_SEQ
+        if self.writer.committed_seq(robot) < seq or seq < 0:
+            raise ValueError(f'{IMAGES_FROM_PREVIOUS} is set but transition #{seq} of {robot} '
+                             'is not in the store: send its images')
+        reader = ReplayReader(self.path, decoded_cache_bytes=8 << 20)
+        code = list(reader.robot_names).index(robot)
+        names = {f.store_name(cam): (prev, cam) for _, prev in self._shared
+                 for f in [self.schema.by_name[prev]] for cam in self._cameras}
+        step_name = self.schema.by_name['step'].store_name()
+        hi = reader.count
+        while hi > reader.first:
+            lo = max(reader.first, hi - 4096)
+            rows = reader.read_range(lo, hi, [ROBOT_ID, STORE_SEQ])
+            hit = np.flatnonzero((rows[ROBOT_ID] == code) & (rows[STORE_SEQ] == seq))
+            if hit.size:
+                row = lo + int(hit[-1])
+                got = reader.read([row], [*names, EPISODE_ID, step_name])
+                frames: dict[str, dict] = {prev: {} for _, prev in self._shared}
+                for store, (prev, cam) in names.items():
+                    frames[prev][cam] = got[store][0]
+                return seq, int(got[EPISODE_ID][0]), int(got[step_name][0]), frames
+            hi = lo
+        raise ValueError(f'{IMAGES_FROM_PREVIOUS} is set but transition #{seq} of {robot} is '
+                         'no longer in the store: send its images')
 
     def reject(self, robot: str, seq: int, why: str) -> Outcome:
         """Count a transition that is not stored (also one the node could not decode)."""
@@ -246,7 +327,17 @@ class IngestCore:
             if e is not None and f.shape and f.shape[-1] in (STATE_DIM, ACTION_DIM):
                 value = self._pad(f.shape, e, value)
             rec[name] = value
+        for name, value in rec.items():
+            shape = self._shapes.get(name)
+            if shape is not None and np.shape(value) != shape:
+                raise ValueError(f'{name} has shape {np.shape(value)}; the store holds {shape}')
         return rec
+
+    def _flush(self) -> None:
+        """Append the records taken since the last flush (each was checked by ``record``)."""
+        if self._batch:
+            batch, self._batch = self._batch, []
+            self.writer.append(batch)
 
     def _pad(self, shape: tuple, e: int, value: np.ndarray) -> np.ndarray:
         """Rows of the robot's own width -> rows of the shared width (last axis)."""
@@ -267,6 +358,7 @@ class IngestCore:
         then the next commit is started (pipelined). A failed commit raises here."""
         if self.writer is None:
             return []
+        self._flush()
         acks = []
         if self._inflight is not None:
             if not self._inflight.done():
@@ -274,8 +366,13 @@ class IngestCore:
             self._inflight.result()
             self._inflight = None
             acks = self._new_acks()
-        if self.writer.pending:
+        pending = self.writer.pending
+        if pending and (pending >= self.writer.rows_to_boundary or (
+                self._arrivals and time.monotonic() - self._arrivals[0][1] >= self.max_wait_s)):
             self._inflight = self.writer.commit_async(boundary=True)
+            taken = self._appended - self.writer.pending
+            while self._arrivals and self._arrivals[0][0] <= taken:
+                self._arrivals.popleft()
         return acks
 
     def _new_acks(self) -> list[Ack]:
@@ -298,7 +395,9 @@ class IngestCore:
         """Commit what is pending, then say where ``robot`` continues (and the new acks)."""
         if self.writer is None:
             return SenderState(False, 0, 0, 0), []
+        self._flush()
         self.writer.commit()  # waits for the commit in flight, then commits the rest
+        self._arrivals.clear()
         acks = self._new_acks()
         seq = self.writer.committed_seq(robot)
         return SenderState(seq >= 0, max(seq, 0),
@@ -307,4 +406,5 @@ class IngestCore:
 
     def close(self) -> None:
         if self.writer is not None:
+            self._flush()
             self.writer.close()

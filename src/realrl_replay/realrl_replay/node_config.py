@@ -17,6 +17,10 @@ class ReplayNodeConfig:
     """Robots whose transitions are stored."""
     commit_interval_s: float = 0.02
     """How often appended transitions are made durable and acknowledged."""
+    commit_max_wait_s: float = 0.2
+    """Longest a transition waits for the image fields' next chunk boundary before a commit
+    takes it anyway: under load commits stop at boundaries, so their markers carry no image
+    rows; at light load a transition is acknowledged within about this long."""
     ack_repeat_s: float = 1.0
     """How often every robot's ack is published again."""
     fsync: bool = True
@@ -27,6 +31,8 @@ class ReplayNodeConfig:
         check(self.commit_interval_s > 0,
               f'commit_interval_s must be > 0, got {self.commit_interval_s}')
         check(bool(self.store_path), 'store_path must name a folder')
+        check(self.commit_max_wait_s >= 0,
+              f'commit_max_wait_s must be >= 0, got {self.commit_max_wait_s}')
         check(self.ack_repeat_s > 0, f'ack_repeat_s must be > 0, got {self.ack_repeat_s}')
 
 

@@ -14,8 +14,9 @@ zero-padded state and action of ``realrl_common.embodiment.SharedSpace`` plus th
 ``embodiment``; the space is kept in the store's metadata ('space').
 
 The protocol (gap-free seqs, early transitions, padding, records, acks, reopen) is
-``IngestCore`` (ingest_core.py, no ROS); this node decodes messages with the one transition
-schema (``realrl_common.transition``) and publishes what the core returns.
+``IngestCore`` (ingest_core.py, no ROS); this node reads each Transition from its serialized
+bytes (``realrl_common.cdr``: frames stay views of the bytes), decodes it with the one
+transition schema (``realrl_common.transition``) and publishes what the core returns.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from dataclasses import asdict
 
 from rclpy.node import Node
 
+from realrl_common.cdr import CdrReader
 from realrl_common.config import ConfigError
 from realrl_common.embodiment import describe_robot
 from realrl_common.node_main import spin_node
@@ -36,6 +38,7 @@ from realrl_replay.errors import StoreError
 from realrl_replay.ingest_core import REJECTED, Ack, IngestCore
 from realrl_replay.node_config import ReplayNodeConfig
 
+READ_TRANSITION = CdrReader(Transition)
 LOG_THROTTLE_S = 5.0
 """A stream of rejected transitions is logged at most once per this many seconds."""
 
@@ -49,7 +52,8 @@ class ReplayNode(Node):
         try:
             self.core = IngestCore(
                 self.cfg.store_path, self.cfg.robot_ids, WriterConfig(fsync=self.cfg.fsync),
-                {'source': 'online', 'replay_config': asdict(self.cfg)})
+                {'source': 'online', 'replay_config': asdict(self.cfg)},
+                max_wait_s=self.cfg.commit_max_wait_s)
         except (StoreError, ValueError) as e:
             raise ConfigError(f'store_path: {e}') from None
         writer = self.core.writer
@@ -61,7 +65,7 @@ class ReplayNode(Node):
             self.create_subscription(RobotDescription, f'/{rid}/description',
                                      self._on_description, LATCHED_QOS)
             self.create_subscription(Transition, f'/{rid}/transition', self._on_transition,
-                                     DATA_QOS)
+                                     DATA_QOS, raw=True)
         self.create_service(SenderState, '~/sender_state', self._on_sender_state)
         self.create_timer(self.cfg.commit_interval_s, self._commit)
         self.create_timer(self.cfg.ack_repeat_s, lambda: self._publish(self.core.all_acks()))
@@ -79,11 +83,18 @@ class ReplayNode(Node):
                 f'created {self.cfg.store_path} for {sorted(self.cfg.robot_ids)}: embodiments '
                 f'{list(space.keys)}, state {space.state_dim}, action {space.action_dim}')
 
-    def _on_transition(self, msg: Transition):
+    def _on_transition(self, raw: bytes):
+        """A Transition's serialized bytes: read by cdr.py (frames stay views of the bytes;
+        rclpy's message objects copied each into a new array first)."""
         try:
-            outcome = self.core.on_transition(TRANSITION.from_message(msg))
+            msg = READ_TRANSITION(raw)
         except ValueError as e:
-            outcome = self.core.reject(msg.robot_id, msg.seq, str(e))
+            outcome = self.core.reject('?', -1, str(e))
+        else:
+            try:
+                outcome = self.core.on_transition(TRANSITION.from_message(msg))
+            except ValueError as e:
+                outcome = self.core.reject(msg.robot_id, msg.seq, str(e))
         if outcome.status == REJECTED:
             rejected = self.core.counters[REJECTED]
             self.get_logger().error(f'rejected {outcome.error} ({rejected} rejected)',

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any, Mapping
 
 import numpy as np
@@ -57,8 +58,9 @@ class FieldSpec:
     shard_chunks: int = 0
     """Chunks per shard file (format 3); 0: a file per chunk (format 2)."""
 
-    @property
+    @cached_property
     def row_bytes(self) -> int:
+        """Bytes of one row (worked out once: appends ask for it per field and record)."""
         return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
 
     @property

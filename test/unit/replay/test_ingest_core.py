@@ -5,7 +5,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from realrl_common.transition import EMBODIMENT, ROBOT_ID, SEQ
+from realrl_common.transition import EMBODIMENT, IMAGES_FROM_PREVIOUS, ROBOT_ID, SEQ
 from realrl_replay import ReplayReader, StoreError
 from realrl_replay.ingest_core import (
     DUPLICATE,
@@ -36,7 +36,7 @@ def tr(robot, seq, episode=0, dim=3, act=2, **kw):
 
 
 def core_with(path, *descs):
-    core = IngestCore(path, [d['robot_id'] for d in descs])
+    core = IngestCore(path, [d['robot_id'] for d in descs], max_wait_s=0.0)
     for d in descs:
         core.on_description(d)
     return core
@@ -66,7 +66,7 @@ def test_a_gap_waits_for_its_resend_and_duplicates_are_dropped(tmp_path):
 
 
 def test_early_transitions_wait_for_every_description_then_go_in_order(tmp_path):
-    core = IngestCore(tmp_path / 's', ['arm0', 'arm1'])
+    core = IngestCore(tmp_path / 's', ['arm0', 'arm1'], max_wait_s=0.0)
     assert core.on_transition(tr('arm0', 1)).status == EARLY
     assert core.on_transition(tr('arm0', 3)).status == EARLY   # a gap, even while early
     assert core.on_transition(tr('arm0', 2)).status == EARLY
@@ -155,7 +155,7 @@ def test_reopen_takes_seqs_and_episodes_from_the_marker_without_reading_rows(
     def no_row_reads(*args, **kw):
         raise AssertionError('reopening read rows')
     monkeypatch.setattr(ReplayReader, 'read_range', no_row_reads)
-    core = IngestCore(tmp_path / 's', ['arm0', 'arm1'])
+    core = IngestCore(tmp_path / 's', ['arm0', 'arm1'], max_wait_s=0.0)
     state = core.sender_state('arm0')[0]
     assert (state.committed_seq, state.last_episode_id) == (39, 3)
     assert core.sender_state('arm1')[0].last_episode_id == 5
@@ -188,14 +188,14 @@ def test_a_store_whose_marker_lacks_episodes_is_scanned_once(tmp_path, monkeypat
     real = ReplayReader.read_range
     monkeypatch.setattr(ReplayReader, 'read_range',
                         lambda *a, **k: reads.append(1) or real(*a, **k))
-    core = IngestCore(tmp_path / 's', ['arm0'])
+    core = IngestCore(tmp_path / 's', ['arm0'], max_wait_s=0.0)
     assert reads and core.sender_state('arm0')[0].last_episode_id == 4
     core.on_transition(tr('arm0', 20, episode=5))
     commit(core)
     core.close()
     assert StoreInfo.load(tmp_path / 's').read_marker().episodes == (5,)
     reads.clear()
-    core = IngestCore(tmp_path / 's', ['arm0'])   # the marker carries it now: no scan
+    core = IngestCore(tmp_path / 's', ['arm0'], max_wait_s=0.0)  # the marker has it: no scan
     assert not reads and core.sender_state('arm0')[0].last_episode_id == 5
     core.close()
 
@@ -205,3 +205,49 @@ def test_a_folder_that_is_not_a_store_is_refused(tmp_path):
     (tmp_path / 'photos' / 'cat.jpg').write_bytes(b'not a store')
     with pytest.raises(StoreError, match='photos'):
         IngestCore(tmp_path / 'photos', ['arm0'])
+
+
+def frame(k):
+    return np.full((4, 6, 3), k, np.uint8)
+
+
+def test_frames_sent_once_come_from_the_previous_transition_also_after_a_reopen(tmp_path):
+    core = core_with(tmp_path / 's', ARM)
+    once = {IMAGES_FROM_PREVIOUS: True, 'images': {}}
+    assert 'not in the store' in core.on_transition(
+        tr('arm0', 1, step=0, **once, next_images={'front': frame(1)})).error
+    assert core.on_transition(tr('arm0', 1, step=0, images={'front': frame(9)},
+                                 next_images={'front': frame(1)})).status == STORED
+    assert core.on_transition(tr('arm0', 2, step=1, **once,
+                                 next_images={'front': frame(2)})).status == STORED
+    wrong = core.on_transition(tr('arm0', 3, episode=1, step=2, **once,
+                                  next_images={'front': frame(3)}))
+    assert wrong.status == REJECTED and 'episode 0 step 1' in wrong.error
+    core.close()
+    core = IngestCore(tmp_path / 's', ['arm0'], max_wait_s=0.0)   # holds no frames: reads #2
+    assert core.on_transition(tr('arm0', 3, step=2, **once,
+                                 next_images={'front': frame(3)})).status == STORED
+    core.close()
+    rows = ReplayReader(tmp_path / 's').read_range(0, 3)
+    assert [int(x[0, 0, 0]) for x in rows['obs/image_front']] == [9, 1, 2]
+    assert [int(x[0, 0, 0]) for x in rows['next_obs/image_front']] == [1, 2, 3]
+
+
+def test_ticks_commit_at_chunk_boundaries_and_a_waiting_tail_after_max_wait(tmp_path):
+    core = core_with(tmp_path / 's', ARM)
+    core.max_wait_s = 3600.0
+    boundary = core.writer.boundary_rows
+    for s in range(1, 6):
+        core.on_transition(tr('arm0', s))
+    assert core.tick() == [] and core.writer.wait().count == 0   # waits for the boundary
+    for s in range(6, boundary + 4):
+        core.on_transition(tr('arm0', s))
+    core.tick()
+    assert core.writer.wait().count == boundary and core.writer.pending == 3
+    assert StoreInfo.load(tmp_path / 's').read_marker().tails['obs/image_front'].shape[0] == 0
+    core.tick()
+    assert core.writer.wait().count == boundary       # the rest has not waited long enough
+    core.max_wait_s = 0.0
+    core.tick()
+    assert core.writer.wait().count == boundary + 3
+    core.close()

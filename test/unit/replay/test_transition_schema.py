@@ -10,6 +10,7 @@ from ros_env import require_workspace
 from realrl_common.transition import (
     ACTION_DIM,
     EMBODIMENT,
+    IMAGES_FROM_PREVIOUS,
     ROBOT_ID,
     SEQ,
     TRANSITION,
@@ -93,6 +94,13 @@ def test_message_round_trip_with_the_generated_message_classes():
     bad.images[0].encoding = 'bgr16'
     with pytest.raises(ValueError, match="field 'images'.*bgr16"):
         TRANSITION.from_message(bad)
+    # past an episode's first step the obs frames stay home: the message says so
+    once = TRANSITION.to_message(Transition(), 'arm0', 10, v, Image, from_previous=True)
+    assert once.images_from_previous and list(once.images) == [] and len(once.next_images) == 1
+    back = TRANSITION.from_message(once)
+    assert back[IMAGES_FROM_PREVIOUS] is True and back['images'] == {}
+    assert_same(v['next_images'], back['next_images'], 'next_images')
+    assert IMAGES_FROM_PREVIOUS not in TRANSITION.from_message(msg)
 
 
 def test_store_fields_follow_the_schema_for_one_or_several_robots():

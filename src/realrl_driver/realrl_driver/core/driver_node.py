@@ -413,9 +413,12 @@ class DriverNode(LifecycleNode):
         return msg
 
     def _transition_msg(self, tr, stamp) -> Transition:
-        """The loop's transition as a message, field by field from the one schema."""
+        """The loop's transition as a message, field by field from the one schema. Past an
+        episode's first step its obs frames are the previous transition's next frames, which
+        the replay node holds: they are not sent again (``IMAGES_FROM_PREVIOUS``)."""
         return TRANSITION.to_message(Transition(), self.cfg.robot_id, tr.seq,
-                                     {**vars(tr), 'stamp_ns': stamp_ns(stamp)}, Image)
+                                     {**vars(tr), 'stamp_ns': stamp_ns(stamp)}, Image,
+                                     from_previous=tr.step > 0)
 
     def _episode_msg(self, ep, stamp) -> EpisodeResult:
         msg = EpisodeResult(robot_id=self.cfg.robot_id, episode_id=ep.episode_id,
