@@ -75,6 +75,11 @@ def run_mode(mode: str, device, seconds: float, width: int, depth: int) -> dict:
         next_t = time.perf_counter()
         end = next_t + seconds
         while next_t < end:
+            # Sleep to just before the step, then wait out the rest: a node sleeps between
+            # steps, and a spinning loop would hold the GIL against the weights thread.
+            ahead = next_t - time.perf_counter()
+            if ahead > 1e-3:
+                time.sleep(ahead - 1e-3)
             while time.perf_counter() < next_t:
                 pass
             if mode == 'plain':
@@ -93,11 +98,19 @@ def run_mode(mode: str, device, seconds: float, width: int, depth: int) -> dict:
             next_t += period
     stop.set()
     t.join()
+    exact = None
+    if buffered is not None:  # the swapped-in copy holds exactly the staged weights
+        buffered.stage(updates[0], version=-1)
+        while buffered.active() is None or buffered.pending():
+            time.sleep(0.001)
+        got = buffered.active().state_dict()
+        exact = all(torch.equal(got[k].cpu(), v) for k, v in updates[0].items())
     ms = np.asarray(latencies) * 1e3
     return {'p50_ms': round(float(np.median(ms)), 3),
             'p99_ms': round(float(np.percentile(ms, 99)), 3),
             'max_ms': round(float(ms.max()), 3), 'steps': len(ms),
-            'swaps': buffered.swaps if buffered else delivered[0] if mode == 'plain' else 0}
+            'swaps': buffered.swaps if buffered else delivered[0] if mode == 'plain' else 0,
+            'weights_exact': exact}
 
 
 def main():

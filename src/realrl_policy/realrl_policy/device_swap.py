@@ -19,6 +19,9 @@ import copy
 import torch
 from torch import nn
 
+SLICE_ELEMENTS = 1 << 20
+"""Elements per host-to-device transfer (4 MB of float32)."""
+
 
 class DoubleBufferedActor:
     """The active actor and a standby copy being filled with the next weights."""
@@ -64,8 +67,13 @@ class DoubleBufferedActor:
                 if host is None or host.shape != v.shape or host.dtype != v.dtype:
                     host = self._pinned[k] = torch.empty(v.shape, dtype=v.dtype,
                                                          pin_memory=True)
-                host.copy_(v)
-                target[k].copy_(host, non_blocking=True)
+                # In slices: each transfer is short, so the copy engine never holds up the
+                # inference stream's own small copies for long.
+                flat_host, flat_dev, flat_src = host.view(-1), target[k].view(-1), v.reshape(-1)
+                for i in range(0, flat_src.numel(), SLICE_ELEMENTS):
+                    j = i + SLICE_ELEMENTS
+                    flat_host[i:j].copy_(flat_src[i:j])
+                    flat_dev[i:j].copy_(flat_host[i:j], non_blocking=True)
             self._event = torch.cuda.Event()
             self._event.record(self._stream)
         self._staged_version = int(version)
