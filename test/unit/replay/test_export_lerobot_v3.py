@@ -83,6 +83,9 @@ def test_v3_layout_episodes_tasks_data_and_video_agree(tmp_path):
     data = pq.read_table(ds / info['data_path'].format(chunk_index=eps[0]['data/chunk_index'],
                                                        file_index=eps[0]['data/file_index']))
     assert 'observation.images.wrist' not in data.column_names  # it is in the video
+    # LeRobot loads the data files with the Features of every non-video feature: the same set
+    assert set(data.column_names) == {k for k, f in info['features'].items()
+                                      if f['dtype'] != 'video'}
     t = data.to_pydict()
     assert t['index'] == list(range(total))
     np.testing.assert_allclose(np.array(t['action']), rows['action'])
