@@ -157,3 +157,37 @@ def test_hg_dagger_takes_a_flow_actor_and_bad_actor_fields_are_named():
     with pytest.raises(ConfigError, match=r'algorithm: batch_size must be >= 1'):
         TrainerConfig(algorithm={'type': 'bc', 'batch_size': 0,
                                  'actor': {'type': 'vla_tiny'}})
+
+
+def test_hg_dagger_chunks_come_from_each_rows_own_store_in_a_mixed_batch(tmp_path):
+    """Demonstrations in one store, this run in another, with the same row numbers: every
+    row's chunk holds its own store's following actions (action[1] names the store)."""
+    desc = {**DESC, 'cameras': [], 'image_size': [0, 0]}
+    for name, tag, flagged in (('run', 0.5, [False, True]), ('demo', -0.5, [True, True])):
+        writer = ReplayWriter.create(tmp_path / name, transition_schema(desc),
+                                     {'robots': {'arm0': desc}})
+        rows = []
+        for i in range(40):
+            r = record('arm0', i + 1, i // 8, i % 8, [(i % 8) / 10, tag])
+            r['intervention'] = flagged[(i // 4) % 2]
+            rows.append({k: v for k, v in r.items() if 'image' not in k})
+        writer.append(rows)
+        writer.commit()
+        writer.close()
+    cfg = TrainerConfig(algorithm={'type': 'hg_dagger', 'batch_size': 64, 'pretrain_updates': 0,
+                                   'actor': {'type': 'flow', 'chunk': 3}},
+                        demo_stores=(str(tmp_path / 'demo'),), demo_ratio=0.5,
+                        intervention_ratio=0.25, refresh_every_s=0.0)
+    trainer = Trainer(cfg, ReplayReader(tmp_path / 'run'), tmp_path / 'ckpt')
+    rows = trainer.sampler.sample()
+    batch = trainer.batch(rows)
+    chunk = batch['action_chunk'].numpy()
+    assert chunk.shape == (64, 3, 2)
+    for b, i in enumerate(rows['index']):
+        tag = chunk[b, 0, 1]
+        assert tag in (0.5, -0.5) and (chunk[b, :, 1] == tag).all()  # one store per chunk
+        steps = np.minimum(np.arange(i % 8, i % 8 + 3), 7)
+        np.testing.assert_allclose(chunk[b, :, 0], steps / 10, atol=1e-6)
+    assert 0 < (chunk[:, 0, 1] == -0.5).sum() < 64  # both stores are in the batch
+    assert trainer.step() and trainer.algorithm.updates == 1
+    trainer.close()
