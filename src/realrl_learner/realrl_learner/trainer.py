@@ -11,7 +11,11 @@ generators, so a resumed learner continues the version sequence and draws what i
 have drawn.
 
 An image actor (``actor.type: cnn``) makes the trainer sample its cameras' frames
-(obs/image_<camera>, next_obs/image_<camera>) into the batch beside the state.
+(obs/image_<camera>, next_obs/image_<camera>) into the batch beside the state. Every key an
+algorithm's ``batch_keys`` names is supplied (``BATCH_KEY_FIELDS``): a vision-language chunk
+actor ('vla_tiny', 'flow' under bc or hg_dagger) gets 'image' (its camera's frames),
+'instruction' (the store's UTF-8 column) and 'action_chunk' (each row's action and the H-1
+its robot took next in the episode, read from the store by the sampler).
 
 Robots of several kinds train one actor and one pair of critics over the store's shared
 space (``realrl_common.embodiment``): the actor's input is the padded state plus the
@@ -35,10 +39,12 @@ from realrl_common.embodiment import SharedSpace
 from realrl_common.transition import EMBODIMENT
 from realrl_learner.algorithms import (
     ObservationSpec,
+    actor_takes_images,
     actor_uses_images,
     algorithm_config,
     build_algorithm,
 )
+from realrl_learner.algorithms.common import chunk_length
 from realrl_learner.sac import MASK_KEY
 from realrl_policy.models import build_actor
 from realrl_policy.weights_blob import pack_actor
@@ -48,8 +54,11 @@ from realrl_replay.sampler import Sampler
 from realrl_replay.sampler_config import SamplerConfig
 
 FIELDS = ('obs/state', 'action', 'reward', 'next_obs/state', 'terminated')
-EXTRA_FIELDS = ('intervention',)
+EXTRA_FIELDS = ('intervention', 'instruction')
 """Store fields a batch carries only for algorithms whose batch_keys name them."""
+BATCH_KEY_FIELDS = ('obs', 'action', 'reward', 'next_obs', 'terminated', 'image',
+                    'action_chunk') + EXTRA_FIELDS
+"""Batch keys the trainer can supply (what they hold: ``algorithms.common.BATCH_FIELDS``)."""
 
 
 @dataclass(frozen=True)
@@ -165,15 +174,24 @@ class Trainer:
         self._masked = any(e.action_dim < self.act_dim for e in self.space.embodiments)
         self.obs_spec = observation_spec(cfg.algorithm, reader, self.obs_dim)
         self.algorithm = build_algorithm(self.obs_spec, self.act_dim, cfg.algorithm, cfg.seed)
+        keys = tuple(getattr(self.algorithm, 'batch_keys', ())) or (
+            'obs', 'action', 'reward', 'next_obs', 'terminated')
+        unknown = [k for k in keys if k not in BATCH_KEY_FIELDS]
+        if unknown:
+            raise ValueError(f'algorithm.type {cfg.algorithm.type!r} reads batch keys {unknown} '
+                             f'the trainer cannot supply; it supplies {list(BATCH_KEY_FIELDS)}')
         # Store fields an algorithm reads besides the transition's core ('intervention').
-        self._extra = tuple(k for k in getattr(self.algorithm, 'batch_keys', ())
-                            if k in EXTRA_FIELDS)
+        self._extra = tuple(k for k in keys if k in EXTRA_FIELDS)
         for key in self._extra:
             if key not in reader.schema.by_name:
                 raise ValueError(f'algorithm.type {cfg.algorithm.type!r} reads {key!r}, which '
                                  f'replay store {reader.path} does not hold')
-        self.online, self.sampler = make_samplers(cfg, reader, self._per_row,
-                                                  self.obs_spec.cameras, self._extra)
+        self._image = 'image' in keys
+        self._next_images = 'next_obs' in keys
+        self._chunk = max(1, chunk_length(self.algorithm.actor)) if 'action_chunk' in keys else 0
+        self.online, self.sampler = make_samplers(
+            cfg, reader, self._per_row, self.obs_spec.cameras, self._extra,
+            next_images=self._next_images, action_chunk=self._chunk)
         self.version = 0
         self._published_at = 0
         self.checkpoint_dir = Path(checkpoint_dir)
@@ -224,12 +242,18 @@ class Trainer:
             'terminated': torch.as_tensor(rows['terminated'], dtype=torch.float32),
         }
         if self.obs_spec.cameras:
-            for side in ('obs', 'next_obs'):
+            for side in ('obs', 'next_obs') if self._next_images else ('obs',):
                 out[side] = {'state': out[side], **{
                     key: torch.as_tensor(rows[f'{side}/{key}'])
                     for key in self.obs_spec.image_keys}}
+        if self._image:  # the chunk actor's one camera
+            out['image'] = torch.as_tensor(rows[f'obs/{self.obs_spec.image_keys[0]}'])
+        if self._chunk:
+            out['action_chunk'] = torch.as_tensor(
+                space.to_unit(rows['action_chunk'], e[:, None]), dtype=torch.float32)
         for key in self._extra:
-            out[key] = torch.as_tensor(rows[key], dtype=torch.float32)
+            out[key] = (torch.as_tensor(rows[key]) if key == 'instruction'
+                        else torch.as_tensor(rows[key], dtype=torch.float32))
         if self._masked:
             out[MASK_KEY] = torch.as_tensor(space.mask[e])
         return out
@@ -324,14 +348,24 @@ class Trainer:
 
 def observation_spec(algorithm_cfg, reader, state_dim: int) -> ObservationSpec:
     """The algorithm's observations: the actor's state vector, plus the cameras of an image
-    actor (which must be in the store, with one frame size)."""
-    if not actor_uses_images(algorithm_cfg.actor.type):
-        return ObservationSpec(state_dim)
-    cameras = algorithm_cfg.actor.encoder.cameras
+    actor (which must be in the store, with one frame size): the encoder's cameras of a
+    'cnn', the one camera of a vision-language actor ('vla_tiny': its ``camera``, or the
+    store's only camera when that is '')."""
+    actor = algorithm_cfg.actor
     stored = {name: f.shape for name, f in reader.schema.by_name.items()}
+    known = sorted(n[len('obs/image_'):] for n in stored if n.startswith('obs/image_'))
+    if actor_uses_images(actor.type):
+        cameras = actor.encoder.cameras
+    elif actor_takes_images(actor.type):
+        camera = getattr(actor, 'camera', '')
+        if not camera and len(known) != 1:
+            raise ValueError(f'algorithm.actor ({actor.type}) reads one camera and replay store '
+                             f'{reader.path} has {known}: set algorithm.actor.camera')
+        cameras = (camera or known[0],)
+    else:
+        return ObservationSpec(state_dim)
     missing = [c for c in cameras if f'obs/image_{c}' not in stored]
     if missing:
-        known = sorted(n[len('obs/image_'):] for n in stored if n.startswith('obs/image_'))
         raise ValueError(f'algorithm.actor.encoder.cameras {missing} are not in replay store '
                          f'{reader.path}, whose cameras are {known}')
     sizes = {tuple(stored[f'obs/image_{c}'][:2]) for c in cameras}
@@ -363,14 +397,18 @@ def set_sampler_rng_states(sampler, states: dict) -> None:
 
 
 def make_samplers(cfg: TrainerConfig, reader, per_row: bool, cameras: tuple[str, ...] = (),
-                  extra: tuple[str, ...] = ()):
+                  extra: tuple[str, ...] = (), next_images: bool = True, action_chunk: int = 0):
     """(sampler of this run's rows, sampler of every batch): the same Sampler, or a
     MixedSampler of it with the demonstrations and the interventions by cfg's ratios.
-    ``extra``: more store fields to sample (EXTRA_FIELDS an algorithm reads)."""
-    images = tuple(f'{side}/image_{cam}' for cam in cameras for side in ('obs', 'next_obs'))
+    ``extra``: more store fields to sample (EXTRA_FIELDS an algorithm reads);
+    ``next_images``: the cameras' next frames too; ``action_chunk``: H > 0 adds each row's
+    'action_chunk' (every source reads its own store's following rows)."""
+    sides = ('obs', 'next_obs') if next_images else ('obs',)
+    images = tuple(f'{side}/image_{cam}' for cam in cameras for side in sides)
     fields = FIELDS + images + tuple(extra) + ((EMBODIMENT,) if per_row else ())
     base = SamplerConfig(batch_size=cfg.algorithm.batch_size, cache_bytes=cfg.cache_bytes,
-                         fields=fields, seed=cfg.seed, refresh_interval_s=cfg.refresh_every_s)
+                         fields=fields, seed=cfg.seed, refresh_interval_s=cfg.refresh_every_s,
+                         action_chunk=action_chunk)
     online = Sampler(reader, replace(base, window=cfg.window or None))
     if not cfg.demo_stores and cfg.intervention_ratio == 0:
         return online, online

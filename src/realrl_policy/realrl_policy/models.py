@@ -132,14 +132,19 @@ class GaussianActor(nn.Module):
         return torch.tanh(pre)[0].numpy()
 
 
-def actor_config_from_json(fields: dict) -> ActorConfig:
-    """The config a weights blob's header describes, of the class its type declares
-    (``config_class``, a subclass of ActorConfig with the type's own fields; else
-    ActorConfig), checked field by field (realrl_common.config.build_config)."""
-    ep = {ep.name: ep for ep in registered(POLICIES)}.get(fields.get('type', 'mlp'))
-    # an unknown type: ActorConfig refuses it, naming the known ones
-    config_class = getattr(ep.load(), 'config_class', ActorConfig) if ep else ActorConfig
-    return build_config(config_class, fields)
+def actor_config_class(actor_type: str) -> type:
+    """The config class of a registered actor type (its ``config_class``, a subclass of
+    ActorConfig with the type's own fields; else ActorConfig, which also refuses an unknown
+    type, naming the known ones)."""
+    ep = {ep.name: ep for ep in registered(POLICIES)}.get(actor_type)
+    return getattr(ep.load(), 'config_class', ActorConfig) if ep else ActorConfig
+
+
+def actor_config_from_json(fields: dict, path: str = '') -> ActorConfig:
+    """The config a weights blob's header (or a config file's ``actor`` mapping) describes,
+    of the class its type declares (``actor_config_class``), checked field by field
+    (realrl_common.config.build_config; ``path`` prefixes the keys in errors)."""
+    return build_config(actor_config_class(fields.get('type', 'mlp')), fields, path=path)
 
 
 def build_actor(cfg: ActorConfig, obs_dim: int, act_dim: int) -> nn.Module:

@@ -19,8 +19,9 @@ written and ``video_path`` is null), ``action``, ``reward`` -> ``next.reward``; 
 Episodes are a robot's rows of one ``episode_id``, in the order they started; by default only
 finished ones (last row terminated or truncated), and never rows evicted by retention.
 
-What is not done: videos (mp4), LeRobot format v3 (episodes in shared files), and a check
-against LeRobot's own loader (not installed here); the round trip is tested with pyarrow.
+Videos (mp4) and LeRobot format v3 (episodes in shared files), which current LeRobot reads,
+are ``export_lerobot_v3``'s. Not done: a check against LeRobot's own loader (not installed
+here); the round trip is tested with pyarrow.
 
     python -m realrl_replay.export_lerobot STORE OUT [--fps HZ] [--task TEXT] [--all-episodes]
 """

@@ -10,6 +10,10 @@ Inputs (detected from the path, or named with ``--format``):
   (``obs/<key>``, optional ``next_obs/<key>``, ``actions``, ``rewards``, ``dones``), plus an
   optional ``session.json`` beside them: ``{"robot_description": {...}, ...}``, kept in the
   metadata.
+- ``lerobot``: a LeRobotDataset v3.0 folder (``meta/info.json``, Parquet and MP4 files;
+  ``import_lerobot``): ``observation.state`` -> obs 'state', ``observation.images.<cam>``
+  -> camera <cam>, ``action``, ``next.reward``, ``next.done``; the episode's task becomes its
+  ``instruction``, the dataset's fps its control_hz.
 - ``store``: a realrl store (e.g. the replay node recording a teleop session); its rows are
   copied in order (optionally only some robots, or only rows with ``--where FIELD=VALUE``)
   with the source store's metadata under ``origin``.
@@ -29,7 +33,7 @@ The new store is written into a temporary sibling folder and renamed into place 
 so a failed import leaves nothing at ``out``; ``out`` must be absent or an empty folder, and
 the inputs are only read.
 
-    python -m realrl_replay.import_demos OUT INPUT [--format robomimic|npz|store]
+    python -m realrl_replay.import_demos OUT INPUT [--format robomimic|npz|store|lerobot]
         [--robot NAME] [--state-keys k1,k2] [--like STORE | --description FILE.json]
 """
 from __future__ import annotations
@@ -46,16 +50,23 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from realrl_common.transition import TRANSITION, Dims, TransitionSchema
+from realrl_common.transition import (
+    INSTRUCTION_BYTES,
+    TRANSITION,
+    Dims,
+    TransitionSchema,
+    encode_text,
+)
 
 from .config import StoreConfig, WriterConfig
 from .errors import StoreError
+from .import_lerobot import lerobot_v3_episodes
 from .layout import fsync_dir
 from .reader import ReplayReader
 from .schema import LINK, ROBOT_ID, SEQ
 from .writer import ReplayWriter
 
-FORMATS = ('robomimic', 'npz', 'store')
+FORMATS = ('robomimic', 'npz', 'store', 'lerobot')
 
 
 class DemoFormatError(ValueError):
@@ -83,6 +94,8 @@ class Episode:
     actions: np.ndarray
     rewards: np.ndarray
     dones: np.ndarray
+    instruction: str = ''
+    """The episode's language instruction (stored in every row's 'instruction')."""
 
 
 def robomimic_episodes(path: str | os.PathLike) -> tuple[list[str], Iterator[Episode], dict]:
@@ -227,6 +240,9 @@ class _Mapper:
                   'terminated': dones, 'truncated': truncated,
                   'episode_id': np.full(T, index, np.int64), 'step': step.astype(np.int32),
                   'policy_version': np.full(T, -1, np.int64), 'intervention': np.ones(T, bool),
+                  'instruction': np.tile(encode_text(ep.instruction, INSTRUCTION_BYTES,
+                                                     f'episode {ep.name!r}: its instruction'),
+                                         (T, 1)) if ep.instruction else None,
                   'stamp_ns': (step * (1e9 / self.control_hz) if self.control_hz
                                else np.zeros(T)).astype(np.int64)}
         cols = self.fields.store_columns(values, T, self.dims)
@@ -311,6 +327,8 @@ def detect_format(source: Path) -> str:
         return 'robomimic'
     if source.is_dir() and (source / 'realrl_replay.json').exists():
         return 'store'
+    if source.is_dir() and (source / 'meta' / 'info.json').exists():
+        return 'lerobot'
     if source.is_dir() and any(source.glob('*.npz')):
         return 'npz'
     if not source.exists():
@@ -326,8 +344,12 @@ def _check_out(out: Path) -> None:
 
 def _import_episodes(out: Path, source: Path, fmt: str, robot: str, state_keys, description,
                      control_hz: float, store_config, fields: TransitionSchema) -> ImportReport:
-    names, episodes, origin = (robomimic_episodes(source) if fmt == 'robomimic'
-                               else npz_episodes(source))
+    if fmt == 'lerobot':
+        names, episodes, origin = lerobot_v3_episodes(source, DemoFormatError)
+        control_hz = control_hz or origin['fps']
+    else:
+        names, episodes, origin = (robomimic_episodes(source) if fmt == 'robomimic'
+                                   else npz_episodes(source))
     episodes = iter(episodes)
     try:
         first = next(episodes)
@@ -423,7 +445,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog='python -m realrl_replay.import_demos',
                                  description=__doc__.split('\n\n')[0])
     ap.add_argument('out', help='new store folder (absent or empty)')
-    ap.add_argument('input', help='robomimic .hdf5, a folder of .npz episodes, or a store')
+    ap.add_argument('input', help='robomimic .hdf5, a folder of .npz episodes, a store, or a '
+                                  'LeRobotDataset v3.0 folder')
     ap.add_argument('--format', choices=FORMATS, default=None, help='default: detected')
     ap.add_argument('--robot', default='demo', help="robot_id of the rows (default 'demo')")
     ap.add_argument('--state-keys', default=None,

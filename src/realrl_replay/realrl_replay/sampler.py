@@ -16,6 +16,7 @@ from collections import deque
 
 import numpy as np
 
+from .action_chunks import ACTION_CHUNK, following_actions
 from .cache import BlockCache
 from .errors import RowsEvictedError
 from .reader import EPISODE, ReplayReader
@@ -43,6 +44,9 @@ class Sampler:
             raise ValueError(f'fields {unknown} are not in the store; known: '
                              f'{sorted(f.name for f in schema.public)}')
         self._returned = tuple(names)
+        if config.action_chunk and not {ROBOT_ID, EPISODE, 'action'} <= set(schema.by_name):
+            raise ValueError(f'action_chunk needs the store fields {ROBOT_ID!r}, {EPISODE!r} and '
+                             f"'action'; {self.reader.path} lacks some: set action_chunk to 0")
         if config.where is not None:
             spec = schema.by_name.get(config.where[0])
             if spec is None or spec.shape != ():
@@ -162,6 +166,9 @@ class Sampler:
         slots, rows, q = self._draw(n)
         batch = {name: self._cache.arena[name][slots, rows] for name in self._returned}
         batch[INDEX] = self._slot_block[slots] * self.block_rows + rows
+        if self.config.action_chunk:
+            batch[ACTION_CHUNK] = following_actions(self.reader, batch[INDEX],
+                                                    self.config.action_chunk, self._marker)
         if self.config.prioritized:
             w = (1.0 / (self._window_rows() * q)) ** self.config.beta
             batch[WEIGHT] = (w / w.max()).astype(np.float32)

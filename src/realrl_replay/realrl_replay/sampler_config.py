@@ -39,6 +39,10 @@ class SamplerConfig:
     """Seed of the sampling and rotation random generator."""
     load_timeout_s: float = 30.0
     """How long sample() waits for the first rows before raising TimeoutError."""
+    action_chunk: int = 0
+    """With H >= 1, each batch also holds 'action_chunk' [B, H, action_dim]: each row's action
+    and the H-1 its robot took next in the same episode, the last repeated past the
+    episode's end (``action_chunks.following_actions``); 0: no chunks."""
 
     def __post_init__(self):
         if self.batch_size < 1:
@@ -57,5 +61,7 @@ class SamplerConfig:
             raise ValueError(f'refresh_interval_s must be >= 0, got {self.refresh_interval_s}')
         if self.alpha < 0 or self.beta < 0:
             raise ValueError(f'alpha and beta must be >= 0, got {self.alpha}, {self.beta}')
+        if self.action_chunk < 0:
+            raise ValueError(f'action_chunk must be >= 0 (0: none), got {self.action_chunk}')
         if self.where is not None and (len(self.where) != 2 or not self.where[1]):
             raise ValueError(f"where must be (field, (values...)), got {self.where!r}")

@@ -22,11 +22,13 @@ setup.py (``sac = realrl_learner.sac:SAC``). The contract (docs/architecture.md,
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass
 from typing import Any, Mapping
 
 from realrl_common.config import ConfigError, build_config
 from realrl_common.plugins import ALGORITHMS, POLICIES, lookup
+from realrl_policy.models import actor_config_class, actor_config_from_json
 
 DEFAULT_TYPE = 'sac'
 
@@ -53,6 +55,12 @@ class ObservationSpec:
 def actor_uses_images(actor_type: str) -> bool:
     """Whether the registered actor type takes camera frames (its ``uses_images``)."""
     return bool(getattr(lookup(POLICIES, actor_type, 'policy type'), 'uses_images', False))
+
+
+def actor_takes_images(actor_type: str) -> bool:
+    """Whether the registered actor type reads one camera's frames beside an instruction
+    (its ``takes_images``, e.g. 'vla_tiny'; batch key 'image')."""
+    return bool(getattr(lookup(POLICIES, actor_type, 'policy type'), 'takes_images', False))
 
 
 def algorithm_class(name: str) -> type:
@@ -83,6 +91,19 @@ def algorithm_config(value: Any, key: str = 'algorithm'):
     if not isinstance(name, str):
         raise ConfigError(f'{key}.type: expected a string, got {name!r}')
     cls = algorithm_class(name)
+    actor = value.get('actor')
+    declared = typing.get_type_hints(cls.config_class).get('actor')
+    if isinstance(actor, Mapping) and isinstance(declared, type):
+        own = actor_config_class(actor.get('type', 'mlp'))
+        if own is not declared and issubclass(own, declared):
+            # e.g. bc's ActorConfig-typed actor given a 'vla_tiny': build the type's own class
+            rest = {k: v for k, v in value.items() if k != 'actor'}
+            cfg = build_config(cls.config_class, {**rest, 'type': name}, path=f'{key}.')
+            actor_cfg = actor_config_from_json(dict(actor), path=f'{key}.actor.')
+            try:
+                return dataclasses.replace(cfg, actor=actor_cfg)
+            except (ValueError, TypeError) as e:
+                raise ConfigError(f'{key}: {e}') from None
     return build_config(cls.config_class, {**value, 'type': name}, path=f'{key}.')
 
 

@@ -48,7 +48,9 @@ def as_spec(obs_spec) -> ObservationSpec:
     if isinstance(obs_spec, ObservationSpec):
         return obs_spec
     if isinstance(getattr(obs_spec, 'state_dim', None), int):
-        return ObservationSpec(obs_spec.state_dim)
+        size = tuple(getattr(obs_spec, 'image_size', ()) or ())
+        image = (3, *size) if getattr(obs_spec, 'cameras', ()) and len(size) == 2 else ()
+        return ObservationSpec(obs_spec.state_dim, image_shape=image)
     if isinstance(obs_spec, (int, np.integer)):
         return ObservationSpec(int(obs_spec))
     raise ValueError(f'obs_spec must be an ObservationSpec or a state size, got {obs_spec!r}')
