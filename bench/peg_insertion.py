@@ -77,7 +77,7 @@ def train(kind: str, tmp: Path, demos: Path, budget_s: float, domain: int) -> di
     summary['time_s'] = summary['elapsed_s'] if ok else budget_s
     print(f'{kind}: {summary["outcome"]} after {summary["elapsed_s"]:.0f} s, '
           f'{summary["steps"]} env steps, {summary["episodes"]} episodes, '
-          f'{summary.get("updates", "?")} updates, policy v{summary["policy_version"]}, '
+          f'{summary["learner_updates"]} updates, policy v{summary["policy_version"]}, '
           f'success(last 20) {summary["final_success_rate"]:.2f}', flush=True)
     return summary
 
