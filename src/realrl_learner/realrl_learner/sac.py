@@ -22,6 +22,7 @@ from torch import nn
 from realrl_learner.algorithms import ObservationSpec
 from realrl_learner.algorithms.networks import (
     actor_parameters,
+    actor_step_forward,
     batch_obs,
     critic_input_dim,
     make_actor,
@@ -254,8 +255,7 @@ class SAC:
                                 ) -> dict[str, float]:
         alpha = self.log_alpha.exp().detach()
         self.critic.requires_grad_(False)  # the actor loss must not train the critics
-        new_action, logp, _ = self.actor(obs, mask)
-        q1, q2 = self.critic(obs, new_action)
+        new_action, logp, (q1, q2) = actor_step_forward(self.actor, self.critic, obs, mask)
         actor_loss = (alpha * logp - torch.min(q1, q2)).mean()
         self._step(self.actor_opt, actor_loss, self.actor)
         self.critic.requires_grad_(True)

@@ -50,9 +50,14 @@ from realrl_policy.models import build_actor
 from realrl_policy.weights_blob import pack_actor
 from realrl_replay.layout import IDENTITY_FILE, fsync_dir
 from realrl_replay.mixer import MixedSampler, check_compatible, open_sources
+from realrl_replay.reader import EPISODE, ReplayReader
 from realrl_replay.sampler import Sampler
 from realrl_replay.sampler_config import SamplerConfig
+from realrl_replay.schema import ROBOT_ID
 
+MIN_CACHE_BLOCKS = 32
+"""Fewest blocks of sampled rows a store's cache is given (the sampler needs its prefetch
+blocks + 2; more keeps older rows in rotation)."""
 FIELDS = ('obs/state', 'action', 'reward', 'next_obs/state', 'terminated')
 EXTRA_FIELDS = ('intervention', 'instruction')
 """Store fields a batch carries only for algorithms whose batch_keys name them."""
@@ -88,7 +93,8 @@ class TrainerConfig:
     cache_bytes: int = 16 << 20
     """Memory of the sampler's cache of decoded rows (the newest are always in it). Each
     batch costs time in proportion to the rows the cache holds: 16 MiB keeps ~90k state
-    transitions; raise it for camera data, whose rows are larger."""
+    transitions. Camera rows are larger: where this holds fewer than MIN_CACHE_BLOCKS of a
+    store's blocks of the sampled fields, the trainer raises it to that (per store)."""
     refresh_every_s: float = 0.25
     """How often the store's commit marker is re-read for new transitions."""
     seed: int = 0
@@ -170,7 +176,10 @@ class Trainer:
             raise ValueError(f'replay store {reader.path} holds states of {stored} values, its '
                              f'robots\' shared space has {self.space.state_dim}')
         self.obs_dim, self.act_dim = self.space.obs_dim, self.space.action_dim
-        self._per_row = EMBODIMENT in reader.schema.by_name
+        # one embodiment: every row's is 0, so it is not sampled (demonstration stores, made
+        # by import_demos, have no such field)
+        self._per_row = (EMBODIMENT in reader.schema.by_name
+                         and len(self.space.embodiments) > 1)
         self._masked = any(e.action_dim < self.act_dim for e in self.space.embodiments)
         self.obs_spec = observation_spec(cfg.algorithm, reader, self.obs_dim)
         self.algorithm = build_algorithm(self.obs_spec, self.act_dim, cfg.algorithm, cfg.seed)
@@ -396,6 +405,21 @@ def set_sampler_rng_states(sampler, states: dict) -> None:
             s._rng.bit_generator.state = states[path]
 
 
+def cache_bytes_for(requested: int, readers, fields: tuple[str, ...]) -> int:
+    """The cache for sampling `fields` from the stores of `readers` through one config
+    (whose cache_bytes a MixedSampler splits evenly between them): `requested`, raised so
+    that every store's share holds MIN_CACHE_BLOCKS of its blocks. Camera rows are ~1,000
+    times state rows, so the default fits state learning and grows for images."""
+    need = 0
+    for reader in readers:
+        schema = reader.schema
+        names = set(fields) | {n for n in (ROBOT_ID, EPISODE) if n in schema.by_name}
+        specs = [schema.by_name[n] for n in names if n in schema.by_name]
+        block = min(s.chunk_rows for s in specs)
+        need = max(need, MIN_CACHE_BLOCKS * block * sum(s.row_bytes for s in specs))
+    return max(requested, need * len(readers))
+
+
 def make_samplers(cfg: TrainerConfig, reader, per_row: bool, cameras: tuple[str, ...] = (),
                   extra: tuple[str, ...] = (), next_images: bool = True, action_chunk: int = 0):
     """(sampler of this run's rows, sampler of every batch): the same Sampler, or a
@@ -409,7 +433,9 @@ def make_samplers(cfg: TrainerConfig, reader, per_row: bool, cameras: tuple[str,
     base = SamplerConfig(batch_size=cfg.algorithm.batch_size, cache_bytes=cfg.cache_bytes,
                          fields=fields, seed=cfg.seed, refresh_interval_s=cfg.refresh_every_s,
                          action_chunk=action_chunk)
-    online = Sampler(reader, replace(base, window=cfg.window or None))
+    online = Sampler(reader, replace(base, window=cfg.window or None,
+                                     cache_bytes=cache_bytes_for(cfg.cache_bytes, [reader],
+                                                                 fields)))
     if not cfg.demo_stores and cfg.intervention_ratio == 0:
         return online, online
     samplers, ratios = {'online': online}, {}
@@ -423,7 +449,9 @@ def make_samplers(cfg: TrainerConfig, reader, per_row: bool, cameras: tuple[str,
                 where=('intervention', (True,))))
             ratios['interventions'] = cfg.intervention_ratio
         if cfg.demo_stores:
-            demos = open_sources(list(cfg.demo_stores), replace(base, seed=cfg.seed + 2))
+            demos = open_sources(list(cfg.demo_stores), replace(
+                base, seed=cfg.seed + 2, cache_bytes=cache_bytes_for(
+                    cfg.cache_bytes, [ReplayReader(p) for p in cfg.demo_stores], fields)))
             samplers['demos'] = demos
             ratios['demos'] = cfg.demo_ratio
             check_compatible({'this run': reader, **{

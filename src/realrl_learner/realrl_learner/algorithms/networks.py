@@ -60,6 +60,24 @@ class EncodedCritic(nn.Module):
         return self.critic(torch.cat([self.encoder(obs), obs['state']], dim=-1), action)
 
 
+def actor_step_forward(actor: nn.Module, critic: nn.Module, obs, mask: torch.Tensor | None):
+    """The actor step's forward: (a ~ pi(obs), log pi(a|obs) [B, 1], critic(obs, a)).
+
+    For an image actor on an EncodedCritic of its own encoder, the encoder runs ONCE on obs
+    (one random shift) and its features feed both the actor's head and the critic: the
+    critic's parameters are frozen for the actor step and the actor sees the features
+    detached, so no gradient differs from two encoder passes; one CNN forward is saved.
+    """
+    encoder = getattr(actor, 'encoder', None)
+    if encoder is None or getattr(critic, 'encoder', None) is not encoder:
+        new_action, logp, _ = actor(obs, mask)
+        return new_action, logp, critic(obs, new_action)
+    with torch.no_grad():
+        x = torch.cat([encoder(obs), obs['state']], dim=-1)
+    new_action, logp, _ = actor.head(x, mask)
+    return new_action, logp, critic.critic(x, new_action)
+
+
 def with_encoder(actor: nn.Module, critic: nn.Module) -> nn.Module:
     """The critic as is for a state actor; on the actor's encoder for an image actor."""
     encoder = getattr(actor, 'encoder', None)

@@ -29,6 +29,7 @@ from torch import nn
 from realrl_learner.algorithms import ObservationSpec
 from realrl_learner.algorithms.networks import (
     actor_parameters,
+    actor_step_forward,
     batch_obs,
     critic_input_dim,
     make_actor,
@@ -198,8 +199,8 @@ class RLPD:
     def _update_actor_and_alpha(self, obs, mask: torch.Tensor | None,
                                 alpha: torch.Tensor) -> dict[str, float]:
         self.critic.requires_grad_(False)  # the actor loss must not train the critics
-        new_action, logp, _ = self.actor(obs, mask)
-        actor_loss = (alpha * logp - self.critic(obs, new_action).mean(dim=0)).mean()
+        new_action, logp, q = actor_step_forward(self.actor, self.critic, obs, mask)
+        actor_loss = (alpha * logp - q.mean(dim=0)).mean()
         self._step(self.actor_opt, actor_loss, self.actor)
         self.critic.requires_grad_(True)
 

@@ -10,8 +10,9 @@ driver publishes, so a learner's ``demo_stores`` mixes it with the online store.
         [--params DRIVER.yaml] [--seed 100000] [--noise 0.0] [--robot demo]
 
 ``--params``: a YAML mapping of the driver's parameters (``mujoco_peg_driver``: peg,
-cameras, image_size, control_hz, episode_max_steps), so the demonstrations match the robot
-they will train; default: the driver's defaults. Seeds start at ``--seed`` (apart from the
+cameras, image_size, control_hz, episode_max_steps), or a graph YAML (``config/peg_sim.yaml``)
+whose ``mujoco_peg_driver`` node's parameters are taken, so the demonstrations match the
+robot they will train; default: the driver's defaults. Seeds start at ``--seed`` (apart from the
 driver's, which start at its ``seed``, 0 by default).
 """
 from __future__ import annotations
@@ -121,6 +122,21 @@ def record_demos(out: str | Path, episodes: int, cfg: MujocoPegDriverConfig | No
     return RecordReport(Path(out), report.episodes, successes, report.transitions)
 
 
+def driver_params(values: dict, where: str) -> dict:
+    """The driver's parameters from a --params YAML: the mapping itself, or in a graph
+    (a mapping with ``nodes``) the parameters of its ``mujoco_peg_driver`` node."""
+    if 'nodes' not in values:
+        return values
+    drivers = [n for n in values['nodes'] or []
+               if isinstance(n, dict) and n.get('executable') == 'mujoco_peg_driver']
+    if len(drivers) != 1:
+        raise ConfigError(f'{where}: a graph with {len(drivers)} mujoco_peg_driver nodes; '
+                          'give a graph with one, or a YAML of the driver parameters')
+    params = dict(drivers[0].get('parameters') or {})
+    params.pop('robot_id', None)  # the demonstrations are stored under --robot
+    return params
+
+
 def main(argv=None) -> int:
     """Command line of the demonstration recorder; returns the exit status."""
     ap = argparse.ArgumentParser(prog='python -m realrl_driver.robots.mujoco_arm.record_demos',
@@ -137,7 +153,8 @@ def main(argv=None) -> int:
         values = {}
         if args.params:
             import yaml
-            values = yaml.safe_load(Path(args.params).read_text()) or {}
+            values = driver_params(yaml.safe_load(Path(args.params).read_text()) or {},
+                                   args.params)
         cfg = build_config(MujocoPegDriverConfig, values, where=args.params or '')
         report = record_demos(args.out, args.episodes, cfg, seed=args.seed, noise=args.noise,
                               robot_id=args.robot)
