@@ -10,6 +10,7 @@ from test_episode_loop import PointRobot, run_step
 from test_graph import DEMO
 
 from realrl_bringup.graph import load_graph
+from realrl_bringup.progress import Progress
 from realrl_common.config import ConfigError, build_config
 from realrl_driver.core.episode_loop import EpisodeLoop, LoopConfig
 from realrl_learner.sac import SACConfig
@@ -125,3 +126,9 @@ def test_mode_config_errors():
                        ['learner.mode=sync', 'driver.sync_weights=true'])
     assert graph.configs['/learner'].mode == 'sync'
     assert graph.configs['/arm0/driver'].sync_weights
+
+
+def test_the_console_names_robots_waiting_for_weights():
+    p = Progress()
+    p.waiting.update(arm0='weights', arm1='action')
+    assert p.waits() == ' | waiting for actions: arm1 | waiting for new weights: arm0'
