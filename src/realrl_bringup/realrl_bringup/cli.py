@@ -4,6 +4,8 @@ realrl train [--config config/reach_sim.yaml] [--run-dir DIR] [--set node.key=va
 realrl train --resume DIR
 realrl train --config graph.yaml --site lab_a    one site of a cloud-edge graph
 realrl check [--config FILE]          validate a graph file, start nothing
+realrl eval RUN_DIR_OR_CKPT --episodes N [--deterministic]   a checkpoint's policy, frozen,
+                                      on the run's robots (figures in RUN_DIR/eval-*.json)
 realrl plot DIR                       redraw a run's learning curve
 realrl report DIR                     a run as PNG plots and a text summary (DIR/report/)
 realrl view DIR [--save FILE.rrd]     a run in Rerun's web viewer (or an .rrd file)
@@ -14,6 +16,7 @@ rate, health
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 from pathlib import Path
@@ -46,6 +49,13 @@ def parse_args(argv):
     check.add_argument('--config', default=DEFAULT_CONFIG)
     check.add_argument('--set', action='append', default=[])
     check.add_argument('--site', default='', help='also list the nodes of this site')
+    ev = sub.add_parser('eval', help="a checkpoint's policy on the run's robots, no learning")
+    ev.add_argument('target', metavar='RUN_DIR_OR_CHECKPOINT')
+    ev.add_argument('--episodes', type=int, default=20, help='episodes to run (default 20)')
+    ev.add_argument('--deterministic', action='store_true', help='act with the mean action')
+    ev.add_argument('--seed', type=int, default=100_000,
+                    help="added to each driver's seed (default 100000: unseen episodes)")
+    ev.add_argument('--max-wall-s', type=float, help='stop after this many seconds')
     plot = sub.add_parser('plot', help="redraw a run's learning curve")
     plot.add_argument('run_dir')
     report = sub.add_parser('report', help='a run folder as PNG plots and a text summary')
@@ -121,6 +131,12 @@ def main(argv=None) -> int:
             return look(args)
         if args.command == 'robots':
             return robots_cmd.robots(args.wait_s)
+        if args.command == 'eval':
+            from realrl_bringup.evaluate import evaluate  # processes and ROS only for a run
+            code, figures = evaluate(args.target, args.episodes, args.deterministic, args.seed,
+                                     args.max_wall_s)
+            print('realrl eval: ' + json.dumps(figures), flush=True)
+            return code
         return train(args)
     except (ConfigError, FileNotFoundError) as e:
         print(f'realrl: {e}', file=sys.stderr)

@@ -69,9 +69,11 @@ class Progress:
                 f'{self.steps_per_s:5.1f} steps/s | {nodes}{self.waits()}')
 
     def waits(self) -> str:
-        """' | waiting for reward labels: arm0, arm1' (and for actions), or ''."""
+        """' | waiting for reward labels: arm0, arm1' (and for actions, or for new weights in
+        sync mode), or ''."""
         parts = []
-        for what, label in (('reward_label', 'reward labels'), ('action', 'actions')):
+        for what, label in (('reward_label', 'reward labels'), ('action', 'actions'),
+                            ('weights', 'new weights')):
             robots = sorted(r for r, w in self.waiting.items() if w == what)
             if robots:
                 parts.append(f' | waiting for {label}: {", ".join(robots)}')

@@ -44,6 +44,8 @@ class RunOptions:
     """Seconds between progress lines."""
     site: str = ''
     """Start only this site's nodes of a cloud-edge graph ('' : all nodes)."""
+    max_episodes: int = 0
+    """Stop once this many episodes have ended (`realrl eval`); 0: no such limit."""
 
 
 class Run:
@@ -185,6 +187,8 @@ class Run:
                 down = [f for f, m in supervisor.nodes.items() if not m.running]
                 print(progress.line(up, down), flush=True)
                 last_print = now
+            if self.options.max_episodes and progress.episodes >= self.options.max_episodes:
+                return 'episodes_done', 0
             if self.options.stop_at_success and progress.reached(graph.stop.success_rate):
                 return 'success', 0
             if now - progress.started > max_wall:  # per start, not counting earlier ones

@@ -93,9 +93,14 @@ class LearnerNode(Node):
         last_metrics = 0.0
         while not self._stop_training.is_set():
             now = time.monotonic()
-            if not t.step(now):
+            if self.cfg.mode == 'sync':  # the robots wait for a new version after an episode
+                if t.sync_round(self._stop_training.is_set):
+                    self._publish_weights(*t.next_weights(time.monotonic()))
+                else:
+                    time.sleep(0.02)
+            elif not t.step(now):
                 time.sleep(0.01)
-            if t.publish_due(now):
+            if self.cfg.mode == 'async' and t.publish_due(now):
                 begun = time.monotonic()
                 self._publish_weights(*t.next_weights(now))
                 if self.tensorboard is not None:

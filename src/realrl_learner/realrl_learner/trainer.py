@@ -5,10 +5,14 @@ The algorithm is the plug-in ``algorithm.type`` names (``realrl_learner.algorith
 by default). The learner never waits for robots and robots never wait for it: it trains on
 whatever the store has committed, paced so that it makes at most ``updates_per_step``
 updates per stored transition (the UTD ratio), and hands out a new weights version every
-``publish_every_updates`` updates or ``publish_every_s``. Checkpoints hold everything an
-exact resume needs: the algorithm's state, the version, torch's and the samplers' random
-generators, so a resumed learner continues the version sequence and draws what it would
-have drawn.
+``publish_every_updates`` updates or ``publish_every_s``. That is ``mode: async``; with
+``mode: sync`` the robots wait after each episode (the drivers' ``sync_weights``) and the
+trainer trains only then: when the store holds a newly finished episode, it makes the updates
+the UTD ratio allows for the rows up to the newest episode end, and a new version is handed
+out (even with no update yet, before learning_starts, so the robots go on). Checkpoints
+hold everything an exact resume needs: the algorithm's state, the version, torch's and the
+samplers' random generators, so a resumed learner continues the version sequence and draws
+what it would have drawn.
 
 An image actor (``actor.type: cnn``) makes the trainer sample its cameras' frames
 (obs/image_<camera>, next_obs/image_<camera>) into the batch beside the state. Every key an
@@ -66,9 +70,16 @@ BATCH_KEY_FIELDS = ('obs', 'action', 'reward', 'next_obs', 'terminated', 'image'
 """Batch keys the trainer can supply (what they hold: ``algorithms.common.BATCH_FIELDS``)."""
 
 
+MODES = ('async', 'sync')
+
+
 @dataclass(frozen=True)
 class TrainerConfig:
     """How the trainer samples, publishes weights and writes checkpoints."""
+
+    mode: str = 'async'
+    """'async': train while the robots collect, nothing waits; 'sync': the robots wait after
+    each episode while the learner trains on it (needs every driver's sync_weights: true)."""
 
     algorithm: Any = field(default_factory=lambda: {'type': 'sac'})
     """The algorithm: ``type`` (a name registered under 'realrl.algorithms': sac, rlpd, ...)
@@ -125,6 +136,9 @@ class TrainerConfig:
             algorithm = sac
         object.__setattr__(self, 'algorithm', algorithm)
         object.__setattr__(self, 'sac', algorithm if algorithm.type == 'sac' else None)
+        check(self.mode in MODES, f'mode must be one of {list(MODES)} (async: robots never '
+                                  f'wait for training; sync: they wait after each episode), '
+                                  f'got {self.mode!r}')
         check(self.publish_every_s > 0, f'publish_every_s must be > 0, got {self.publish_every_s}')
         check(self.publish_every_updates >= 0,
               f'publish_every_updates must be >= 0 (0: by time), got {self.publish_every_updates}')
@@ -210,6 +224,10 @@ class Trainer:
         self._last_publish = time.monotonic()
         self._last_checkpoint = time.monotonic()
         self.last_metrics: dict[str, float] = {}
+        self._scanned = self._finished = self._round_rows = 0  # sync mode's episode ends
+        self.sync_rounds = 0
+        self.train_s = 0.0
+        """Seconds spent in sync rounds (the robots' wait for training)."""
 
     @property
     def sac(self):
@@ -235,6 +253,41 @@ class Trainer:
             return False
         batch = self.batch(self.sampler.sample())
         self.last_metrics = self.algorithm.update(batch)
+        return True
+
+    def finished_rows(self) -> int:
+        """Rows of the store up to its newest episode end (a terminated or truncated row), as
+        of the sampler's last refresh. Several robots' rows interleave: a robot's unfinished
+        episode may have rows below another's end."""
+        count = self.online.count
+        if count > self._scanned:
+            start = max(self._scanned, self.reader.first)
+            rows = self.reader.read_range(start, count, ['terminated', 'truncated'],
+                                          self.reader.snapshot())
+            ends = np.flatnonzero(np.asarray(rows['terminated'], bool)
+                                  | np.asarray(rows['truncated'], bool))
+            if ends.size:
+                self._finished = start + int(ends[-1]) + 1
+            self._scanned = count
+        return self._finished
+
+    def sync_round(self, stop=lambda: False) -> bool:
+        """In mode sync: if an episode ended in the store since the last round (its robot waits),
+        the updates the UTD ratio allows for the rows up to it, then True: hand out a new
+        version. ``stop()`` cuts a round short (shutdown)."""
+        self.sampler.refresh()
+        self._last_refresh = time.monotonic()
+        finished = self.finished_rows()
+        if finished <= self._round_rows:
+            return False
+        begun = time.monotonic()
+        self._round_rows = finished
+        algo = self.cfg.algorithm
+        allowed = int(max(0, finished - algo.learning_starts) * algo.updates_per_step)
+        while self.algorithm.updates < allowed and not stop():
+            self.last_metrics = self.algorithm.update(self.batch(self.sampler.sample()))
+        self.sync_rounds += 1
+        self.train_s += time.monotonic() - begun
         return True
 
     def batch(self, rows: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
@@ -286,7 +339,9 @@ class Trainer:
     def metrics_record(self) -> dict:
         return {'time_s': round(time.monotonic() - self.started, 3),
                 'updates': self.algorithm.updates, 'version': self.version,
-                'stored': self.online.count, **self.last_metrics}
+                'stored': self.online.count, **self.last_metrics,
+                **({'sync_rounds': self.sync_rounds, 'sync_train_s': round(self.train_s, 3)}
+                   if self.cfg.mode == 'sync' else {})}
 
     def log_metrics(self) -> None:
         if self.metrics_path is None:

@@ -1,6 +1,7 @@
 """The policy node's parameters (no ROS imports: graphs validate them without rclpy)."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from realrl_common.config import check
@@ -21,6 +22,9 @@ class PolicyNodeConfig:
     """Seed of the exploration noise."""
     weights_topic: str = '/learner/weights'
     """Where versioned weight chunks arrive from."""
+    weights_file: str = ''
+    """A learner's checkpoint (.pt) whose actor is served, frozen: weights_topic is not
+    listened to (`realrl eval`). '': weights from weights_topic."""
     chunks: str = 'off'
     """How actions go out: 'off' (one Action per observation), 'overlap' (ActionChunks on
     /<robot>/action_chunk, the next one computed while the current one runs, so the
@@ -43,6 +47,9 @@ class PolicyNodeConfig:
               f'chunk_start_fraction must be in [0, 1], got {self.chunk_start_fraction}')
         check(self.random_chunk_rows >= 1,
               f'random_chunk_rows must be >= 1, got {self.random_chunk_rows}')
+        check(not self.weights_file or os.path.isfile(self.weights_file),
+              f'weights_file {self.weights_file!r}: no such file; give a checkpoint '
+              f'(<run>/checkpoints/latest.pt) or leave it empty')
         check(self.min_inference_s >= 0,
               f'min_inference_s must be >= 0, got {self.min_inference_s}')
 

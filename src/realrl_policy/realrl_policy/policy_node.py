@@ -3,6 +3,7 @@
 in:  /<robot>/description (latched), /<robot>/observation, /learner/weights (chunks)
 out: /<robot>/action (or /<robot>/action_chunk with `chunks`, chunk_serving.py),
      ~/version (latched PolicyVersion)
+With weights_file, the checkpoint's actor is served frozen (no /learner/weights).
 Weights are swapped in the weights callback; callbacks of this node never run
 concurrently, so an action is always computed by one whole set of weights.
 """
@@ -22,6 +23,7 @@ from realrl_interfaces.msg import Action, Observation, PolicyVersion, RobotDescr
 from realrl_policy.chunk_serving import ChunkServer
 from realrl_policy.inference import InferenceEngine
 from realrl_policy.node_config import PolicyNodeConfig
+from realrl_policy.weights_file import read_weights_file
 
 
 class PolicyNode(Node):
@@ -40,12 +42,16 @@ class PolicyNode(Node):
             self.create_subscription(Observation, f'/{rid}/observation', self._on_observation,
                                      SENSOR_QOS)
         self.descriptions = RobotDescriptions(self, self.cfg.robot_ids, self._on_description)
-        self.create_subscription(WeightChunk, self.cfg.weights_topic, self._on_chunk, WEIGHTS_QOS)
+        if not self.cfg.weights_file:
+            self.create_subscription(WeightChunk, self.cfg.weights_topic, self._on_chunk,
+                                     WEIGHTS_QOS)
         self._version_pub = self.create_publisher(PolicyVersion, '~/version', LATCHED_QOS)
         self._waiting_weights = None  # a whole blob that came while a chunk was computed
         self.chunks = (ChunkServer(self, self.engine, self.cfg, self._load_waiting)
                        if self.cfg.chunks != 'off' else None)
         self._publish_version()
+        if self.cfg.weights_file:  # frozen weights (realrl eval)
+            self._load(read_weights_file(self.cfg.weights_file))
 
     def _on_description(self, msg: RobotDescription):
         try:

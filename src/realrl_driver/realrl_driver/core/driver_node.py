@@ -60,7 +60,7 @@ from realrl_interfaces.srv import Describe, SenderState
 SENDER_STATE_SERVICE = '/replay/sender_state'
 COUNT_LOG_PERIOD_S = 10.0
 WAIT_COUNTERS = {'waiting_label': 'reward_label', 'waiting_action': 'action',
-                 'outbox_full': 'outbox'}
+                 'outbox_full': 'outbox', 'waiting_weights': 'weights'}
 """The loop's hold counters, and what the status calls each wait."""
 
 

@@ -25,6 +25,11 @@ same guard, and a tick without a single action for its step takes the chunk's ro
 so the clock does not wait on the model while a chunk covers the step. A single action
 (a person's intervention) outranks the chunk's row for its step; an e-stop or a new
 episode drops the chunk.
+
+With ``sync_weights`` (the learner's ``mode: sync``), the robot waits after each episode, as
+in the classic train-between-episodes loop: the next episode's first step holds
+('waiting_weights') until the finished episode's transitions are all acknowledged and an
+action comes from a weights version newer than any the episode was collected with.
 """
 from __future__ import annotations
 
@@ -111,6 +116,9 @@ class LoopConfig:
     instructions: tuple[str, ...] = ()
     """Instructions that change per episode: episode e gets instructions[e % len]
     (overrides `instruction`)."""
+    sync_weights: bool = False
+    """Wait after each episode until its transitions are durable and the policy serves newer
+    weights (set it with the learner's ``mode: sync``); False: never wait for training."""
 
     def __post_init__(self):
         check(bool(self.robot_id) and self.robot_id.replace('_', '').isalnum(),
@@ -258,6 +266,7 @@ class EpisodeLoop:
         self._newest_version = 0
         self._last_progress: float | None = None
         self._holding = False
+        self._sync_after: int | None = None  # sync_weights: the version to wait past
         self.outbox: OrderedDict[int, tuple[float, Transition]] = OrderedDict()
         """seq -> (last send time, transition), in send order (a re-send moves it last)."""
         self._unacked_from = first_seq
@@ -365,6 +374,10 @@ class EpisodeLoop:
                 return out
         if self._command is None:
             self._command_from_chunk()
+        if self._waiting_weights():
+            held = self._hold(now, 'waiting_weights')
+            held.transition = out.transition
+            return held
         if self._command is None or len(self.outbox) >= self.cfg.outbox_limit:
             held = self._hold(now, 'waiting_action' if self._command is None else 'outbox_full')
             held.transition = out.transition  # a step closed this tick still goes out now
@@ -387,6 +400,24 @@ class EpisodeLoop:
         return due
 
     # -- steps --------------------------------------------------------------------------
+    def _waiting_weights(self) -> bool:
+        """sync_weights, after an episode: True while its transitions are unacknowledged or
+        no action from newer weights has come (older ones are dropped). A person's command
+        needs no new weights."""
+        if self._sync_after is None:
+            return False
+        if self.outbox:
+            return True
+        cmd = self._command
+        if cmd is None or (cmd.policy_version <= self._sync_after and not cmd.intervention):
+            self._command = None
+            if self._chunk is not None and self._chunk.policy_version <= self._sync_after:
+                self._chunk = None
+            return True
+        self._sync_after = None
+        self.counters['weights_waits'] += 1
+        return False
+
     def _command_from_chunk(self) -> None:
         """The held chunk's row for the current step, if it has one (never under e-stop)."""
         if self._chunk is None or self.guard.estopped:
@@ -454,6 +485,8 @@ class EpisodeLoop:
                                         truncated, self._newest_version, self._interventions)
             self.counters['episodes_done'] += 1
             self.counters['successes'] += int(success)
+            if self.cfg.sync_weights:
+                self._sync_after = self._newest_version
 
     def _hold(self, now: float, why: str) -> TickOutput:
         """Nothing moves; the current observation goes out again in case it was lost
