@@ -70,12 +70,21 @@ class Robot:
                                         step=obs.step, reward=0.0, success=False))
 
     def steps(self, action, n):
-        """Answer n observations with action, each after the previous one moved the robot."""
+        """Answer n observations with action, each after the previous one moved the robot.
+        An answer is sent again every 0.5 s until the robot moves (answering the same step
+        twice is harmless: the driver applies one action per step), since under load one
+        may come before its label or be taken while the driver is between steps."""
         for _ in range(n):
             last = self.observations[-1]
-            self.answer(action)
-            assert wait_for(lambda: (self.observations[-1].episode_id, self.observations[-1].step)
-                            != (last.episode_id, last.step), 5, spin=self.node.spin)
+
+            def moved():
+                return ((self.observations[-1].episode_id, self.observations[-1].step)
+                        != (last.episode_id, last.step))
+            for _ in range(10):
+                self.answer(action)
+                if wait_for(moved, 0.5, spin=self.node.spin):
+                    break
+            assert moved(), f'the robot did not move after 5 s of answers to {last.step}'
 
     def position(self):
         return np.array(self.joints[-1].position)
