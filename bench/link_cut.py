@@ -33,6 +33,7 @@ import _util
 import yaml
 
 from realrl_bridge import certs, wan
+from realrl_bringup.progress import read_jsonl
 
 GRAPH = _util.ROOT / 'config' / 'reach_cloud_edge.yaml'
 PORT = 7447
@@ -63,15 +64,7 @@ def site_graph(folder: certs.CertFolder, cloud_ip: str, path: Path,
 
 def probe_lines(path: Path) -> list[dict]:
     """The edge probe's lines so far."""
-    if not path.exists():
-        return []
-    out = []
-    for line in path.read_text().splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            break  # a line being written
-    return out
+    return read_jsonl(path)
 
 
 def store_rows(store: Path) -> tuple[list[tuple[int, int]], tuple[str, ...]]:

@@ -44,6 +44,8 @@ from pathlib import Path
 import _util
 import numpy as np
 
+from realrl_bringup.progress import read_jsonl
+
 TASKS = {'InvertedPendulum-v5': 8000, 'InvertedDoublePendulum-v5': 10000}
 """Task -> step budget of the full run (--quick: 1000 steps each, one seed)."""
 WINDOW = 10
@@ -111,18 +113,6 @@ def graph_yaml(env_id: str, seed: int, control_hz: float) -> str:
         ],
     }
     return json.dumps(graph, indent=1)  # JSON is YAML
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue  # the line being written
-    return rows
 
 
 def run_ours(env_id: str, budget: int, seed: int, control_hz: float, domain: int,

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from ros_env import ROOT, isolate, next_domain_id, require_workspace, wait_for
 
+from realrl_bringup.chaos import run_processes
 from realrl_bringup.shm_cleanup import fastdds_files, files_in_use
 
 FAST = ['--set', 'learner.sac.learning_starts=60', '--set', 'learner.publish_every_s=1.0',
@@ -19,15 +20,7 @@ FAST = ['--set', 'learner.sac.learning_starts=60', '--set', 'learner.publish_eve
 
 def processes_of(run_dir: Path) -> list[int]:
     """Pids whose command line names the run folder (every node gets its params file)."""
-    pids = []
-    for pid in filter(str.isdigit, os.listdir('/proc')):
-        try:
-            cmd = Path(f'/proc/{pid}/cmdline').read_bytes().decode(errors='replace')
-        except OSError:
-            continue
-        if str(run_dir) in cmd and int(pid) != os.getpid():
-            pids.append(int(pid))
-    return pids
+    return run_processes(run_dir)
 
 
 def shm_files_of(pids) -> set[str]:

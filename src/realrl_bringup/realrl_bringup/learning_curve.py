@@ -1,22 +1,11 @@
 """The learning-curve PNG of a run, from its metrics logs."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
-
-def _read_jsonl(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue  # a line cut short by a crash
-    return rows
+from realrl_bringup.progress import read_jsonl
 
 
 def plot_learning_curve(run_dir: Path, out: Path | None = None, window: int = 20) -> Path:
@@ -28,8 +17,8 @@ def plot_learning_curve(run_dir: Path, out: Path | None = None, window: int = 20
 
     run_dir = Path(run_dir)
     out = out or run_dir / 'learning_curve.png'
-    episodes = _read_jsonl(run_dir / 'metrics' / 'episodes.jsonl')
-    learner = _read_jsonl(run_dir / 'metrics' / 'learner.jsonl')
+    episodes = read_jsonl(run_dir / 'metrics' / 'episodes.jsonl')
+    learner = read_jsonl(run_dir / 'metrics' / 'learner.jsonl')
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     if episodes:
         t = np.array([e['time_s'] for e in episodes])

@@ -8,6 +8,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
+def read_jsonl(path: Path) -> list[dict]:
+    """The JSON lines of a run's log (metrics, probes); a line cut short is skipped."""
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a line cut short by a crash
+    return rows
+
+
 @dataclass
 class Progress:
     """Counters and the recent success window of a run, fed by the monitor node."""
@@ -100,15 +113,7 @@ class EpisodeLog:
             f.write(json.dumps(record) + '\n')
 
     def read(self) -> list[dict]:
-        if not self.path.exists():
-            return []
-        rows = []
-        for line in self.path.read_text().splitlines():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # a line cut short by a crash
-        return rows
+        return read_jsonl(self.path)
 
     def last_time(self) -> float:
         rows = self.read()

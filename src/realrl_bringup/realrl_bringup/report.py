@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from realrl_bringup.learning_curve import _read_jsonl, plot_learning_curve
+from realrl_bringup.learning_curve import plot_learning_curve
+from realrl_bringup.progress import read_jsonl
 
 REPORT_DIR = 'report'
 PLOTS = ('learning_curve.png', 'latency.png', 'staleness.png', 'throughput.png')
@@ -182,8 +183,8 @@ def make_report(run_dir: str | Path) -> Path:
                                 'give a folder made by realrl train, e.g. runs/reach_sim-...')
     out = run_dir / REPORT_DIR
     out.mkdir(exist_ok=True)
-    episodes = _read_jsonl(run_dir / 'metrics' / 'episodes.jsonl')
-    learner = _read_jsonl(run_dir / 'metrics' / 'learner.jsonl')
+    episodes = read_jsonl(run_dir / 'metrics' / 'episodes.jsonl')
+    learner = read_jsonl(run_dir / 'metrics' / 'learner.jsonl')
     tb = tensorboard_scalars(run_dir)
     stamps = store_timing(run_dir)
     plot_learning_curve(run_dir, out / 'learning_curve.png')

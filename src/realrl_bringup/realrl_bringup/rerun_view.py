@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from realrl_bringup.learning_curve import _read_jsonl
+from realrl_bringup.progress import read_jsonl
 
 APP_ID = 'realrl'
 SCALARS = ('reward', 'policy_version', 'intervention')
@@ -91,14 +91,14 @@ def log_store(rec, run_dir: Path, frame_every: int = 1) -> int:
 def log_metrics(rec, run_dir: Path) -> tuple[int, int]:
     """Logs episodes and learner metrics; returns (episodes, learner lines)."""
     import rerun as rr
-    episodes = _read_jsonl(run_dir / 'metrics' / 'episodes.jsonl')
+    episodes = read_jsonl(run_dir / 'metrics' / 'episodes.jsonl')
     if episodes:
         t = [rr.TimeColumn('run_time', duration=[e['time_s'] for e in episodes])]
         for key, entity in (('return', 'episodes/return'), ('success', 'episodes/success')):
             values = np.array([float(e.get(key, 0.0)) for e in episodes])
             rr.send_columns(entity, indexes=t, columns=rr.Scalars.columns(scalars=values),
                             recording=rec)
-    learner = _read_jsonl(run_dir / 'metrics' / 'learner.jsonl')
+    learner = read_jsonl(run_dir / 'metrics' / 'learner.jsonl')
     if learner:
         t = [rr.TimeColumn('run_time', duration=[r['time_s'] for r in learner])]
         keys = sorted({k for r in learner for k, v in r.items()

@@ -73,6 +73,20 @@ def _feature_column(values: np.ndarray, dtype: str, n: int):
             _stats(values.reshape(n, -1)))
 
 
+
+def open_for_export(store: str | os.PathLike, out: str | os.PathLike) -> tuple[ReplayReader, Path]:
+    """The store's reader and the output folder of a LeRobot export; StoreError if out is
+    not absent or an empty folder, ValueError if the store lacks action or episode_id."""
+    reader = ReplayReader(store)
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise StoreError(f'{out}: exists and is not an empty folder; refusing to export there')
+    for need in ('action', 'episode_id'):
+        if need not in reader.schema.by_name:
+            raise ValueError(f'{reader.path}: field {need!r} is missing; LeRobot episodes need '
+                             'action and episode_id')
+    return reader, out
+
 def export_lerobot(store: str | os.PathLike, out: str | os.PathLike, *, fps: float | None = None,
                    task: str | None = None, finished_only: bool = True,
                    robot_type: str | None = None,
@@ -83,15 +97,8 @@ def export_lerobot(store: str | os.PathLike, out: str | os.PathLike, *, fps: flo
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    reader = ReplayReader(store)
-    out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise StoreError(f'{out}: exists and is not an empty folder; refusing to export there')
+    reader, out = open_for_export(store, out)
     schema = reader.schema.by_name
-    for need in ('action', 'episode_id'):
-        if need not in schema:
-            raise ValueError(f'{reader.path}: field {need!r} is missing; LeRobot episodes need '
-                             'action and episode_id')
     robots = reader.metadata.get('robots') or {}
     first = next(iter(robots.values()), {})
     fps = float(fps or first.get('control_hz') or 0)

@@ -53,8 +53,8 @@ from .export_lerobot import (
     _stats,
     _write_json,
     lerobot_features,
+    open_for_export,
 )
-from .reader import ReplayReader
 
 CODEBASE_VERSION = 'v3.0'
 CHUNK_SIZE = 1000
@@ -73,15 +73,8 @@ def export_lerobot_v3(store: str | os.PathLike, out: str | os.PathLike, *,
                       videos: bool = True, fields: TransitionSchema = TRANSITION) -> ExportReport:
     """Write the episodes of ``store`` (read-only) as a LeRobotDataset v3.0 at ``out`` (absent
     or an empty folder; written into a temporary sibling and renamed into place at the end)."""
-    reader = ReplayReader(store)
-    out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise StoreError(f'{out}: exists and is not an empty folder; refusing to export there')
+    reader, out = open_for_export(store, out)
     schema = reader.schema.by_name
-    for need in ('action', 'episode_id'):
-        if need not in schema:
-            raise ValueError(f'{reader.path}: field {need!r} is missing; LeRobot episodes need '
-                             'action and episode_id')
     first = next(iter((reader.metadata.get('robots') or {}).values()), {})
     fps = float(fps or first.get('control_hz') or 0)
     if fps <= 0 or abs(fps - round(fps)) > 1e-9:
