@@ -81,20 +81,23 @@ def test_bad_actions_are_rejected_counted_and_never_applied(ros_node, tmp_path):
         sent += 5
         act(teleop, o, [IN_BAND, -IN_BAND, 0.25], True)
         assert wait_for(lambda: statuses[-1].steps == 2, 5, spin=node.spin), proc.output()
-        o = next_step(2)  # a person's action outranks the policy's for the same step
-        act(pub, o, [0.5, 0.5, -1.0], True)
-        act(pub, o, [0.1, 0.1, 0.1], False)
+        o = next_step(2)  # a person's action outranks the policy's for the same step; if
+        act(pub, o, [0.5, 0.5, -1.0], True)  # the driver stepped on it before the policy's
+        act(pub, o, [0.1, 0.1, 0.1], False)  # came, that one is stale and counted so
         assert wait_for(lambda: statuses[-1].steps == 3, 5, spin=node.spin), proc.output()
         o = next_step(3)  # the policy, inside the band below the lower bound
         act(pub, o, [float(np.float32(-1 - 5e-7)), 0.0, 1.0], False)
+        # one writer's actions arrive in order: at step 4 all before it have been counted
         assert wait_for(lambda: statuses[-1].steps == 4, 5, spin=node.spin), proc.output()
-        assert wait_for(lambda: statuses[-1].actions_rejected == sent, 5, spin=node.spin)
+        late_policy = statuses[-1].actions_rejected - sent
+        assert late_policy in (0, 1), statuses[-1]
     finally:
         proc.stop()
     assert [json.loads(x) for x in applied.read_text().splitlines()] == [
         [1.0, -1.0, 0.5], [1.0, -1.0, 0.25], [0.5, 0.5, -1.0], [-1.0, 0.0, 1.0]]
     out = proc.output()
     rejected = json.loads(out.split(' rejected: ', 1)[1].split(' actions lost: ')[0])
-    assert rejected == {'non_finite': 81, 'out_of_range': 82, 'wrong_length': 121, 'stale': 21}
+    assert rejected == {'non_finite': 81, 'out_of_range': 82, 'wrong_length': 121,
+                        'stale': 21 + late_policy}
     counters = json.loads(out.split('counters: ', 1)[1].split(' rejected: ')[0])
     assert counters['clipped_into_bounds'] == 2
