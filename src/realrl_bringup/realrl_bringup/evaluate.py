@@ -42,7 +42,8 @@ def locate(target: str | Path) -> tuple[Path, Path]:
 
 def eval_description(description: dict, ckpt: Path, deterministic: bool, seed: int) -> dict:
     """The run's description without learner and replay; the policy on the checkpoint and the
-    drivers on their own seeds, writing to no store."""
+    drivers on their own seeds, writing to no store, never waiting for weights (mode async,
+    whatever the run's mode was)."""
     nodes = []
     for node in description['nodes']:
         role = node_kind(node['package'], node['executable']).role
@@ -55,7 +56,7 @@ def eval_description(description: dict, ckpt: Path, deterministic: bool, seed: i
             params.update(replay_wait_s=0.0, resend_after_s=NO_RESEND_S, sync_weights=False,
                           seed=seed + int(params.get('seed', 0)))
         nodes.append({**node, 'parameters': params})
-    return {**description, 'nodes': nodes}
+    return {**description, 'nodes': nodes, 'mode': 'async'}  # no learner: nothing to wait for
 
 
 def summarize(episodes: list[dict], control_hz: dict[str, float], n: int) -> dict:

@@ -79,7 +79,8 @@ class TrainerConfig:
 
     mode: str = 'async'
     """'async': train while the robots collect, nothing waits; 'sync': the robots wait after
-    each episode while the learner trains on it (needs every driver's sync_weights: true)."""
+    each episode while the learner trains on it. Set by the graph's top-level mode, which also
+    sets every driver's sync_weights (realrl_bringup.graph_mode)."""
 
     algorithm: Any = field(default_factory=lambda: {'type': 'sac'})
     """The algorithm: ``type`` (a name registered under 'realrl.algorithms': sac, rlpd, ...)
