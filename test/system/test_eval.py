@@ -9,10 +9,11 @@ import subprocess
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from ros_env import ROOT, isolate, next_domain_id, require_workspace
 
-from realrl_bringup.evaluate import eval_description, locate, summarize
+from realrl_bringup.evaluate import eval_description, evaluate, locate, summarize
 from realrl_bringup.graph import read_description
 from realrl_common.config import ConfigError
 from realrl_driver.robots.mujoco_arm.config import MujocoArmDriverConfig
@@ -105,3 +106,57 @@ def test_realrl_eval_runs_three_episodes_of_a_checkpoint(tmp_path):
     assert {e['policy_version'] for e in episodes[:3]} == {1}
     assert all(e['steps'] <= 5 for e in episodes)
     assert ReplayReader(run_dir / 'replay').count == rows_before  # nothing stored
+
+
+def truncated_checkpoint(run_dir):
+    """A real checkpoint of the Trainer, cut in half (as a copy or a disk that filled up
+    leaves it)."""
+    write_checkpoint(run_dir)
+    ckpt = run_dir / 'checkpoints' / 'latest.pt'
+    data = ckpt.read_bytes()
+    ckpt.write_bytes(data[:len(data) // 2])
+    return ckpt
+
+
+def test_realrl_eval_refuses_a_bad_checkpoint_before_starting_anything(tmp_path):
+    require_workspace()
+    run_dir = tmp_path / 'run'
+    run_dir.mkdir()
+    ckpt = truncated_checkpoint(run_dir)
+    (run_dir / 'graph.yaml').write_text(yaml.safe_dump(read_description(DEMO)))
+    out = subprocess.run([str(ROOT / '.venv/bin/realrl'), 'eval', str(run_dir), '--episodes',
+                          '3', '--max-wall-s', '60'], capture_output=True, text=True,
+                         timeout=120, cwd=ROOT, env=os.environ.copy())
+    assert out.returncode == 2, out.stdout[-3000:] + out.stderr[-3000:]
+    assert (f'realrl: weights_file {ckpt}: not a readable torch checkpoint (truncated, or '
+            f'another format)') in out.stderr
+    assert 'started' not in out.stdout and not list(run_dir.glob('eval-*'))  # nothing ran
+    torch.save({'version': 3}, ckpt)  # a torch file, but no actor in it
+    with pytest.raises(ConfigError, match=rf"weights_file {ckpt}: not a learner checkpoint"):
+        evaluate(str(ckpt), 3, True)
+    ckpt.unlink()
+    with pytest.raises(ConfigError, match='no checkpoint'):
+        evaluate(str(run_dir), 3, True)
+
+
+def test_a_policy_given_a_bad_weights_file_stops_the_run_at_once(tmp_path):
+    """Past the checks (the file went bad after them): the policy node exits on its
+    configuration once, is not restarted, and the run ends naming it, not at its time limit."""
+    require_workspace()
+    isolate(next_domain_id())
+    ckpt = truncated_checkpoint(tmp_path)
+    description = read_description(DEMO, [f'policy.weights_file={ckpt}'])
+    description['nodes'] = [n for n in description['nodes'] if n['name'] in ('policy', 'driver')]
+    (tmp_path / 'graph.yaml').write_text(yaml.safe_dump(description))
+    run_dir = tmp_path / 'run'
+    out = subprocess.run([str(ROOT / '.venv/bin/realrl'), 'train', '--config',
+                          str(tmp_path / 'graph.yaml'), '--run-dir', str(run_dir),
+                          '--max-wall-s', '300'], capture_output=True, text=True, timeout=240,
+                         cwd=ROOT, env=os.environ.copy())
+    assert out.returncode == 2, out.stdout[-3000:] + out.stderr[-3000:]
+    summary = json.loads((run_dir / 'summary.json').read_text())
+    assert summary['outcome'] == 'bad_config'
+    assert (f'/policy cannot run with its configuration, so the run stops: policy: bad '
+            f'configuration: weights_file {ckpt}: not a readable torch checkpoint') in out.stderr
+    log = (run_dir / 'logs' / 'policy.log').read_text()
+    assert log.count('bad configuration') == 1 and 'Traceback' not in log  # started once

@@ -1,7 +1,8 @@
 """The body of every node's ``main``: init, build, spin, and a clean exit.
 
-A ConfigError while building the node ends the process with status 2 and the message
-(which names the key and the fix) instead of a traceback.
+A ConfigError while building the node ends the process with status 2 (BAD_CONFIG_EXIT) and
+the message (which names the key and the fix) instead of a traceback; the launcher does not
+restart it.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Callable
 import rclpy
 from rclpy.executors import ExternalShutdownException
 
-from realrl_common.config import ConfigError
+from realrl_common.config import BAD_CONFIG_EXIT, ConfigError
 
 
 def freeze_heap() -> None:
@@ -47,7 +48,7 @@ def spin_node(make_node: Callable, name: str, args=None, make_executor: Callable
     except ConfigError as e:
         print(f'{name}: bad configuration: {e}', file=sys.stderr)
         rclpy.try_shutdown()
-        raise SystemExit(2)
+        raise SystemExit(BAD_CONFIG_EXIT)
     freeze_heap()
     executor = (make_executor or rclpy.executors.SingleThreadedExecutor)()
     executor.add_node(node)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from rclpy.node import Node
 
+from realrl_common.config import ConfigError
 from realrl_common.convert import from_f32, image_array, to_f32
 from realrl_common.descriptions import RobotDescriptions
 from realrl_common.embodiment import describe_robot
@@ -51,7 +52,11 @@ class PolicyNode(Node):
                        if self.cfg.chunks != 'off' else None)
         self._publish_version()
         if self.cfg.weights_file:  # frozen weights (realrl eval)
-            self._load(read_weights_file(self.cfg.weights_file))
+            try:
+                whole = read_weights_file(self.cfg.weights_file)
+            except ValueError as e:  # the node exits with it (spin_node), not restarted
+                raise ConfigError(str(e)) from None
+            self._load(whole)
 
     def _on_description(self, msg: RobotDescription):
         try:
