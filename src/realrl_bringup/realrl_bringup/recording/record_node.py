@@ -89,6 +89,8 @@ def record(cfg: RecordConfig, args=None) -> int:
     import rclpy
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
+    from realrl_common.node_main import stopped_by_shutdown
+
     rclpy.init(args=args)
     node = RecordNode(cfg)
     executor = SingleThreadedExecutor()
@@ -99,6 +101,9 @@ def record(cfg: RecordConfig, args=None) -> int:
             executor.spin_once(timeout_sec=0.1)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except RuntimeError as e:  # RCLError: a take cut short by the signal's shutdown is a stop
+        if not stopped_by_shutdown(e):
+            raise
     finally:
         node.close()
         executor.shutdown()
