@@ -12,6 +12,7 @@ import pytest
 import torch
 import yaml
 from ros_env import ROOT, isolate, next_domain_id, require_workspace
+from store_rows import store_record
 
 from realrl_bringup.evaluate import eval_description, evaluate, locate, summarize
 from realrl_bringup.graph import read_description
@@ -43,13 +44,12 @@ def write_checkpoint(run_dir) -> None:
     writer = ReplayWriter.create(run_dir / 'replay', transition_schema(desc),
                                  {'robots': {'arm0': desc}})
     n, s, a = 40, desc['state_dim'], desc['action_dim']
-    writer.append([{'robot_id': 'arm0', 'seq': i + 1,
-                    'obs/state': rng.normal(size=s).astype(np.float32),
-                    'next_obs/state': rng.normal(size=s).astype(np.float32),
-                    'action': rng.uniform(-1, 1, a).astype(np.float32),
-                    'reward': np.float32(-1), 'terminated': False, 'truncated': False,
-                    'episode_id': 0, 'step': i, 'policy_version': 0, 'intervention': False,
-                    'stamp_ns': 0, 'instruction': np.zeros(256, np.uint8)} for i in range(n)])
+    writer.append([store_record(writer, {
+        'robot_id': 'arm0', 'seq': i + 1, 'obs/state': rng.normal(size=s).astype(np.float32),
+        'next_obs/state': rng.normal(size=s).astype(np.float32),
+        'action': rng.uniform(-1, 1, a).astype(np.float32), 'reward': np.float32(-1),
+        'terminated': False, 'truncated': False, 'episode_id': 0, 'step': i})
+        for i in range(n)])
     writer.commit()
     cfg = TrainerConfig(sac=SACConfig(batch_size=8, learning_starts=36, updates_per_step=1.0),
                         refresh_every_s=0.0)

@@ -7,6 +7,7 @@ bench/async_vs_sync.py.
 """
 import numpy as np
 import pytest
+from store_rows import store_record
 from test_episode_loop import PointRobot, run_step
 from test_graph import DEMO, MULTI
 
@@ -81,14 +82,13 @@ DESC = {'robot_id': 'arm0', 'state_dim': 2, 'action_dim': 1, 'action_low': [-1.0
 
 def episode(writer, first_seq, n, rng, end=True):
     """Rows of one episode, n of them; the last one truncated (with end)."""
-    writer.append([{'robot_id': 'arm0', 'seq': first_seq + i,
-                    'obs/state': rng.normal(size=2).astype(np.float32),
-                    'next_obs/state': rng.normal(size=2).astype(np.float32),
-                    'action': rng.uniform(-1, 1, 1).astype(np.float32),
-                    'reward': np.float32(rng.normal()), 'terminated': False,
-                    'truncated': end and i == n - 1, 'episode_id': first_seq, 'step': i,
-                    'policy_version': 0, 'intervention': False, 'stamp_ns': 0,
-                    'instruction': np.zeros(256, np.uint8)} for i in range(n)])
+    writer.append([store_record(writer, {
+        'robot_id': 'arm0', 'seq': first_seq + i,
+        'obs/state': rng.normal(size=2).astype(np.float32),
+        'next_obs/state': rng.normal(size=2).astype(np.float32),
+        'action': rng.uniform(-1, 1, 1).astype(np.float32), 'reward': np.float32(rng.normal()),
+        'terminated': False, 'truncated': end and i == n - 1, 'episode_id': first_seq,
+        'step': i}) for i in range(n)])
     writer.commit()
 
 

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import torch
 from fsync_trace import SyncTrace
+from store_rows import store_record
 
 from realrl_common.config import ConfigError
 from realrl_learner.sac import SACConfig
@@ -17,14 +18,13 @@ DESC = {'robot_id': 'arm0', 'state_dim': 4, 'action_dim': 2, 'action_low': [-2.0
 
 
 def fill(writer, first_seq, n, rng):
-    records = [{'robot_id': 'arm0', 'seq': first_seq + i,
-                'obs/state': rng.normal(size=4).astype(np.float32),
-                'next_obs/state': rng.normal(size=4).astype(np.float32),
-                'action': np.array([rng.uniform(-2, 2), rng.uniform(0, 1)], np.float32),
-                'reward': np.float32(rng.normal()), 'terminated': bool(rng.random() < 0.1),
-                'truncated': False, 'episode_id': 0, 'step': i, 'policy_version': 0,
-                'intervention': False, 'stamp_ns': 0,
-                'instruction': np.zeros(256, np.uint8)} for i in range(n)]
+    records = [store_record(writer, {
+        'robot_id': 'arm0', 'seq': first_seq + i,
+        'obs/state': rng.normal(size=4).astype(np.float32),
+        'next_obs/state': rng.normal(size=4).astype(np.float32),
+        'action': np.array([rng.uniform(-2, 2), rng.uniform(0, 1)], np.float32),
+        'reward': np.float32(rng.normal()), 'terminated': bool(rng.random() < 0.1),
+        'truncated': False, 'episode_id': 0, 'step': i}) for i in range(n)]
     writer.append(records)
     writer.commit()
 
@@ -104,13 +104,13 @@ def test_a_store_without_robot_descriptions_is_refused(tmp_path):
 
 
 def fill_flagged(writer, first_seq, n, rng, intervention):
-    records = [{'robot_id': 'arm0', 'seq': first_seq + i,
-                'obs/state': np.full(4, 5.0 if intervention else 0.0, np.float32),
-                'next_obs/state': rng.normal(size=4).astype(np.float32),
-                'action': np.array([0.0, 0.5], np.float32), 'reward': np.float32(0),
-                'terminated': False, 'truncated': False, 'episode_id': 0, 'step': i,
-                'policy_version': 0, 'intervention': intervention, 'stamp_ns': 0,
-                'instruction': np.zeros(256, np.uint8)}
+    records = [store_record(writer, {
+        'robot_id': 'arm0', 'seq': first_seq + i,
+        'obs/state': np.full(4, 5.0 if intervention else 0.0, np.float32),
+        'next_obs/state': rng.normal(size=4).astype(np.float32),
+        'action': np.array([0.0, 0.5], np.float32), 'reward': np.float32(0),
+        'terminated': False, 'truncated': False, 'episode_id': 0, 'step': i,
+        'intervention': intervention})
                for i in range(n)]
     writer.append(records)
     writer.commit()
