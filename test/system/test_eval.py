@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from mcap.reader import make_reader
+from mcap_ros2.decoder import DecoderFactory
 from ros_env import ROOT, isolate, next_domain_id, require_workspace
 from store_rows import store_record
 
@@ -80,7 +82,12 @@ def test_eval_graph_drops_learner_and_replay_and_freezes_the_policy(tmp_path):
                        'time_to_success_steps': 10.0, 'time_to_success_s': 0.5}
 
 
-def test_realrl_eval_runs_three_episodes_of_a_checkpoint(tmp_path):
+RECORDED = ('/arm0/episode', '/arm0/joint_states')
+
+
+def test_realrl_eval_runs_three_episodes_of_a_checkpoint_and_its_recorder_writes_them(tmp_path):
+    """Also the recorder as a node of the graph (role recorder): its MCAP opens in an
+    independent reader (mcap-ros2-support) and holds the episodes the run logged."""
     require_workspace()
     isolate(next_domain_id())
     run_dir = tmp_path / 'run'
@@ -88,6 +95,10 @@ def test_realrl_eval_runs_three_episodes_of_a_checkpoint(tmp_path):
     write_checkpoint(run_dir)
     description = read_description(DEMO, ['driver.episode_max_steps=5',
                                            'driver.control_hz=50.0'])
+    description['nodes'].append({'name': 'recorder', 'package': 'realrl_bringup',
+                                 'executable': 'record_node',
+                                 'parameters': {'out': '${run_dir}/episodes.mcap',
+                                                'topics': list(RECORDED)}})
     (run_dir / 'graph.yaml').write_text(yaml.safe_dump(description, sort_keys=False))
     rows_before = ReplayReader(run_dir / 'replay').count
     out = subprocess.run([str(ROOT / '.venv/bin/realrl'), 'eval', str(run_dir), '--episodes',
@@ -106,6 +117,25 @@ def test_realrl_eval_runs_three_episodes_of_a_checkpoint(tmp_path):
     assert {e['policy_version'] for e in episodes[:3]} == {1}
     assert all(e['steps'] <= 5 for e in episodes)
     assert ReplayReader(run_dir / 'replay').count == rows_before  # nothing stored
+    assert json.loads(out.stdout.splitlines()[-2].removeprefix('realrl: '))['exit_codes'][
+        '/recorder'] == 0
+    with open(run_dir / 'episodes.mcap', 'rb') as f:
+        reader = make_reader(f, decoder_factories=[DecoderFactory()])
+        channels = {c.topic: reader.get_summary().schemas[c.schema_id].name
+                    for c in reader.get_summary().channels.values()}
+        got = {t: [] for t in RECORDED}
+        for _schema, channel, _message, decoded in reader.iter_decoded_messages():
+            got[channel.topic].append(decoded)
+    assert channels == {'/arm0/episode': 'realrl_interfaces/msg/EpisodeResult',
+                        '/arm0/joint_states': 'sensor_msgs/msg/JointState'}
+    logged = {e['episode_id']: e for e in episodes}
+    assert got['/arm0/episode'], 'no episode recorded'
+    for ep in got['/arm0/episode']:  # each recorded episode is one the run logged, as logged
+        assert (ep.robot_id, ep.steps, ep.success) == (
+            'arm0', logged[ep.episode_id]['steps'], logged[ep.episode_id]['success'])
+        assert abs(ep.episode_return - logged[ep.episode_id]['return']) < 1e-4  # 5 places
+    joints = got['/arm0/joint_states']  # the driver's visualization, at its viz_hz
+    assert joints and all(len(j.name) == len(j.position) > 0 for j in joints)
 
 
 def truncated_checkpoint(run_dir):
