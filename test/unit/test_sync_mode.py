@@ -11,6 +11,7 @@ from store_rows import store_record
 from test_episode_loop import PointRobot, run_step
 from test_graph import DEMO, MULTI
 
+from realrl_bringup.cli import main as realrl_main
 from realrl_bringup.evaluate import eval_description
 from realrl_bringup.graph import build_graph, load_graph, read_description
 from realrl_bringup.progress import Progress
@@ -123,7 +124,7 @@ def test_mode_config_errors():
         load_graph(DEMO, {'run_dir': '/tmp/r'}, ['mode=synchronous'])
 
 
-def test_one_switch_sets_the_learner_and_every_driver():
+def test_one_switch_sets_the_learner_and_every_driver(capsys):
     for overrides in (['mode=sync'], ['learner.mode=sync'],  # the one key, or the learner's
                       ['learner.mode=sync', 'driver.sync_weights=true']):  # as files had it
         graph = load_graph(MULTI, {'run_dir': '/tmp/r'}, overrides)
@@ -133,6 +134,8 @@ def test_one_switch_sets_the_learner_and_every_driver():
         assert learner.parameters['mode'] == 'sync'  # what the node's process is given
     graph = load_graph(MULTI, {'run_dir': '/tmp/r'})
     assert graph.mode == 'async' and graph.configs['/learner'].mode == 'async'
+    assert realrl_main(['check', '--config', str(MULTI), '--set', 'mode=sync']) == 0
+    assert capsys.readouterr().out.endswith("'ur5e1']), mode sync\n")
     assert not any(graph.configs[d.fqn].sync_weights for d in graph.drivers)
     assert all(d.parameters['sync_weights'] is False for d in graph.drivers)
     assert 'mode' not in graph.description  # the run snapshots what the user wrote
