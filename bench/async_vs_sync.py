@@ -5,7 +5,7 @@ graph, its driver paced at 10 Hz, until 90 % of the last 20 episodes succeed. Bo
 the same SAC, the same UTD ratio and the same seeds; they differ only in who waits:
 
 - async (the baseline, today's default): robots collect while the learner trains;
-- sync (`learner.mode=sync`, `driver.sync_weights=true`): after each episode the robot waits
+- sync (`--set mode=sync`, the graph's one switch): after each episode the robot waits
   until the learner has made UTD x (new finished steps) updates and published new weights.
 
 Figures: time to success per mode (median of 3 seeds with --full, 1 seed with a time cap
@@ -26,7 +26,7 @@ from pathlib import Path
 
 from _util import bench_env, emit, parse, require_workspace, run_realrl
 
-MODES = {'async': [], 'sync': ['--set', 'learner.mode=sync', '--set', 'driver.sync_weights=true']}
+MODES = {'async': ['--set', 'mode=async'], 'sync': ['--set', 'mode=sync']}
 
 
 def last_metrics(run_dir: Path) -> dict:

@@ -22,5 +22,8 @@ setup(
             'realrl = realrl_bringup.cli:main',
             'record_node = realrl_bringup.recording.record_node:main',
         ],
+        'realrl.nodes': [
+            'record_node = realrl_bringup.recording.record_config:NODE',
+        ],
     },
 )

@@ -113,3 +113,24 @@ def test_chunk_policy_swaps_weights_between_inferences(ros_node, tmp_path):
         np.testing.assert_allclose(rows[-1], expected[-1], atol=1e-5)  # past any blending
     finally:
         proc.stop()
+
+
+def test_a_frozen_policy_exits_on_a_checkpoint_of_another_robot(ros_node, tmp_path):
+    """With weights_file (realrl eval) no weights that fit can come later: the node ends with
+    status 2 (a bad configuration, not restarted) and says why, instead of idling."""
+    ckpt = tmp_path / 'latest.pt'
+    torch.save({'version': 3, 'actor_blob': pack_actor(
+        GaussianActor(ActorConfig(hidden_sizes=(8,)), 4, 2))}, ckpt)
+    proc = Proc([executable('realrl_policy', 'policy_node'), '--ros-args',
+                 '-p', 'robot_ids:=[arm0]', '-p', f'weights_file:={ckpt}'],
+                tmp_path / 'policy.log')
+    try:
+        desc = ros_node.create_publisher(RobotDescription, '/arm0/description', LATCHED_QOS)
+        desc.publish(RobotDescription(robot_id='arm0', state_dim=5, action_dim=2,
+                                      action_low=to_f32([-2, 0]), action_high=to_f32([2, 1])))
+        assert wait_for(lambda: proc.p.poll() is not None, 30, spin=ros_node.spin), \
+            proc.output()
+        assert proc.p.returncode == 2, proc.output()
+        assert f'weights_file {ckpt}: cannot serve arm0 with weights v3' in proc.output()
+    finally:
+        proc.stop()

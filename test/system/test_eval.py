@@ -9,10 +9,14 @@ import subprocess
 
 import numpy as np
 import pytest
+import torch
 import yaml
+from mcap.reader import make_reader
+from mcap_ros2.decoder import DecoderFactory
 from ros_env import ROOT, isolate, next_domain_id, require_workspace
+from store_rows import store_record
 
-from realrl_bringup.evaluate import eval_description, locate, summarize
+from realrl_bringup.evaluate import eval_description, evaluate, locate, summarize
 from realrl_bringup.graph import read_description
 from realrl_common.config import ConfigError
 from realrl_driver.robots.mujoco_arm.config import MujocoArmDriverConfig
@@ -42,13 +46,12 @@ def write_checkpoint(run_dir) -> None:
     writer = ReplayWriter.create(run_dir / 'replay', transition_schema(desc),
                                  {'robots': {'arm0': desc}})
     n, s, a = 40, desc['state_dim'], desc['action_dim']
-    writer.append([{'robot_id': 'arm0', 'seq': i + 1,
-                    'obs/state': rng.normal(size=s).astype(np.float32),
-                    'next_obs/state': rng.normal(size=s).astype(np.float32),
-                    'action': rng.uniform(-1, 1, a).astype(np.float32),
-                    'reward': np.float32(-1), 'terminated': False, 'truncated': False,
-                    'episode_id': 0, 'step': i, 'policy_version': 0, 'intervention': False,
-                    'stamp_ns': 0, 'instruction': np.zeros(256, np.uint8)} for i in range(n)])
+    writer.append([store_record(writer, {
+        'robot_id': 'arm0', 'seq': i + 1, 'obs/state': rng.normal(size=s).astype(np.float32),
+        'next_obs/state': rng.normal(size=s).astype(np.float32),
+        'action': rng.uniform(-1, 1, a).astype(np.float32), 'reward': np.float32(-1),
+        'terminated': False, 'truncated': False, 'episode_id': 0, 'step': i})
+        for i in range(n)])
     writer.commit()
     cfg = TrainerConfig(sac=SACConfig(batch_size=8, learning_starts=36, updates_per_step=1.0),
                         refresh_every_s=0.0)
@@ -79,7 +82,12 @@ def test_eval_graph_drops_learner_and_replay_and_freezes_the_policy(tmp_path):
                        'time_to_success_steps': 10.0, 'time_to_success_s': 0.5}
 
 
-def test_realrl_eval_runs_three_episodes_of_a_checkpoint(tmp_path):
+RECORDED = ('/arm0/episode', '/arm0/joint_states')
+
+
+def test_realrl_eval_runs_three_episodes_of_a_checkpoint_and_its_recorder_writes_them(tmp_path):
+    """Also the recorder as a node of the graph (role recorder): its MCAP opens in an
+    independent reader (mcap-ros2-support) and holds the episodes the run logged."""
     require_workspace()
     isolate(next_domain_id())
     run_dir = tmp_path / 'run'
@@ -87,6 +95,10 @@ def test_realrl_eval_runs_three_episodes_of_a_checkpoint(tmp_path):
     write_checkpoint(run_dir)
     description = read_description(DEMO, ['driver.episode_max_steps=5',
                                            'driver.control_hz=50.0'])
+    description['nodes'].append({'name': 'recorder', 'package': 'realrl_bringup',
+                                 'executable': 'record_node',
+                                 'parameters': {'out': '${run_dir}/episodes.mcap',
+                                                'topics': list(RECORDED)}})
     (run_dir / 'graph.yaml').write_text(yaml.safe_dump(description, sort_keys=False))
     rows_before = ReplayReader(run_dir / 'replay').count
     out = subprocess.run([str(ROOT / '.venv/bin/realrl'), 'eval', str(run_dir), '--episodes',
@@ -105,3 +117,76 @@ def test_realrl_eval_runs_three_episodes_of_a_checkpoint(tmp_path):
     assert {e['policy_version'] for e in episodes[:3]} == {1}
     assert all(e['steps'] <= 5 for e in episodes)
     assert ReplayReader(run_dir / 'replay').count == rows_before  # nothing stored
+    assert json.loads(out.stdout.splitlines()[-2].removeprefix('realrl: '))['exit_codes'][
+        '/recorder'] == 0
+    with open(run_dir / 'episodes.mcap', 'rb') as f:
+        reader = make_reader(f, decoder_factories=[DecoderFactory()])
+        channels = {c.topic: reader.get_summary().schemas[c.schema_id].name
+                    for c in reader.get_summary().channels.values()}
+        got = {t: [] for t in RECORDED}
+        for _schema, channel, _message, decoded in reader.iter_decoded_messages():
+            got[channel.topic].append(decoded)
+    assert channels == {'/arm0/episode': 'realrl_interfaces/msg/EpisodeResult',
+                        '/arm0/joint_states': 'sensor_msgs/msg/JointState'}
+    logged = {e['episode_id']: e for e in episodes}
+    assert got['/arm0/episode'], 'no episode recorded'
+    for ep in got['/arm0/episode']:  # each recorded episode is one the run logged, as logged
+        assert (ep.robot_id, ep.steps, ep.success) == (
+            'arm0', logged[ep.episode_id]['steps'], logged[ep.episode_id]['success'])
+        assert abs(ep.episode_return - logged[ep.episode_id]['return']) < 1e-4  # 5 places
+    joints = got['/arm0/joint_states']  # the driver's visualization, at its viz_hz
+    assert joints and all(len(j.name) == len(j.position) > 0 for j in joints)
+
+
+def truncated_checkpoint(run_dir):
+    """A real checkpoint of the Trainer, cut in half (as a copy or a disk that filled up
+    leaves it)."""
+    write_checkpoint(run_dir)
+    ckpt = run_dir / 'checkpoints' / 'latest.pt'
+    data = ckpt.read_bytes()
+    ckpt.write_bytes(data[:len(data) // 2])
+    return ckpt
+
+
+def test_realrl_eval_refuses_a_bad_checkpoint_before_starting_anything(tmp_path):
+    require_workspace()
+    run_dir = tmp_path / 'run'
+    run_dir.mkdir()
+    ckpt = truncated_checkpoint(run_dir)
+    (run_dir / 'graph.yaml').write_text(yaml.safe_dump(read_description(DEMO)))
+    out = subprocess.run([str(ROOT / '.venv/bin/realrl'), 'eval', str(run_dir), '--episodes',
+                          '3', '--max-wall-s', '60'], capture_output=True, text=True,
+                         timeout=120, cwd=ROOT, env=os.environ.copy())
+    assert out.returncode == 2, out.stdout[-3000:] + out.stderr[-3000:]
+    assert (f'realrl: weights_file {ckpt}: not a readable torch checkpoint (truncated, or '
+            f'another format)') in out.stderr
+    assert 'started' not in out.stdout and not list(run_dir.glob('eval-*'))  # nothing ran
+    torch.save({'version': 3}, ckpt)  # a torch file, but no actor in it
+    with pytest.raises(ConfigError, match=rf"weights_file {ckpt}: not a learner checkpoint"):
+        evaluate(str(ckpt), 3, True)
+    ckpt.unlink()
+    with pytest.raises(ConfigError, match='no checkpoint'):
+        evaluate(str(run_dir), 3, True)
+
+
+def test_a_policy_given_a_bad_weights_file_stops_the_run_at_once(tmp_path):
+    """Past the checks (the file went bad after them): the policy node exits on its
+    configuration once, is not restarted, and the run ends naming it, not at its time limit."""
+    require_workspace()
+    isolate(next_domain_id())
+    ckpt = truncated_checkpoint(tmp_path)
+    description = read_description(DEMO, [f'policy.weights_file={ckpt}'])
+    description['nodes'] = [n for n in description['nodes'] if n['name'] in ('policy', 'driver')]
+    (tmp_path / 'graph.yaml').write_text(yaml.safe_dump(description))
+    run_dir = tmp_path / 'run'
+    out = subprocess.run([str(ROOT / '.venv/bin/realrl'), 'train', '--config',
+                          str(tmp_path / 'graph.yaml'), '--run-dir', str(run_dir),
+                          '--max-wall-s', '300'], capture_output=True, text=True, timeout=240,
+                         cwd=ROOT, env=os.environ.copy())
+    assert out.returncode == 2, out.stdout[-3000:] + out.stderr[-3000:]
+    summary = json.loads((run_dir / 'summary.json').read_text())
+    assert summary['outcome'] == 'bad_config'
+    assert (f'/policy cannot run with its configuration, so the run stops: policy: bad '
+            f'configuration: weights_file {ckpt}: not a readable torch checkpoint') in out.stderr
+    log = (run_dir / 'logs' / 'policy.log').read_text()
+    assert log.count('bad configuration') == 1 and 'Traceback' not in log  # started once

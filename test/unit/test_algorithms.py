@@ -12,6 +12,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from store_rows import store_record
 from test_sac_learning import PointReach
 
 from realrl_common.config import ConfigError, build_config
@@ -218,12 +219,10 @@ def point_store(path, n: int = 300, seed: int = 0):
     for i in range(n):
         action = rng.uniform(-1, 1, 2).astype(np.float32)
         next_obs, reward, success, truncated = env.step(action)
-        writer.append([{'robot_id': 'point', 'seq': i, 'obs/state': obs,
-                        'next_obs/state': next_obs, 'action': action,
-                        'reward': np.float32(reward), 'terminated': success,
-                        'truncated': truncated and not success, 'episode_id': episode,
-                        'step': t, 'policy_version': 0, 'intervention': False, 'stamp_ns': 0,
-                        'instruction': np.zeros(256, np.uint8)}])
+        writer.append([store_record(writer, {
+            'robot_id': 'point', 'seq': i, 'obs/state': obs, 'next_obs/state': next_obs,
+            'action': action, 'reward': np.float32(reward), 'terminated': success,
+            'truncated': truncated and not success, 'episode_id': episode, 'step': t})])
         obs, t = next_obs, t + 1
         if success or truncated:
             obs, episode, t = env.reset(), episode + 1, 0

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from realrl_bringup.cli import main as realrl_main
-from realrl_bringup.graph import load_graph
+from realrl_bringup.graph import build_graph, load_graph, read_description
 from realrl_common.config import ConfigError
 from realrl_common.plugins import NODES, ROBOTS, node_kinds, registered
 
@@ -278,3 +278,27 @@ def test_a_run_is_built_from_one_validated_graph_and_resumes_from_its_snapshot(t
     assert resumed.graph.stop.window == 5
     assert resumed.graph.configs['/learner'].sac.batch_size == 64
     assert resumed.graph.configs['/replay'].store_path == f'{moved.resolve()}/replay'
+
+
+def test_the_recorder_is_a_node_of_a_graph_checked_like_the_others(tmp_path):
+    from realrl_bringup.recording.record_config import RecordConfig, unused_path
+    description = read_description(DEMO)
+    recorder = {'name': 'recorder', 'package': 'realrl_bringup', 'executable': 'record_node',
+                'parameters': {'out': '${run_dir}/episodes.mcap', 'topics': ['/arm0/episode']}}
+    graph = build_graph({**description, 'nodes': [*description['nodes'], recorder]},
+                        {'run_dir': str(tmp_path)})
+    assert graph.role(graph.nodes[-1]) == 'recorder'
+    assert graph.configs['/recorder'] == RecordConfig(out=f'{tmp_path}/episodes.mcap',
+                                                      topics=('/arm0/episode',))
+    for params, error in (({}, "missing required key 'out'"),
+                          ({'out': 'x.bag'}, 'out must name a .mcap file'),
+                          ({'out': 'x.mcap', 'topics': ['arm0/episode']}, 'must be absolute')):
+        with pytest.raises(ConfigError, match=rf'node /recorder parameters: .*{error}'):
+            build_graph({**description, 'nodes': [*description['nodes'],
+                                                   {**recorder, 'parameters': params}]},
+                        {'run_dir': str(tmp_path)})
+    out = tmp_path / 'episodes.mcap'
+    assert unused_path(out) == out
+    out.write_bytes(b'a recording')  # a restarted recorder or a resumed run never overwrites
+    (tmp_path / 'episodes-2.mcap').write_bytes(b'another')
+    assert unused_path(out) == tmp_path / 'episodes-3.mcap'

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from store_rows import store_record
 
 from realrl_common.plugins import ALGORITHMS, lookup
 from realrl_learner.algorithms.bc import BC, BCConfig
@@ -196,12 +197,11 @@ def test_hg_dagger_trains_on_the_interventions_of_a_real_store(tmp_path):
     took = np.arange(600) % 4 == 0  # a person drove every fourth step
     actions = np.where(took[:, None], store_expert(states),
                        np.stack([rng.uniform(-2, 2, 600), rng.uniform(0, 1, 600)], 1))
-    writer.append([{'robot_id': 'arm0', 'seq': i + 1, 'obs/state': states[i],
-                    'next_obs/state': states[i], 'action': actions[i].astype(np.float32),
-                    'reward': np.float32(0), 'terminated': False, 'truncated': False,
-                    'episode_id': i // 50, 'step': i % 50, 'policy_version': 0,
-                    'intervention': bool(took[i]), 'stamp_ns': 0,
-                    'instruction': np.zeros(256, np.uint8)} for i in range(600)])
+    writer.append([store_record(writer, {
+        'robot_id': 'arm0', 'seq': i + 1, 'obs/state': states[i], 'next_obs/state': states[i],
+        'action': actions[i].astype(np.float32), 'reward': np.float32(0), 'terminated': False,
+        'truncated': False, 'episode_id': i // 50, 'step': i % 50,
+        'intervention': bool(took[i])}) for i in range(600)])
     writer.commit()
     cfg = TrainerConfig(sac=SACConfig(batch_size=64, learning_starts=0), intervention_ratio=0.5,
                         refresh_every_s=0.0)

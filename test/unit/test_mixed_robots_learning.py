@@ -1,6 +1,7 @@
 """One store, one learner and one policy for robots whose state and action sizes differ."""
 import numpy as np
 import torch
+from store_rows import store_record
 
 from realrl_learner.sac import MASK_KEY, SACConfig
 from realrl_learner.trainer import Trainer, TrainerConfig, checkpoint_weights
@@ -28,14 +29,13 @@ def fill(writer, space, n, rng):
         e = space.index(d)
         for i in range(n):
             b = d['action_high'][0]
-            records.append({
+            records.append(store_record(writer, {
                 'robot_id': rid, 'seq': i + 1, EMBODIMENT: np.int16(e),
                 'obs/state': space.pad_state(e, rng.normal(size=d['state_dim'])),
                 'next_obs/state': space.pad_state(e, rng.normal(size=d['state_dim'])),
                 'action': space.pad_action(e, rng.uniform(-b, b, d['action_dim'])),
                 'reward': np.float32(rng.normal()), 'terminated': False, 'truncated': False,
-                'episode_id': 0, 'step': i, 'policy_version': 0, 'intervention': False,
-                'stamp_ns': 0, 'instruction': np.zeros(256, np.uint8)})
+                'episode_id': 0, 'step': i}))
     writer.append(records)
     writer.commit()
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from store_rows import store_record
 
 from realrl_learner.sac import SAC, SACConfig
 from realrl_policy.models import ActorConfig
@@ -134,13 +135,11 @@ def test_the_learner_through_the_replay_store_solves_point_reach(tmp_path):
 
     def train(step, transition):
         obs, action, reward, next_obs, success = transition
-        writer.append([{'robot_id': 'point', 'seq': step, 'obs/state': obs,
-                       'next_obs/state': next_obs, 'action': action,
-                       'reward': np.float32(reward), 'terminated': success,
-                       'truncated': episode[1] + 1 >= PointReach.max_steps and not success,
-                       'episode_id': episode[0], 'step': episode[1], 'policy_version': 0,
-                       'intervention': False, 'stamp_ns': 0,
-                       'instruction': np.zeros(256, np.uint8)}])
+        writer.append([store_record(writer, {
+            'robot_id': 'point', 'seq': step, 'obs/state': obs, 'next_obs/state': next_obs,
+            'action': action, 'reward': np.float32(reward), 'terminated': success,
+            'truncated': episode[1] + 1 >= PointReach.max_steps and not success,
+            'episode_id': episode[0], 'step': episode[1]})])
         episode[:] = ([episode[0] + 1, 0] if success or episode[1] + 1 >= PointReach.max_steps
                       else [episode[0], episode[1] + 1])
         writer.commit()

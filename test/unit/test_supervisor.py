@@ -54,6 +54,20 @@ def test_on_failure_restarts_a_killed_node_and_never_a_clean_exit(tmp_path):
     sup.stop_all(grace_s=2)
 
 
+def test_a_node_that_exits_on_its_configuration_is_not_restarted(tmp_path):
+    """Exit status 2 (spin_node on a ConfigError): a restart would fail the same way."""
+    sup = Supervisor(tmp_path, max_restarts=5)
+    bad = sup.add(NodeSpec('bad', 'p', 'e', restart='on_failure'),
+                  [sys.executable, '-c', 'import sys; print("policy: bad configuration: '
+                   'weights_file /x.pt: truncated"); sys.exit(2)'])
+    sup.start_all()
+    bad.proc.wait(10)
+    assert [(code, restarted) for _, code, restarted in sup.poll()] == [(2, False)]
+    assert not bad.running and bad.starts == 1 and sup.poll() == []
+    assert bad.last_words() == 'policy: bad configuration: weights_file /x.pt: truncated'
+    sup.stop_all(grace_s=2)
+
+
 def test_stop_all_kills_children_and_stubborn_processes(tmp_path):
     sup = Supervisor(tmp_path)
     a = sup.add(NodeSpec('a', 'p', 'e'), SLEEPER)

@@ -1,15 +1,19 @@
 """Sync mode: the robot waits after each episode while the learner trains on it.
 
 The driver's side is the episode loop's hold ('waiting_weights', in ticks); the learner's is
-the trainer's sync round on a real store; the graph refuses a learner and drivers that
-disagree. The whole loop through DDS runs in bench/async_vs_sync.py.
+the trainer's sync round on a real store; the graph's one switch (its top-level mode) sets
+both, and a node that disagrees with it is refused. The whole loop through DDS runs in
+bench/async_vs_sync.py.
 """
 import numpy as np
 import pytest
+from store_rows import store_record
 from test_episode_loop import PointRobot, run_step
-from test_graph import DEMO
+from test_graph import DEMO, MULTI
 
-from realrl_bringup.graph import load_graph
+from realrl_bringup.cli import main as realrl_main
+from realrl_bringup.evaluate import eval_description
+from realrl_bringup.graph import build_graph, load_graph, read_description
 from realrl_bringup.progress import Progress
 from realrl_common.config import ConfigError, build_config
 from realrl_driver.core.episode_loop import EpisodeLoop, LoopConfig
@@ -79,14 +83,13 @@ DESC = {'robot_id': 'arm0', 'state_dim': 2, 'action_dim': 1, 'action_low': [-1.0
 
 def episode(writer, first_seq, n, rng, end=True):
     """Rows of one episode, n of them; the last one truncated (with end)."""
-    writer.append([{'robot_id': 'arm0', 'seq': first_seq + i,
-                    'obs/state': rng.normal(size=2).astype(np.float32),
-                    'next_obs/state': rng.normal(size=2).astype(np.float32),
-                    'action': rng.uniform(-1, 1, 1).astype(np.float32),
-                    'reward': np.float32(rng.normal()), 'terminated': False,
-                    'truncated': end and i == n - 1, 'episode_id': first_seq, 'step': i,
-                    'policy_version': 0, 'intervention': False, 'stamp_ns': 0,
-                    'instruction': np.zeros(256, np.uint8)} for i in range(n)])
+    writer.append([store_record(writer, {
+        'robot_id': 'arm0', 'seq': first_seq + i,
+        'obs/state': rng.normal(size=2).astype(np.float32),
+        'next_obs/state': rng.normal(size=2).astype(np.float32),
+        'action': rng.uniform(-1, 1, 1).astype(np.float32), 'reward': np.float32(rng.normal()),
+        'terminated': False, 'truncated': end and i == n - 1, 'episode_id': first_seq,
+        'step': i}) for i in range(n)])
     writer.commit()
 
 
@@ -116,16 +119,52 @@ def test_mode_config_errors():
         build_config(TrainerConfig, {'mode': 'synchronous'})
     with pytest.raises(ConfigError, match='sync_weights'):
         build_config(LoopConfig, {'sync_weights': 'maybe'})
-    with pytest.raises(ConfigError, match=r'sync_weights is False, but learner /learner runs '
-                                          r'mode: sync; set sync_weights: true'):
-        load_graph(DEMO, {'run_dir': '/tmp/r'}, ['learner.mode=sync'])
-    with pytest.raises(ConfigError, match=r'sync_weights is True, but learner /learner runs '
-                                          r'mode: async; set sync_weights: false'):
+    with pytest.raises(ConfigError, match=r"mode must be one of \['async', 'sync'\].*got "
+                                          r"'synchronous'"):
+        load_graph(DEMO, {'run_dir': '/tmp/r'}, ['mode=synchronous'])
+
+
+def test_one_switch_sets_the_learner_and_every_driver(capsys):
+    for overrides in (['mode=sync'], ['learner.mode=sync'],  # the one key, or the learner's
+                      ['learner.mode=sync', 'driver.sync_weights=true']):  # as files had it
+        graph = load_graph(MULTI, {'run_dir': '/tmp/r'}, overrides)
+        assert graph.mode == 'sync' and graph.configs['/learner'].mode == 'sync'
+        assert [graph.configs[d.fqn].sync_weights for d in graph.drivers] == [True] * 4
+        learner = next(n for n in graph.nodes if n.name == 'learner')
+        assert learner.parameters['mode'] == 'sync'  # what the node's process is given
+    graph = load_graph(MULTI, {'run_dir': '/tmp/r'})
+    assert graph.mode == 'async' and graph.configs['/learner'].mode == 'async'
+    assert realrl_main(['check', '--config', str(MULTI), '--set', 'mode=sync']) == 0
+    assert capsys.readouterr().out.endswith("'ur5e1']), mode sync\n")
+    assert not any(graph.configs[d.fqn].sync_weights for d in graph.drivers)
+    assert all(d.parameters['sync_weights'] is False for d in graph.drivers)
+    assert 'mode' not in graph.description  # the run snapshots what the user wrote
+
+
+def test_a_driver_or_learner_against_the_graphs_mode_is_refused_naming_mode():
+    with pytest.raises(ConfigError, match=r"node /arm0/driver parameters: sync_weights is True"
+                                          r", but the graph's mode is 'async'; remove "
+                                          r"sync_weights and set the graph's top-level mode: "
+                                          r"sync"):
         load_graph(DEMO, {'run_dir': '/tmp/r'}, ['driver.sync_weights=true'])
-    graph = load_graph(DEMO, {'run_dir': '/tmp/r'},
-                       ['learner.mode=sync', 'driver.sync_weights=true'])
-    assert graph.configs['/learner'].mode == 'sync'
-    assert graph.configs['/arm0/driver'].sync_weights
+    with pytest.raises(ConfigError, match=r"sync_weights is False, but the graph's mode is "
+                                          r"'sync'"):
+        load_graph(MULTI, {'run_dir': '/tmp/r'}, ['mode=sync', 'ur5e1/driver.sync_weights=false'])
+    with pytest.raises(ConfigError, match=r"node /learner parameters: mode is 'async', but the "
+                                          r"graph's mode is 'sync'; remove the learner's mode"):
+        load_graph(DEMO, {'run_dir': '/tmp/r'}, ['mode=sync', 'learner.mode=async'])
+
+
+def test_eval_graph_never_waits_whatever_the_run_was(tmp_path):
+    description = read_description(DEMO, ['mode=sync'])
+    ckpt = tmp_path / 'latest.pt'
+    ckpt.write_bytes(b'')  # the graph checks only that it exists
+    graph = build_graph(eval_description(description, ckpt, True, 0), {'run_dir': '/tmp/r'})
+    assert graph.mode == 'async'
+    assert not any(graph.configs[d.fqn].sync_weights for d in graph.drivers)
+    description['nodes'] = [n for n in description['nodes'] if n['name'] != 'learner']
+    with pytest.raises(ConfigError, match="mode is 'sync', but the graph has no learner"):
+        build_graph(description, {'run_dir': '/tmp/r'})
 
 
 def test_the_console_names_robots_waiting_for_weights():

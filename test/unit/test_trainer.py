@@ -1,12 +1,15 @@
 """The learner core on a real replay store: pacing, training, versions, checkpoints."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 from fsync_trace import SyncTrace
+from store_rows import store_record
 
 from realrl_common.config import ConfigError
 from realrl_learner.sac import SACConfig
-from realrl_learner.trainer import Trainer, TrainerConfig, checkpoint_weights
+from realrl_learner.trainer import Trainer, TrainerConfig, cache_bytes_for, checkpoint_weights
 from realrl_policy.weights_blob import unpack_actor
 from realrl_replay.reader import ReplayReader
 from realrl_replay.transition_schema import transition_schema
@@ -17,14 +20,13 @@ DESC = {'robot_id': 'arm0', 'state_dim': 4, 'action_dim': 2, 'action_low': [-2.0
 
 
 def fill(writer, first_seq, n, rng):
-    records = [{'robot_id': 'arm0', 'seq': first_seq + i,
-                'obs/state': rng.normal(size=4).astype(np.float32),
-                'next_obs/state': rng.normal(size=4).astype(np.float32),
-                'action': np.array([rng.uniform(-2, 2), rng.uniform(0, 1)], np.float32),
-                'reward': np.float32(rng.normal()), 'terminated': bool(rng.random() < 0.1),
-                'truncated': False, 'episode_id': 0, 'step': i, 'policy_version': 0,
-                'intervention': False, 'stamp_ns': 0,
-                'instruction': np.zeros(256, np.uint8)} for i in range(n)]
+    records = [store_record(writer, {
+        'robot_id': 'arm0', 'seq': first_seq + i,
+        'obs/state': rng.normal(size=4).astype(np.float32),
+        'next_obs/state': rng.normal(size=4).astype(np.float32),
+        'action': np.array([rng.uniform(-2, 2), rng.uniform(0, 1)], np.float32),
+        'reward': np.float32(rng.normal()), 'terminated': bool(rng.random() < 0.1),
+        'truncated': False, 'episode_id': 0, 'step': i}) for i in range(n)]
     writer.append(records)
     writer.commit()
 
@@ -104,13 +106,13 @@ def test_a_store_without_robot_descriptions_is_refused(tmp_path):
 
 
 def fill_flagged(writer, first_seq, n, rng, intervention):
-    records = [{'robot_id': 'arm0', 'seq': first_seq + i,
-                'obs/state': np.full(4, 5.0 if intervention else 0.0, np.float32),
-                'next_obs/state': rng.normal(size=4).astype(np.float32),
-                'action': np.array([0.0, 0.5], np.float32), 'reward': np.float32(0),
-                'terminated': False, 'truncated': False, 'episode_id': 0, 'step': i,
-                'policy_version': 0, 'intervention': intervention, 'stamp_ns': 0,
-                'instruction': np.zeros(256, np.uint8)}
+    records = [store_record(writer, {
+        'robot_id': 'arm0', 'seq': first_seq + i,
+        'obs/state': np.full(4, 5.0 if intervention else 0.0, np.float32),
+        'next_obs/state': rng.normal(size=4).astype(np.float32),
+        'action': np.array([0.0, 0.5], np.float32), 'reward': np.float32(0),
+        'terminated': False, 'truncated': False, 'episode_id': 0, 'step': i,
+        'intervention': intervention})
                for i in range(n)]
     writer.append(records)
     writer.commit()
@@ -145,6 +147,30 @@ def test_batches_mix_demonstrations_and_interventions_by_ratio(tmp_path):
     assert trainer.step()
     trainer.close()
     writer.close()
+
+
+def test_each_demo_store_is_opened_once_and_its_reader_sizes_the_cache(tmp_path, monkeypatch):
+    rng = np.random.default_rng(2)
+    meta = {'robots': {'arm0': DESC}}
+    for name in ('demo', 'store'):
+        writer = ReplayWriter.create(tmp_path / name, transition_schema(DESC), meta)
+        fill(writer, 1, 40, rng)
+        writer.close()
+    opened, real_init = [], ReplayReader.__init__
+
+    def counting_init(self, path, *args, **kwargs):  # the real reader, its openings counted
+        opened.append(Path(path).resolve())
+        real_init(self, path, *args, **kwargs)
+    monkeypatch.setattr(ReplayReader, '__init__', counting_init)
+    cfg = TrainerConfig(sac=SACConfig(batch_size=16, learning_starts=0),
+                        demo_stores=(str(tmp_path / 'demo'),), refresh_every_s=0.0)
+    trainer = Trainer(cfg, ReplayReader(tmp_path / 'store'), tmp_path / 'ckpt')
+    assert opened.count((tmp_path / 'demo').resolve()) == 1
+    demo = trainer.sampler.samplers['demos'].samplers['demo']
+    fields = tuple(demo.config.fields)
+    assert demo.config.cache_bytes == cache_bytes_for(cfg.cache_bytes, [demo.reader], fields)
+    assert trainer.sampler.sample()['obs/state'].shape == (16, 4)
+    trainer.close()
 
 
 def test_demo_stores_of_another_robot_space_are_refused(tmp_path):

@@ -119,7 +119,8 @@ def main(argv=None) -> int:
     try:
         if args.command == 'check':
             graph = load_graph(args.config, {'run_dir': 'runs/check'}, args.set)
-            print(f'{args.config}: ok ({len(graph.nodes)} nodes, robots {graph.robot_ids()})')
+            print(f'{args.config}: ok ({len(graph.nodes)} nodes, robots {graph.robot_ids()}), '
+                  f'mode {graph.mode}')
             if args.site:
                 names = [n.label for n in graph.for_site(args.site).nodes]
                 print(f'site {args.site}: {names}')

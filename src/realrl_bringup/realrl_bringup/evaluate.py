@@ -40,9 +40,21 @@ def locate(target: str | Path) -> tuple[Path, Path]:
     return run_dir, ckpt
 
 
+def check_checkpoint(ckpt: Path) -> None:
+    """ConfigError naming the file and what is wrong unless its actor can be served: checked
+    here, before any node starts, so a truncated file or one of another format ends the
+    evaluation at once (the policy node would only stop on it after start-up)."""
+    from realrl_policy.weights_file import read_weights_file  # torch: only when evaluating
+    try:
+        read_weights_file(ckpt)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
 def eval_description(description: dict, ckpt: Path, deterministic: bool, seed: int) -> dict:
     """The run's description without learner and replay; the policy on the checkpoint and the
-    drivers on their own seeds, writing to no store."""
+    drivers on their own seeds, writing to no store, never waiting for weights (mode async,
+    whatever the run's mode was)."""
     nodes = []
     for node in description['nodes']:
         role = node_kind(node['package'], node['executable']).role
@@ -55,7 +67,7 @@ def eval_description(description: dict, ckpt: Path, deterministic: bool, seed: i
             params.update(replay_wait_s=0.0, resend_after_s=NO_RESEND_S, sync_weights=False,
                           seed=seed + int(params.get('seed', 0)))
         nodes.append({**node, 'parameters': params})
-    return {**description, 'nodes': nodes}
+    return {**description, 'nodes': nodes, 'mode': 'async'}  # no learner: nothing to wait for
 
 
 def summarize(episodes: list[dict], control_hz: dict[str, float], n: int) -> dict:
@@ -80,6 +92,7 @@ def evaluate(target: str, episodes: int, deterministic: bool, seed: int = 100_00
     if episodes < 1:
         raise ConfigError(f'--episodes must be >= 1, got {episodes}')
     run_dir, ckpt = locate(target)
+    check_checkpoint(ckpt)
     description = eval_description(read_description(run_dir / GRAPH_SNAPSHOT), ckpt,
                                    deterministic, seed)
     stamp = time.strftime('%Y%m%d-%H%M%S')

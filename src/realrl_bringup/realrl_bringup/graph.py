@@ -20,7 +20,8 @@ from typing import Any
 
 import yaml
 
-from realrl_bringup.graph_checks import check_rewards_can_label, check_sync_mode
+from realrl_bringup.graph_checks import check_rewards_can_label
+from realrl_bringup.graph_mode import resolve_mode, with_mode
 from realrl_bringup.lease_keeper import LeaseSpec
 from realrl_bringup.sites import check_sites, nodes_of_site
 from realrl_common.config import ConfigError, build_config, check
@@ -29,6 +30,8 @@ from realrl_common.plugins import ROBOTS, NodeKind, node_kind, registered
 DEFAULT_CONFIG = 'config/reach_sim.yaml'
 """The graph `realrl train` and `realrl check` read without --config."""
 RESTART_POLICIES = ('never', 'on_failure')
+TOP_LEVEL_VALUES = ('mode',)
+"""Top-level keys --set takes without a section (``--set mode=sync``)."""
 NAME = re.compile(r'^[A-Za-z][A-Za-z0-9_]*$')
 
 
@@ -103,6 +106,10 @@ class GraphSpec:
     sites: dict = field(default_factory=dict)
     """Site name -> {connect: the router's TLS endpoint} (a cloud-edge deployment:
     realrl_bringup.sites)."""
+    mode: str = ''
+    """'async' (the robots never wait for the learner) or 'sync' (they wait after each episode
+    while it trains): set once here, it sets the learner's mode and every driver's
+    sync_weights (realrl_bringup.graph_mode). '': the learner's own mode, else async."""
 
     def __post_init__(self):
         check(len(self.nodes) > 0, 'nodes must list at least one node')
@@ -158,6 +165,11 @@ class Graph:
     @property
     def lease(self) -> LeaseSpec:
         return self.spec.lease
+
+    @property
+    def mode(self) -> str:
+        """'sync' or 'async', as resolved from the file (graph_mode.resolve_mode)."""
+        return self.spec.mode
 
     def role(self, node: NodeSpec) -> str:
         return self.kinds[node.fqn].role
@@ -227,8 +239,19 @@ def validate_parameters(graph: GraphSpec, kinds: dict[str, NodeKind]) -> dict[st
                         f'labels its own steps (reward_source: env); remove them from robot_ids '
                         f'or set reward_source: node on their driver')
     check_rewards_can_label(configs)
-    check_sync_mode(configs, {fqn: kind.role for fqn, kind in kinds.items()})
     return configs
+
+
+def apply_mode(spec: GraphSpec, kinds: dict[str, NodeKind], where: str) -> GraphSpec:
+    """The graph with its mode resolved and handed to the nodes that act on it (graph_mode)."""
+    nodes = [(n.fqn, kinds[n.fqn].role, kinds[n.fqn].config, n.parameters) for n in spec.nodes]
+    try:
+        mode = resolve_mode(spec.mode, nodes)
+    except ConfigError as e:
+        raise ConfigError(f'{where}: {e}') from None
+    moded = tuple(dataclasses.replace(n, parameters=with_mode(mode, role, cls, n.parameters))
+                  for n, (_, role, cls, _) in zip(spec.nodes, nodes))
+    return dataclasses.replace(spec, nodes=moded, mode=mode)
 
 
 def read_description(path: str | Path, overrides: list[str] = ()) -> dict:
@@ -257,6 +280,7 @@ def build_graph(description: dict, variables: dict[str, str] | None = None,
         raise ConfigError(f'{where}: nodes must be a list of node entries')
     spec = build_config(GraphSpec, raw, where=where)
     kinds = node_kinds(spec)
+    spec = apply_mode(spec, kinds, where)
     graph = Graph(spec, kinds, validate_parameters(spec, kinds), description)
     check_sites(graph)
     return graph
@@ -272,14 +296,18 @@ def apply_override(raw: dict, item: str) -> None:
     """'policy.deterministic=true' sets nodes[name=policy].parameters.deterministic, in every
     node of that name (all drivers for 'driver.control_hz=10'); 'arm1/driver.seed=3' sets it
     in the node of that namespace and name only; 'stop.window=10' sets a top-level key.
-    Values are parsed as YAML."""
+    'mode=sync' sets the graph's top-level mode. Values are parsed as YAML."""
     if '=' not in item:
         raise ConfigError(f'--set {item!r}: expected KEY=VALUE, e.g. learner.sac.batch_size=128')
     key, text = item.split('=', 1)
     value = yaml.safe_load(text)
     head, *rest = key.split('.')
+    if head in TOP_LEVEL_VALUES and not rest:
+        raw[head] = value
+        return
     if not rest:
-        raise ConfigError(f'--set {item!r}: give a node name or section, e.g. stop.window=10')
+        raise ConfigError(f'--set {item!r}: give a node name or section, e.g. stop.window=10 '
+                          f'(or one of the top-level {list(TOP_LEVEL_VALUES)}, e.g. mode=sync)')
     if head in ('stop', 'lease'):
         targets = [raw.setdefault(head, {})]
     else:

@@ -45,22 +45,3 @@ def check_rewards_can_label(configs: dict[str, Any]) -> None:
                     f'would wait for reward labels forever. Set {" / ".join(missing)} to slices '
                     f'it has, or remove {rid!r} from robot_ids and score it another way')
 
-
-def check_sync_mode(configs: dict[str, Any], roles: dict[str, str]) -> None:
-    """ConfigError unless the learner's ``mode`` and the drivers' ``sync_weights`` agree: in
-    sync mode the learner trains only while robots wait after an episode, so a driver that
-    does not wait would collect while it trains; a waiting driver beside an async learner
-    would stall between episodes until the next timed publication."""
-    learners = [(fqn, cfg) for fqn, cfg in configs.items() if roles.get(fqn) == 'learner']
-    sync = {getattr(cfg, 'mode', 'async') == 'sync' for _, cfg in learners}
-    if len(sync) != 1:
-        return  # no learner (e.g. an eval graph), or several: nothing to agree with
-    want = sync.pop()
-    for fqn, cfg in configs.items():
-        if roles.get(fqn) != 'driver' or bool(getattr(cfg, 'sync_weights', False)) == want:
-            continue
-        learner = learners[0][0]
-        raise ConfigError(
-            f'node {fqn} parameters: sync_weights is {not want}, but learner {learner} runs '
-            f'mode: {"sync" if want else "async"}; set sync_weights: {str(want).lower()} on '
-            f'every driver (or the learner\'s mode: {"async" if want else "sync"})')

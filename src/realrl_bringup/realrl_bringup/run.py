@@ -4,8 +4,9 @@
 once and apply the --set overrides once; the run folder then gets that description as
 ``graph.yaml`` (for --resume), one ROS parameters file per node and the logs. ``Run.execute``
 starts the processes, brings up the lifecycle nodes (leasing the robots first if the graph
-says so), restarts what crashes, prints progress, stops at success or the time limit, and
-writes the summary and the learning curve. Nothing here runs before the graph is valid.
+says so), restarts what crashes, prints progress, stops at success or the time limit (or when
+a node exits on a bad configuration, which no restart mends), and writes the summary and the
+learning curve. Nothing here runs before the graph is valid.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from realrl_bringup.lease_keeper import LeaseError, LeaseKeeper
 from realrl_bringup.progress import EpisodeLog, Progress
 from realrl_bringup.shm_cleanup import files_of
 from realrl_bringup.supervisor import Supervisor, executable_path, ros_args
-from realrl_common.config import ConfigError
+from realrl_common.config import BAD_CONFIG_EXIT, ConfigError
 
 GRAPH_SNAPSHOT = 'graph.yaml'
 
@@ -178,6 +179,8 @@ class Run:
             now = time.monotonic()
             for m, exit_code, restarted in supervisor.poll():
                 self._on_exit(m, exit_code, restarted)
+                if exit_code == BAD_CONFIG_EXIT:
+                    return 'bad_config', BAD_CONFIG_EXIT
             progress.update_rate(now)
             if now - last_shm_note >= 2.0:
                 supervisor.note_shm()
@@ -198,6 +201,9 @@ class Run:
     def _on_exit(self, m, exit_code: int, restarted: bool) -> None:
         print(f'realrl: {m.spec.fqn} exited with {exit_code}'
               f'{"; restarting" if restarted else ""} (log: {m.log_path})', flush=True)
+        if exit_code == BAD_CONFIG_EXIT:  # not restarted: the run stops (_watch)
+            print(f'realrl: {m.spec.fqn} cannot run with its configuration, so the run stops: '
+                  f'{m.last_words()}', file=sys.stderr, flush=True)
         if restarted and m.spec.lifecycle:
             why = self.monitor.bring_up(m.spec.fqn, self.spin,
                                         alive=lambda: m.running and self.stop.signal is None)

@@ -24,6 +24,7 @@ from ament_index_python.packages import PackageNotFoundError, get_package_prefix
 from realrl_bringup import orphan_guard
 from realrl_bringup.graph import NodeSpec
 from realrl_bringup.shm_cleanup import files_of, remove_orphan_segments
+from realrl_common.config import BAD_CONFIG_EXIT
 
 
 def executable_path(spec: NodeSpec) -> str:
@@ -64,6 +65,15 @@ class Managed:
     @property
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    def last_words(self) -> str:
+        """The last line the node wrote to its log ('' if none): after a ConfigError, the
+        message naming the key and the fix."""
+        try:
+            lines = self.log_path.read_text(errors='replace').splitlines()
+        except OSError:
+            return ''
+        return next((line.strip() for line in reversed(lines) if line.strip()), '')
 
 
 class Supervisor:
@@ -110,7 +120,7 @@ class Supervisor:
             m.exits.append(code)
             self._tell_guard(f'-{m.proc.pid}')
             m.proc = None
-            restart = (m.spec.restart == 'on_failure' and code != 0
+            restart = (m.spec.restart == 'on_failure' and code not in (0, BAD_CONFIG_EXIT)
                        and m.starts <= self.max_restarts)
             if restart:
                 self.start(m)

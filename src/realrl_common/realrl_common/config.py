@@ -19,6 +19,11 @@ class ConfigError(ValueError):
     """A configuration value is missing, unknown, of the wrong type or out of range."""
 
 
+BAD_CONFIG_EXIT = 2
+"""Exit status of a node that stopped on a ConfigError (``node_main.spin_node``): starting it
+again cannot help, so it is not restarted and the run stops naming it."""
+
+
 def _type_name(tp) -> str:
     origin = typing.get_origin(tp)
     if origin in (tuple, list):

@@ -1,7 +1,13 @@
 """The body of every node's ``main``: init, build, spin, and a clean exit.
 
-A ConfigError while building the node ends the process with status 2 and the message
-(which names the key and the fix) instead of a traceback.
+A ConfigError while building the node ends the process with status 2 (BAD_CONFIG_EXIT) and
+the message (which names the key and the fix) instead of a traceback; the launcher does not
+restart it.
+
+SIGINT or SIGTERM ends it with status 0. rclpy's signal handler shuts the ROS context down
+from its own thread, so a callback that publishes, or a message being taken, at that moment
+fails with RCLError ("context is invalid"); that error, raised once ROS is shut down, is the
+stop itself, not a crash (``stopped_by_shutdown``).
 """
 from __future__ import annotations
 
@@ -11,9 +17,14 @@ import sys
 from typing import Callable
 
 import rclpy
+from rclpy.exceptions import InvalidHandle
 from rclpy.executors import ExternalShutdownException
+from rclpy.impl.implementation_singleton import rclpy_implementation
 
-from realrl_common.config import ConfigError
+from realrl_common.config import BAD_CONFIG_EXIT, ConfigError
+
+RCLError = rclpy_implementation.RCLError
+"""What rcl calls fail with (a take or publish on a context already shut down among them)."""
 
 
 def freeze_heap() -> None:
@@ -23,6 +34,14 @@ def freeze_heap() -> None:
     scan only what was allocated since. Call it when a node has built what it keeps."""
     gc.collect()
     gc.freeze()
+
+
+def stopped_by_shutdown(error: BaseException, context=None) -> bool:
+    """True if ``error`` is an rcl call failing because the context was shut down under it (a
+    signal arrived while a callback ran or a message was taken): a clean stop, not a crash.
+    Any error while the context is still up is a real one."""
+    return (isinstance(error, (RCLError, InvalidHandle))
+            and not rclpy.ok(context=context))
 
 
 def spin_node(make_node: Callable, name: str, args=None, make_executor: Callable | None = None,
@@ -47,7 +66,7 @@ def spin_node(make_node: Callable, name: str, args=None, make_executor: Callable
     except ConfigError as e:
         print(f'{name}: bad configuration: {e}', file=sys.stderr)
         rclpy.try_shutdown()
-        raise SystemExit(2)
+        raise SystemExit(BAD_CONFIG_EXIT)
     freeze_heap()
     executor = (make_executor or rclpy.executors.SingleThreadedExecutor)()
     executor.add_node(node)
@@ -61,6 +80,9 @@ def spin_node(make_node: Callable, name: str, args=None, make_executor: Callable
             executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except (RCLError, InvalidHandle) as e:
+        if not stopped_by_shutdown(e):
+            raise
     finally:
         close = getattr(node, 'close', None)
         if close is not None:

@@ -38,12 +38,12 @@ ALGORITHMS = 'realrl.algorithms'
 REWARDS = 'realrl.rewards'
 
 ROLES = ('driver', 'policy', 'reward', 'replay', 'learner', 'teleop', 'camera', 'hardware',
-         'peer', 'bridge', 'router')
+         'peer', 'bridge', 'router', 'recorder')
 """What a node is to a graph. 'driver': runs one robot (its ``robot_id`` is the graph's
 robot and its namespace); 'reward': labels robots' observations; 'peer': stands in for
 something outside realrl (a simulated controller) so a set-up can be tried without it;
 'bridge': carries robots' topics between a site and the cloud; 'router': the cloud's Zenoh
-router the sites' bridges connect to."""
+router the sites' bridges connect to; 'recorder': writes the graph's topics to MCAP."""
 
 
 @dataclass(frozen=True)

@@ -79,7 +79,8 @@ class TrainerConfig:
 
     mode: str = 'async'
     """'async': train while the robots collect, nothing waits; 'sync': the robots wait after
-    each episode while the learner trains on it (needs every driver's sync_weights: true)."""
+    each episode while the learner trains on it. Set by the graph's top-level mode, which also
+    sets every driver's sync_weights (realrl_bringup.graph_mode)."""
 
     algorithm: Any = field(default_factory=lambda: {'type': 'sac'})
     """The algorithm: ``type`` (a name registered under 'realrl.algorithms': sac, rlpd, ...)
@@ -503,10 +504,11 @@ def make_samplers(cfg: TrainerConfig, reader, per_row: bool, cameras: tuple[str,
                 base, window=cfg.window or None, seed=cfg.seed + 1,
                 where=('intervention', (True,))))
             ratios['interventions'] = cfg.intervention_ratio
-        if cfg.demo_stores:
-            demos = open_sources(list(cfg.demo_stores), replace(
-                base, seed=cfg.seed + 2, cache_bytes=cache_bytes_for(
-                    cfg.cache_bytes, [ReplayReader(p) for p in cfg.demo_stores], fields)))
+        if cfg.demo_stores:  # each opened once: its reader sizes the cache and is sampled
+            readers = [ReplayReader(p) for p in cfg.demo_stores]
+            demos = open_sources(readers, replace(
+                base, seed=cfg.seed + 2,
+                cache_bytes=cache_bytes_for(cfg.cache_bytes, readers, fields)))
             samplers['demos'] = demos
             ratios['demos'] = cfg.demo_ratio
             check_compatible({'this run': reader, **{

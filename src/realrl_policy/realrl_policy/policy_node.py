@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from rclpy.node import Node
 
+from realrl_common.config import BAD_CONFIG_EXIT, ConfigError
 from realrl_common.convert import from_f32, image_array, to_f32
 from realrl_common.descriptions import RobotDescriptions
 from realrl_common.embodiment import describe_robot
@@ -51,13 +52,21 @@ class PolicyNode(Node):
                        if self.cfg.chunks != 'off' else None)
         self._publish_version()
         if self.cfg.weights_file:  # frozen weights (realrl eval)
-            self._load(read_weights_file(self.cfg.weights_file))
+            try:
+                whole = read_weights_file(self.cfg.weights_file)
+            except ValueError as e:  # the node exits with it (spin_node), not restarted
+                raise ConfigError(str(e)) from None
+            self._load(whole)
 
     def _on_description(self, msg: RobotDescription):
         try:
             self.engine.add_robot(msg.robot_id, msg.state_dim, from_f32(msg.action_low),
                                   from_f32(msg.action_high), describe_robot(msg))
         except ValueError as e:
+            if self.cfg.weights_file:  # frozen: no weights that fit will ever come
+                self.get_logger().error(f'weights_file {self.cfg.weights_file}: {e}; give a '
+                                        f"checkpoint of a run of this robot's kind")
+                raise SystemExit(BAD_CONFIG_EXIT) from None  # ends spin_node: not restarted
             self.get_logger().error(f'{e}; the robot gets no actions until weights that fit it')
             return
         self.get_logger().info(f'serving {msg.robot_id} ({msg.kind}): state {msg.state_dim}, '

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Mapping, Sequence, Union
 
 import numpy as np
 
@@ -118,12 +118,17 @@ class MixedSampler:
         self.close()
 
 
-def open_sources(stores: Mapping[str, str | os.PathLike] | Sequence[str | os.PathLike],
+Source = Union[str, os.PathLike, ReplayReader]
+"""A store to sample: its folder, or a reader already open on it."""
+
+
+def open_sources(stores: Mapping[str, Source] | Sequence[Source],
                  config: SamplerConfig | None = None,
                  ratios: Mapping[str, float] | None = None) -> MixedSampler:
     """A MixedSampler over several stores, each opened read-only (never written, no lock).
 
-    ``stores``: name -> path, or paths (named by their folder). ``config`` is shared; its
+    ``stores``: name -> path or ReplayReader, or those alone (named by their folder); a
+    reader given is sampled as it is, not opened again. ``config`` is shared; its
     ``cache_bytes`` is split evenly between the stores and ``fields`` (default: the fields
     every store has) must have one shape and dtype in all of them. Stores whose metadata
     describe robots must agree on COMPATIBLE_KEYS. StoreError names a folder that is not a
@@ -132,16 +137,18 @@ def open_sources(stores: Mapping[str, str | os.PathLike] | Sequence[str | os.Pat
     config = config or SamplerConfig()
     if not isinstance(stores, Mapping):
         named: dict[str, str | os.PathLike] = {}
-        for path in stores:
+        for source in stores:
+            path = source.path if isinstance(source, ReplayReader) else source
             name, i = Path(path).name or str(path), 1
             while name in named:
                 i += 1
                 name = f'{Path(path).name}-{i}'
-            named[name] = path
+            named[name] = source
         stores = named
     if not stores:
         raise ValueError('open_sources needs at least one store')
-    readers = {name: ReplayReader(path) for name, path in stores.items()}
+    readers = {name: source if isinstance(source, ReplayReader) else ReplayReader(source)
+               for name, source in stores.items()}
     fields = config.fields or common_fields(readers.values())
     check_compatible(readers, fields)
     share = max(1, config.cache_bytes // len(readers))

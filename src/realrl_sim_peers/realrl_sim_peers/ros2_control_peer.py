@@ -223,6 +223,7 @@ def main(args=None):
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
     from realrl_common.config import ConfigError
+    from realrl_common.node_main import stopped_by_shutdown
 
     rclpy.init(args=args)
     node = rclpy.create_node('controller_manager',
@@ -240,6 +241,9 @@ def main(args=None):
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except RuntimeError as e:  # RCLError: a take cut short by the signal's shutdown is a stop
+        if not stopped_by_shutdown(e):
+            raise
     finally:
         print('mock report: ' + json.dumps(hw.report()), flush=True)
         for n in extra + [node]:

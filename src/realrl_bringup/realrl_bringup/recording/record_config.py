@@ -1,10 +1,12 @@
-"""What ``realrl record`` records, and where (no ROS imports)."""
+"""What ``realrl record`` (or a recorder node of a graph) records, and where (no ROS imports)."""
 from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
+from pathlib import Path
 
 from realrl_common.config import check
+from realrl_common.plugins import NodeKind
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,18 @@ class RecordConfig:
         check(self.discovery_period_s > 0, 'discovery_period_s must be > 0')
 
 
+def unused_path(out: str | Path) -> Path:
+    """``out``, or if that exists the first ``<stem>-<n><suffix>`` (n = 2, 3, ...) that does
+    not: a recording already made is never overwritten."""
+    out = Path(out)
+    n = 1
+    path = out
+    while path.exists():
+        n += 1
+        path = out.with_name(f'{out.stem}-{n}{out.suffix}')
+    return path
+
+
 def add_record_arguments(p: argparse.ArgumentParser) -> None:
     """The options of ``realrl record`` / ``record_node``."""
     p.add_argument('out', help='MCAP file to write, e.g. runs/x/episodes.mcap')
@@ -53,3 +67,7 @@ def parse_record_args(argv) -> RecordConfig:
     p = argparse.ArgumentParser(prog='record_node')
     add_record_arguments(p)
     return config_from_args(p.parse_args(argv))
+
+
+NODE = NodeKind(role='recorder', config=RecordConfig)
+"""``record_node`` in a graph: its parameters are a RecordConfig (``out`` required)."""

@@ -26,7 +26,7 @@ so the clock does not wait on the model while a chunk covers the step. A single 
 (a person's intervention) outranks the chunk's row for its step; an e-stop or a new
 episode drops the chunk.
 
-With ``sync_weights`` (the learner's ``mode: sync``), the robot waits after each episode, as
+With ``sync_weights`` (set by the graph's ``mode: sync``), the robot waits after each episode, as
 in the classic train-between-episodes loop: the next episode's first step holds
 ('waiting_weights') until the finished episode's transitions are all acknowledged and an
 action comes from a weights version newer than any the episode was collected with.
@@ -118,7 +118,7 @@ class LoopConfig:
     (overrides `instruction`)."""
     sync_weights: bool = False
     """Wait after each episode until its transitions are durable and the policy serves newer
-    weights (set it with the learner's ``mode: sync``); False: never wait for training."""
+    weights (the graph's ``mode: sync`` sets it); False: never wait for training."""
 
     def __post_init__(self):
         check(bool(self.robot_id) and self.robot_id.replace('_', '').isalnum(),
