@@ -12,14 +12,21 @@ router, cloud bridge, policy, replay, learner in the cloud), each site started b
   run recorded after the first ``warmup_s``; ``ratio``: cloud-edge / same host.
 - ``send_obs_s``: median age of an observation when it reaches the policy's graph (driver
   stamp to arrival, the same host clock); ``send_action_s``: median age of an action when it
-  reaches the driver's graph (policy stamp to arrival). Same-host figures are printed too.
+  (or chunk) reaches the driver's graph (policy stamp to arrival). Same-host figures are
+  printed too.
 The driver applies the action of observation t at tick t+1: a step waits for the round
 trip, so with a round trip near the control period (50 ms at 20 Hz) the cloud-edge step
-takes about two periods; ``--control-hz 10`` (100 ms period) shows the same graph where the
-round trip fits in a period. Left out: policy inference time alone, learning speed, more
-than one robot. Needs root.
+took about two periods (ratio 1.92). The policy therefore answers with chunks of its action
+held for ``--hold-rows`` steps (both runs, the graph's setting: 2): a step whose answer is
+late runs on the previous observation's answer, checked by the driver's guard like any
+action. ``steps_ahead`` is the fraction of the edge driver's steps that did so (its
+``chunk_steps_ahead`` counter over its steps; the same host's too): the price, at most one
+period of staleness each. ``--hold-rows 1`` gives the old pipeline (no chunks).
+``--control-hz 10`` (100 ms period) shows the same graph where the round trip fits in a
+period. Left out: policy inference time alone, learning speed (the return of a policy
+acting one period late is not measured here), more than one robot. Needs root.
 
-    .venv/bin/python bench/cloud_edge.py [--quick] [--control-hz HZ]
+    .venv/bin/python bench/cloud_edge.py [--quick] [--control-hz HZ] [--hold-rows N]
 """
 from __future__ import annotations
 
@@ -48,10 +55,22 @@ def per_step_s(episodes: Path, warmup_s: float) -> float:
     return statistics.median(rates) if rates else float('nan')
 
 
+def steps_ahead(work: Path, tag: str) -> float:
+    """chunk_steps_ahead / steps from the driver's counters line (logged when it stops)."""
+    for path in sorted((work / tag).rglob('*.log')) + sorted(work.glob(f'{tag}*.log')):
+        for line in path.read_text(errors='replace').splitlines():
+            if 'counters: {' in line and '"steps"' in line and 'driver' in line:
+                c = json.loads(line.split('counters: ', 1)[1].split('}', 1)[0] + '}')
+                return c.get('chunk_steps_ahead', 0) / max(1, c['steps'])
+    return float('nan')
+
+
 def ages(path: Path) -> list[float]:
     return json.loads(path.read_text()) if path.exists() else []
 
 
+ACTION_TOPIC = ['action_chunk']
+"""Where the policy's answers go (action_chunk, or action with --hold-rows 1)."""
 CONTROL_HZ: list[str] = []
 """--set overrides of the driver's rate (from --control-hz)."""
 
@@ -97,14 +116,15 @@ def measure(work: Path, link: wan.WanLink, cloud_edge: bool, seconds: float,
                 (link.cloud_ns, domain + 2)
         probe(procs, obs_at[0], 'observation', work / f'{tag}_obs.json', obs_at[1],
               work / f'{tag}_obs.log')
-        probe(procs, act_at[0], 'action', work / f'{tag}_act.json', act_at[1],
+        probe(procs, act_at[0], ACTION_TOPIC[0], work / f'{tag}_act.json', act_at[1],
               work / f'{tag}_act.log')
         time.sleep(seconds)
     finally:
         for p in reversed(procs):
             _util.stop_process(p, 20)
     steps = yaml.safe_load(SAME_HOST.read_text())['nodes'][-1]['parameters']
-    return {'episode_s': per_step_s(edge_dir / 'metrics' / 'episodes.jsonl', 20.0) *
+    return {'steps_ahead': steps_ahead(work, tag),
+            'episode_s': per_step_s(edge_dir / 'metrics' / 'episodes.jsonl', 20.0) *
             steps['episode_max_steps'],
             'send_obs_s': statistics.median(ages(work / f'{tag}_obs.json') or [float('nan')]),
             'send_action_s': statistics.median(ages(work / f'{tag}_act.json') or
@@ -112,11 +132,17 @@ def measure(work: Path, link: wan.WanLink, cloud_edge: bool, seconds: float,
 
 
 def main() -> None:
-    args = _util.parse(__doc__.split('\n')[0], lambda p: p.add_argument(
-        '--control-hz', type=float, help="the driver's rate (the graphs': 20)"))
+    def options(p):
+        p.add_argument('--control-hz', type=float, help="the driver's rate (the graphs': 20)")
+        p.add_argument('--hold-rows', type=int, default=2,
+                       help='rows of the held action per chunk, both runs (1: no chunks)')
+    args = _util.parse(__doc__.split('\n')[0], options)
     _util.require_workspace()
     if args.control_hz:
         CONTROL_HZ.extend(['--set', f'driver.control_hz={args.control_hz}'])
+    ACTION_TOPIC[0] = 'action_chunk' if args.hold_rows > 1 else 'action'
+    CONTROL_HZ.extend(['--set', 'policy.chunks=' + ('overlap' if args.hold_rows > 1 else 'off'),
+                       '--set', f'policy.hold_rows={max(1, args.hold_rows)}'])
     reason = wan.available()
     if reason:
         sys.exit(f'bench: {reason}')
@@ -138,7 +164,9 @@ def main() -> None:
                 'send_action_s': round(split['send_action_s'], 4),
                 'send_obs_s_same_host': round(same['send_obs_s'], 4),
                 'send_action_s_same_host': round(same['send_action_s'], 4),
-                'control_hz': args.control_hz or 20.0})
+                'steps_ahead': round(split['steps_ahead'], 3),
+                'steps_ahead_same_host': round(same['steps_ahead'], 3),
+                'hold_rows': args.hold_rows, 'control_hz': args.control_hz or 20.0})
 
 
 if __name__ == '__main__':
