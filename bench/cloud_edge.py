@@ -21,8 +21,9 @@ held for ``--hold-rows`` steps (both runs, the graph's setting: 2): a step whose
 late runs on the previous observation's answer, checked by the driver's guard like any
 action. ``steps_ahead`` is the fraction of the edge driver's steps that did so (its
 ``chunk_steps_ahead`` counter over its steps; the same host's too): the price, at most
-hold_rows - 1 periods of staleness each; ``held_for_action``: ticks the driver held for an answer,
-per step taken. ``--hold-rows 1`` gives the old pipeline (no chunks).
+hold_rows - 1 periods of staleness each; ``held_for_action``: ticks the driver held for an
+answer, per step taken (the whole run: the start-up, before the cloud answers, included).
+``--hold-rows 1`` gives the old pipeline (no chunks).
 ``--control-hz 10`` (100 ms period) shows the same graph where the round trip fits in a
 period. ``--edge-policy`` splits ``config/reach_edge_policy.yaml`` instead: the policy at
 the edge, the learner's weights crossing the link (``weights_version_at_edge``: the newest
