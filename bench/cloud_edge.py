@@ -170,7 +170,7 @@ def main() -> None:
     if args.edge_policy:
         SPLIT[0], args.hold_rows = EDGE_POLICY, 1
     ACTION_TOPIC[0] = 'action_chunk' if args.hold_rows > 1 else 'action'
-    CONTROL_HZ.extend(['--set', 'policy.chunks=' + ('overlap' if args.hold_rows > 1 else 'off'),
+    CONTROL_HZ.extend(['--set', 'policy.chunks=' + ('overlap' if args.hold_rows > 1 else "'off'"),
                        '--set', f'policy.hold_rows={max(1, args.hold_rows)}'])
     reason = wan.available()
     if reason:
