@@ -141,7 +141,7 @@ def measure(work: Path, link: wan.WanLink, cloud_edge: bool, seconds: float,
         for p in reversed(procs):
             _util.stop_process(p, 20)
     steps = yaml.safe_load(SAME_HOST.read_text())['nodes'][-1]['parameters']
-    versions = [int(v) for path in sorted(work.glob(f'{tag}*.log')) for v in re.findall(
+    versions = [int(v) for path in sorted((work / tag).rglob('*.log')) for v in re.findall(
         r'weights v(\d+) from the cloud published', path.read_text(errors='replace'))]
     counters = driver_counters(work, tag)
     print(f'{tag} driver counters: {json.dumps(counters)}')
