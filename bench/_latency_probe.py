@@ -1,8 +1,8 @@
 """Listens to /arm0/<topic> for bench/cloud_edge.py: how old each message is on arrival.
 
-argv: topic (observation | action), output file. Every message's age (receive time minus
-its header stamp; both ends read the same host clock, even across network namespaces) is
-written as one JSON list at exit (SIGINT/SIGTERM).
+argv: topic (observation | action | action_chunk), output file. Every message's age
+(receive time minus its header stamp; both ends read the same host clock, even across
+network namespaces) is written as one JSON list at exit (SIGINT/SIGTERM).
 """
 from __future__ import annotations
 
@@ -14,13 +14,14 @@ import rclpy
 from rclpy.executors import ExternalShutdownException
 
 from realrl_common.qos import COMMAND_QOS, SENSOR_QOS
-from realrl_interfaces.msg import Action, Observation
+from realrl_interfaces.msg import Action, ActionChunk, Observation
 
 
 def main() -> None:
     topic, out = sys.argv[1], sys.argv[2]
     cls, profile = {'observation': (Observation, SENSOR_QOS),
-                    'action': (Action, COMMAND_QOS)}[topic]
+                    'action': (Action, COMMAND_QOS),
+                    'action_chunk': (ActionChunk, COMMAND_QOS)}[topic]
     rclpy.init()
     node = rclpy.create_node(f'{topic}_age_probe')
     ages: list[float] = []

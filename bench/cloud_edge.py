@@ -12,18 +12,32 @@ router, cloud bridge, policy, replay, learner in the cloud), each site started b
   run recorded after the first ``warmup_s``; ``ratio``: cloud-edge / same host.
 - ``send_obs_s``: median age of an observation when it reaches the policy's graph (driver
   stamp to arrival, the same host clock); ``send_action_s``: median age of an action when it
-  reaches the driver's graph (policy stamp to arrival). Same-host figures are printed too.
+  (or chunk) reaches the driver's graph (policy stamp to arrival). Same-host figures are
+  printed too.
 The driver applies the action of observation t at tick t+1: a step waits for the round
 trip, so with a round trip near the control period (50 ms at 20 Hz) the cloud-edge step
-takes about two periods; ``--control-hz 10`` (100 ms period) shows the same graph where the
-round trip fits in a period. Left out: policy inference time alone, learning speed, more
-than one robot. Needs root.
+took about two periods (ratio 1.92). The policy therefore answers with chunks of its action
+held for ``--hold-rows`` steps (both runs, the graph's setting: 2): a step whose answer is
+late runs on the previous observation's answer, checked by the driver's guard like any
+action. ``steps_ahead`` is the fraction of the edge driver's steps that did so (its
+``chunk_steps_ahead`` counter over its steps; the same host's too): the price, at most
+hold_rows - 1 periods of staleness each; ``held_for_action``: ticks the driver held for an
+answer, per step taken (the whole run: the start-up, before the cloud answers, included).
+``--hold-rows 1`` gives the old pipeline (no chunks).
+``--control-hz 10`` (100 ms period) shows the same graph where the round trip fits in a
+period. ``--edge-policy`` splits ``config/reach_edge_policy.yaml`` instead: the policy at
+the edge, the learner's weights crossing the link (``weights_version_at_edge``: the newest
+version the edge bridge logged handing to its policy; its log is throttled to every 10 s),
+no chunks on either run. Left out: policy inference time alone, learning speed (the return
+of a policy acting one period late is not measured here), more than one robot. Needs root.
 
-    .venv/bin/python bench/cloud_edge.py [--quick] [--control-hz HZ]
+    .venv/bin/python bench/cloud_edge.py [--quick] [--control-hz HZ] [--hold-rows N]
+                                         [--edge-policy]
 """
 from __future__ import annotations
 
 import json
+import re
 import statistics
 import sys
 import tempfile
@@ -32,11 +46,14 @@ from pathlib import Path
 
 import _util
 import yaml
-from link_cut import PORT, site_graph
+from link_cut import GRAPH, PORT, site_graph
 
 from realrl_bridge import certs, wan
 
 SAME_HOST = _util.ROOT / 'config' / 'reach_sim.yaml'
+EDGE_POLICY = _util.ROOT / 'config' / 'reach_edge_policy.yaml'
+SPLIT = [GRAPH]
+"""The cloud-edge graph: reach_cloud_edge.yaml, or reach_edge_policy.yaml (--edge-policy)."""
 
 
 def per_step_s(episodes: Path, warmup_s: float) -> float:
@@ -48,10 +65,28 @@ def per_step_s(episodes: Path, warmup_s: float) -> float:
     return statistics.median(rates) if rates else float('nan')
 
 
+def driver_counters(work: Path, tag: str) -> dict:
+    """The driver's counters (logged when it stops): steps, chunk_steps_ahead, waiting_*."""
+    for path in sorted((work / tag).rglob('*.log')) + sorted(work.glob(f'{tag}*.log')):
+        for line in path.read_text(errors='replace').splitlines():
+            if 'counters: {' in line and '"steps"' in line and 'driver' in line:
+                return json.loads(line.split('counters: ', 1)[1].split('}', 1)[0] + '}')
+    return {}
+
+
+def per_driver_step(counters: dict, key: str) -> float:
+    """counters[key] / counters['steps'] (nan without counters)."""
+    if not counters.get('steps'):
+        return float('nan')
+    return counters.get(key, 0) / counters['steps']
+
+
 def ages(path: Path) -> list[float]:
     return json.loads(path.read_text()) if path.exists() else []
 
 
+ACTION_TOPIC = ['action_chunk']
+"""Where the policy's answers go (action_chunk, or action with --hold-rows 1)."""
 CONTROL_HZ: list[str] = []
 """--set overrides of the driver's rate (from --control-hz)."""
 
@@ -83,13 +118,15 @@ def measure(work: Path, link: wan.WanLink, cloud_edge: bool, seconds: float,
                                        (link.cloud_ip, '127.0.0.1'))
             proxy = link.delay_proxy(PORT)
             graph = site_graph(folder, link.cloud_ip, work / 'graph.yaml',
-                               edge_connect=f'tls/127.0.0.1:{proxy}')
+                               edge_connect=f'tls/127.0.0.1:{proxy}', graph=SPLIT[0])
             run_site(procs, link.cloud_ns, graph, 'cloud', work / tag / 'cloud', domain,
                      work / f'{tag}_cloud.log')
             run_site(procs, link.edge_ns, graph, 'lab_a', work / tag / 'lab_a', domain + 1,
                      work / f'{tag}_edge.log')
             edge_dir, obs_at, act_at = work / tag / 'lab_a', (link.cloud_ns, domain), \
                 (link.edge_ns, domain + 1)
+            if SPLIT[0] == EDGE_POLICY:   # observations and actions stay at the edge
+                obs_at = act_at
         else:
             run_site(procs, link.cloud_ns, SAME_HOST, '', work / tag, domain + 2,
                      work / f'{tag}.log')
@@ -97,14 +134,21 @@ def measure(work: Path, link: wan.WanLink, cloud_edge: bool, seconds: float,
                 (link.cloud_ns, domain + 2)
         probe(procs, obs_at[0], 'observation', work / f'{tag}_obs.json', obs_at[1],
               work / f'{tag}_obs.log')
-        probe(procs, act_at[0], 'action', work / f'{tag}_act.json', act_at[1],
+        probe(procs, act_at[0], ACTION_TOPIC[0], work / f'{tag}_act.json', act_at[1],
               work / f'{tag}_act.log')
         time.sleep(seconds)
     finally:
         for p in reversed(procs):
             _util.stop_process(p, 20)
     steps = yaml.safe_load(SAME_HOST.read_text())['nodes'][-1]['parameters']
-    return {'episode_s': per_step_s(edge_dir / 'metrics' / 'episodes.jsonl', 20.0) *
+    versions = [int(v) for path in sorted((work / tag).rglob('*.log')) for v in re.findall(
+        r'weights v(\d+) from the cloud published', path.read_text(errors='replace'))]
+    counters = driver_counters(work, tag)
+    print(f'{tag} driver counters: {json.dumps(counters)}')
+    return {'weights_version_at_edge': max(versions, default=0),
+            'steps_ahead': per_driver_step(counters, 'chunk_steps_ahead'),
+            'held_for_action': per_driver_step(counters, 'waiting_action'),
+            'episode_s': per_step_s(edge_dir / 'metrics' / 'episodes.jsonl', 20.0) *
             steps['episode_max_steps'],
             'send_obs_s': statistics.median(ages(work / f'{tag}_obs.json') or [float('nan')]),
             'send_action_s': statistics.median(ages(work / f'{tag}_act.json') or
@@ -112,11 +156,22 @@ def measure(work: Path, link: wan.WanLink, cloud_edge: bool, seconds: float,
 
 
 def main() -> None:
-    args = _util.parse(__doc__.split('\n')[0], lambda p: p.add_argument(
-        '--control-hz', type=float, help="the driver's rate (the graphs': 20)"))
+    def options(p):
+        p.add_argument('--control-hz', type=float, help="the driver's rate (the graphs': 20)")
+        p.add_argument('--hold-rows', type=int, default=2,
+                       help='rows of the held action per chunk, both runs (1: no chunks)')
+        p.add_argument('--edge-policy', action='store_true',
+                       help='split run: config/reach_edge_policy.yaml (policy at the edge, '
+                            'weights over the link)')
+    args = _util.parse(__doc__.split('\n')[0], options)
     _util.require_workspace()
     if args.control_hz:
         CONTROL_HZ.extend(['--set', f'driver.control_hz={args.control_hz}'])
+    if args.edge_policy:
+        SPLIT[0], args.hold_rows = EDGE_POLICY, 1
+    ACTION_TOPIC[0] = 'action_chunk' if args.hold_rows > 1 else 'action'
+    CONTROL_HZ.extend(['--set', 'policy.chunks=' + ('overlap' if args.hold_rows > 1 else "'off'"),
+                       '--set', f'policy.hold_rows={max(1, args.hold_rows)}'])
     reason = wan.available()
     if reason:
         sys.exit(f'bench: {reason}')
@@ -138,7 +193,13 @@ def main() -> None:
                 'send_action_s': round(split['send_action_s'], 4),
                 'send_obs_s_same_host': round(same['send_obs_s'], 4),
                 'send_action_s_same_host': round(same['send_action_s'], 4),
-                'control_hz': args.control_hz or 20.0})
+                'steps_ahead': round(split['steps_ahead'], 3),
+                'held_for_action': round(split['held_for_action'], 3),
+                'held_for_action_same_host': round(same['held_for_action'], 3),
+                'steps_ahead_same_host': round(same['steps_ahead'], 3),
+                'hold_rows': args.hold_rows, 'control_hz': args.control_hz or 20.0,
+                'edge_policy': args.edge_policy,
+                'weights_version_at_edge': split['weights_version_at_edge']})
 
 
 if __name__ == '__main__':

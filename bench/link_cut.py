@@ -40,10 +40,10 @@ PORT = 7447
 
 
 def site_graph(folder: certs.CertFolder, cloud_ip: str, path: Path,
-               edge_connect: str = '') -> Path:
+               edge_connect: str = '', graph: Path = GRAPH) -> Path:
     """The cloud-edge graph with this run's certificates and the cloud's address
     (``edge_connect``: where the edge reaches the router, if not there directly)."""
-    d = yaml.safe_load(GRAPH.read_text())
+    d = yaml.safe_load(graph.read_text())
     endpoint = f'tls/{cloud_ip}:{PORT}'
     for name, site in d['sites'].items():
         site['connect'] = edge_connect if edge_connect and name != 'cloud' else endpoint

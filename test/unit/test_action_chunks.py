@@ -63,6 +63,22 @@ def test_a_chunk_runs_one_row_a_tick_without_further_messages():
     assert all(tr.policy_version == 9 and not tr.intervention for tr in trs)
 
 
+def test_a_held_action_covers_a_step_whose_answer_is_late_and_is_counted_ahead():
+    """A cloud policy's chunk of its action held for 2 steps: the answer for step 1 comes
+    after the tick of step 1, which runs on the answer for step 0 (counted); then the
+    late answer covers step 2 (one period stale), and so on; nothing holds."""
+    loop = started()
+    assert loop.on_chunk(rows(2), 2, 0, 0)
+    for k in range(1, 5):
+        out = tick(loop, 0.1 * k)          # step k - 1: no answer for it yet after tick 1
+        assert out.applied is not None and loop.obs.step == k
+        if k >= 2:                          # the answer for step k - 1, after its tick
+            assert loop.on_chunk(np.full((2, 2), 0.01 * k, np.float32), 2, 0, k - 1)
+    assert loop.counters['chunk_steps'] == 4 and loop.counters['waiting_action'] == 0
+    assert loop.counters['chunk_steps_ahead'] == 3     # steps 2..4 ran on step 1..3's rows
+    np.testing.assert_allclose(loop.robot.applied[-1], [0.03, 0.03])
+
+
 def test_a_chunk_with_an_out_of_bounds_row_is_refused_whole_and_counted():
     loop = started()
     bad = rows(5)

@@ -38,6 +38,8 @@ def test_a_single_action_actor_answers_with_a_chunk_of_one_and_random_before_wei
     rng = np.random.default_rng(0)
     rows, _ = infer_chunk(engine, 'arm0', np.zeros(5, np.float32), rng, instruction='ignored')
     assert rows.shape == (1, 3)
+    held, _ = infer_chunk(engine, 'arm0', np.zeros(5, np.float32), rng, hold_rows=2)
+    np.testing.assert_array_equal(held, np.repeat(rows, 2, axis=0))   # the action, held
     fresh = InferenceEngine()
     fresh.add_robot('arm0', 5, LOW, HIGH)
     rows, version = infer_chunk(fresh, 'arm0', np.zeros(5), rng, random_horizon=7)

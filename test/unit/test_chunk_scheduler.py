@@ -123,6 +123,17 @@ def test_blend_ramps_from_the_old_chunk_to_the_new_over_the_steps_not_executed()
     assert sched.latency == 1
 
 
+def test_a_held_single_action_is_replaced_by_the_next_answer_not_blended():
+    """hold_rows: an action repeated over 2 rows; each new observation starts an inference
+    and its answer replaces the held rows (blending would mix in the older answer)."""
+    sched = ChunkScheduler(overlap=True, start_fraction=0.5)
+    assert sched.observed(0, 0)
+    sched.finished(np.zeros((2, 1)), blend=False)
+    assert sched.observed(0, 1)   # 1 row left <= latency + 1: every observation starts one
+    plan = sched.finished(np.ones((2, 1)), blend=False)
+    np.testing.assert_allclose(plan.rows[:, 0], [1, 1])
+
+
 def test_a_chunk_finished_after_its_episode_ended_is_dropped():
     sched = ChunkScheduler()
     assert sched.observed(4, 0)

@@ -51,3 +51,20 @@ def test_check_lists_the_nodes_of_a_site(capsys):
     assert realrl_main(['check', '--config', str(CLOUD_EDGE), '--site', 'lab_a']) == 0
     assert "site lab_a: ['lab_a.bridge', 'reward', 'arm0.driver']" in capsys.readouterr().out
     assert realrl_main(['check', '--config', str(CLOUD_EDGE), '--site', 'x']) == 2
+
+
+EDGE_POLICY = ROOT / 'config' / 'reach_edge_policy.yaml'
+
+
+def test_an_edge_policy_gets_its_weights_through_both_bridges():
+    graph = load_graph(EDGE_POLICY, {'run_dir': '/tmp/r'})
+    assert [n.fqn for n in graph.for_site('lab_a').nodes] == [
+        '/lab_a/bridge', '/policy', '/reward', '/arm0/driver']
+    for side, message in ((4, r"policy at site 'lab_a' learns from the learner at site "
+                              r"'cloud', but the bridge of 'lab_a' carries no weights"),
+                          (1, r"the bridge of site 'cloud' carries no weights")):
+        d = yaml.safe_load(EDGE_POLICY.read_text())
+        assert d['nodes'][side]['executable'] == 'bridge'
+        d['nodes'][side]['parameters'].pop('weights')
+        with pytest.raises(ConfigError, match=message):
+            build_graph(d, {'run_dir': '/tmp/r'})

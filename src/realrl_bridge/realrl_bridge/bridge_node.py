@@ -12,6 +12,8 @@ node's acks on ``ack_topic`` and the edge node publishes them there for its driv
 with png/jpeg compression are decoded here (their images are encoded), all others stay raw.
 Listed ``services`` of the cloud (e.g. the replay node's sender_state) are offered at the
 edge and answered across the link (``service_bridge``).
+With ``weights``, the cloud node serves the learner's weights and the edge node publishes
+each new version for its policy (``weights_plane``).
 
 Parameters: ``realrl_bridge.node_config.BridgeNodeConfig``.
 """
@@ -32,10 +34,12 @@ from realrl_bridge.payload_codec import Header, decode_images, encode_images
 from realrl_bridge.service_bridge import EdgeService, answer_in_cloud
 from realrl_bridge.topic_plane import OUTGOING, TopicPlane
 from realrl_bridge.transition_link import Downlink, Uplink
+from realrl_bridge.weights_plane import CloudWeights, EdgeWeights
 from realrl_common import qos
 from realrl_common.config import ConfigError
 from realrl_common.node_main import spin_node
 from realrl_common.ros_params import read_config
+from realrl_common.weights import Chunk
 
 
 def message_class(type_name: str):
@@ -103,9 +107,42 @@ class BridgeNode(Node):
             else:
                 self._queryables += answer_in_cloud(self, self._session, keys,
                                                     tuple(self.cfg.robot_ids), name, sroute)
+        self.weights = self._weights(keys)
         self.get_logger().info(
             f'{self.cfg.side} bridge to {self.cfg.connect}: sends '
             f'{sorted(self.plane.outgoing())}, receives {sorted(self.plane.incoming())}')
+
+    def _weights(self, keys: link.Keys) -> CloudWeights | EdgeWeights | None:
+        """The learner's weights across the link (``weights`` parameter), or None."""
+        route = self.cfg.weights_route()
+        if route is None:
+            return None
+        from realrl_interfaces.msg import WeightChunk
+        if self.cfg.side == 'cloud':
+            self.create_subscription(WeightChunk, route.topic, self._on_weight_chunk,
+                                     qos.WEIGHTS_QOS)
+            return CloudWeights(self._session, route, keys)
+        pub = self.create_publisher(WeightChunk, route.topic, qos.WEIGHTS_QOS)
+        log = self.get_logger()
+
+        def publish(c) -> None:   # from the receiver's thread; rclpy publishers are safe
+            pub.publish(WeightChunk(version=c.version, index=c.index, count=c.count,
+                                    total_bytes=c.total_bytes, crc32=c.crc32, data=c.data))
+            if c.index == c.count - 1:
+                log.info(f'weights v{c.version} from the cloud published on {route.topic}',
+                         throttle_duration_sec=10.0)
+        return EdgeWeights(self._session, route, publish, keys, on_error=log.error)
+
+    def _on_weight_chunk(self, msg) -> None:
+        try:
+            served = self.weights.on_chunk(Chunk(msg.version, msg.index, msg.count,
+                                                 msg.total_bytes, msg.crc32, bytes(msg.data)))
+        except ValueError as e:
+            self.get_logger().error(str(e))
+            return
+        if served:
+            self.get_logger().info(f'weights v{served} served to the sites',
+                                   throttle_duration_sec=10.0)
 
     def _open(self, tls: link.TlsFiles) -> zenoh.Session:
         """A session to the router, tried for ``connect_wait_s`` (the router may start later
@@ -187,6 +224,8 @@ class BridgeNode(Node):
                 service.close()
             for q in self._queryables:
                 q.undeclare()
+            if self.weights is not None:
+                self.weights.close()
             self.plane.close()
         finally:
             self._session.close()

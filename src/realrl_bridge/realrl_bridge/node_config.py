@@ -16,6 +16,7 @@
         sender_state: {type: realrl_interfaces/srv/SenderState, path: /replay/sender_state}
         estop_cmd: {type: std_msgs/msg/Bool, direction: down, priority: real_time,
                     express: true, qos: command}
+      weights: {topic: /learner/weights, encoding: raw, delta: true, max_mbit_s: 50}
 
 Only the listed topics cross (an allow-list). A topic ``t`` of robot ``r`` is the ROS topic
 ``/r/t`` on each side and the Zenoh key ``<key_prefix>/robot/r/topic/t``. A ``reliable``
@@ -125,6 +126,41 @@ class TlsPaths:
 
 
 @dataclass(frozen=True)
+class WeightsRoute:
+    """The learner's weights across the link (cloud -> every edge), for a policy at an edge.
+
+    The cloud bridge reads whole versions from ``topic`` (the learner's WeightChunk
+    stream), checks each is a whole actor blob (``actor_blob``) and serves the newest over
+    Zenoh (``weight_sync.WeightServer``: 1 MiB chunks with CRCs, per-tensor digests, delta,
+    paced); a version that arrives while an older one is still on its way replaces it
+    (latest wins). The edge bridge pulls each new version, checks every tensor against its
+    digest, and publishes it on ``topic`` for its policy node."""
+
+    topic: str = '/learner/weights'
+    """The WeightChunk topic on both sides (learner -> cloud bridge; edge bridge -> policy)."""
+    stream: str = 'policy'
+    """The weights' key chunk (``<key_prefix>/weights/<stream>``)."""
+    encoding: str = 'raw'
+    """'raw' (exact) or 'bf16' (float32 rounded to bfloat16: half the bytes, lossy)."""
+    delta: bool = True
+    """Send only the tensors that changed since the version the edge holds."""
+    max_mbit_s: float = 0.0
+    """The cloud's bandwidth budget for weights, all edges together (0: unpaced)."""
+    chunk_bytes: int = 256 * 1024
+    """The size of the WeightChunk messages the edge publishes for its policy."""
+
+    def __post_init__(self):
+        check(self.topic.startswith('/'),
+              f'weights.topic must be absolute like /learner/weights, got {self.topic!r}')
+        check(self.stream.replace('_', '').isalnum(),
+              f'weights.stream must be a plain name (letters, digits, _), got {self.stream!r}')
+        check(self.encoding in ('raw', 'bf16'),
+              f"weights.encoding must be 'raw' or 'bf16', got {self.encoding!r}")
+        check(self.max_mbit_s >= 0, f'weights.max_mbit_s must be >= 0, got {self.max_mbit_s}')
+        check(self.chunk_bytes > 0, f'weights.chunk_bytes must be > 0, got {self.chunk_bytes}')
+
+
+@dataclass(frozen=True)
 class BridgeNodeConfig:
     """A bridge node: one side of the cloud-edge link for a set of robots."""
 
@@ -154,6 +190,8 @@ class BridgeNodeConfig:
     acknowledges after its commit, every second or so)."""
     connect_wait_s: float = 60.0
     """How long the node tries to reach the router when it starts."""
+    weights: dict = field(default_factory=dict)
+    """WeightsRoute fields: carry the learner's weights to the edge's policy ({}: off)."""
 
     def __post_init__(self):
         check(self.side in ('edge', 'cloud'), f"side must be 'edge' or 'cloud', got "
@@ -178,6 +216,15 @@ class BridgeNodeConfig:
                   f'topics: {name!r} must be a plain relative name (letters, digits, _)')
         self.routes()
         self.service_routes()
+        self.weights_route()
+
+    def weights_route(self) -> WeightsRoute | None:
+        """The weights section as a WeightsRoute (validated); None when weights do not cross."""
+        if not self.weights:
+            return None
+        if not isinstance(self.weights, dict):
+            raise ConfigError('weights: expected a mapping of topic, stream, encoding, ...')
+        return build_config(WeightsRoute, self.weights, where='weights')
 
     def service_routes(self) -> dict[str, ServiceRoute]:
         """The services as ServiceRoute objects (validated)."""

@@ -200,6 +200,8 @@ class ReceiverState:
     """Chunk replies received, duplicates and corrupt ones included."""
     rejected: int = 0
     """Chunks whose CRC did not match (asked for again)."""
+    refused: int = 0
+    """Whole versions refused (a tensor that did not match its digest): not applied."""
 
 
 class WeightReceiver:
@@ -208,7 +210,9 @@ class WeightReceiver:
     def __init__(self, session: zenoh.Session, stream: str = 'policy', *, keys: Keys = Keys(),
                  on_weights: Callable[[int, dict], None] | None = None, window: int = 16,
                  inflight: int = 2, request_timeout_s: float = 30.0, retry_s: float = 0.5,
-                 poll_s: float = 5.0, resume: ReceiverState | None = None):
+                 poll_s: float = 5.0, resume: ReceiverState | None = None,
+                 verify: bool = True,
+                 on_refused: Callable[[int, str], None] | None = None):
         if window < 1 or inflight < 1:
             raise ValueError(f'window and inflight must be >= 1, got {window}, {inflight}')
         self._session = session
@@ -222,7 +226,10 @@ class WeightReceiver:
         self.last_error = ''
         """The last request that failed (link down, a malformed answer); it is retried."""
         self.state = resume or ReceiverState()
+        self._verify = verify
+        self._on_refused = on_refused
         self._newest = self.state.version
+        self._refused_version = 0
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._got = threading.Condition()
@@ -257,7 +264,7 @@ class WeightReceiver:
                 if time.monotonic() >= next_poll:   # also catches a missed announcement
                     next_poll = time.monotonic() + self._poll_s
                     self._ask_latest()
-                if self._newest > self.state.version:
+                if self._newest > self.state.version and self._newest != self._refused_version:
                     self._fetch(self._newest)
                     continue
             except (zenoh.ZError, ValueError) as e:
@@ -299,7 +306,14 @@ class WeightReceiver:
                 self._wake.wait(self._retry_s)  # no progress (link down?): pause, ask again
         if not asm.complete:
             return
-        new_state = asm.decode(st.state if m.base else None)
+        try:
+            new_state = asm.decode(st.state if m.base else None, verify=self._verify)
+        except ValueError as e:   # whole but wrong: not applied, not asked for again
+            st.partial, st.refused, self._refused_version = None, st.refused + 1, m.version
+            self.last_error = str(e)
+            if self._on_refused is not None:
+                self._on_refused(m.version, str(e))
+            return
         with self._got:
             st.version, st.state, st.partial = m.version, new_state, None
             self._got.notify_all()

@@ -226,9 +226,14 @@ class Assembly:
         """Every chunk is here."""
         return bool(self._have.all())
 
-    def decode(self, base_state: Mapping[str, np.ndarray] | None = None
-               ) -> dict[str, np.ndarray]:
-        """The full state dict; a delta needs ``base_state`` (the base version's)."""
+    def decode(self, base_state: Mapping[str, np.ndarray] | None = None, *,
+               verify: bool = True) -> dict[str, np.ndarray]:
+        """The full state dict; a delta needs ``base_state`` (the base version's).
+
+        With ``verify``, every tensor (those sent raw, and those taken from the base) must
+        match its digest in the manifest, computed from the sender's tensors: a ValueError
+        names the first that does not (the chunks' CRCs guard the link; this guards the
+        whole, end to end). bf16 tensors are lossy and are not checked."""
         if not self.complete:
             raise ValueError(f'{len(self.missing())} chunks still missing')
         m = self.manifest
@@ -246,4 +251,10 @@ class Assembly:
                 out[t['name']] = from_bf16_bits(np.frombuffer(raw, np.uint16)).reshape(shape)
             else:
                 out[t['name']] = np.frombuffer(raw, dtype).reshape(shape)
+        if verify:
+            for t in m.tensors:
+                if t.get('enc', 'raw') == 'raw' and digest(out[t['name']]) != t['digest']:
+                    raise ValueError(f"weights v{m.version}: tensor {t['name']!r} does not "
+                                     f'match its digest (dtype {t["dtype"]}, shape '
+                                     f'{t["shape"]}); refused, nothing applied')
         return out

@@ -69,11 +69,33 @@ def check_sites(graph) -> None:
         if len(sites) > 1 and not bridges:
             raise ConfigError(f'site {name!r} has no bridge node; add one (package '
                               f'realrl_bridge, executable bridge, site: {name})')
+        _check_weights_reach(graph, name, nodes, bridges)
         for node in bridges:
             connect = graph.configs[node.fqn].connect
             if connect != site.connect:
                 raise ConfigError(f'node {node.label}: connect {connect!r} differs from site '
                                   f'{name!r} connect {site.connect!r}; make them the same')
+
+
+def _check_weights_reach(graph, name: str, nodes: list, bridges: list) -> None:
+    """A site whose policy learns from a learner at another site gets its weights through
+    its bridge (``weights``), and the learner's bridge serves them."""
+    learners = [n for n in graph.nodes if graph.role(n) == 'learner']
+    policies = [n for n in nodes if graph.role(n) == 'policy'
+                and not getattr(graph.configs[n.fqn], 'weights_file', '')]
+    if not policies or not learners or any(n.site == name for n in learners):
+        return
+    if not any(graph.configs[b.fqn].weights for b in bridges):
+        raise ConfigError(f'node {policies[0].label} at site {name!r} learns from the '
+                          f'learner at site {learners[0].site!r}, but the bridge of {name!r} '
+                          f'carries no weights; add weights: {{topic: /learner/weights}} to '
+                          f'it and to the bridge of {learners[0].site!r}')
+    there = [n for n in graph.nodes if n.site == learners[0].site
+             and graph.role(n) == 'bridge' and graph.configs[n.fqn].weights]
+    if not there:
+        raise ConfigError(f'the bridge of site {learners[0].site!r} carries no weights, so the '
+                          f'policy at {name!r} never gets any; add weights: '
+                          f'{{topic: /learner/weights}} to it')
 
 
 def nodes_of_site(graph, site: str) -> tuple:

@@ -6,7 +6,8 @@ What a chunk actor must offer (``chunk_models.ChunkMLPActor`` is the reference):
 builds (``InferenceEngine.actor_input``: the state, padded into a shared space when the
 weights carry one). ``inputs`` holds ``instruction`` (str) if the actor's ``takes_language``
 is true and ``images`` (camera -> HxWx3 uint8) if its ``takes_images`` is. An actor without
-``act_chunk`` answers with a chunk of one row (its ``act``); before the first weights, the
+``act_chunk`` answers with its ``act`` repeated ``hold_rows`` times (a zero-order hold that
+covers the steps its answer may come too late for); before the first weights, the
 chunk is ``random_horizon`` rows drawn uniformly inside the bounds (version 0).
 """
 from __future__ import annotations
@@ -21,7 +22,8 @@ from realrl_policy.inference import InferenceEngine, from_unit
 
 def infer_chunk(engine: InferenceEngine, robot_id: str, state: np.ndarray,
                 rng: np.random.Generator, *, instruction: str = '',
-                images: dict | None = None, random_horizon: int = 10) -> tuple[np.ndarray, int]:
+                images: dict | None = None, random_horizon: int = 10,
+                hold_rows: int = 1) -> tuple[np.ndarray, int]:
     """(rows x action_dim actions in robot_id's units and bounds, weights version)."""
     robot = engine.spaces[robot_id]
     actor, version, dim = engine.actor, engine.version, robot.low.shape[0]
@@ -39,6 +41,7 @@ def infer_chunk(engine: InferenceEngine, robot_id: str, state: np.ndarray,
             u = u.reshape(-1, u.shape[-1])[:, :dim]
         else:
             u = np.asarray(actor.act(obs, deterministic=engine.deterministic))[None, :dim]
+            u = np.repeat(u, hold_rows, axis=0)
     rows = from_unit(np.asarray(u, np.float32), robot.low, robot.high).astype(np.float32)
     return rows, version
 

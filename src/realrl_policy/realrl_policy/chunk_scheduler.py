@@ -104,10 +104,11 @@ class ChunkScheduler:
             self.in_flight, self._started_at = (episode_id, step), self.ticks
         return start
 
-    def finished(self, rows: np.ndarray, version: int = 0) -> Plan | None:
+    def finished(self, rows: np.ndarray, version: int = 0, blend: bool = True) -> Plan | None:
         """The inference started by ``observed`` returned ``rows`` (horizon x action_dim,
-        robot units); returns the chunk to send (aligned and blended), or None if its
-        episode has ended meanwhile."""
+        robot units); returns the chunk to send (aligned and, with ``blend``, blended), or
+        None if its episode has ended meanwhile. ``blend=False`` for a single action held
+        over several rows (the policy node's ``hold_rows``): the newer answer replaces it."""
         if self.in_flight is None:
             raise RuntimeError('finished() without an inference in flight')
         episode_id, step = self.in_flight
@@ -120,7 +121,7 @@ class ChunkScheduler:
             return None
         new = Plan(episode_id, step, rows.copy(), int(version))
         old = self.plan
-        if old is not None and old.episode_id == episode_id:
+        if blend and old is not None and old.episode_id == episode_id:
             _blend(old, new, latest_step)
         self.plan = new
         return new

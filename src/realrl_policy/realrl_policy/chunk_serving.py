@@ -71,14 +71,18 @@ class ChunkServer:
     def _infer(self, rid: str, state, instruction: str, images) -> None:  # worker thread
         def run():
             return infer_chunk(self._engine, rid, state, self._rng, instruction=instruction,
-                               images=images, random_horizon=self._cfg.random_chunk_rows)
+                               images=images, random_horizon=self._cfg.random_chunk_rows,
+                               hold_rows=self._cfg.hold_rows)
+        # a held single action (hold_rows) replaces the previous one; a plan is blended in
+        actor = self._engine.actor
+        blend = actor is None or callable(getattr(actor, 'act_chunk', None))
         # whatever happens, the executor hears of it: a lost answer would stall the robot
-        result = (rid, None, 0, 0.0, RuntimeError('the actor raised an unexpected error'))
+        result = (rid, None, 0, 0.0, RuntimeError('the actor raised an unexpected error'), blend)
         try:
             (rows, version), took = padded(run, self._cfg.min_inference_s)
-            result = (rid, rows, version, took, None)
+            result = (rid, rows, version, took, None, blend)
         except (ValueError, RuntimeError, KeyError) as e:
-            result = (rid, None, 0, 0.0, e)
+            result = (rid, None, 0, 0.0, e, blend)
         finally:
             self._done.put(result)
             self._wake.trigger()
@@ -86,7 +90,7 @@ class ChunkServer:
     def _collect(self) -> None:  # executor thread
         while True:
             try:
-                rid, rows, version, took, error = self._done.get_nowait()
+                rid, rows, version, took, error, blend = self._done.get_nowait()
             except queue.Empty:
                 break
             self.in_flight -= 1
@@ -99,7 +103,7 @@ class ChunkServer:
                     throttle_duration_sec=5.0)
                 continue
             self.inference_s.append(took)
-            plan = sched.finished(rows, version)
+            plan = sched.finished(rows, version, blend=blend)
             if plan is not None:
                 self._publish(rid, plan)
         if self.idle:

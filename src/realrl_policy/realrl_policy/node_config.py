@@ -35,6 +35,13 @@ class PolicyNodeConfig:
     current chunk is left (earlier when inference was measured to take longer)."""
     random_chunk_rows: int = 10
     """Rows of the random chunks sent before the first weights arrive."""
+    hold_rows: int = 1
+    """With chunks on, an actor that answers one action (not a chunk actor) sends it as a
+    chunk of this many rows: the action repeated. A driver whose answer for step t comes
+    after its tick for t+1 (a round trip to a cloud policy longer than the control period)
+    then runs step t+1 on the answer for step t instead of holding: one period of
+    staleness per extra row at most, each row checked by the driver's guard, and counted
+    by the driver (``chunk_steps_ahead``). 1: no repeat."""
     min_inference_s: float = 0.0
     """Pad every chunk inference to at least this long (emulates a slower model; for
     benchmarks and tests of chunk scheduling). 0: off."""
@@ -50,6 +57,7 @@ class PolicyNodeConfig:
         check(not self.weights_file or os.path.isfile(self.weights_file),
               f'weights_file {self.weights_file!r}: no such file; give a checkpoint '
               f'(<run>/checkpoints/latest.pt) or leave it empty')
+        check(self.hold_rows >= 1, f'hold_rows must be >= 1, got {self.hold_rows}')
         check(self.min_inference_s >= 0,
               f'min_inference_s must be >= 0, got {self.min_inference_s}')
 

@@ -53,6 +53,20 @@ def test_corrupt_and_missing_chunks_are_named():
     assert asm.complete
 
 
+def test_a_whole_version_whose_tensor_fails_its_digest_is_refused():
+    """The chunks' CRCs guard the link; the manifest's digests guard the whole (a server
+    that encoded other bytes than it described is caught, and nothing is decoded)."""
+    state = make_state(n_tensors=3, size=100)
+    enc = encode(state, 4, chunk_size=4096)
+    manifest = Manifest.from_bytes(enc.manifest.to_bytes())
+    manifest.tensors[1]['digest'] = digest(state['layer1.weight'] + 1)
+    asm = Assembly(manifest)
+    asm.add(0, bytes(enc.chunk(0)), crc(enc.chunk(0)))
+    with pytest.raises(ValueError, match="weights v4: tensor 'layer1.weight' does not match"):
+        asm.decode()
+    assert asm.decode(verify=False).keys() == state.keys()
+
+
 def test_chunks_span_tensor_boundaries_and_match_a_concatenation():
     state = make_state(n_tensors=7, size=1000)        # 4000-byte tensors, 3000-byte chunks
     enc = encode(state, 1, chunk_size=3000)

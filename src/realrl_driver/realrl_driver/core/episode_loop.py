@@ -426,6 +426,8 @@ class EpisodeLoop:
         if row is not None:
             self._command = _Command(row, self._chunk.policy_version, False)
             self.counters['chunk_steps'] += 1
+            if self.obs.step > self._chunk.start:   # computed from an older observation
+                self.counters['chunk_steps_ahead'] += 1
 
     def _images(self) -> dict[str, np.ndarray]:
         h, w = self.cfg.image_size
