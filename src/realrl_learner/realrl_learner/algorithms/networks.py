@@ -78,6 +78,45 @@ def actor_step_forward(actor: nn.Module, critic: nn.Module, obs, mask: torch.Ten
     return new_action, logp, critic.critic(x, new_action)
 
 
+def actor_head(actor: nn.Module) -> nn.Module:
+    """What maps (features, mask) to the actor's outputs: the head of an image actor, the
+    actor itself for a state actor."""
+    return actor.head if getattr(actor, 'encoder', None) is not None else actor
+
+
+def critic_head(critic: nn.Module) -> nn.Module:
+    """What maps (features, action) to Q values: the critic of an EncodedCritic, else the
+    critic itself. The target critics are a copy of it (no encoder of their own)."""
+    return critic.critic if isinstance(critic, EncodedCritic) else critic
+
+
+def encode_pair(actor: nn.Module, obs, next_obs):
+    """(features of obs, features of next_obs): [image features, state] for an image actor,
+    the states themselves for a state actor.
+
+    The encoder runs once per update on each: obs WITH gradients (the critic loss trains the
+    encoder through them; the actor and temperature steps use them detached), next_obs
+    WITHOUT (the TD target's actor and target critics read them; as DrQ-v2, the online
+    encoder gives the target's features, so there is no target encoder to run and average).
+    Forward-only on next_obs costs a third of a backward-capable pass over both at once.
+    """
+    encoder = getattr(actor, 'encoder', None)
+    if encoder is None:
+        return obs, next_obs
+    x = torch.cat([encoder(obs), obs['state']], dim=-1)
+    with torch.no_grad():
+        x_next = torch.cat([encoder(next_obs), next_obs['state']], dim=-1)
+    return x, x_next
+
+
+def target_critic_state(state: dict) -> dict:
+    """A target critic's state dict as the head-only target holds it: checkpoints from before
+    the target lost its encoder copy held 'encoder.*' and 'critic.*' keys."""
+    if not any(k.startswith('encoder.') for k in state):
+        return state
+    return {k[len('critic.'):]: v for k, v in state.items() if k.startswith('critic.')}
+
+
 def with_encoder(actor: nn.Module, critic: nn.Module) -> nn.Module:
     """The critic as is for a state actor; on the actor's encoder for an image actor."""
     encoder = getattr(actor, 'encoder', None)
