@@ -7,7 +7,8 @@ over DDS), from fresh run folders, one after the other on this machine. A run st
 18 of the last 20 episodes succeeded, or at the budget. RLPD: the file's learner (RLPD,
 CNN actor, demo_ratio 0.5 over 20 demonstrations the scripted expert records first, in
 this run). Baseline: the same graph with `algorithm.type: sac` (the same CNN actor, batch
-size, UTD ratio and learning_starts, SAC's own learning rates) and no demonstrations.
+size, discount, initial temperature, UTD ratio, actor interval and learning_starts; SAC's own
+twin critics and learning rates) and no demonstrations.
 
 Figures: `rlpd_time_s`, `sac_time_s` (the budget when a run never gets there), `ratio`
 (rlpd / sac; the issue's target is <= 0.5), `final_success_rate` (RLPD's, last 20
@@ -28,6 +29,9 @@ from _util import ROOT, bench_env, emit, parse, require_workspace, run_realrl
 
 GRAPH = ROOT / 'config' / 'peg_sim.yaml'
 DEMOS = 20
+SHARED = ('batch_size', 'gamma', 'init_temperature', 'learning_starts', 'updates_per_step',
+          'actor_update_interval', 'actor')
+"""The learner settings SAC takes from RLPD's (the rest are SAC's own defaults)."""
 
 
 def learner_node(raw: dict) -> dict:
@@ -37,7 +41,7 @@ def learner_node(raw: dict) -> dict:
 
 def graph_for(kind: str, demos: Path, out: Path) -> Path:
     """config/peg_sim.yaml for `kind` ('rlpd': with the demonstrations at demos; 'sac':
-    SAC, same actor, batch, UTD and start, no demonstrations), written to out."""
+    SAC with RLPD's SHARED settings, no demonstrations), written to out."""
     raw = yaml.safe_load(GRAPH.read_text())
     params = learner_node(raw)['parameters']
     if kind == 'rlpd':
@@ -46,8 +50,7 @@ def graph_for(kind: str, demos: Path, out: Path) -> Path:
         params.pop('demo_stores', None)
         params.pop('demo_ratio', None)
         algo = params['algorithm']
-        params['algorithm'] = {'type': 'sac', **{k: algo[k] for k in (
-            'batch_size', 'learning_starts', 'updates_per_step', 'actor')}}
+        params['algorithm'] = {'type': 'sac', **{k: algo[k] for k in SHARED if k in algo}}
     out.write_text(yaml.safe_dump(raw, sort_keys=False))
     return out
 

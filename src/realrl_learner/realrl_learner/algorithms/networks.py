@@ -4,7 +4,9 @@ on top of the actor's image encoder, and batch observations checked against the 
 An image actor owns its encoder (the policy needs it); the critics use the same module
 (``with_encoder``), so the critic loss trains it. The actor's optimiser gets the actor's
 parameters without the encoder's (``actor_parameters``) and the actor sees the features
-detached: only critic gradients reach the encoder.
+detached: only critic gradients reach the encoder. An update encodes its batch once
+(``encode_pair``) and hands the features to the heads (``actor_head``, ``critic_head``); the
+target critics are a copy of the critic head alone.
 """
 from __future__ import annotations
 
@@ -58,24 +60,6 @@ class EncodedCritic(nn.Module):
 
     def forward(self, obs: dict[str, torch.Tensor], action: torch.Tensor):
         return self.critic(torch.cat([self.encoder(obs), obs['state']], dim=-1), action)
-
-
-def actor_step_forward(actor: nn.Module, critic: nn.Module, obs, mask: torch.Tensor | None):
-    """The actor step's forward: (a ~ pi(obs), log pi(a|obs) [B, 1], critic(obs, a)).
-
-    For an image actor on an EncodedCritic of its own encoder, the encoder runs ONCE on obs
-    (one random shift) and its features feed both the actor's head and the critic: the
-    critic's parameters are frozen for the actor step and the actor sees the features
-    detached, so no gradient differs from two encoder passes; one CNN forward is saved.
-    """
-    encoder = getattr(actor, 'encoder', None)
-    if encoder is None or getattr(critic, 'encoder', None) is not encoder:
-        new_action, logp, _ = actor(obs, mask)
-        return new_action, logp, critic(obs, new_action)
-    with torch.no_grad():
-        x = torch.cat([encoder(obs), obs['state']], dim=-1)
-    new_action, logp, _ = actor.head(x, mask)
-    return new_action, logp, critic.critic(x, new_action)
 
 
 def actor_head(actor: nn.Module) -> nn.Module:
