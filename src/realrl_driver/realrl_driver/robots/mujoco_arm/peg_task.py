@@ -16,8 +16,8 @@ classifier) labels it with ``reward_source: node``.
 
 The defaults here are the wide task (hole +-5 x 8 cm, 2 cm steps). ``config/peg_sim.yaml``
 narrows it to what RLPD learns from pixels within minutes on 2 CPU cores, without giving the
-hole away: hole +-2 cm (still drawn every episode, still 2.5 mm clearance), start +-1.5 cm
-and 3-5 cm up, 1.5 cm steps, 30-step episodes, dense reward. The 'front' camera looks down
+hole away: hole +-4 cm (still drawn every episode, still 2.5 mm clearance), start +-1.5 cm
+and 3-5 cm up, 1.5 cm steps, 30-step episodes, sparse reward. The 'front' camera looks down
 at the block from ~45 cm (fovy 28) so that the hole is a few pixels wide at 32x32; the
 'wrist' camera sees it up close until the peg covers it.
 """
