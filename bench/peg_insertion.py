@@ -3,24 +3,27 @@ demonstrations vs. SAC without demonstrations, same budget (issue 10's figure).
 
 Both run the whole graph of config/peg_sim.yaml through `realrl train` (the mujoco_peg
 driver paced at 10 Hz with front and wrist cameras at 32x32, policy, replay, learner,
-over DDS), from fresh run folders, one after the other on this machine. A run stops when
+over DDS), from fresh run folders, side by side on this machine (ROS domains 45 and 46), so
+both see the same load. A run stops when
 18 of the last 20 episodes succeeded, or at the budget. RLPD: the file's learner (RLPD,
 CNN actor, demo_ratio 0.5 over 20 demonstrations the scripted expert records first, in
 this run). Baseline: the same graph with `algorithm.type: sac` (the same CNN actor, batch
-size, UTD ratio and learning_starts, SAC's own learning rates) and no demonstrations.
+size, discount, initial temperature, UTD ratio, actor interval and learning_starts; SAC's own
+twin critics and learning rates) and no demonstrations.
 
 Figures: `rlpd_time_s`, `sac_time_s` (the budget when a run never gets there), `ratio`
 (rlpd / sac; the issue's target is <= 0.5), `final_success_rate` (RLPD's, last 20
 episodes), env steps and minutes of each. `--quick` (a few minutes, 150 s per run) only
-shows the path works: it is NOT the figure. The full mode (3,600 s per run, one seed)
-takes two hours. What it leaves out: one seed per algorithm (the issue asks for the median
-of 3); the runs are sequential, not at the same time, so other work on the machine may
-load them differently; the recording of the demonstrations is not in RLPD's time.
+shows the path works: it is NOT the figure. The full mode (3,600 s budget, one seed)
+takes at most an hour. What it leaves out: one seed per algorithm (the issue asks for the
+median of 3); once one run stops, the other has the machine to itself (which favours the
+slower one, usually SAC); the recording of the demonstrations is not in RLPD's time.
 """
 import json
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import yaml
@@ -28,6 +31,9 @@ from _util import ROOT, bench_env, emit, parse, require_workspace, run_realrl
 
 GRAPH = ROOT / 'config' / 'peg_sim.yaml'
 DEMOS = 20
+SHARED = ('batch_size', 'gamma', 'init_temperature', 'learning_starts', 'updates_per_step',
+          'actor_update_interval', 'actor')
+"""The learner settings SAC takes from RLPD's (the rest are SAC's own defaults)."""
 
 
 def learner_node(raw: dict) -> dict:
@@ -37,7 +43,7 @@ def learner_node(raw: dict) -> dict:
 
 def graph_for(kind: str, demos: Path, out: Path) -> Path:
     """config/peg_sim.yaml for `kind` ('rlpd': with the demonstrations at demos; 'sac':
-    SAC, same actor, batch, UTD and start, no demonstrations), written to out."""
+    SAC with RLPD's SHARED settings, no demonstrations), written to out."""
     raw = yaml.safe_load(GRAPH.read_text())
     params = learner_node(raw)['parameters']
     if kind == 'rlpd':
@@ -46,8 +52,7 @@ def graph_for(kind: str, demos: Path, out: Path) -> Path:
         params.pop('demo_stores', None)
         params.pop('demo_ratio', None)
         algo = params['algorithm']
-        params['algorithm'] = {'type': 'sac', **{k: algo[k] for k in (
-            'batch_size', 'learning_starts', 'updates_per_step', 'actor')}}
+        params['algorithm'] = {'type': 'sac', **{k: algo[k] for k in SHARED if k in algo}}
     out.write_text(yaml.safe_dump(raw, sort_keys=False))
     return out
 
@@ -94,8 +99,10 @@ def main():
         demos = record(tmp / 'demos')
         print(f'demonstrations: {demos["episodes"]} episodes, {demos["successes"]} '
               f'successful, {demos["transitions"]} transitions', flush=True)
-        rlpd = train('rlpd', tmp, tmp / 'demos', budget, 45)
-        sac = train('sac', tmp, tmp / 'demos', budget, 46)
+        with ThreadPoolExecutor(2) as pool:  # side by side: the same time, the same load
+            runs = {kind: pool.submit(train, kind, tmp, tmp / 'demos', budget, domain)
+                    for kind, domain in (('rlpd', 45), ('sac', 46))}
+            rlpd, sac = runs['rlpd'].result(), runs['sac'].result()
     ratio = rlpd['time_s'] / sac['time_s']
     print(f'time to success >= 0.9 over 20 episodes: RLPD {rlpd["time_s"]:.0f} s, '
           f'SAC {sac["time_s"]:.0f} s (budget {budget:.0f} s), ratio {ratio:.2f} '

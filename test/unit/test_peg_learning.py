@@ -1,6 +1,6 @@
 """Peg insertion from pixels (config/peg_sim.yaml): the graph validates, record_demos takes
 its driver parameters from it, the trainer's cache holds camera rows whatever cache_bytes
-says, and the actor step's single encoder pass gives the gradients of two passes."""
+says, and an update encodes obs and next_obs once each (the target critics have no encoder)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,7 +15,6 @@ from realrl_common.config import ConfigError, build_config
 from realrl_driver.robots.mujoco_arm.peg_config import MujocoPegDriverConfig
 from realrl_driver.robots.mujoco_arm.record_demos import driver_params
 from realrl_learner.algorithms import ObservationSpec
-from realrl_learner.algorithms.networks import actor_step_forward
 from realrl_learner.algorithms.rlpd import RLPD, RLPDConfig
 from realrl_learner.node_config import LearnerNodeConfig
 from realrl_learner.trainer import FIELDS, MIN_CACHE_BLOCKS, cache_bytes_for
@@ -88,34 +87,40 @@ def test_the_cache_holds_camera_rows_where_the_default_cannot(tmp_path):
         sampler.close()
 
 
-def test_one_encoder_pass_in_the_actor_step_gives_the_gradients_of_two():
-    spec = ObservationSpec(4, ('front',), (16, 16))
+def test_an_update_encodes_obs_and_next_obs_once_each_and_the_targets_hold_no_encoder():
+    spec = ObservationSpec(4, ('front', 'wrist'), (16, 16))
     actor_cfg = ActorConfig(type='cnn', hidden_sizes=(32, 32), encoder=EncoderConfig(
-        cameras=('front',), channels=8, blocks=1, feature_dim=16))
-    algo = RLPD(spec, 2, RLPDConfig(num_critics=3, actor=actor_cfg, critic_hidden_sizes=(32,)))
-    algo.actor.encoder.eval()  # no random shift: both paths see the same pixels
+        cameras=('front', 'wrist'), channels=8, blocks=1, feature_dim=16, stem_stride=2))
+    algo = RLPD(spec, 2, RLPDConfig(num_critics=3, actor=actor_cfg, critic_hidden_sizes=(32,),
+                                    actor_update_interval=1))
+    calls = []
+    algo.actor.encoder.register_forward_hook(lambda m, i, o: calls.append(torch.is_grad_enabled()))
+    trunk_shapes = []
+    algo.actor.encoder.trunk.register_forward_hook(lambda m, i, o: trunk_shapes.append(o.shape))
     gen = torch.Generator().manual_seed(1)
-    obs = {'state': torch.randn(8, 4, generator=gen),
-           'image_front': torch.randint(0, 255, (8, 16, 16, 3), generator=gen,
-                                        dtype=torch.uint8)}
-    grads = []
-    for one_pass in (True, False):
-        algo.critic.requires_grad_(False)
-        torch.manual_seed(3)  # the same action noise
-        if one_pass:
-            action, logp, q = actor_step_forward(algo.actor, algo.critic, obs, None)
-        else:
-            action, logp, _ = algo.actor(obs, None)
-            q = algo.critic(obs, action)
-        loss = (0.1 * logp - q.mean(dim=0)).mean()
-        algo.actor.zero_grad()
-        loss.backward()
-        grads.append([p.grad.clone() for p in algo.actor.head.parameters()])
-        assert all(p.grad is None for p in algo.actor.encoder.parameters())
-        algo.critic.requires_grad_(True)
-    for a, b in zip(*grads):
-        torch.testing.assert_close(a, b)
-    assert any(g.abs().sum() > 0 for g in grads[0])
+
+    def obs():
+        return {'state': torch.randn(8, 4, generator=gen),
+                **{f'image_{c}': torch.randint(0, 255, (8, 16, 16, 3), generator=gen,
+                                               dtype=torch.uint8) for c in ('front', 'wrist')}}
+    batch = {'obs': obs(), 'next_obs': obs(), 'action': torch.rand(8, 2) * 2 - 1,
+             'reward': torch.rand(8), 'terminated': torch.zeros(8)}
+    before = [p.clone() for p in algo.actor.encoder.parameters()]
+    metrics = algo.update(batch)  # a critic step and an actor step
+    assert 'train/actor_loss' in metrics
+    assert calls == [True, False]  # obs with gradients (the critics'), next_obs without
+    assert all(s[-2:] == (8, 8) for s in trunk_shapes)  # stride 2: the trunk at 8x8
+    assert any(not torch.equal(a, b) for a, b in zip(before, algo.actor.encoder.parameters()))
+    names = [n for n, _ in algo.critic_target.named_parameters()]
+    assert names and not any('encoder' in n for n in names)
+    # a checkpoint from when the target critics held an encoder copy still loads
+    state = algo.state_dict()
+    state['critic_target'] = {f'critic.{k}': v for k, v in state['critic_target'].items()}
+    state['critic_target'].update({f'encoder.{k}': v for k, v in
+                                   algo.actor.encoder.state_dict().items()})
+    algo.load_state_dict(state)
+    with pytest.raises(ValueError, match='stem_stride must be 1 or 2'):
+        EncoderConfig(cameras=('front',), stem_stride=3)
 
 
 def test_demonstrations_mix_into_a_store_the_replay_node_made(tmp_path):

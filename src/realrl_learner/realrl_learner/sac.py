@@ -21,11 +21,14 @@ from torch import nn
 
 from realrl_learner.algorithms import ObservationSpec
 from realrl_learner.algorithms.networks import (
+    actor_head,
     actor_parameters,
-    actor_step_forward,
     batch_obs,
+    critic_head,
     critic_input_dim,
+    encode_pair,
     make_actor,
+    target_critic_state,
     with_encoder,
 )
 from realrl_policy.models import ACTIVATIONS, ActorConfig
@@ -194,7 +197,9 @@ class SAC:
                                                      cfg.critic_hidden_sizes,
                                                      cfg.actor.activation,
                                                      critic_dtype(cfg.critic_matmul_dtype)))
-        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        # the heads the features feed (the actor's and critics' own for a state actor)
+        self.actor_head, self.critic_head = actor_head(self.actor), critic_head(self.critic)
+        self.critic_target = copy.deepcopy(self.critic_head).requires_grad_(False)
         self.log_alpha = torch.tensor(math.log(cfg.init_temperature), requires_grad=True)
         self.target_entropy = (-float(act_dim) if cfg.target_entropy is None
                                else float(cfg.target_entropy))
@@ -204,7 +209,7 @@ class SAC:
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr,
                                            fused=True)
         self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.alpha_lr, fused=True)
-        self._critic_params = list(self.critic.parameters())
+        self._critic_params = list(self.critic_head.parameters())
         self._target_params = list(self.critic_target.parameters())
         self.updates = 0
         self._last_actor_metrics: dict[str, float] = {}
@@ -220,14 +225,16 @@ class SAC:
         cfg = self.cfg
         alpha = self.log_alpha.exp().detach()
 
+        # the image encoder runs once on obs (with gradients) and once on next_obs (without)
+        x, x_next = encode_pair(self.actor, obs, next_obs)
         with torch.no_grad():
-            target_q = self.td_target(reward, next_obs, terminated, mask, alpha)
-        q1, q2 = self.critic(obs, action)
+            target_q = self.td_target(reward, x_next, terminated, mask, alpha)
+        q1, q2 = self.critic_head(x, action)
         critic_loss = F.mse_loss(q1, target_q) + F.mse_loss(q2, target_q)
         self._step(self.critic_opt, critic_loss, self.critic)
 
         if self.updates % cfg.actor_update_interval == 0:
-            self._last_actor_metrics = self._update_actor_and_alpha(obs, mask)
+            self._last_actor_metrics = self._update_actor_and_alpha(x.detach(), mask)
 
         with torch.no_grad():
             torch._foreach_lerp_(self._target_params, self._critic_params, cfg.tau)
@@ -245,20 +252,23 @@ class SAC:
                   alpha: torch.Tensor) -> torch.Tensor:
         """The critics' regression target: reward plus the discounted soft value of the next
         state under the current policy, by the smaller of the twin target critics (clipped
-        double Q). The learning tests replace it with wrong targets to show they fail."""
-        next_action, next_logp, _ = self.actor(next_obs, mask)
+        double Q). next_obs are the next states' features (``encode_pair``; the states for a
+        state actor). The learning tests replace it with wrong targets to show they fail."""
+        next_action, next_logp, _ = self.actor_head(next_obs, mask)
         q1_t, q2_t = self.critic_target(next_obs, next_action)
         next_v = torch.min(q1_t, q2_t) - alpha * next_logp
         return reward + self.cfg.gamma * (1.0 - terminated) * next_v
 
-    def _update_actor_and_alpha(self, obs: torch.Tensor, mask: torch.Tensor | None
+    def _update_actor_and_alpha(self, x: torch.Tensor, mask: torch.Tensor | None
                                 ) -> dict[str, float]:
+        """x: the observations' features, detached (the actor loss never moves the encoder)."""
         alpha = self.log_alpha.exp().detach()
-        self.critic.requires_grad_(False)  # the actor loss must not train the critics
-        new_action, logp, (q1, q2) = actor_step_forward(self.actor, self.critic, obs, mask)
+        self.critic_head.requires_grad_(False)  # the actor loss must not train the critics
+        new_action, logp, _ = self.actor_head(x, mask)
+        q1, q2 = self.critic_head(x, new_action)
         actor_loss = (alpha * logp - torch.min(q1, q2)).mean()
         self._step(self.actor_opt, actor_loss, self.actor)
-        self.critic.requires_grad_(True)
+        self.critic_head.requires_grad_(True)
 
         entropy = -logp.detach().mean()
         target = self.target_entropy
@@ -332,7 +342,7 @@ class SAC:
             critic_opt = _fused_critic_opt_state(critic_opt, len(self._critic_params) // 2)
         self.actor.load_state_dict(state['actor'])
         self.critic.load_state_dict(critic)
-        self.critic_target.load_state_dict(target)
+        self.critic_target.load_state_dict(target_critic_state(target))
         with torch.no_grad():
             self.log_alpha.copy_(state['log_alpha'])
         self.actor_opt.load_state_dict(state['actor_opt'])

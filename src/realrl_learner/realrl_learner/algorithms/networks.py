@@ -4,7 +4,9 @@ on top of the actor's image encoder, and batch observations checked against the 
 An image actor owns its encoder (the policy needs it); the critics use the same module
 (``with_encoder``), so the critic loss trains it. The actor's optimiser gets the actor's
 parameters without the encoder's (``actor_parameters``) and the actor sees the features
-detached: only critic gradients reach the encoder.
+detached: only critic gradients reach the encoder. An update encodes its batch once
+(``encode_pair``) and hands the features to the heads (``actor_head``, ``critic_head``); the
+target critics are a copy of the critic head alone.
 """
 from __future__ import annotations
 
@@ -60,22 +62,43 @@ class EncodedCritic(nn.Module):
         return self.critic(torch.cat([self.encoder(obs), obs['state']], dim=-1), action)
 
 
-def actor_step_forward(actor: nn.Module, critic: nn.Module, obs, mask: torch.Tensor | None):
-    """The actor step's forward: (a ~ pi(obs), log pi(a|obs) [B, 1], critic(obs, a)).
+def actor_head(actor: nn.Module) -> nn.Module:
+    """What maps (features, mask) to the actor's outputs: the head of an image actor, the
+    actor itself for a state actor."""
+    return actor.head if getattr(actor, 'encoder', None) is not None else actor
 
-    For an image actor on an EncodedCritic of its own encoder, the encoder runs ONCE on obs
-    (one random shift) and its features feed both the actor's head and the critic: the
-    critic's parameters are frozen for the actor step and the actor sees the features
-    detached, so no gradient differs from two encoder passes; one CNN forward is saved.
+
+def critic_head(critic: nn.Module) -> nn.Module:
+    """What maps (features, action) to Q values: the critic of an EncodedCritic, else the
+    critic itself. The target critics are a copy of it (no encoder of their own)."""
+    return critic.critic if isinstance(critic, EncodedCritic) else critic
+
+
+def encode_pair(actor: nn.Module, obs, next_obs):
+    """(features of obs, features of next_obs): [image features, state] for an image actor,
+    the states themselves for a state actor.
+
+    The encoder runs once per update on each: obs WITH gradients (the critic loss trains the
+    encoder through them; the actor and temperature steps use them detached), next_obs
+    WITHOUT (the TD target's actor and target critics read them; as DrQ-v2, the online
+    encoder gives the target's features, so there is no target encoder to run and average).
+    Forward-only on next_obs costs a third of a backward-capable pass over both at once.
     """
     encoder = getattr(actor, 'encoder', None)
-    if encoder is None or getattr(critic, 'encoder', None) is not encoder:
-        new_action, logp, _ = actor(obs, mask)
-        return new_action, logp, critic(obs, new_action)
+    if encoder is None:
+        return obs, next_obs
+    x = torch.cat([encoder(obs), obs['state']], dim=-1)
     with torch.no_grad():
-        x = torch.cat([encoder(obs), obs['state']], dim=-1)
-    new_action, logp, _ = actor.head(x, mask)
-    return new_action, logp, critic.critic(x, new_action)
+        x_next = torch.cat([encoder(next_obs), next_obs['state']], dim=-1)
+    return x, x_next
+
+
+def target_critic_state(state: dict) -> dict:
+    """A target critic's state dict as the head-only target holds it: checkpoints from before
+    the target lost its encoder copy held 'encoder.*' and 'critic.*' keys."""
+    if not any(k.startswith('encoder.') for k in state):
+        return state
+    return {k[len('critic.'):]: v for k, v in state.items() if k.startswith('critic.')}
 
 
 def with_encoder(actor: nn.Module, critic: nn.Module) -> nn.Module:

@@ -28,11 +28,14 @@ from torch import nn
 
 from realrl_learner.algorithms import ObservationSpec
 from realrl_learner.algorithms.networks import (
+    actor_head,
     actor_parameters,
-    actor_step_forward,
     batch_obs,
+    critic_head,
     critic_input_dim,
+    encode_pair,
     make_actor,
+    target_critic_state,
     with_encoder,
 )
 from realrl_learner.sac import BATCH_KEYS, MASK_KEY, SACConfig
@@ -136,11 +139,16 @@ class RLPD:
         self.critic = with_encoder(self.actor, CriticEnsemble(
             cfg.num_critics, critic_input_dim(self.actor), act_dim, cfg.critic_hidden_sizes,
             cfg.actor.activation, cfg.critic_layer_norm))
-        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        # the heads the features feed (the actor's and critics' own for a state actor)
+        self.actor_head, self.critic_head = actor_head(self.actor), critic_head(self.critic)
+        self.critic_target = copy.deepcopy(self.critic_head).requires_grad_(False)
         self.log_alpha = torch.tensor(math.log(cfg.init_temperature), requires_grad=True)
-        self.actor_opt = torch.optim.Adam(actor_parameters(self.actor), lr=cfg.actor_lr)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr)
-        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.alpha_lr)
+        # fused: one kernel steps all of an optimiser's tensors (Adam's rule, unchanged)
+        self.actor_opt = torch.optim.Adam(actor_parameters(self.actor), lr=cfg.actor_lr,
+                                          fused=True)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr,
+                                           fused=True)
+        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.alpha_lr, fused=True)
         self.updates = 0
         self._actor_metrics: dict[str, float] = {}
 
@@ -166,21 +174,24 @@ class RLPD:
                              f'{tuple(action.shape)}')
         alpha = self.log_alpha.exp().detach()
 
+        # the image encoder runs once on obs (with gradients) and once on next_obs (without)
+        x, x_next = encode_pair(self.actor, obs, next_obs)
+
         # 1-2. every critic regresses to the subsampled-minimum soft target
         with torch.no_grad():
-            target_q = self.td_target(reward, next_obs, terminated, mask, alpha)
-        q = self.critic(obs, action)                                    # [n, B, 1]
+            target_q = self.td_target(reward, x_next, terminated, mask, alpha)
+        q = self.critic_head(x, action)                                 # [n, B, 1]
         critic_loss = ((q - target_q) ** 2).mean(dim=(1, 2)).sum()
         self._step(self.critic_opt, critic_loss, self.critic)
 
         # 3-4. actor and temperature, at a lower rate
         if self.updates % self.cfg.actor_update_interval == 0:
-            self._actor_metrics = self._update_actor_and_alpha(obs, mask, alpha)
+            self._actor_metrics = self._update_actor_and_alpha(x.detach(), mask, alpha)
 
         # 5. target critics follow slowly
         with torch.no_grad():
-            for p_t, p in zip(self.critic_target.parameters(), self.critic.parameters()):
-                p_t.lerp_(p, self.cfg.tau)
+            torch._foreach_lerp_(list(self.critic_target.parameters()),
+                                 list(self.critic_head.parameters()), self.cfg.tau)
         self.updates += 1
         return {'train/critic_loss': float(critic_loss.detach()),
                 'train/q_mean': float(q.detach().mean()),
@@ -190,19 +201,22 @@ class RLPD:
     def td_target(self, reward: torch.Tensor, next_obs, terminated: torch.Tensor,
                   mask: torch.Tensor | None, alpha: torch.Tensor) -> torch.Tensor:
         """The target r + gamma (1 - terminated) (min over a random subset of target critics of
-        Q(s', a') - alpha log pi(a'|s')), a' ~ pi(s'): [B, 1]."""
-        next_action, next_logp, _ = self.actor(next_obs, mask)
+        Q(s', a') - alpha log pi(a'|s')), a' ~ pi(s'): [B, 1]. next_obs are the next states'
+        features (``encode_pair``; the states themselves for a state actor)."""
+        next_action, next_logp, _ = self.actor_head(next_obs, mask)
         subset = torch.randperm(self.cfg.num_critics)[:self.cfg.target_subset]
         next_q = self.critic_target(next_obs, next_action)[subset].min(dim=0).values
         return reward + self.cfg.gamma * (1.0 - terminated) * (next_q - alpha * next_logp)
 
-    def _update_actor_and_alpha(self, obs, mask: torch.Tensor | None,
+    def _update_actor_and_alpha(self, x: torch.Tensor, mask: torch.Tensor | None,
                                 alpha: torch.Tensor) -> dict[str, float]:
-        self.critic.requires_grad_(False)  # the actor loss must not train the critics
-        new_action, logp, q = actor_step_forward(self.actor, self.critic, obs, mask)
+        """x: the observations' features, detached (the actor loss never moves the encoder)."""
+        self.critic_head.requires_grad_(False)  # the actor loss must not train the critics
+        new_action, logp, _ = self.actor_head(x, mask)
+        q = self.critic_head(x, new_action)
         actor_loss = (alpha * logp - q.mean(dim=0)).mean()
         self._step(self.actor_opt, actor_loss, self.actor)
-        self.critic.requires_grad_(True)
+        self.critic_head.requires_grad_(True)
 
         entropy = -logp.detach().mean()
         target = -float(self.act_dim if mask is None else mask.sum(dim=1).mean())
@@ -242,9 +256,11 @@ class RLPD:
                              'the same robot')
         self.actor.load_state_dict(state['actor'])
         self.critic.load_state_dict(state['critic'])
-        self.critic_target.load_state_dict(state['critic_target'])
+        self.critic_target.load_state_dict(target_critic_state(state['critic_target']))
         with torch.no_grad():
             self.log_alpha.copy_(state['log_alpha'])
         for name in ('actor_opt', 'critic_opt', 'alpha_opt'):
             getattr(self, name).load_state_dict(state[name])
+            for group in getattr(self, name).param_groups:  # a checkpoint's own choice
+                group.update(fused=True, foreach=None)
         self.updates = int(state['updates'])
