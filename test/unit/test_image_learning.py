@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from store_rows import store_record
 
 from realrl_learner.algorithms import ObservationSpec
 from realrl_learner.sac import SAC, SACConfig
@@ -120,12 +121,11 @@ def image_store(path, n: int, rng):
     b = image_batch(n, rng)
     action = rng.uniform(-1, 1, (n, 2)).astype(np.float32)
     reward = -np.linalg.norm(b['pos'] + action - b['target'], axis=1).astype(np.float32)
-    writer.append([{'robot_id': 'cam', 'seq': i, 'obs/state': b['pos'][i],
-                    'next_obs/state': b['pos'][i], 'obs/image_front': b['images'][i],
-                    'next_obs/image_front': b['images'][i], 'action': action[i],
-                    'reward': reward[i], 'terminated': True, 'truncated': False,
-                    'episode_id': i, 'step': 0, 'policy_version': 0, 'intervention': False,
-                    'stamp_ns': 0, 'instruction': np.zeros(256, np.uint8)} for i in range(n)])
+    writer.append([store_record(writer, {
+        'robot_id': 'cam', 'seq': i, 'obs/state': b['pos'][i], 'next_obs/state': b['pos'][i],
+        'obs/image_front': b['images'][i], 'next_obs/image_front': b['images'][i],
+        'action': action[i], 'reward': reward[i], 'terminated': True, 'truncated': False,
+        'episode_id': i, 'step': 0}) for i in range(n)])
     writer.commit()
     writer.close()
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from store_rows import store_record
 
 from realrl_bringup.graph import load_graph
 from realrl_common.config import ConfigError, build_config
@@ -135,15 +136,13 @@ def test_demonstrations_mix_into_a_store_the_replay_node_made(tmp_path):
     rng = np.random.default_rng(0)
 
     def fill(writer, n, value, embodiment):
-        writer.append([{'robot_id': 'arm0', 'seq': 1 + i, 'episode_id': 0, 'step': i,
-                        'obs/state': np.full(4, value, np.float32),
-                        'next_obs/state': rng.normal(size=4).astype(np.float32),
-                        'action': np.zeros(2, np.float32), 'reward': np.float32(0),
-                        'terminated': False, 'truncated': False, 'policy_version': 0,
-                        'intervention': False, 'stamp_ns': 0,
-                        'instruction': np.zeros(256, np.uint8),
-                        **({'embodiment': np.int16(0)} if embodiment else {})}
-                       for i in range(n)])
+        writer.append([store_record(writer, {
+            'robot_id': 'arm0', 'seq': 1 + i, 'episode_id': 0, 'step': i,
+            'obs/state': np.full(4, value, np.float32),
+            'next_obs/state': rng.normal(size=4).astype(np.float32),
+            'action': np.zeros(2, np.float32), 'reward': np.float32(0),
+            'terminated': False, 'truncated': False,
+            **({'embodiment': np.int16(0)} if embodiment else {})}) for i in range(n)])
         writer.commit()
         writer.close()
 
