@@ -218,6 +218,7 @@ class Trainer:
             next_images=self._next_images, action_chunk=self._chunk)
         self.version = 0
         self._published_at = 0
+        self._sent_whole = False  # the first version out is whole (next_weights)
         self.checkpoint_dir = Path(checkpoint_dir)
         self.metrics_path = Path(metrics_path) if metrics_path else None
         self.started = time.monotonic() - _last_time(self.metrics_path)
@@ -328,11 +329,13 @@ class Trainer:
         return updates > 0 and now - self._last_publish >= self.cfg.publish_every_s
 
     def next_weights(self, now: float) -> tuple[int, bytes]:
-        """A new version of the actor's weights."""
+        """A new version of the actor's weights: whole the first time, and after that only
+        the part that trains when part of the actor is frozen (the policy keeps the rest)."""
         self.version += 1
         self._last_publish = now
         self._published_at = self.algorithm.updates
-        return self.current_weights()
+        partial, self._sent_whole = self._sent_whole, True
+        return self.version, pack_actor(self.algorithm.actor, self.space.to_json(), partial)
 
     def current_weights(self) -> tuple[int, bytes]:
         return self.version, pack_actor(self.algorithm.actor, self.space.to_json())
@@ -486,7 +489,8 @@ def make_samplers(cfg: TrainerConfig, reader, per_row: bool, cameras: tuple[str,
     sides = ('obs', 'next_obs') if next_images else ('obs',)
     images = tuple(f'{side}/image_{cam}' for cam in cameras for side in sides)
     fields = FIELDS + images + tuple(extra) + ((EMBODIMENT,) if per_row else ())
-    base = SamplerConfig(batch_size=cfg.algorithm.batch_size, cache_bytes=cfg.cache_bytes,
+    rows = cfg.algorithm.batch_size * getattr(cfg.algorithm, 'grad_accumulation_steps', 1)
+    base = SamplerConfig(batch_size=rows, cache_bytes=cfg.cache_bytes,
                          fields=fields, seed=cfg.seed, refresh_interval_s=cfg.refresh_every_s,
                          action_chunk=action_chunk)
     online = Sampler(reader, replace(base, window=cfg.window or None,
@@ -518,7 +522,7 @@ def make_samplers(cfg: TrainerConfig, reader, per_row: bool, cameras: tuple[str,
             sampler.close()
         raise
     ratios['online'] = 1.0 - sum(ratios.values())
-    return online, MixedSampler(samplers, ratios, cfg.algorithm.batch_size)
+    return online, MixedSampler(samplers, ratios, rows)
 
 
 def checkpoint_weights(checkpoint_dir: str | Path, algorithm_cfg) -> tuple[int, bytes] | None:

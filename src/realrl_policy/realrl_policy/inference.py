@@ -76,7 +76,7 @@ class InferenceEngine:
     def load(self, version: int, blob: bytes) -> str:
         """Swap in the actor of blob if it fits every robot; returns '' or why not."""
         try:
-            actor, space_json = unpack(blob)
+            actor, space_json = unpack(blob, base=self.actor)  # partial: onto it
             space = SharedSpace.from_json(space_json) if space_json is not None else None
         except ValueError as e:
             self.refused += 1

@@ -152,13 +152,27 @@ def build_actor(cfg: ActorConfig, obs_dim: int, act_dim: int) -> nn.Module:
     return lookup(POLICIES, cfg.type, 'policy type')(cfg, obs_dim, act_dim)
 
 
-def actor_to_bytes(actor: nn.Module) -> bytes:
-    """The actor's weights as an uncompressed `.npz` archive (float32 arrays)."""
+def actor_to_bytes(actor: nn.Module, skip: tuple[str, ...] = ()) -> bytes:
+    """The actor's weights as an uncompressed `.npz` archive (float32 arrays), less the
+    tensors named in skip."""
     buf = io.BytesIO()
-    arrays = {k: v.detach().cpu().numpy().astype(np.float32)
-              for k, v in actor.state_dict().items()}
+    arrays = {k: v.detach().float().cpu().numpy()
+              for k, v in actor.state_dict().items() if k not in skip}
     np.savez(buf, **arrays)
     return buf.getvalue()
+
+
+def arrays_from_bytes(data: bytes) -> dict[str, np.ndarray]:
+    """The named arrays of `actor_to_bytes` output; ValueError if data is not such an
+    archive."""
+    try:
+        archive = np.load(io.BytesIO(bytes(data)), allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise ValueError('found a single array, not an archive of named arrays')
+        with archive:
+            return {k: archive[k] for k in archive.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+        raise ValueError(f'actor weights are not a valid .npz archive ({e})') from e
 
 
 def actor_from_bytes(cfg: ActorConfig, obs_dim: int, act_dim: int, data: bytes) -> nn.Module:
@@ -169,14 +183,7 @@ def actor_from_bytes(cfg: ActorConfig, obs_dim: int, act_dim: int, data: bytes) 
     """
     actor = build_actor(cfg, obs_dim, act_dim)
     expected = actor.state_dict()
-    try:
-        archive = np.load(io.BytesIO(bytes(data)), allow_pickle=False)
-        if not isinstance(archive, np.lib.npyio.NpzFile):
-            raise ValueError('found a single array, not an archive of named arrays')
-        with archive:
-            arrays = {k: archive[k] for k in archive.files}
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
-        raise ValueError(f'actor weights are not a valid .npz archive ({e})') from e
+    arrays = arrays_from_bytes(data)
     if set(arrays) != set(expected):
         raise ValueError(f'actor weights hold tensors {sorted(arrays)} but a {cfg.type!r} actor '
                          f'with hidden_sizes {cfg.hidden_sizes} has {sorted(expected)}; make '

@@ -25,6 +25,10 @@ class PolicyNodeConfig:
     weights_file: str = ''
     """A learner's checkpoint (.pt) whose actor is served, frozen: weights_topic is not
     listened to (`realrl eval`). '': weights from weights_topic."""
+    listen_after_file: bool = False
+    """With weights_file: serve it, then take new versions from weights_topic too. A
+    learner that freezes part of the actor publishes only the trained part after its first
+    version; the file's actor is the base those apply on, for a policy started later."""
     chunks: str = 'off'
     """How actions go out: 'off' (one Action per observation), 'overlap' (ActionChunks on
     /<robot>/action_chunk, the next one computed while the current one runs, so the
@@ -57,6 +61,9 @@ class PolicyNodeConfig:
         check(not self.weights_file or os.path.isfile(self.weights_file),
               f'weights_file {self.weights_file!r}: no such file; give a checkpoint '
               f'(<run>/checkpoints/latest.pt) or leave it empty')
+        check(not self.listen_after_file or bool(self.weights_file),
+              'listen_after_file needs a weights_file to start from; without one the policy '
+              'listens to weights_topic anyway: drop listen_after_file')
         check(self.hold_rows >= 1, f'hold_rows must be >= 1, got {self.hold_rows}')
         check(self.min_inference_s >= 0,
               f'min_inference_s must be >= 0, got {self.min_inference_s}')

@@ -3,7 +3,8 @@
 in:  /<robot>/description (latched), /<robot>/observation, /learner/weights (chunks)
 out: /<robot>/action (or /<robot>/action_chunk with `chunks`, chunk_serving.py),
      ~/version (latched PolicyVersion)
-With weights_file, the checkpoint's actor is served frozen (no /learner/weights).
+With weights_file, the checkpoint's actor is served frozen (no /learner/weights), unless
+listen_after_file: then new versions follow it (partial ones apply on it).
 Weights are swapped in the weights callback; callbacks of this node never run
 concurrently, so an action is always computed by one whole set of weights.
 """
@@ -43,7 +44,7 @@ class PolicyNode(Node):
             self.create_subscription(Observation, f'/{rid}/observation', self._on_observation,
                                      SENSOR_QOS)
         self.descriptions = RobotDescriptions(self, self.cfg.robot_ids, self._on_description)
-        if not self.cfg.weights_file:
+        if not self.cfg.weights_file or self.cfg.listen_after_file:
             self.create_subscription(WeightChunk, self.cfg.weights_topic, self._on_chunk,
                                      WEIGHTS_QOS)
         self._version_pub = self.create_publisher(PolicyVersion, '~/version', LATCHED_QOS)
@@ -63,7 +64,7 @@ class PolicyNode(Node):
             self.engine.add_robot(msg.robot_id, msg.state_dim, from_f32(msg.action_low),
                                   from_f32(msg.action_high), describe_robot(msg))
         except ValueError as e:
-            if self.cfg.weights_file:  # frozen: no weights that fit will ever come
+            if self.cfg.weights_file and not self.cfg.listen_after_file:  # frozen: none will
                 self.get_logger().error(f'weights_file {self.cfg.weights_file}: {e}; give a '
                                         f"checkpoint of a run of this robot's kind")
                 raise SystemExit(BAD_CONFIG_EXIT) from None  # ends spin_node: not restarted

@@ -4,6 +4,12 @@ A single-action actor ('mlp') regresses its deterministic action onto the demons
 (mean squared error); a chunk actor ('flow', 'vla_tiny') minimises its own imitation loss
 (flow matching, or the chunk's squared error) on the demonstrated chunk. Rows may be
 weighted: ``HGDAgger`` gives the robot's own actions weight 0.
+
+For large actors (a VLA on one GPU): ``grad_accumulation_steps`` splits each batch into
+micro-batches whose gradients add up to the whole batch's, ``precision: bf16`` runs the
+forward pass and loss under bfloat16 autocast (weights and Adam stay float32), and
+``freeze`` leaves parts of the actor (its vision encoder, say) untrained and out of the
+optimiser (``large.freeze_parameters``).
 """
 from __future__ import annotations
 
@@ -20,6 +26,13 @@ from realrl_learner.algorithms.common import (
     as_spec,
     check_batch,
     imitation_target,
+)
+from realrl_learner.algorithms.large import (
+    PRECISIONS,
+    autocast,
+    freeze_parameters,
+    micro_batches,
+    to_device,
 )
 from realrl_policy.models import ActorConfig, build_actor
 
@@ -46,6 +59,17 @@ class BCConfig:
     """Stored transitions before the first update (demonstrations are there from the start)."""
     updates_per_step: float = 1.0
     """Updates per stored transition the learner paces itself to."""
+    grad_accumulation_steps: int = 1
+    """Micro-batches of batch_size rows per optimiser step (the learner samples
+    grad_accumulation_steps x batch_size rows); their gradients are weighted so the step
+    equals one on the whole batch, with the memory of one micro-batch."""
+    precision: str = 'float32'
+    """'float32', or 'bf16': forward pass and loss under bfloat16 autocast on the actor's
+    device; weights, gradients and Adam stay float32."""
+    freeze: tuple[str, ...] = ()
+    """Parameter-name prefixes of the actor left untrained (e.g. [vision] for vla_tiny's
+    image encoder): out of the optimiser, and left out of the weights the learner publishes
+    after its first version (the policy keeps its own copy)."""
 
     def __post_init__(self):
         if not isinstance(self.actor, ActorConfig):
@@ -62,6 +86,17 @@ class BCConfig:
             raise ValueError(f'updates_per_step must be > 0, got {self.updates_per_step}')
         if self.max_grad_norm is not None and not self.max_grad_norm > 0:
             raise ValueError(f'max_grad_norm must be > 0 or None, got {self.max_grad_norm}')
+        if not (isinstance(self.grad_accumulation_steps, int)
+                and self.grad_accumulation_steps >= 1):
+            raise ValueError(f'grad_accumulation_steps must be an integer >= 1 (1: no '
+                             f'accumulation), got {self.grad_accumulation_steps!r}')
+        if self.precision not in PRECISIONS:
+            raise ValueError(f'precision must be one of {list(PRECISIONS)}, got '
+                             f'{self.precision!r}')
+        if isinstance(self.freeze, str) or not all(
+                isinstance(p, str) and p for p in self.freeze):
+            raise ValueError(f'freeze must be a list of parameter-name prefixes, e.g. '
+                             f'[vision], got {self.freeze!r}')
 
 
 class BC:
@@ -80,8 +115,9 @@ class BC:
         if wants and self.spec.image_shape and tuple(self.spec.image_shape) != wants:
             raise ValueError(f'the actor reads images of {wants}, the robots give '
                              f'{self.spec.image_shape}: set actor.image_shape to match')
-        self.opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.lr,
-                                    weight_decay=cfg.weight_decay)
+        self.frozen = freeze_parameters(self.actor, cfg.freeze)
+        self.trainable = [p for p in self.actor.parameters() if p.requires_grad]
+        self.opt = torch.optim.Adam(self.trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.updates = 0
 
     @property
@@ -92,8 +128,10 @@ class BC:
     def loss(self, batch: dict[str, torch.Tensor], weight: torch.Tensor | None = None
              ) -> torch.Tensor:
         """The imitation loss of batch, rows weighted by weight [B] (None: all 1)."""
-        target = imitation_target(self.actor, batch)
-        inputs = actor_inputs(self.actor, batch)
+        device = next(self.actor.parameters()).device
+        target = imitation_target(self.actor, batch).to(device)
+        inputs = to_device(actor_inputs(self.actor, batch), device)
+        weight = None if weight is None else weight.to(device)
         if hasattr(self.actor, 'imitation_loss'):
             return self.actor.imitation_loss(inputs, target, weight)
         _, _, predicted = self.actor(inputs['obs'])
@@ -102,20 +140,39 @@ class BC:
             return per_row.mean()
         return (per_row * weight).sum() / weight.sum().clamp_min(1.0)
 
-    def step(self, loss: torch.Tensor) -> None:
-        """One optimiser step on loss."""
+    def learn(self, batch: dict, weight: torch.Tensor | None = None) -> torch.Tensor:
+        """One optimiser step on every row of batch (rows weighted by weight), gradients
+        accumulated over grad_accumulation_steps micro-batches; returns the batch's loss.
+
+        Each micro-batch's loss is scaled by its share of the batch (of its rows, or of its
+        weight when rows are weighted), so the summed gradient is the whole batch's."""
+        n = check_batch(batch, self.batch_keys)
+        weight = None if weight is None else torch.as_tensor(weight).reshape(n).float()
+        total_w = None if weight is None else float(weight.sum())
         self.opt.zero_grad(set_to_none=True)
-        loss.backward()
+        total = torch.zeros(())
+        device = next(self.actor.parameters()).device
+        for rows, micro in micro_batches(batch, n, self.cfg.grad_accumulation_steps):
+            w = None if weight is None else weight[rows]
+            if w is None:
+                share = len(rows) / n
+            elif float(w.sum()) == 0.0:
+                continue  # rows that weigh nothing add no gradient
+            else:  # weighted means divide by max(sum of weights, 1): undo it, redo it whole
+                share = max(float(w.sum()), 1.0) / max(total_w, 1.0)
+            with autocast(self.cfg.precision, device):
+                loss = self.loss(micro, w).float() * share
+            loss.backward()
+            total += loss.detach().cpu()
         if self.cfg.max_grad_norm is not None:
-            nn.utils.clip_grad_norm_(self.actor.parameters(), self.cfg.max_grad_norm)
+            nn.utils.clip_grad_norm_(self.trainable, self.cfg.max_grad_norm)
         self.opt.step()
         self.updates += 1
+        return total
 
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
-        """One gradient step on every row of batch."""
-        check_batch(batch, self.batch_keys)
-        loss = self.loss(batch)
-        self.step(loss)
+        """One optimiser step on every row of batch."""
+        loss = self.learn(batch)
         return {'train/bc_loss': float(loss.detach()), 'train/updates': float(self.updates)}
 
     def state_dict(self) -> dict:

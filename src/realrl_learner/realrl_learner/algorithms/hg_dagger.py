@@ -105,8 +105,7 @@ class HGDAgger(BC):
         out = {'train/intervention_share': share, **self.rate.metrics()}
         if share == 0.0:
             return {**out, 'train/updates': float(self.updates)}
-        loss = self.loss(batch, weight)
-        self.step(loss)
+        loss = self.learn(batch, weight)
         return {**out, 'train/bc_loss': float(loss.detach()), 'train/updates': float(self.updates)}
 
     def record_episode(self, steps: int, interventions: int) -> float:
