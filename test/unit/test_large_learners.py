@@ -19,6 +19,7 @@ from realrl_learner.trainer import Trainer
 from realrl_policy.actors.vla_tiny import VLATinyConfig, tokenize
 from realrl_policy.inference import InferenceEngine
 from realrl_policy.models import ActorConfig
+from realrl_policy.node_config import PolicyNodeConfig
 from realrl_policy.weights_blob import is_partial, pack_actor
 from realrl_policy.weights_file import read_weights_file
 from realrl_replay.reader import ReplayReader
@@ -132,6 +133,13 @@ def test_large_learner_fields_are_checked_with_the_fix():
         BCConfig(precision='fp16')
     with pytest.raises(ValueError, match='freeze must be a list'):
         BCConfig(freeze='vision')
+    with pytest.raises(ValueError, match="device must be 'cpu', 'cuda' or 'cuda:<index>'"):
+        BCConfig(device='gpu')
+    if not torch.cuda.is_available():  # this CI machine: a clear error, not a crash later
+        with pytest.raises(ValueError, match="device 'cuda:0': torch sees 0 GPU"):
+            BC(6, 2, BCConfig(actor=SMALL, device='cuda:0'))
+    with pytest.raises(ValueError, match='listen_after_file needs a weights_file'):
+        PolicyNodeConfig(listen_after_file=True)
 
 
 def test_partial_weights_apply_only_on_the_same_frozen_base(tmp_path):

@@ -14,6 +14,7 @@ optimiser (``large.freeze_parameters``).
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
 import torch
@@ -32,6 +33,7 @@ from realrl_learner.algorithms.large import (
     autocast,
     freeze_parameters,
     micro_batches,
+    on_device,
     to_device,
 )
 from realrl_policy.models import ActorConfig, build_actor
@@ -66,6 +68,9 @@ class BCConfig:
     precision: str = 'float32'
     """'float32', or 'bf16': forward pass and loss under bfloat16 autocast on the actor's
     device; weights, gradients and Adam stay float32."""
+    device: str = 'cpu'
+    """Where the actor trains: 'cpu', 'cuda' or 'cuda:<index>' (batches are cut into
+    micro-batches on the CPU and moved one at a time; published weights are on the CPU)."""
     freeze: tuple[str, ...] = ()
     """Parameter-name prefixes of the actor left untrained (e.g. [vision] for vla_tiny's
     image encoder): out of the optimiser, and left out of the weights the learner publishes
@@ -93,6 +98,9 @@ class BCConfig:
         if self.precision not in PRECISIONS:
             raise ValueError(f'precision must be one of {list(PRECISIONS)}, got '
                              f'{self.precision!r}')
+        if not (self.device == 'cpu' or re.fullmatch(r'cuda(:\d+)?', str(self.device))):
+            raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:<index>', got "
+                             f'{self.device!r}')
         if isinstance(self.freeze, str) or not all(
                 isinstance(p, str) and p for p in self.freeze):
             raise ValueError(f'freeze must be a list of parameter-name prefixes, e.g. '
@@ -110,7 +118,7 @@ class BC:
         self.spec = as_spec(obs_spec)
         self.act_dim = act_dim
         torch.manual_seed(seed)
-        self.actor = build_actor(cfg.actor, self.spec.state_dim, act_dim)
+        self.actor = build_actor(cfg.actor, self.spec.state_dim, act_dim).to(on_device(cfg.device))
         wants = tuple(getattr(cfg.actor, 'image_shape', ()))
         if wants and self.spec.image_shape and tuple(self.spec.image_shape) != wants:
             raise ValueError(f'the actor reads images of {wants}, the robots give '

@@ -49,6 +49,18 @@ def micro_batches(batch: Mapping, rows: int, steps: int) -> Iterator[tuple[np.nd
         yield idx, _rows(batch, idx)
 
 
+def on_device(name: str) -> torch.device:
+    """The torch device of a config's device name; ValueError naming the fix if it is a GPU
+    that torch does not see."""
+    device = torch.device(name)
+    if device.type == 'cuda' and not (torch.cuda.is_available()
+                                      and (device.index or 0) < torch.cuda.device_count()):
+        raise ValueError(f'device {name!r}: torch sees {torch.cuda.device_count()} GPU(s) '
+                         '(a CPU-only torch, or no driver); set device: cpu or install a CUDA '
+                         'build of torch')
+    return device
+
+
 def to_device(inputs: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
     """The actor's inputs on its device (a no-op where they already are)."""
     return {k: v.to(device) for k, v in inputs.items()}
