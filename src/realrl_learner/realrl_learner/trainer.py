@@ -334,7 +334,8 @@ class Trainer:
         self.version += 1
         self._last_publish = now
         self._published_at = self.algorithm.updates
-        partial, self._sent_whole = self._sent_whole, True
+        partial = self._sent_whole and bool(getattr(self.algorithm, 'frozen', ()))  # bc's freeze
+        self._sent_whole = True
         return self.version, pack_actor(self.algorithm.actor, self.space.to_json(), partial)
 
     def current_weights(self) -> tuple[int, bytes]:
