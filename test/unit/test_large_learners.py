@@ -114,6 +114,10 @@ def test_frozen_parts_stay_bit_identical_and_the_rest_trains():
     for i in range(20):
         bc.update(vla_batch(16, i))
     after = bc.actor.state_dict()
+    resumed = BC(3, 2, BCConfig(actor=VLA, lr=3e-3, freeze=('vision', 'embed')), seed=1)
+    resumed.load_state_dict(bc.state_dict())  # a checkpoint resumes with the same freeze
+    with pytest.raises(ValueError, match=r"resume with the freeze the run had \(now \['vision'\]"):
+        BC(3, 2, BCConfig(actor=VLA, freeze=('vision',))).load_state_dict(bc.state_dict())
     for name in before:
         if name in bc.frozen:
             assert torch.equal(after[name], before[name]), name

@@ -196,5 +196,10 @@ class BC:
                              f'{state.get("act_dim")}; this learner has {self.spec.state_dim}, '
                              f'{self.act_dim}: resume with the same robots')
         self.actor.load_state_dict(state['actor'])
-        self.opt.load_state_dict(state['opt'])
+        try:
+            self.opt.load_state_dict(state['opt'])
+        except ValueError as e:  # the optimiser holds the trainable parameters only
+            raise ValueError(f"checkpoint's optimiser does not fit this learner ({e}): "
+                             f'resume with the freeze the run had (now '
+                             f'{list(self.cfg.freeze)})') from None
         self.updates = int(state['updates'])
