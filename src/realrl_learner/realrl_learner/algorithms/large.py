@@ -44,7 +44,11 @@ def _rows(value, idx: np.ndarray):
 
 def micro_batches(batch: Mapping, rows: int, steps: int) -> Iterator[tuple[np.ndarray, dict]]:
     """(row indices, the batch's rows at them) for steps near-equal consecutive parts of a
-    batch of `rows` rows (fields nested in mappings, as the learner's 'obs', are cut too)."""
+    batch of `rows` rows (fields nested in mappings, as the learner's 'obs', are cut too);
+    the batch itself, uncopied, for one step."""
+    if steps <= 1:
+        yield np.arange(rows), dict(batch)
+        return
     for idx in np.array_split(np.arange(rows), min(steps, rows)):
         yield idx, _rows(batch, idx)
 
