@@ -7,13 +7,14 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from test_imitation import PointReach, expert, run_episode
+from test_imitation import PointReach, expert
 from test_trainer_chunks import DESC, SIZE, WORDS, record, vla_learner_yaml
 
 from realrl_common.config import build_config
 from realrl_learner.algorithms.bc import BC, BCConfig
 from realrl_learner.algorithms.hg_dagger import HGDAgger, HGDAggerConfig
 from realrl_learner.algorithms.large import autocast
+from realrl_learner.algorithms.takeover import run_episode
 from realrl_learner.node_config import LearnerNodeConfig
 from realrl_learner.trainer import Trainer
 from realrl_policy.actors.vla_tiny import VLATinyConfig, tokenize
