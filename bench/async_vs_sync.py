@@ -1,8 +1,11 @@
-"""Asynchronous vs synchronous training: wall-clock time to success of the reach demo.
+"""Asynchronous vs synchronous training: wall-clock time to success.
 
-The reach demo (state only, config/reach_sim.yaml) through `realrl train`, the whole ROS 2
-graph, its driver paced at 10 Hz, until 90 % of the last 20 episodes succeed. Both modes use
-the same SAC, the same UTD ratio and the same seeds; they differ only in who waits:
+`--task reach` (default): the reach demo (state only, config/reach_sim.yaml), SAC.
+`--task peg`: peg insertion from pixels (config/peg_sim.yaml: front and wrist cameras at
+32x32, image RLPD with 20 scripted demonstrations, recorded first, once for all runs).
+Either through `realrl train`, the whole ROS 2 graph, its driver paced at 10 Hz, until 90 %
+of the last 20 episodes succeed. Both modes use the same algorithm, the same UTD ratio and
+the same seeds; they differ only in who waits:
 
 - async (the baseline, today's default): robots collect while the learner trains;
 - sync (`--set mode=sync`, the graph's one switch): after each episode the robot waits
@@ -14,7 +17,7 @@ with --quick), speedup = sync / async, and from the sync run the ideal overlap b
 sync rounds (the robots' wait) and T_env the rest of the run. gen_period_s: seconds of
 collection per episode; train_period_s: seconds between published weights versions.
 
-Left out: images (state only). Time to success is the run's `run_time_s`, which includes
+Left out: with --task reach, images. Time to success is the run's `run_time_s`, which includes
 the nodes' start-up (a few seconds, alike in both modes, and in sync's T_env). On a shared
 2-core machine training and collection compete for the CPU, so async's overlap is smaller
 than on separate machines.
@@ -35,9 +38,21 @@ def last_metrics(run_dir: Path) -> dict:
     return json.loads(lines[-1]) if lines else {}
 
 
-def one_run(mode: str, seed: int, tmp: Path, cap_s: float, domain: int) -> dict:
+def task_args(task: str, tmp: Path) -> list[str]:
+    """`realrl train` arguments that pick the task's graph ([] for the reach demo's)."""
+    if task == 'reach':
+        return []
+    from peg_insertion import graph_for, record
+    demos = record(tmp / 'demos')
+    print(f"peg: {demos['episodes']} demonstrations recorded ({demos['successes']} "
+          f"successful)", flush=True)
+    return ['--config', str(graph_for('rlpd', tmp / 'demos', tmp / 'peg.yaml'))]
+
+
+def one_run(mode: str, seed: int, tmp: Path, cap_s: float, domain: int,
+            graph: list[str]) -> dict:
     run_dir = tmp / f'{mode}{seed}'
-    args = ['train', '--run-dir', str(run_dir), '--max-wall-s', str(cap_s),
+    args = ['train', *graph, '--run-dir', str(run_dir), '--max-wall-s', str(cap_s),
             '--set', 'driver.control_hz=10.0', '--set', f'driver.seed={seed * 1000}',
             '--set', f'learner.seed={seed}', '--set', f'policy.seed={seed}',
             '--set', 'learner.metrics_every_s=1.0', *MODES[mode]]
@@ -65,15 +80,18 @@ def one_run(mode: str, seed: int, tmp: Path, cap_s: float, domain: int) -> dict:
 
 def main():
     args = parse(__doc__, lambda p: (p.add_argument('--full', action='store_true'),
-                                     p.add_argument('--cap-s', type=float, default=None)))
+                                     p.add_argument('--cap-s', type=float, default=None),
+                                     p.add_argument('--task', choices=('reach', 'peg'),
+                                                    default='reach')))
     require_workspace()
     seeds = [0, 1, 2] if args.full else [0]
     cap = args.cap_s or (900.0 if args.full else 420.0)
     runs = {mode: [] for mode in MODES}
     with tempfile.TemporaryDirectory(prefix='realrl-bench-sync-') as tmp:
+        graph = task_args(args.task, Path(tmp))
         for i, seed in enumerate(seeds):
             for j, mode in enumerate(MODES):  # alternate, so load drifts hit both alike
-                runs[mode].append(one_run(mode, seed, Path(tmp), cap, 20 + 2 * i + j))
+                runs[mode].append(one_run(mode, seed, Path(tmp), cap, 20 + 2 * i + j, graph))
     med = {mode: {k: statistics.median(r[k] for r in rs)
                   for k in ('time_to_success_s', 'gen_period_s', 'train_period_s', 'train_s',
                             'env_s')} for mode, rs in runs.items()}
@@ -90,7 +108,7 @@ def main():
           'async_train_period_s': r(med['async']['train_period_s']),
           'sync_gen_period_s': r(med['sync']['gen_period_s']),
           'sync_train_period_s': r(med['sync']['train_period_s']),
-          'seeds': seeds, 'runs': [{k: (r(v) if isinstance(v, float) else v)
+          'task': args.task, 'seeds': seeds, 'runs': [{k: (r(v) if isinstance(v, float) else v)
                                     for k, v in x.items()} for rs in runs.values() for x in rs]})
 
 
