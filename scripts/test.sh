@@ -6,6 +6,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 bash scripts/system_packages.sh
 bash scripts/setup.sh
+bash scripts/lerobot_venv.sh
 # shellcheck disable=SC1091
 source scripts/env.sh
 export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
