@@ -20,10 +20,10 @@ installed here), declared as ``video.codec: mpeg4``; ``videos=False`` keeps them
 Parquet rows as PNG images (dtype 'image') instead. Features, episodes and statistics are
 those of the v2.1 export (``export_lerobot``).
 
-Not done here: loading the result with LeRobot's own ``LeRobotDataset`` (LeRobot 0.5+ needs
-Python >= 3.12; it does not install beside our pins). test_export_lerobot_v3.py reads it back
-with pyarrow and OpenCV and checks what LeRobot's loader relies on (the files the templates
-name, contiguous indices, episode bounds, timestamps against the video's frames).
+LeRobot's own ``LeRobotDataset`` (LeRobot 0.4.2, format v3.0, PyAV video) loads the result in
+test_lerobot_own_class.py, in its own venv (scripts/lerobot_venv.sh: LeRobot does not install
+beside our pins). test_export_lerobot_v3.py reads it back with pyarrow and OpenCV and checks
+the layout itself (templates' files, contiguous indices, episode bounds, timestamps).
 
     python -m realrl_replay.export_lerobot_v3 STORE OUT [--fps HZ] [--task TEXT]
         [--all-episodes] [--no-videos]
