@@ -1,11 +1,12 @@
 """Run inside .venv-lerobot (LeRobot 0.4.2), not by pytest: opens a LeRobotDataset v3.0 folder
 with LeRobot's own ``LeRobotDataset`` class (video decoded by PyAV) and writes what it read.
 
-    .venv-lerobot/bin/python lerobot_probe.py ROOT OUT.npz INDEX [INDEX ...]
+    .venv-lerobot/bin/python lerobot_probe.py INDEX,INDEX,... ROOT OUT.npz [ROOT OUT.npz ...]
 
-OUT.npz holds ``summary`` (JSON text: the codebase version, counts, fps, features and their
-shapes, the items' keys) and, for each INDEX i, every tensor of ``dataset[i]`` as
-``<i>/<key>`` (camera frames as LeRobot gives them: C x H x W floats in [0, 1]) and its task.
+(several folders in one process: LeRobot takes seconds to import). Each OUT.npz holds
+``summary`` (JSON text: the codebase version, counts, fps, features and their shapes, the
+items' keys) and, for each INDEX i, every value of ``dataset[i]`` as ``<i>/<key>`` (camera
+frames as LeRobot gives them: C x H x W floats in [0, 1]; the task as text).
 """
 import json
 import sys
@@ -39,4 +40,6 @@ def main(root: str, out: str, indices: list[int]) -> None:
 
 
 if __name__ == '__main__':
-    main(sys.argv[1], sys.argv[2], [int(i) for i in sys.argv[3:]])
+    wanted = [int(i) for i in sys.argv[1].split(',')]
+    for root_arg, out_arg in zip(sys.argv[2::2], sys.argv[3::2], strict=True):
+        main(root_arg, out_arg, wanted)

@@ -85,16 +85,21 @@ def make_store(path) -> np.ndarray:
     return images
 
 
-def lerobot_reads(folder: Path, out: Path, indices: list[int]):
-    """(summary, arrays) of LeRobot's own LeRobotDataset on ``folder`` (offline)."""
-    env = {**os.environ, 'HF_HUB_OFFLINE': '1', 'HF_LEROBOT_HOME': str(out.parent / 'hf'),
-           'HF_HOME': str(out.parent / 'hf'), 'PYTHONPATH': ''}
-    run = subprocess.run([str(LEROBOT_PYTHON), str(PROBE), str(folder), str(out),
-                          *map(str, indices)], env=env, capture_output=True, text=True,
-                         timeout=120)
+def lerobot_reads(folders: list[Path], indices: list[int]) -> list[tuple[dict, dict]]:
+    """(summary, arrays) of LeRobot's own LeRobotDataset on each folder (offline, one run)."""
+    hf = folders[0].parent / 'hf'
+    env = {**os.environ, 'HF_HUB_OFFLINE': '1', 'HF_LEROBOT_HOME': str(hf), 'HF_HOME': str(hf),
+           'PYTHONPATH': ''}
+    outs = [f.with_suffix('.npz') for f in folders]
+    args = [a for f, o in zip(folders, outs) for a in (str(f), str(o))]
+    run = subprocess.run([str(LEROBOT_PYTHON), str(PROBE), ','.join(map(str, indices)), *args],
+                         env=env, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-4000:]
-    arrays = dict(np.load(out))
-    return json.loads(str(arrays.pop('summary'))), arrays
+    result = []
+    for out in outs:
+        arrays = dict(np.load(out))
+        result.append((json.loads(str(arrays.pop('summary'))), arrays))
+    return result
 
 
 def test_lerobot_0_4_2_loads_our_v3_export_and_it_imports_back(tmp_path):
@@ -105,8 +110,10 @@ def test_lerobot_0_4_2_loads_our_v3_export_and_it_imports_back(tmp_path):
     images = make_store(tmp_path / 's')
     total = sum(n for _, n in EPISODES)
     export_lerobot_v3(tmp_path / 's', tmp_path / 'ds', task='default task')
+    export_lerobot_v3(tmp_path / 's', tmp_path / 'png', task='default task', videos=False)
     indices = [0, 4, 5, 8, 9, total - 1]  # first/last frame of each episode
-    summary, got = lerobot_reads(tmp_path / 'ds', tmp_path / 'read.npz', indices)
+    (summary, got), (png_summary, png) = lerobot_reads([tmp_path / 'ds', tmp_path / 'png'],
+                                                       indices)
 
     assert summary['codebase_version'] == summary['dataset_version'] == 'v3.0'
     assert (summary['num_episodes'], summary['num_frames'], summary['len']) == (3, total, total)
@@ -136,6 +143,16 @@ def test_lerobot_0_4_2_loads_our_v3_export_and_it_imports_back(tmp_path):
         assert err < 8, (i, err)  # lossy MPEG-4 at 32 x 48; a wrong frame is off by far more
         errors = [np.abs(decoded - img.astype(float)).mean() for img in images]
         assert np.argmin(errors) == i, (i, errors)  # it is this frame, not a neighbour's
+
+    # --no-videos: LeRobot reads the PNG frames of the Parquet rows, exactly
+    assert (png_summary['num_episodes'], png_summary['num_frames']) == (3, total)
+    assert png_summary['dtypes']['observation.images.wrist'] == 'image'
+    assert png_summary['video_keys'] == [] and png_summary['camera_keys'] == [
+        'observation.images.wrist']
+    for i in indices:
+        np.testing.assert_array_equal(png[f'{i}/action'], rows['action'][i])
+        np.testing.assert_array_equal(
+            np.round(png[f'{i}/observation.images.wrist'].transpose(1, 2, 0) * 255), images[i])
 
     report = import_demos(tmp_path / 'demo', tmp_path / 'ds')
     assert (report.episodes, report.transitions) == (3, total)
