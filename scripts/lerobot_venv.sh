@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Creates .venv-lerobot: LeRobot 0.4.2 (dataset format v3.0) in its own Python 3.11 venv, with the
 # pins of requirements-lerobot.txt, so test/unit/replay/test_lerobot_own_class.py can open our
-# LeRobotDataset v3.0 export with LeRobot's own LeRobotDataset class. Idempotent: a second run
-# with the same pins only compares a fingerprint. Optional: LEROBOT_TORCH_INDEX=<index of CPU
-# torch builds> (or first argument) installs torch/torchvision +cpu from there instead.
+# LeRobotDataset v3.0 export with LeRobot's own LeRobotDataset class, and
+# test/unit/test_lerobot_policy_own.py can serve an ACT policy through actors/lerobot_policy.py.
+# Idempotent: a second run with the same pins only compares a fingerprint. Optional:
+# LEROBOT_TORCH_INDEX=<index of CPU torch builds> (or first argument) installs torch/torchvision
+# +cpu from there instead.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
