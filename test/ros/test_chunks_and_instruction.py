@@ -69,6 +69,14 @@ def test_chunks_drive_the_arm_and_the_instruction_reaches_the_store(ros_node, tm
     for c in (c for c in chunks if c.header.frame_id != 'test'):
         for i, row in enumerate(np.asarray(c.actions, np.float32).reshape(c.horizon, -1)):
             planned.setdefault((c.episode_id, c.step + i), []).append(row)
+    # (chunks are volatile: the test's reader may match the policy's writer after its first
+    # chunks, so the rows checked start at the first chunk this test saw)
+    first = min((c.episode_id, c.step) for c in chunks if c.header.frame_id != 'test')
+    checked = 0
     for ep, step, action in zip(rows['episode_id'], rows['step'], rows['action']):
-        assert any(np.array_equal(action, r) for r in planned[int(ep), int(step)]), (ep, step)
+        if (int(ep), int(step)) >= first:
+            assert any(np.array_equal(action, r) for r in planned[int(ep), int(step)]), \
+                (ep, step)
+            checked += 1
+    assert checked >= 20, (checked, first)
     assert len(chunks) < len(rows['step'])  # fewer chunks than steps: rows ran from them
