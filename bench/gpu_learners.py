@@ -128,10 +128,21 @@ def main():
                vla_latency_p99_ms=round(lat[int(0.99 * (len(lat) - 1))], 3),
                vla_finetune_updates_per_s=round(rate(lambda: bc.update(eight), seconds, sync),
                                                 2))
+    # The large-learner options: bf16 autocast, and bf16 with the vision encoder frozen.
+    dev = 'cuda' if cuda else 'cpu'
+    for key, extra in (('bf16', {}), ('bf16_frozen_vision', {'freeze': ('vision',)})):
+        del bc  # one copy of the big model at a time
+        torch.manual_seed(0)
+        bc = BC(ObservationSpec(STATE), ACT, BCConfig(actor=vcfg, batch_size=8, lr=1e-5,
+                                                      precision='bf16', device=dev, **extra))
+        out[f'vla_finetune_{key}_updates_per_s'] = round(
+            rate(lambda: bc.update(eight), seconds, sync), 2)  # noqa: B023
     print(f'VLA-shaped model, {params / 1e6:.0f}M parameters, chunk {vcfg.chunk}, '
           f'{vcfg.flow_steps} flow steps: latency p50 {out["vla_latency_p50_ms"]} ms, p99 '
           f'{out["vla_latency_p99_ms"]} ms; fine-tuning {out["vla_finetune_updates_per_s"]} '
-          f'updates/s at batch 8 (float32)', flush=True)
+          f'updates/s at batch 8 (float32); bf16 {out["vla_finetune_bf16_updates_per_s"]}, '
+          f'bf16 with the vision encoder frozen '
+          f'{out["vla_finetune_bf16_frozen_vision_updates_per_s"]}', flush=True)
     print(json.dumps(out), flush=True)
 
 
