@@ -58,6 +58,21 @@ class ExportReport:
     features: tuple[str, ...]
 
 
+def frame_columns(values: dict, n: int, episode: int, index: int, task_index: int,
+                  fps: float) -> dict[str, np.ndarray]:
+    """LeRobot's bookkeeping columns of an episode's n frames (both formats): next.done
+    (terminated or truncated, where the store has them), timestamp, frame, episode, global
+    index and task index."""
+    done = np.zeros(n, bool)
+    for flag in ('terminated', 'truncated'):
+        if flag in values:
+            done |= values[flag]
+    frame = np.arange(n, dtype=np.int64)
+    return {'next.done': done, 'timestamp': (frame / fps).astype(np.float32),
+            'frame_index': frame, 'episode_index': np.full(n, episode, np.int64),
+            'index': index + frame, 'task_index': np.full(n, task_index, np.int64)}
+
+
 def _feature_column(values: np.ndarray, dtype: str, n: int):
     """One feature's ``n`` values of an episode as a parquet column, and their stats."""
     import pyarrow as pa
@@ -124,15 +139,7 @@ def export_lerobot(store: str | os.PathLike, out: str | os.PathLike, *, fps: flo
             cols, stats = {}, {}
             for feat, field in mapping.items():
                 cols[feat], stats[feat] = _feature_column(data[field], features[feat]['dtype'], n)
-            done = np.zeros(n, bool)
-            for flag in ('terminated', 'truncated'):
-                if flag in data:
-                    done |= data[flag]
-            frame = np.arange(n, dtype=np.int64)
-            extra = {'next.done': done, 'timestamp': (frame / fps).astype(np.float32),
-                     'frame_index': frame, 'episode_index': np.full(n, e, np.int64),
-                     'index': index + frame, 'task_index': np.zeros(n, np.int64)}
-            for feat, values in extra.items():
+            for feat, values in frame_columns(data, n, e, index, 0, fps).items():
                 cols[feat] = pa.array(values)
                 stats[feat] = _stats(values.reshape(n, 1))
             table = pa.table(cols).replace_schema_metadata({b'huggingface': hf_meta})

@@ -52,6 +52,7 @@ from .export_lerobot import (
     _merge_stats,
     _stats,
     _write_json,
+    frame_columns,
     lerobot_features,
     open_for_export,
 )
@@ -141,15 +142,7 @@ def _write(reader, tmp: Path, episodes, mapping, features, video_keys, fps: int,
                 else:
                     cols[feat], stats[feat] = _feature_column(values[field],
                                                               features[feat]['dtype'], n)
-            done = np.zeros(n, bool)
-            for flag in ('terminated', 'truncated'):
-                if flag in values:
-                    done |= values[flag]
-            frame = np.arange(n, dtype=np.int64)
-            extra = {'next.done': done, 'timestamp': (frame / fps).astype(np.float32),
-                     'frame_index': frame, 'episode_index': np.full(n, e, np.int64),
-                     'index': index + frame, 'task_index': np.full(n, task_index, np.int64)}
-            for feat, column in extra.items():
+            for feat, column in frame_columns(values, n, e, index, task_index, fps).items():
                 cols[feat] = pa.array(column)
                 stats[feat] = _stats(column.reshape(n, 1))
             table = pa.table(cols).replace_schema_metadata({b'huggingface': hf_meta})
