@@ -5,13 +5,13 @@ node's ack comes back to the site; the replay node's sender_state service answer
 site's driver across the link."""
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
-import zenoh
 from ros_env import Proc, executable, next_domain_id, wait_for
 from std_msgs.msg import String
 
@@ -19,7 +19,7 @@ from realrl_common.qos import COMMAND_QOS, DATA_QOS
 from realrl_interfaces.msg import Transition, TransitionAck
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / 'unit' / 'bridge'))
-from _zenoh_fixtures import free_port  # noqa: E402
+from _zenoh_fixtures import tls_router  # noqa: E402
 
 from realrl_bridge import certs, link  # noqa: E402
 
@@ -67,11 +67,9 @@ class Graph:
 def test_site_and_cloud_graphs_exchange_only_allowed_topics(tmp_path):
     site_domain, cloud_domain = two_domains()
     folder = certs.make_folder(tmp_path / 'certs', ['lab_a', 'cloud'])
-    endpoint = f'tls/127.0.0.1:{free_port()}'
-    spec = link.RouterSpec(listen=endpoint, sites=(link.Site('lab_a', ('arm0',)),),
-                           cloud_names=('cloud',), tls=link.TlsFiles(
-                               folder.ca.cert, folder.router.cert, folder.router.key))
-    router = zenoh.open(link.to_zenoh(link.router_config(spec)))
+    router = contextlib.ExitStack()  # closed last, in the finally
+    _, endpoint = router.enter_context(tls_router(
+        folder, sites=(link.Site('lab_a', ('arm0',)),), cloud_names=('cloud',)))
     procs, graphs = [], []
     try:
         exe = executable('realrl_bridge', 'bridge')

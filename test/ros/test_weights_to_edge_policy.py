@@ -10,13 +10,13 @@ has; the next good version arrives.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
-import zenoh
 from ros_env import Proc, executable, next_domain_id, wait_for
 
 from realrl_common.qos import LATCHED_QOS, WEIGHTS_QOS
@@ -24,7 +24,7 @@ from realrl_common.weights import chunk_blob
 from realrl_interfaces.msg import PolicyVersion, WeightChunk
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / 'unit' / 'bridge'))
-from _zenoh_fixtures import free_port  # noqa: E402
+from _zenoh_fixtures import tls_router  # noqa: E402
 
 from realrl_bridge import certs, link  # noqa: E402
 
@@ -56,11 +56,9 @@ def test_learner_weights_reach_the_edge_policy_and_a_cut_blob_is_refused(tmp_pat
     from rclpy.executors import SingleThreadedExecutor
     cloud_domain, site_domain = next_domain_id(), next_domain_id()
     folder = certs.make_folder(tmp_path / 'certs', ['lab_a', 'cloud'])
-    endpoint = f'tls/127.0.0.1:{free_port()}'
-    spec = link.RouterSpec(listen=endpoint, sites=(link.Site('lab_a', ('arm0',)),),
-                           cloud_names=('cloud',), tls=link.TlsFiles(
-                               folder.ca.cert, folder.router.cert, folder.router.key))
-    router = zenoh.open(link.to_zenoh(link.router_config(spec)))
+    router = contextlib.ExitStack()  # closed last, in the finally
+    _, endpoint = router.enter_context(tls_router(
+        folder, sites=(link.Site('lab_a', ('arm0',)),), cloud_names=('cloud',)))
     procs, context, site_context = [], None, None
     try:
         env = {**os.environ, 'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST'}

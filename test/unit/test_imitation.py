@@ -63,16 +63,22 @@ def success_rate(algo, episodes: int = 30, seed: int = 1000) -> float:
 
 
 # --------------------------------------------------------------------- tests
-def test_bc_regresses_a_toy_expert():
+def expert_rows(episodes: int = 20) -> tuple[torch.Tensor, ...]:
+    """The expert's (obs, action) over `episodes` episodes of PointReach(0), and 200
+    held-out starts of PointReach(99) with the expert's actions there."""
     env = PointReach(0)
     rows = [run_episode(env.reset, env.step, expert, expert, PointReach.MAX_STEPS)
-            for _ in range(20)]
-    obs = torch.as_tensor(np.concatenate([r.obs for r in rows]))
-    action = torch.as_tensor(np.concatenate([r.action for r in rows]))
-    bc = BC(6, 2, BCConfig(actor=SMALL, lr=3e-3), seed=0)
+            for _ in range(episodes)]
     held_out = PointReach(99)
     test_obs = torch.as_tensor(np.stack([held_out.reset() for _ in range(200)]))
-    test_act = torch.as_tensor(np.stack([expert(o) for o in test_obs.numpy()]))
+    return (torch.as_tensor(np.concatenate([r.obs for r in rows])),
+            torch.as_tensor(np.concatenate([r.action for r in rows])), test_obs,
+            torch.as_tensor(np.stack([expert(o) for o in test_obs.numpy()])))
+
+
+def test_bc_regresses_a_toy_expert():
+    obs, action, test_obs, test_act = expert_rows()
+    bc = BC(6, 2, BCConfig(actor=SMALL, lr=3e-3), seed=0)
 
     def error() -> float:
         with torch.no_grad():

@@ -7,14 +7,13 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from test_imitation import PointReach, expert
+from test_imitation import expert_rows
 from test_trainer_chunks import DESC, SIZE, WORDS, record, vla_learner_yaml
 
 from realrl_common.config import build_config
 from realrl_learner.algorithms.bc import BC, BCConfig
 from realrl_learner.algorithms.hg_dagger import HGDAgger, HGDAggerConfig
 from realrl_learner.algorithms.large import autocast
-from realrl_learner.algorithms.takeover import run_episode
 from realrl_learner.node_config import LearnerNodeConfig
 from realrl_learner.trainer import Trainer
 from realrl_policy.actors.vla_tiny import VLATinyConfig, tokenize
@@ -80,16 +79,9 @@ def test_two_accumulated_micro_batches_make_the_step_of_the_whole_batch():
 
 
 def test_bf16_trains_the_toy_reach_task_with_float32_weights():
-    env = PointReach(0)
-    rows = [run_episode(env.reset, env.step, expert, expert, PointReach.MAX_STEPS)
-            for _ in range(20)]
-    obs = torch.as_tensor(np.concatenate([r.obs for r in rows]))
-    action = torch.as_tensor(np.concatenate([r.action for r in rows]))
+    obs, action, test_obs, test_act = expert_rows()
     bc = BC(6, 2, BCConfig(actor=ActorConfig(hidden_sizes=(64, 64)), lr=3e-3,
                            precision='bf16'), seed=0)
-    held_out = PointReach(99)
-    test_obs = torch.as_tensor(np.stack([held_out.reset() for _ in range(200)]))
-    test_act = torch.as_tensor(np.stack([expert(o) for o in test_obs.numpy()]))
 
     def error() -> float:
         with torch.no_grad():
