@@ -5,9 +5,13 @@ import subprocess
 import sys
 import time
 
+import pytest
+
+from realrl_bringup.chaos import node_processes
 from realrl_bringup.graph import NodeSpec
 from realrl_bringup.shm_cleanup import remove_orphan_segments
 from realrl_bringup.supervisor import Supervisor
+from realrl_common.config import ConfigError
 
 SLEEPER = [sys.executable, '-c', 'import subprocess, sys, time; '
            'subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"]); '
@@ -124,6 +128,7 @@ import sys, time
 from pathlib import Path
 from realrl_bringup.graph import NodeSpec
 from realrl_bringup.supervisor import Supervisor
+from realrl_common.config import ConfigError
 folder = Path(sys.argv[1])
 sup = Supervisor(folder / 'logs')
 for name, session in (('a', 'same'), ('b', 'same'), ('c', 'own')):
@@ -174,3 +179,64 @@ def test_a_clean_stop_ends_the_orphan_guard_too(tmp_path):
     assert guard is not None and guard.poll() is None
     sup.stop_all(grace_s=2)
     assert guard.poll() == 0 and sup._guard is None
+
+
+NODE_MODULE = '''import os, sys, time
+from pathlib import Path
+Path(os.environ['MARKS']).open('a').write(f'imported {os.getpid()}\\n')
+def main():
+    Path(os.environ['MARKS']).open('a').write(f'ran {os.getpid()} {sys.argv[0]}\\n')
+    time.sleep(600)
+if __name__ == '__main__':
+    main()
+'''
+
+
+def marks(path):
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def test_a_restart_takes_over_the_waiting_standby_which_imported_the_node_ahead(tmp_path):
+    """standby: true — the replacement process already imported the node's module before
+    the node was killed, becomes the node with the node's argv, and is the one the chaos
+    harness finds; stopping the run stops a waiting standby too."""
+    (tmp_path / 'standby_node.py').write_text(NODE_MODULE)
+    log = tmp_path / 'marks'
+    env = dict(os.environ, PYTHONPATH=f'{tmp_path}:{os.environ.get("PYTHONPATH", "")}',
+               MARKS=str(log))
+    sup = Supervisor(tmp_path / 'logs', env)
+    script = str(tmp_path / 'standby_node.py')
+    command = [sys.executable, script, '__node:=n']
+    m = sup.add(NodeSpec('n', 'p', 'e', restart='on_failure', standby=True), command,
+                [sys.executable, '-m', 'realrl_bringup.standby', 'standby_node:main',
+                 *command[1:]])
+    try:
+        sup.start_all()
+        first = m.proc.pid
+        sup.tend_standbys(now=time.monotonic() + 1e6)
+        waiting = m.standby.pid
+        assert wait_until(lambda: f'imported {waiting}' in marks(log), 60)
+        assert wait_until(lambda: f'ran {first} {script}' in marks(log), 60)
+        assert f'ran {waiting} {script}' not in marks(log)  # imported, not yet the node
+        assert node_processes(tmp_path) == {'/n': first}  # the standby is not the node
+        os.kill(first, signal.SIGKILL)
+        assert wait_until(lambda: not alive(first), 10)
+        events = [(e.spec.name, code, restarted) for e, code, restarted in sup.poll()]
+        assert events == [('n', -9, True)]
+        assert m.proc.pid == waiting and m.promotions == 1 and m.standby is None
+        assert wait_until(lambda: f'ran {waiting} {script}' in marks(log), 30)
+        assert node_processes(tmp_path) == {'/n': waiting}
+        sup.tend_standbys()  # the next standby waits STANDBY_DELAY_S after a promotion
+        assert m.standby is None
+        sup.tend_standbys(now=time.monotonic() + 1e6)
+        spare = m.standby.pid
+        assert wait_until(lambda: f'imported {spare}' in marks(log), 60)
+    finally:
+        sup.stop_all(grace_s=2)
+    assert not alive(waiting) and not alive(spare)
+    assert f'ran {spare} {script}' not in marks(log)
+
+
+def test_standby_needs_a_restart_policy():
+    with pytest.raises(ConfigError, match='set restart: on_failure, or remove standby'):
+        NodeSpec('n', 'p', 'e', standby=True)

@@ -15,6 +15,7 @@ No ROS imports: it reads /proc, the run's log and the store.
 """
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -24,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from realrl_bringup.supervisor import NODES_FILE
 
 STATUS = re.compile(r'^\[\s*([\d.]+)s\] episodes\s+(\d+) \| .*? \| stored\s+(\d+) \| '
                     r'updates\s+(\d+) \| policy v(\d+)')
@@ -51,7 +54,13 @@ def status_lines(text: str) -> list[Status]:
 
 
 def node_processes(run_dir: Path) -> dict[str, int]:
-    """Fully qualified node name -> pid of the run's live node processes (by command line)."""
+    """Fully qualified node name -> pid of the run's live node processes: from the
+    launcher's table (logs/nodes.json) where it keeps one, else by command line."""
+    table = Path(run_dir) / 'logs' / NODES_FILE
+    try:
+        listed = json.loads(table.read_text())
+    except (OSError, ValueError):
+        listed = None
     found = {}
     marker = str(run_dir)
     for pid in filter(str.isdigit, os.listdir('/proc')):
@@ -65,7 +74,9 @@ def node_processes(run_dir: Path) -> dict[str, int]:
         if name is None:
             continue
         ns = next((a.split(':=', 1)[1] for a in args if a.startswith('__ns:=')), '')
-        found[f'{ns.rstrip("/")}/{name}'] = int(pid)
+        fqn = f'{ns.rstrip("/")}/{name}'
+        if listed is None or listed.get(fqn) == int(pid):  # not a node's standby
+            found[fqn] = int(pid)
     return found
 
 

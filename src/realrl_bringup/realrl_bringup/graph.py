@@ -51,6 +51,9 @@ class NodeSpec:
     """Brought through configure -> activate by the launcher once it is up."""
     restart: str = 'never'
     """'on_failure': started again if it exits with an error or is killed; 'never'."""
+    standby: bool = False
+    """Keep a second process of it started and waiting with its code imported, so that a
+    restart skips the imports (torch alone takes seconds); needs restart: on_failure."""
     parameters: dict = field(default_factory=dict)
     """The node's ROS parameters (nested mappings become dotted names)."""
     site: str = ''
@@ -63,6 +66,9 @@ class NodeSpec:
               f'namespace must be a ROS name like arm0 (no slashes), got {self.namespace!r}')
         check(self.restart in RESTART_POLICIES,
               f'restart must be one of {list(RESTART_POLICIES)}, got {self.restart!r}')
+        check(not self.standby or self.restart == 'on_failure',
+              f'standby: true keeps a process ready for a restart, but {self.name!r} is never '
+              'restarted: set restart: on_failure, or remove standby')
 
     @property
     def fqn(self) -> str:

@@ -27,7 +27,7 @@ from realrl_bringup.learning_curve import plot_learning_curve
 from realrl_bringup.lease_keeper import LeaseError, LeaseKeeper
 from realrl_bringup.progress import EpisodeLog, Progress
 from realrl_bringup.shm_cleanup import files_of
-from realrl_bringup.supervisor import Supervisor, executable_path, ros_args
+from realrl_bringup.supervisor import Supervisor, executable_path, ros_args, standby_command
 from realrl_common.config import BAD_CONFIG_EXIT, ConfigError
 
 GRAPH_SNAPSHOT = 'graph.yaml'
@@ -123,7 +123,9 @@ class Run:
         # the monitor node's participant (this process) uses the graph's transports too
         os.environ[BUILTIN_TRANSPORTS] = env[BUILTIN_TRANSPORTS]
         for spec in graph.nodes:
-            self.supervisor.add(spec, commands[spec.fqn])
+            command = commands[spec.fqn]
+            self.supervisor.add(spec, command,
+                                standby_command(spec, command) if spec.standby else None)
         episode_log = EpisodeLog(run_dir / 'metrics' / 'episodes.jsonl')
         self.progress = Progress(window=graph.stop.window, time_offset=episode_log.last_time())
         print(f'realrl: run folder {run_dir}  (logs in {run_dir / "logs"})', flush=True)

@@ -8,9 +8,16 @@ shared-memory files that processes killed along the way left behind.
 If the launcher itself dies (even by SIGKILL) its nodes do not outlive it: an orphan guard
 process (orphan_guard.py), told of every node, stops them when its pipe from the launcher
 closes.
+
+A node with ``standby: true`` has a second process waiting with its code imported
+(standby.py): a restart hands it the node's place at once, and a new standby is started
+``STANDBY_DELAY_S`` later, so that its imports do not compete with the recovery. The pids of
+the running nodes are kept in ``<log_dir>/nodes.json`` (how the chaos harness tells a node
+from its standby, whose command line names the same node).
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -24,7 +31,12 @@ from ament_index_python.packages import PackageNotFoundError, get_package_prefix
 from realrl_bringup import orphan_guard
 from realrl_bringup.graph import NodeSpec
 from realrl_bringup.shm_cleanup import files_of, remove_orphan_segments
+from realrl_bringup.standby import GO, entry_point
 from realrl_common.config import BAD_CONFIG_EXIT
+
+STANDBY_DELAY_S = 15.0
+"""After a node's start (or its standby's promotion), how long before a new standby starts."""
+NODES_FILE = 'nodes.json'
 
 
 def executable_path(spec: NodeSpec) -> str:
@@ -51,6 +63,12 @@ def ros_args(spec: NodeSpec, params_file: Path | None) -> list[str]:
     return args
 
 
+def standby_command(spec: NodeSpec, command: list[str]) -> list[str]:
+    """The command of a standby of the node that ``command`` starts (standby.py)."""
+    return [sys.executable, '-m', 'realrl_bringup.standby',
+            entry_point(spec.package, spec.executable), *command]
+
+
 @dataclass
 class Managed:
     """One supervised node: its command, log, current process, starts and exit codes."""
@@ -61,6 +79,13 @@ class Managed:
     proc: subprocess.Popen | None = None
     starts: int = 0
     exits: list[int] = field(default_factory=list)
+    standby_command: list[str] | None = None
+    """The command of its standby process (None: it has none)."""
+    standby: subprocess.Popen | None = None
+    standby_due: float = 0.0
+    """When (time.monotonic) to start the next standby."""
+    promotions: int = 0
+    """Restarts that took over a waiting standby."""
 
     @property
     def running(self) -> bool:
@@ -90,21 +115,73 @@ class Supervisor:
         """Fast DDS shared-memory files our processes were seen using (see note_shm)."""
         self._guard: subprocess.Popen | None = None
 
-    def add(self, spec: NodeSpec, command: list[str]) -> Managed:
-        m = Managed(spec, command, self.log_dir / f'{spec.label}.log')
+    def add(self, spec: NodeSpec, command: list[str],
+            standby_command: list[str] | None = None) -> Managed:
+        m = Managed(spec, command, self.log_dir / f'{spec.label}.log',
+                    standby_command=standby_command)
         self.nodes[spec.fqn] = m
         return m
 
     def start(self, m: Managed) -> None:
-        log = open(m.log_path, 'ab')
+        """Start the node: its waiting standby if it has one alive, else a new process."""
+        if m.standby is not None and m.standby.poll() is None and self._promote(m.standby):
+            m.proc, m.standby = m.standby, None
+            m.promotions += 1
+        else:
+            self._drop_standby(m)
+            m.proc = self._spawn(m.command, m.log_path)
+        m.starts += 1
+        m.standby_due = time.monotonic() + STANDBY_DELAY_S
+        self._write_nodes()
+
+    def _spawn(self, command: list[str], log_path: Path,
+               stdin=subprocess.DEVNULL) -> subprocess.Popen:
+        log = open(log_path, 'ab')
         try:
-            m.proc = subprocess.Popen(m.command, stdout=log, stderr=subprocess.STDOUT,
-                                      stdin=subprocess.DEVNULL, env=self.env,
-                                      start_new_session=True)
+            proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=stdin,
+                                    env=self.env, start_new_session=True)
         finally:
             log.close()
-        m.starts += 1
-        self._tell_guard(f'+{m.proc.pid}')
+        self._tell_guard(f'+{proc.pid}')
+        return proc
+
+    @staticmethod
+    def _promote(standby: subprocess.Popen) -> bool:
+        """Tell a waiting standby to become the node; False if it cannot hear it."""
+        try:
+            standby.stdin.write(GO)
+            standby.stdin.close()
+        except (BrokenPipeError, ValueError):
+            return False
+        return True
+
+    def _drop_standby(self, m: Managed) -> None:
+        """Stop and reap the node's standby, if any."""
+        if m.standby is None:
+            return
+        _signal_group(m.standby, signal.SIGKILL)
+        m.standby.wait()
+        self._tell_guard(f'-{m.standby.pid}')
+        m.standby = None
+
+    def tend_standbys(self, now: float | None = None) -> None:
+        """Replace standbys that died, and start those that are due, for running nodes."""
+        now = time.monotonic() if now is None else now
+        for m in self.nodes.values():
+            if m.standby_command is None:
+                continue
+            if m.standby is not None and m.standby.poll() is not None:
+                self._tell_guard(f'-{m.standby.pid}')
+                m.standby, m.standby_due = None, now + STANDBY_DELAY_S
+            if m.standby is None and m.running and now >= m.standby_due:
+                m.standby = self._spawn(m.standby_command, m.log_path, stdin=subprocess.PIPE)
+
+    def _write_nodes(self) -> None:
+        """<log_dir>/nodes.json: fully qualified name -> pid of each running node."""
+        table = {fqn: m.proc.pid for fqn, m in self.nodes.items() if m.proc is not None}
+        tmp = self.log_dir / f'.{NODES_FILE}.tmp'
+        tmp.write_text(json.dumps(table))
+        tmp.replace(self.log_dir / NODES_FILE)
 
     def start_all(self) -> None:
         for m in self.nodes.values():
@@ -125,6 +202,9 @@ class Supervisor:
             if restart:
                 self.start(m)
             events.append((m, code, restart))
+        if events:
+            self._write_nodes()
+        self.tend_standbys()
         return events
 
     def note_shm(self) -> None:
@@ -140,6 +220,9 @@ class Supervisor:
 
     def stop_all(self, grace_s: float = 8.0) -> dict[str, int]:
         """Stop every node; returns each node's exit code. Leaves no process behind."""
+        for m in self.nodes.values():  # a standby never was a node: nothing to shut down
+            self._drop_standby(m)
+            m.standby_command = None
         alive = [m for m in self.nodes.values() if m.running]
         for sig, wait in ((signal.SIGINT, grace_s), (signal.SIGTERM, 3.0), (signal.SIGKILL, 3.0)):
             for m in alive:
