@@ -9,11 +9,8 @@ network the policy process runs; an image actor ('cnn') shares its encoder with 
 """
 
 import copy
-import functools
 import math
-import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +29,7 @@ from realrl_learner.algorithms.networks import (
     with_encoder,
 )
 from realrl_policy.models import ACTIVATIONS, ActorConfig
+from realrl_policy.precision import cpu_has_bf16
 
 BATCH_KEYS = ('obs', 'action', 'reward', 'next_obs', 'terminated')
 MATMUL_DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16}
@@ -110,16 +108,6 @@ class SACConfig:
                              f'{sorted(MATMUL_DTYPES)}, got {self.critic_matmul_dtype!r}')
         if self.max_grad_norm is not None and not self.max_grad_norm > 0:
             raise ValueError(f'max_grad_norm must be > 0 or None, got {self.max_grad_norm}')
-
-
-@functools.cache
-def cpu_has_bf16() -> bool:
-    """Whether this CPU multiplies bfloat16 natively (Linux: avx512_bf16 or amx_bf16)."""
-    try:
-        flags = Path('/proc/cpuinfo').read_text()
-    except OSError:
-        return False
-    return bool(re.search(r'\b(avx512_bf16|amx_bf16)\b', flags))
 
 
 def critic_dtype(name: str) -> torch.dtype:
