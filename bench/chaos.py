@@ -37,7 +37,8 @@ def train(run_dir: Path, log: Path, env: dict, duration_s: float, every_s: float
           seed: int) -> dict:
     """One run of `duration_s`, with a kill every `every_s` (None: none); its figures."""
     with open(log, 'wb') as f:
-        p = subprocess.Popen([str(REALRL), 'train', '--run-dir', str(run_dir), *FAST],
+        p = subprocess.Popen([str(REALRL), 'train', '--run-dir', str(run_dir), *FAST,
+                              '--max-wall-s', str(duration_s + 300)],  # not the graph's 900 s
                              stdout=f, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
                              start_new_session=True)
     chaos = Chaos(run_dir, log, every_s or 1e9, seed=seed)

@@ -58,8 +58,10 @@ def main():
     with tempfile.TemporaryDirectory(prefix='soak-') as tmp:
         run_dir, log = Path(tmp) / 'run', Path(tmp) / 'train.log'
         with open(log, 'wb') as f:
+            # --max-wall-s: the graph's own limit (900 s for the demo) must not end it first
             p = subprocess.Popen([str(REALRL), 'train', '--run-dir', str(run_dir),
-                                  '--no-stop-at-success', '--status-every-s', '30'],
+                                  '--no-stop-at-success', '--status-every-s', '30',
+                                  '--max-wall-s', str(duration + 600)],
                                  stdout=f, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
                                  start_new_session=True)
         samples, start = [], time.monotonic()
@@ -69,6 +71,8 @@ def main():
                 s = sample(run_dir)
                 if s['nodes']:
                     samples.append(s)
+            ran_s = time.monotonic() - start
+            ended_early = p.poll() is not None
         finally:
             p.send_signal(signal.SIGTERM)
             try:
@@ -86,14 +90,19 @@ def main():
         return float(np.mean([r[key] for r in rows])) if rows else float('nan')
     growth = {key: mean(tail, key) - mean(head, key) for key in ('fds', 'threads', 'shm')}
     rss_frac = mean(tail, 'rss_kb') / mean(head, 'rss_kb') - 1 if head else float('nan')
-    print(f'{hours:g} h, {len(samples)} samples ({len(after)} after {warmup:.0f} s warm-up), '
+    if ended_early:
+        print(f'soak: the run ended by itself after {ran_s:.0f} s of the {duration:.0f} s asked: '
+              'the figures cover only that', flush=True)
+    print(f'{ran_s / 3600:.2f} h, {len(samples)} samples ({len(after)} after {warmup:.0f} s '
+          'warm-up), '
           f'node processes changed {len(pids) - 1} times: RSS {mean(head, "rss_kb") / 1024:.0f}'
           f' -> {mean(tail, "rss_kb") / 1024:.0f} MiB ({100 * rss_frac:+.1f} %), fds '
           f'{mean(head, "fds"):.0f} -> {mean(tail, "fds"):.0f}, threads '
           f'{mean(head, "threads"):.0f} -> {mean(tail, "threads"):.0f}, shm files '
           f'{mean(head, "shm"):.0f} -> {mean(tail, "shm"):.0f}; '
           f'{summary["episodes"]} episodes, success {summary["final_success_rate"]:.2f}')
-    emit({'hours': round(hours, 3), 'rss_growth_frac': round(rss_frac, 4),
+    emit({'hours': round(ran_s / 3600, 3), 'ended_early': ended_early,
+          'rss_growth_frac': round(rss_frac, 4),
           'fd_growth': growth['fds'], 'thread_growth': growth['threads'],
           'shm_growth': growth['shm'], 'restarts': len(pids) - 1,
           'baseline_rss_mb': round(mean(head, 'rss_kb') / 1024, 1),
