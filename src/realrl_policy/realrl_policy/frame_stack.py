@@ -61,10 +61,6 @@ class FrameStacks:
             return self._stacked((history.frames + [frames])[-self.k:])
         return self._stacked(history.frames)
 
-    def forget(self, robot_id: str) -> None:
-        """Drop a robot's history (its next observation starts a stack)."""
-        self._robots.pop(robot_id, None)
-
     @staticmethod
     def _stacked(frames: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
         return {cam: np.concatenate([f[cam] for f in frames], axis=-1) for cam in frames[-1]}
