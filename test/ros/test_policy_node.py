@@ -134,3 +134,52 @@ def test_a_frozen_policy_exits_on_a_checkpoint_of_another_robot(ros_node, tmp_pa
         assert f'weights_file {ckpt}: cannot serve arm0 with weights v3' in proc.output()
     finally:
         proc.stop()
+
+
+def test_policy_stacks_each_robots_frames_per_episode(ros_node, tmp_path):
+    """A 'cnn' actor with frame_stack 2 over DDS: the node gives it each observation's frame
+    after the episode's previous one (the first repeated at step 0, again at a new episode),
+    so its actions are those of an InferenceEngine fed the same observations."""
+    from sensor_msgs.msg import Image
+
+    from realrl_common.convert import fill_image
+    from realrl_policy.cnn_actor import CNNActor
+    from realrl_policy.encoders import EncoderConfig
+    from realrl_policy.inference import InferenceEngine
+    node = ros_node
+    proc = Proc([executable('realrl_policy', 'policy_node'), '--ros-args',
+                 '-p', 'robot_ids:=[arm0]', '-p', 'deterministic:=true'], tmp_path / 'policy.log')
+    try:
+        actions, versions = [], []
+        node.create_subscription(Action, '/arm0/action', actions.append, COMMAND_QOS)
+        node.create_subscription(PolicyVersion, '/policy/version', versions.append, LATCHED_QOS)
+        desc = node.create_publisher(RobotDescription, '/arm0/description', LATCHED_QOS)
+        obs_pub = node.create_publisher(Observation, '/arm0/observation', SENSOR_QOS)
+        weights = node.create_publisher(WeightChunk, '/learner/weights', WEIGHTS_QOS)
+        desc.publish(RobotDescription(robot_id='arm0', state_dim=1, action_dim=2,
+                                      action_low=to_f32([-1, -1]), action_high=to_f32([1, 1])))
+        torch.manual_seed(0)
+        actor = CNNActor(ActorConfig(type='cnn', hidden_sizes=(16,), encoder=EncoderConfig(
+            cameras=('front',), channels=4, blocks=1, feature_dim=8, frame_stack=2)), 1, 2)
+        blob = pack_actor(actor)
+        publish_blob(weights, 1, blob)
+        assert wait_for(lambda: versions and versions[-1].version == 1, 20, spin=node.spin), \
+            proc.output()
+        engine = InferenceEngine(deterministic=True)
+        engine.add_robot('arm0', 1, [-1, -1], [1, 1])
+        assert engine.load(1, blob) == ''
+        rng = np.random.default_rng(0)
+        for episode, step in [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1)]:
+            frame = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+            img = Image()
+            fill_image(img, frame, 'front')
+            n = len(actions)
+            obs_pub.publish(Observation(robot_id='arm0', episode_id=episode, step=step,
+                                        state=to_f32([0.0]), images=[img]))
+            assert wait_for(lambda: len(actions) > n, 5, spin=node.spin), proc.output()
+            expected, _ = engine.act('arm0', np.zeros(1, np.float32), {'front': frame},
+                                     episode, step)
+            assert (actions[-1].episode_id, actions[-1].step) == (episode, step)
+            np.testing.assert_allclose(from_f32(actions[-1].action), expected, atol=1e-5)
+    finally:
+        proc.stop()

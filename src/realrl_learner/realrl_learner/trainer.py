@@ -15,7 +15,9 @@ samplers' random generators, so a resumed learner continues the version sequence
 what it would have drawn.
 
 An image actor (``actor.type: cnn``) makes the trainer sample its cameras' frames
-(obs/image_<camera>, next_obs/image_<camera>) into the batch beside the state. Every key an
+(obs/image_<camera>, next_obs/image_<camera>) into the batch beside the state; with
+``actor.encoder.frame_stack`` k the sampler stacks each camera's last k frames of the
+row's episode ([B, H, W, 3k], ``realrl_replay.frame_stack``). Every key an
 algorithm's ``batch_keys`` names is supplied (``BATCH_KEY_FIELDS``): a vision-language chunk
 actor ('vla_tiny', 'flow' under bc or hg_dagger) gets 'image' (its camera's frames),
 'instruction' (the store's UTF-8 column) and 'action_chunk' (each row's action and the H-1
@@ -51,7 +53,7 @@ from realrl_learner.algorithms import (
 from realrl_learner.algorithms.common import chunk_length
 from realrl_learner.sac import MASK_KEY
 from realrl_policy.models import build_actor
-from realrl_policy.weights_blob import pack_actor
+from realrl_policy.weights_blob import pack_actor, unpack_actor
 from realrl_replay.layout import IDENTITY_FILE, fsync_dir
 from realrl_replay.mixer import MixedSampler, check_compatible, open_sources
 from realrl_replay.reader import EPISODE, ReplayReader
@@ -215,7 +217,8 @@ class Trainer:
         self._chunk = max(1, chunk_length(self.algorithm.actor)) if 'action_chunk' in keys else 0
         self.online, self.sampler = make_samplers(
             cfg, reader, self._per_row, self.obs_spec.cameras, self._extra,
-            next_images=self._next_images, action_chunk=self._chunk)
+            next_images=self._next_images, action_chunk=self._chunk,
+            frame_stack=frame_stack_of(cfg.algorithm.actor))
         self.version = 0
         self._published_at = 0
         self._sent_whole = False  # the first version out is whole (next_weights)
@@ -404,6 +407,13 @@ class Trainer:
             raise ValueError(f'{latest} is a checkpoint of algorithm {kind!r}, the learner '
                              f'runs {self.cfg.algorithm.type!r}: set algorithm.type: {kind} '
                              'or start with an empty checkpoint_dir')
+        if 'actor_blob' in state:
+            saved = frame_stack_of(unpack_actor(bytes(state['actor_blob'])).cfg)
+            mine = frame_stack_of(self.cfg.algorithm.actor)
+            if saved != mine:
+                raise ValueError(f'{latest} was trained with algorithm.actor.encoder.frame_stack '
+                                 f'{saved}, the learner has {mine}: set it to {saved} or start '
+                                 'with an empty checkpoint_dir')
         self.algorithm.load_state_dict(state['algorithm'] if 'algorithm' in state
                                        else state['sac'])
         self.version = int(state['version'])
@@ -444,6 +454,14 @@ def observation_spec(algorithm_cfg, reader, state_dim: int) -> ObservationSpec:
     return ObservationSpec(state_dim, tuple(cameras), sizes.pop())
 
 
+def frame_stack_of(actor_cfg) -> int:
+    """Frames per camera an image actor's encoder sees (``encoder.frame_stack``); 1 for
+    actors that take no stacks (state actors, vision-language chunk actors)."""
+    if not actor_uses_images(actor_cfg.type):
+        return 1
+    return int(getattr(getattr(actor_cfg, 'encoder', None), 'frame_stack', 1))
+
+
 def _samplers(sampler, name: str = ''):
     """(path, Sampler) of every plain Sampler inside sampler (MixedSamplers nest)."""
     if hasattr(sampler, 'samplers'):
@@ -481,19 +499,21 @@ def cache_bytes_for(requested: int, readers, fields: tuple[str, ...]) -> int:
 
 
 def make_samplers(cfg: TrainerConfig, reader, per_row: bool, cameras: tuple[str, ...] = (),
-                  extra: tuple[str, ...] = (), next_images: bool = True, action_chunk: int = 0):
+                  extra: tuple[str, ...] = (), next_images: bool = True, action_chunk: int = 0,
+                  frame_stack: int = 1):
     """(sampler of this run's rows, sampler of every batch): the same Sampler, or a
     MixedSampler of it with the demonstrations and the interventions by cfg's ratios.
     ``extra``: more store fields to sample (EXTRA_FIELDS an algorithm reads);
     ``next_images``: the cameras' next frames too; ``action_chunk``: H > 0 adds each row's
-    'action_chunk' (every source reads its own store's following rows)."""
+    'action_chunk' (every source reads its own store's following rows); ``frame_stack``:
+    k > 1 stacks each camera's last k frames of the episode (each source its own rows)."""
     sides = ('obs', 'next_obs') if next_images else ('obs',)
     images = tuple(f'{side}/image_{cam}' for cam in cameras for side in sides)
     fields = FIELDS + images + tuple(extra) + ((EMBODIMENT,) if per_row else ())
     rows = cfg.algorithm.batch_size * getattr(cfg.algorithm, 'grad_accumulation_steps', 1)
     base = SamplerConfig(batch_size=rows, cache_bytes=cfg.cache_bytes,
                          fields=fields, seed=cfg.seed, refresh_interval_s=cfg.refresh_every_s,
-                         action_chunk=action_chunk)
+                         action_chunk=action_chunk, frame_stack=frame_stack)
     online = Sampler(reader, replace(base, window=cfg.window or None,
                                      cache_bytes=cache_bytes_for(cfg.cache_bytes, [reader],
                                                                  fields)))

@@ -2,7 +2,9 @@
 into a tanh-squashed Gaussian head; no ROS imports.
 
 Its observation is a mapping: 'state' ([B, obs_dim] float, the vector the 'mlp' actor
-takes) and 'image_<camera>' ([B, H, W, 3] uint8) for each of ``cfg.encoder.cameras``.
+takes) and 'image_<camera>' ([B, H, W, 3] uint8) for each of ``cfg.encoder.cameras``; with
+``cfg.encoder.frame_stack`` k, [B, H, W, 3k]: the camera's last k frames, oldest first
+(the policy's ``frame_stack.FrameStacks`` and the learner's sampler build them).
 The encoder is shared with the critics (``realrl_learner.algorithms.networks``): the critic
 loss trains it and the actor sees its features detached (``train_encoder`` False), so the
 actor loss never moves it; behaviour cloning sets ``train_encoder`` to train it itself.
@@ -50,7 +52,7 @@ class CNNActor(nn.Module):
     @torch.no_grad()
     def act(self, obs: dict, deterministic: bool = False) -> np.ndarray:
         """Action (float32, act_dim values) for one observation: {'state': vector,
-        'image_<camera>': HxWx3 uint8 frame, ...}."""
+        'image_<camera>': HxWx3 uint8 frame (HxWx3k: the last k, with frame_stack k), ...}."""
         batch = {'state': torch.as_tensor(np.asarray(obs['state'], np.float32).reshape(1, -1))}
         if batch['state'].shape[1] != self.obs_dim:
             raise ValueError(f'observation has {batch["state"].shape[1]} state values, the '
@@ -60,9 +62,12 @@ class CNNActor(nn.Module):
                 raise ValueError(f'observation has no frame of camera {key[len("image_"):]!r}; '
                                  f'the actor sees {list(self.cfg.encoder.cameras)}')
             frame = np.asarray(obs[key], np.uint8)
-            if frame.ndim != 3 or frame.shape[2] != 3:
-                raise ValueError(f'camera {key[len("image_"):]!r}: expected an HxWx3 rgb8 '
-                                 f'frame, got shape {frame.shape}')
+            channels = self.encoder.in_channels
+            if frame.ndim != 3 or frame.shape[2] != channels:
+                what = ('an HxWx3 rgb8 frame' if channels == 3 else
+                        f'HxWx{channels}: {channels // 3} rgb8 frames stacked (frame_stack)')
+                raise ValueError(f'camera {key[len("image_"):]!r}: expected {what}, got shape '
+                                 f'{frame.shape}')
             batch[key] = torch.from_numpy(frame[None].copy())
         sampled, _, mean = self.forward(batch)
         return (mean if deterministic else sampled)[0].numpy()

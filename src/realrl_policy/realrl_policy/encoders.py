@@ -1,12 +1,16 @@
 """Image encoders for actors and critics: a small ResNet-style CNN with random-shift
 augmentation; no ROS imports.
 
-Frames arrive as uint8 [B, H, W, 3] (the store's layout, HWC); the encoder scales them to
-[0, 1], shifts them at random by up to ``shift_pad`` pixels while training (DrQ's
-augmentation; never in eval mode, so the policy sees the frames as they are), runs a
-convolutional trunk of residual blocks per camera and turns each camera's feature map into
-keypoints with a spatial softmax (the expected (x, y) of each channel: image-size independent
-and it keeps where things are). A linear layer, LayerNorm and tanh make the features.
+Frames arrive as uint8 [B, H, W, 3] (the store's layout, HWC), or with ``frame_stack`` k as
+[B, H, W, 3k]: a camera's last k frames, oldest first, stacked along the channels (the
+sampler and the policy build the stacks, ``realrl_replay.frame_stack``,
+``realrl_policy.frame_stack``). The encoder scales them to [0, 1], shifts them at random by
+up to ``shift_pad`` pixels while training (DrQ's augmentation; never in eval mode, so the
+policy sees the frames as they are), runs a convolutional trunk of residual blocks per camera
+and turns each camera's feature map into keypoints with a spatial softmax (the expected
+(x, y) of each channel: image-size independent and it keeps where things are). A linear
+layer, LayerNorm and tanh make the features. A stack is shifted as one image (its frames by
+the same offset), and only the stem's input channels grow with k.
 """
 from __future__ import annotations
 
@@ -45,8 +49,17 @@ class EncoderConfig:
     """Number format of the trunk's convolutions: 'float32', 'bfloat16' (weights and
     gradients stay float32; autocast), or 'auto' (bfloat16 where the hardware has it natively:
     2-2.5x faster convolutions on such a CPU; realrl_policy/precision.py)."""
+    frame_stack: int = 1
+    """Frames per camera the encoder sees: the last k of the episode, stacked along the
+    channels (3k input channels; before the episode's k-th step its first frame is
+    repeated). 1: one frame, today's network. The actor config travels in the weights
+    blob, so the policy stacks as the learner sampled."""
 
     def __post_init__(self):
+        if (isinstance(self.frame_stack, bool) or not isinstance(self.frame_stack, int)
+                or self.frame_stack < 1):
+            raise ValueError(f'actor.encoder.frame_stack must be an integer >= 1 (1: one frame '
+                             f'per camera; k: its last k frames), got {self.frame_stack!r}')
         if self.channels < 1 or self.blocks < 1 or self.feature_dim < 1:
             raise ValueError(f'channels, blocks and feature_dim must be >= 1, got '
                              f'{self.channels}, {self.blocks}, {self.feature_dim}')
@@ -112,7 +125,9 @@ class ImageEncoder(nn.Module):
                              'e.g. cameras: [front]')
         self.cfg = cfg
         self.keys = tuple(f'image_{cam}' for cam in cfg.cameras)
-        layers: list[nn.Module] = [nn.Conv2d(3, cfg.channels, 3, cfg.stem_stride, 1), nn.ReLU()]
+        self.in_channels = 3 * cfg.frame_stack
+        layers: list[nn.Module] = [nn.Conv2d(self.in_channels, cfg.channels, 3, cfg.stem_stride,
+                                             1), nn.ReLU()]
         layers += [ResidualBlock(cfg.channels, 1 if i == 0 else 2) for i in range(cfg.blocks)]
         self.trunk = nn.Sequential(*layers)  # shared by the cameras
         self.project = nn.Sequential(
@@ -123,6 +138,10 @@ class ImageEncoder(nn.Module):
         points = []
         for key in self.keys:  # one camera at a time: smaller activations stay in cache
             frames = obs[key]
+            if frames.shape[-1] != self.in_channels:
+                raise ValueError(f'{key}: the encoder takes {self.in_channels} channels '
+                                 f'(frame_stack {self.cfg.frame_stack} x rgb), got frames of '
+                                 f'shape {tuple(frames.shape)}')
             x = frames.permute(0, 3, 1, 2).to(torch.float32) / 255.0
             if self.training and self.cfg.shift_pad:
                 x = random_shift(x, self.cfg.shift_pad)
@@ -130,12 +149,16 @@ class ImageEncoder(nn.Module):
         return self.project(torch.cat(points, dim=-1))
 
     def run_trunk(self, x: torch.Tensor) -> torch.Tensor:
-        """The trunk on float frames [B, 3, H, W], in cfg.trunk_dtype; float32 out."""
+        """The trunk on float frames [B, 3k, H, W], in cfg.trunk_dtype; float32 out."""
         dtype = resolve(self.cfg.trunk_dtype, x.device.type)
         if dtype == torch.float32:
             return self.trunk(x)
         with torch.autocast(x.device.type, dtype=dtype):
             return self.trunk(x).float()
+
+
+STEM_WEIGHT = '0.weight'
+"""The trunk's stem convolution weight [channels, 3 * frame_stack, 3, 3] in its state dict."""
 
 
 def save_trunk(encoder: ImageEncoder, path: str | Path) -> None:
@@ -144,7 +167,12 @@ def save_trunk(encoder: ImageEncoder, path: str | Path) -> None:
 
 
 def load_trunk(encoder: ImageEncoder, path: str | Path) -> None:
-    """Load trunk weights written by ``save_trunk``; ValueError naming the file and the fix."""
+    """Load trunk weights written by ``save_trunk``; ValueError naming the file and the fix.
+
+    A trunk saved for single frames (3 input channels) loads into an encoder with
+    ``frame_stack`` k > 1 by inflation: each frame's slice of the stem gets the saved stem
+    weights divided by k, so a still scene gives the features the trunk gave one frame and
+    motion starts from there. Any other difference of input channels is an error."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f'encoder.pretrained: no file {str(path)!r}; give the path of trunk '
@@ -152,8 +180,21 @@ def load_trunk(encoder: ImageEncoder, path: str | Path) -> None:
                          'from random weights')
     try:
         state = torch.load(path, weights_only=True)
-        encoder.trunk.load_state_dict(state)
     except (RuntimeError, OSError, EOFError, AttributeError) as e:
+        raise ValueError(f'encoder.pretrained: {str(path)!r} is not a torch state dict: '
+                         f'{e}') from None
+    stem = state.get(STEM_WEIGHT) if isinstance(state, dict) else None
+    if stem is not None and stem.ndim == 4 and stem.shape[1] != encoder.in_channels:
+        if stem.shape[1] != 3:
+            raise ValueError(f'encoder.pretrained: {str(path)!r} is a trunk for frame_stack '
+                             f'{stem.shape[1] // 3} ({stem.shape[1]} input channels); this '
+                             f'encoder has actor.encoder.frame_stack {encoder.cfg.frame_stack}: '
+                             'use the same frame_stack, or a single-frame trunk (inflated)')
+        state = {**state, STEM_WEIGHT: stem.repeat(1, encoder.cfg.frame_stack, 1, 1)
+                 / encoder.cfg.frame_stack}
+    try:
+        encoder.trunk.load_state_dict(state)
+    except (RuntimeError, AttributeError, TypeError) as e:
         raise ValueError(f'encoder.pretrained: {str(path)!r} does not hold trunk weights of '
                          f'an encoder with channels {encoder.cfg.channels} and blocks '
                          f'{encoder.cfg.blocks}: {e}') from None

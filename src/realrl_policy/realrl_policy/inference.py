@@ -10,7 +10,9 @@ embodiment one-hot is appended, and the robot takes the first action_dim values 
 actor's action.
 
 An image actor (``uses_images``, e.g. 'cnn') also gets the observation's camera frames,
-as {'state': vector, 'image_<camera>': HxWx3 uint8}.
+as {'state': vector, 'image_<camera>': HxWx3 uint8}; one with ``encoder.frame_stack`` k > 1
+gets each camera's last k frames of the robot's episode (``frame_stack.FrameStacks``, kept
+per robot from the observations' episode_id and step).
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ import numpy as np
 import torch
 
 from realrl_common.embodiment import SharedSpace
+from realrl_policy.frame_stack import FrameStacks
 from realrl_policy.weights_blob import unpack
 
 
@@ -57,6 +60,7 @@ class InferenceEngine:
         self._embodiment: dict[str, int] = {}
         self.swaps = 0
         self.refused = 0
+        self._stacks: FrameStacks | None = None
         self._rng = np.random.default_rng(seed)
         torch.manual_seed(seed)
 
@@ -95,6 +99,9 @@ class InferenceEngine:
             if e is not None:
                 embodiment[rid] = e
         self.actor, self.space, self._embodiment = actor, space, embodiment
+        k = self.frame_stack
+        if k > 1 and (self._stacks is None or self._stacks.k != k):
+            self._stacks = FrameStacks(k)
         self.version = int(version)
         self.swaps += 1
         return ''
@@ -120,11 +127,19 @@ class InferenceEngine:
         """Whether the current actor takes camera frames (give them to ``act``)."""
         return bool(getattr(self.actor, 'uses_images', False))
 
+    @property
+    def frame_stack(self) -> int:
+        """Frames per camera the current actor takes (its encoder's frame_stack; 1 without)."""
+        encoder = getattr(getattr(self.actor, 'cfg', None), 'encoder', None)
+        return int(getattr(encoder, 'frame_stack', 1)) if self.wants_images else 1
+
     def act(self, robot_id: str, state: np.ndarray,
-            images: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, int]:
+            images: dict[str, np.ndarray] | None = None, episode_id: int | None = None,
+            step: int = 0) -> tuple[np.ndarray, int]:
         """The robot's action (robot units) and the weights version that chose it; images
         (camera -> HxWx3 uint8 frame) are used by an image actor, ValueError if it lacks
-        one of its cameras."""
+        one of its cameras. An actor with frame_stack k > 1 needs the observation's
+        episode_id and step: it gets each camera's last k frames of the episode."""
         robot = self.spaces[robot_id]
         if self.actor is None:
             u = self._rng.uniform(-1.0, 1.0, size=robot.low.shape[0])
@@ -134,6 +149,11 @@ class InferenceEngine:
             e = self._embodiment[robot_id]
             obs = self.space.actor_obs(self.space.pad_state(e, state), e)
         if self.wants_images:
+            if self._stacks is not None and self.frame_stack > 1:
+                if episode_id is None:
+                    raise ValueError(f'the actor stacks {self.frame_stack} frames per camera: '
+                                     "give act() the observation's episode_id and step")
+                images = self._stacks.stack(robot_id, int(episode_id), int(step), images or {})
             obs = {'state': obs, **{f'image_{cam}': f for cam, f in (images or {}).items()}}
         u = self.actor.act(obs, deterministic=self.deterministic)[:robot.low.shape[0]]
         return from_unit(np.asarray(u, np.float32), robot.low, robot.high), self.version

@@ -82,7 +82,8 @@ class PolicyNode(Node):
         try:
             images = ({img.header.frame_id: image_array(img) for img in msg.images}
                       if self.engine.wants_images else None)
-            action, version = self.engine.act(msg.robot_id, from_f32(msg.state), images)
+            action, version = self.engine.act(msg.robot_id, from_f32(msg.state), images,
+                                              msg.episode_id, msg.step)
         except ValueError as e:  # a state that does not fit the robot's description
             self.failures += 1
             self.get_logger().error(f'no action for {msg.robot_id} step {msg.step}: {e} '

@@ -19,6 +19,7 @@ import numpy as np
 from .action_chunks import ACTION_CHUNK, following_actions
 from .cache import BlockCache
 from .errors import RowsEvictedError
+from .frame_stack import preceding_rows, stack_frames
 from .reader import EPISODE, ReplayReader
 from .sampler_config import SamplerConfig
 from .schema import ROBOT_ID
@@ -47,6 +48,9 @@ class Sampler:
         if config.action_chunk and not {ROBOT_ID, EPISODE, 'action'} <= set(schema.by_name):
             raise ValueError(f'action_chunk needs the store fields {ROBOT_ID!r}, {EPISODE!r} and '
                              f"'action'; {self.reader.path} lacks some: set action_chunk to 0")
+        if config.frame_stack > 1 and not {ROBOT_ID, EPISODE} <= set(schema.by_name):
+            raise ValueError(f'frame_stack needs the store fields {ROBOT_ID!r} and {EPISODE!r}; '
+                             f'{self.reader.path} lacks some: set frame_stack to 1')
         if config.where is not None:
             spec = schema.by_name.get(config.where[0])
             if spec is None or spec.shape != ():
@@ -169,6 +173,10 @@ class Sampler:
         if self.config.action_chunk:
             batch[ACTION_CHUNK] = following_actions(self.reader, batch[INDEX],
                                                     self.config.action_chunk, self._marker)
+        if self.config.frame_stack > 1:
+            rows_k = preceding_rows(self.reader, batch[INDEX], self.config.frame_stack,
+                                    self._marker, self._read_rows)
+            stack_frames(batch, rows_k, self._read_rows)
         if self.config.prioritized:
             w = (1.0 / (self._window_rows() * q)) ** self.config.beta
             batch[WEIGHT] = (w / w.max()).astype(np.float32)
@@ -211,6 +219,25 @@ class Sampler:
 
     def close(self) -> None:
         self._cache.close()
+
+    def _read_rows(self, rows: np.ndarray, fields: list[str]) -> dict[str, np.ndarray]:
+        """The fields' values at rows: from the cache where their block is resident (a frame
+        stack's rows are mostly in the sampled row's block), else from the store."""
+        rows = np.asarray(rows, np.int64)
+        blocks, offsets = rows // self.block_rows, rows % self.block_rows
+        slots = np.array([self._resident.get(b, -1) for b in blocks.tolist()], np.int64)
+        cached = (slots >= 0) & (offsets < self._slot_valid[slots])
+        rest = rows[~cached]
+        stored = self.reader.read(rest, fields, self._marker) if rest.size else {}
+        out = {}
+        for name in fields:
+            arena = self._cache.arena[name]
+            values = np.empty((len(rows), *arena.shape[2:]), arena.dtype)
+            values[cached] = arena[slots[cached], offsets[cached]]
+            if rest.size:
+                values[~cached] = stored[name]
+            out[name] = values
+        return out
 
     def __enter__(self) -> Sampler:
         return self

@@ -43,6 +43,12 @@ class SamplerConfig:
     """With H >= 1, each batch also holds 'action_chunk' [B, H, action_dim]: each row's action
     and the H-1 its robot took next in the same episode, the last repeated past the
     episode's end (``action_chunks.following_actions``); 0: no chunks."""
+    frame_stack: int = 1
+    """With k > 1, each returned camera field obs/image_<camera> holds the row's frame and
+    the k-1 of its robot's previous steps in the episode, stacked along the last axis
+    ([B, H, W, 3k], oldest first; the episode's first frame repeated before its k-th step),
+    and next_obs/image_<camera> the stack one step later (``frame_stack``); the store keeps
+    one frame per row. 1: the row's own frames."""
 
     def __post_init__(self):
         if self.batch_size < 1:
@@ -63,5 +69,8 @@ class SamplerConfig:
             raise ValueError(f'alpha and beta must be >= 0, got {self.alpha}, {self.beta}')
         if self.action_chunk < 0:
             raise ValueError(f'action_chunk must be >= 0 (0: none), got {self.action_chunk}')
+        if isinstance(self.frame_stack, bool) or not isinstance(self.frame_stack, int) \
+                or self.frame_stack < 1:
+            raise ValueError(f'frame_stack must be an integer >= 1, got {self.frame_stack!r}')
         if self.where is not None and (len(self.where) != 2 or not self.where[1]):
             raise ValueError(f"where must be (field, (values...)), got {self.where!r}")

@@ -39,8 +39,9 @@ class ObservationSpec:
 
     Without cameras a batch's 'obs' and 'next_obs' are float tensors [B, state_dim] (the
     actor's input: padded state and embodiment one-hot). With cameras they are mappings:
-    'state' as above and 'image_<camera>' uint8 [B, H, W, 3] per camera, the input of
-    image actors (``realrl_policy.cnn_actor``).
+    'state' as above and 'image_<camera>' uint8 [B, H, W, 3] per camera ([B, H, W, 3k]: the
+    last k frames, with the encoder's frame_stack k), the input of image actors
+    (``realrl_policy.cnn_actor``).
     """
 
     state_dim: int
