@@ -4,12 +4,11 @@ import copy
 
 import numpy as np
 import torch
-from ros_env import Proc, executable, wait_for
-from test_policy_node import publish_blob
+from ros_env import wait_for
+from test_policy_node import publish_blob, start_policy
 
 from realrl_common.convert import from_f32, to_f32
-from realrl_common.qos import COMMAND_QOS, LATCHED_QOS, SENSOR_QOS, WEIGHTS_QOS
-from realrl_interfaces.msg import Action, Observation, PolicyVersion, RobotDescription, WeightChunk
+from realrl_interfaces.msg import Observation
 from realrl_policy.models import ActorConfig, GaussianActor
 from realrl_policy.weights_blob import is_partial, pack_actor
 
@@ -23,19 +22,9 @@ def test_partial_weights_go_onto_the_weights_file_and_not_onto_another_base(ros_
     torch.save({'version': 3, 'actor_blob': pack_actor(actor)}, ckpt)
     with torch.no_grad():  # the learner trains on: only the unfrozen layers move
         actor.net[2].weight.add_(0.3)
-    proc = Proc([executable('realrl_policy', 'policy_node'), '--ros-args',
-                 '-p', 'robot_ids:=[arm0]', '-p', 'deterministic:=true',
-                 '-p', f'weights_file:={ckpt}', '-p', 'listen_after_file:=true'],
-                tmp_path / 'policy.log')
+    proc, actions, versions, obs_pub, weights = start_policy(
+        node, tmp_path, '-p', f'weights_file:={ckpt}', '-p', 'listen_after_file:=true')
     try:
-        actions, versions = [], []
-        node.create_subscription(Action, '/arm0/action', actions.append, COMMAND_QOS)
-        node.create_subscription(PolicyVersion, '/policy/version', versions.append, LATCHED_QOS)
-        desc = node.create_publisher(RobotDescription, '/arm0/description', LATCHED_QOS)
-        obs_pub = node.create_publisher(Observation, '/arm0/observation', SENSOR_QOS)
-        weights = node.create_publisher(WeightChunk, '/learner/weights', WEIGHTS_QOS)
-        desc.publish(RobotDescription(robot_id='arm0', state_dim=5, action_dim=2,
-                                      action_low=to_f32([-1, -1]), action_high=to_f32([1, 1])))
         state = np.linspace(-1, 1, 5).astype(np.float32)
         assert wait_for(lambda: versions and versions[-1].version == 3, 20, spin=node.spin), \
             proc.output()

@@ -20,19 +20,30 @@ def publish_blob(pub, version, blob, corrupt=False):
                                 total_bytes=c.total_bytes, crc32=c.crc32, data=data))
 
 
+def start_policy(node, tmp_path, *params: str, state_dim: int = 5,
+                 low=(-1.0, -1.0), high=(1.0, 1.0)):
+    """A policy node process serving arm0 (its description, of 2 actions within low..high,
+    latched first) and this test's ends of its topics: (proc, actions, versions,
+    observation publisher, weights publisher)."""
+    actions, versions = [], []
+    node.create_subscription(Action, '/arm0/action', actions.append, COMMAND_QOS)
+    node.create_subscription(PolicyVersion, '/policy/version', versions.append, LATCHED_QOS)
+    desc = node.create_publisher(RobotDescription, '/arm0/description', LATCHED_QOS)
+    obs_pub = node.create_publisher(Observation, '/arm0/observation', SENSOR_QOS)
+    weights = node.create_publisher(WeightChunk, '/learner/weights', WEIGHTS_QOS)
+    desc.publish(RobotDescription(robot_id='arm0', state_dim=state_dim, action_dim=2,
+                                  action_low=to_f32(list(low)), action_high=to_f32(list(high))))
+    proc = Proc([executable('realrl_policy', 'policy_node'), '--ros-args',
+                 '-p', 'robot_ids:=[arm0]', '-p', 'deterministic:=true', *params],
+                tmp_path / 'policy.log')
+    return proc, actions, versions, obs_pub, weights
+
+
 def test_policy_acts_and_swaps_weights(ros_node, tmp_path):
     node = ros_node
-    proc = Proc([executable('realrl_policy', 'policy_node'), '--ros-args',
-                 '-p', 'robot_ids:=[arm0]', '-p', 'deterministic:=true'], tmp_path / 'policy.log')
+    proc, actions, versions, obs_pub, weights = start_policy(node, tmp_path, low=(-2, 0),
+                                                             high=(2, 1))
     try:
-        actions, versions = [], []
-        node.create_subscription(Action, '/arm0/action', actions.append, COMMAND_QOS)
-        node.create_subscription(PolicyVersion, '/policy/version', versions.append, LATCHED_QOS)
-        desc = node.create_publisher(RobotDescription, '/arm0/description', LATCHED_QOS)
-        obs_pub = node.create_publisher(Observation, '/arm0/observation', SENSOR_QOS)
-        weights = node.create_publisher(WeightChunk, '/learner/weights', WEIGHTS_QOS)
-        desc.publish(RobotDescription(robot_id='arm0', state_dim=5, action_dim=2,
-                                      action_low=to_f32([-2, 0]), action_high=to_f32([2, 1])))
         state = np.linspace(-1, 1, 5).astype(np.float32)
 
         def act(step):
@@ -147,17 +158,8 @@ def test_policy_stacks_each_robots_frames_per_episode(ros_node, tmp_path):
     from realrl_policy.encoders import EncoderConfig
     from realrl_policy.inference import InferenceEngine
     node = ros_node
-    proc = Proc([executable('realrl_policy', 'policy_node'), '--ros-args',
-                 '-p', 'robot_ids:=[arm0]', '-p', 'deterministic:=true'], tmp_path / 'policy.log')
+    proc, actions, versions, obs_pub, weights = start_policy(node, tmp_path, state_dim=1)
     try:
-        actions, versions = [], []
-        node.create_subscription(Action, '/arm0/action', actions.append, COMMAND_QOS)
-        node.create_subscription(PolicyVersion, '/policy/version', versions.append, LATCHED_QOS)
-        desc = node.create_publisher(RobotDescription, '/arm0/description', LATCHED_QOS)
-        obs_pub = node.create_publisher(Observation, '/arm0/observation', SENSOR_QOS)
-        weights = node.create_publisher(WeightChunk, '/learner/weights', WEIGHTS_QOS)
-        desc.publish(RobotDescription(robot_id='arm0', state_dim=1, action_dim=2,
-                                      action_low=to_f32([-1, -1]), action_high=to_f32([1, 1])))
         torch.manual_seed(0)
         actor = CNNActor(ActorConfig(type='cnn', hidden_sizes=(16,), encoder=EncoderConfig(
             cameras=('front',), channels=4, blocks=1, feature_dim=8, frame_stack=2)), 1, 2)
