@@ -101,8 +101,12 @@ class Run:
         (self.run_dir / GRAPH_SNAPSHOT).write_text(
             yaml.safe_dump(self.graph.description, sort_keys=False))  # for --resume
         params = write_params(self.graph, self.run_dir)
-        return {s.fqn: [executable_path(s)] + ros_args(s, params[s.fqn])
-                for s in self.graph.nodes}
+        commands = {}
+        for s in self.graph.nodes:
+            command = [executable_path(s)] + ros_args(s, params[s.fqn])
+            launch = self.graph.kinds[s.fqn].launch  # e.g. the learner's ranks: torchrun
+            commands[s.fqn] = launch(self.graph.configs[s.fqn], command) if launch else command
+        return commands
 
     def execute(self) -> int:
         """Run until success, the time limit, a failure or a signal; the exit status (0

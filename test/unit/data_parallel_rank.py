@@ -1,0 +1,75 @@
+"""One rank of the data-parallel tests (test_data_parallel.py), run as its own process with
+torchrun's environment (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT).
+
+    data_parallel_rank.py steps <out_dir> <steps>
+        BC on fixed batches (batches.pt in out_dir): this rank's share of each, through
+        DataParallel; writes rank<r>.pt with the actor's weights.
+    data_parallel_rank.py train <out_dir> <store> <ckpt_dir> <batch> <until_updates>
+        The Trainer with ranks on a replay store: resumes from ckpt_dir, trains in ranked
+        rounds up to until_updates, then stops (rank 0 checkpoints); writes rank<r>.pt with
+        its weights, updates and sampler streams right after the resume and at the end.
+"""
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+for pkg in sorted((ROOT / 'src').iterdir()):
+    if (pkg / 'setup.py').exists():
+        sys.path.insert(0, str(pkg))
+
+import torch  # noqa: E402
+
+from realrl_learner.algorithms.bc import BC  # noqa: E402
+from realrl_learner.data_parallel import DataParallel, join, leave, ranks_from_env  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+def steps(out: Path, count: int) -> None:
+    ranks = ranks_from_env()
+    saved = torch.load(out / 'batches.pt', weights_only=False)
+    algo = BC(4, 2, saved['cfg'], seed=0)
+    join(ranks, cuda=False)
+    parallel = DataParallel(algo, ranks)
+    parallel.broadcast_from_leader()
+    for batch in saved['batches'][:count]:
+        n = len(batch['obs']) // ranks.world
+        mine = {k: v[ranks.rank * n:(ranks.rank + 1) * n] for k, v in batch.items()}
+        algo.update(mine)
+    torch.save(algo.actor.state_dict(), out / f'rank{ranks.rank}.pt')
+    parallel.close()
+    leave()
+
+
+def train(out: Path, store: str, ckpt: str, batch: int, until: int) -> None:
+    from realrl_learner.algorithms import algorithm_config
+    from realrl_learner.trainer import Trainer, TrainerConfig, sampler_rng_states
+    from realrl_replay.reader import ReplayReader
+    ranks = ranks_from_env()
+    cfg = TrainerConfig(algorithm=algorithm_config({'type': 'sac', 'batch_size': batch,
+                                                    'learning_starts': 0}),
+                        refresh_every_s=0.0, checkpoint_every_s=1e9, ranks=ranks.world)
+    trainer = Trainer(cfg, ReplayReader(store), ckpt, None, ranks)
+    trainer.load_latest()
+    record = {'resumed_updates': trainer.algorithm.updates,
+              'resumed_actor': {k: v.clone() for k, v in trainer.algorithm.actor.state_dict()
+                                .items()},
+              'resumed_rngs': sampler_rng_states(trainer.sampler)}
+    while True:
+        stop = ranks.leader and trainer.algorithm.updates >= until
+        rngs = sampler_rng_states(trainer.sampler)  # as of the round that checkpoints
+        if trainer.ranked_round(0.0, stop=stop)[1]:
+            break
+    record.update(updates=trainer.algorithm.updates, actor=trainer.algorithm.actor.state_dict(),
+                  rngs_at_checkpoint=rngs)
+    torch.save(record, out / f'rank{ranks.rank}.pt')
+    trainer.close()
+    leave()
+
+
+if __name__ == '__main__':
+    mode, out = sys.argv[1], Path(sys.argv[2])
+    if mode == 'steps':
+        steps(out, int(sys.argv[3]))
+    else:
+        train(out, sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6]))

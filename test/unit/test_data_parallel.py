@@ -1,0 +1,123 @@
+"""Data-parallel learner ranks as real processes on the CPU (gloo): two ranks train as one
+process on the doubled batch, and a checkpoint of two ranks resumes onto one and onto three."""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from test_trainer import DESC, fill
+
+from realrl_learner.algorithms.bc import BC, BCConfig
+from realrl_learner.sac import SACConfig
+from realrl_learner.trainer import Trainer, TrainerConfig, sampler_rng_states
+from realrl_replay.reader import ReplayReader
+from realrl_replay.transition_schema import transition_schema
+from realrl_replay.writer import ReplayWriter
+
+RANK = Path(__file__).with_name('data_parallel_rank.py')
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def run_ranks(world: int, *args) -> None:
+    """Start `world` processes of data_parallel_rank.py with torchrun's environment; all reaped."""
+    port = str(free_port())
+    procs = []
+    for rank in range(world):
+        env = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
+                   MASTER_ADDR='127.0.0.1', MASTER_PORT=port, OMP_NUM_THREADS='1')
+        procs.append(subprocess.Popen([sys.executable, str(RANK), *map(str, args)], env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+    try:
+        outs = [p.communicate(timeout=60)[0].decode(errors='replace') for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    for rank, (p, out) in enumerate(zip(procs, outs)):
+        assert p.returncode == 0, f'rank {rank} exited {p.returncode}:\n{out}'
+
+
+def test_two_ranks_train_as_one_process_on_the_doubled_batch(tmp_path):
+    """BC with its gradient clipped (the clip binds: it must see the averaged gradient) and
+    accumulated over two micro-batches; 4 steps on fixed batches of 16 rows."""
+    cfg = BCConfig(batch_size=16, lr=1e-2, max_grad_norm=0.05, grad_accumulation_steps=2)
+    gen = torch.Generator().manual_seed(1)
+    batches = [{'obs': torch.randn(16, 4, generator=gen),
+                'action': torch.rand(16, 2, generator=gen) * 2 - 1} for _ in range(4)]
+    torch.save({'cfg': cfg, 'batches': batches}, tmp_path / 'batches.pt')
+    run_ranks(2, 'steps', tmp_path, 4)
+
+    one = BC(4, 2, cfg, seed=0)
+    start = {k: v.clone() for k, v in one.actor.state_dict().items()}
+    for batch in batches:
+        one.update(batch)
+    half = BC(4, 2, cfg, seed=0)  # rank 0's rows alone: what no averaging would give
+    for batch in batches:
+        half.update({k: v[:8] for k, v in batch.items()})
+    ranks = [torch.load(tmp_path / f'rank{r}.pt') for r in range(2)]
+    assert any(not torch.equal(v, start[n]) for n, v in one.actor.state_dict().items())
+    for name, value in one.actor.state_dict().items():
+        for r in range(2):
+            torch.testing.assert_close(ranks[r][name], value, atol=1e-6, rtol=1e-5)
+    moved = max(float((half.actor.state_dict()[n] - v).abs().max())
+                for n, v in one.actor.state_dict().items())
+    assert moved > 1e-4  # the tolerance above tells averaged from rank-local training
+
+
+def test_a_checkpoint_of_two_ranks_resumes_onto_one_and_onto_three(tmp_path):
+    writer = ReplayWriter.create(tmp_path / 'store', transition_schema(DESC),
+                                 {'robots': {'arm0': DESC}})
+    fill(writer, 1, 60, np.random.default_rng(0))
+    writer.close()
+    store, ckpt = tmp_path / 'store', tmp_path / 'ckpt'
+    (tmp_path / 'two').mkdir()
+    run_ranks(2, 'train', tmp_path / 'two', store, ckpt, 6, 3)
+    two = [torch.load(tmp_path / 'two' / f'rank{r}.pt', weights_only=False) for r in range(2)]
+    assert two[0]['updates'] == two[1]['updates'] == 3
+    for name, value in two[0]['actor'].items():
+        torch.testing.assert_close(two[1]['actor'][name], value, atol=0, rtol=0)
+    assert two[0]['rngs_at_checkpoint'] != two[1]['rngs_at_checkpoint']  # own streams
+    saved = torch.load(ckpt / 'latest.pt', weights_only=True)
+    assert sorted(p.name for p in ckpt.glob('ckpt_*.pt')) == ['ckpt_000000003.pt']
+
+    # onto one process (no ranks): rank 0's weights, optimisers and streams, and on it goes
+    cfg = TrainerConfig(sac=SACConfig(batch_size=6, learning_starts=0), refresh_every_s=0.0)
+    shutil.copytree(ckpt, tmp_path / 'ckpt1')
+    one = Trainer(cfg, ReplayReader(store), tmp_path / 'ckpt1')
+    assert one.load_latest() and one.algorithm.updates == 3
+    for name, value in one.algorithm.actor.state_dict().items():
+        torch.testing.assert_close(value, two[0]['actor'][name], atol=0, rtol=0)
+    assert sampler_rng_states(one.sampler) == two[0]['rngs_at_checkpoint']
+    assert saved['algorithm']['actor_opt']['state']  # Adam's moments travel too
+    assert sum(one.step() for _ in range(2)) == 2 and one.algorithm.updates == 5
+    one.close()
+
+    # onto three ranks: ranks 0 and 1 continue their streams, rank 2 starts its own
+    (tmp_path / 'three').mkdir()
+    run_ranks(3, 'train', tmp_path / 'three', store, ckpt, 6, 5)
+    three = [torch.load(tmp_path / 'three' / f'rank{r}.pt', weights_only=False)
+             for r in range(3)]
+    for r in range(3):
+        assert three[r]['resumed_updates'] == 3 and three[r]['updates'] == 5
+        for name, value in two[0]['actor'].items():
+            torch.testing.assert_close(three[r]['resumed_actor'][name], value, atol=0, rtol=0)
+            torch.testing.assert_close(three[r]['actor'][name], three[0]['actor'][name],
+                                       atol=0, rtol=0)
+    for r in range(2):
+        assert three[r]['resumed_rngs'] == two[r]['rngs_at_checkpoint']
+    assert three[2]['resumed_rngs'] not in (two[0]['rngs_at_checkpoint'],
+                                            two[1]['rngs_at_checkpoint'])
+    trained = torch.load(ckpt / 'latest.pt', weights_only=True)
+    assert trained['algorithm']['updates'] == 5
+    assert len(json.loads(trained['rank_rngs'])) == 3
