@@ -68,30 +68,36 @@ def batch(vcfg: VLATinyConfig, rows: int, device) -> dict:
 
 def rank_main(seconds: float, cpu: bool, out: Path) -> None:
     """One rank: BC updates on its 8 rows for `seconds`, gradients averaged; rank 0 writes
-    the rate."""
+    the rate. Alone (WORLD_SIZE 1) it is the learner without ranks: no averaging."""
     ranks = ranks_from_env()
-    device = 'cpu' if cpu else f'cuda:{ranks.local_rank}'
+    device = 'cpu' if cpu else f'cuda:{ranks.local_rank if ranks else 0}'
     torch.set_num_threads(1)
     vcfg = vla_config(cpu)
     bc = BC(ObservationSpec(STATE), ACT, BCConfig(actor=vcfg, batch_size=ROWS, lr=1e-5,
                                                   device=device), seed=0)
-    join(ranks, cuda=not cpu)
-    parallel = DataParallel(bc, ranks, device)
-    parallel.broadcast_from_leader()
+    parallel = None
+    if ranks is not None:
+        join(ranks, cuda=not cpu)
+        parallel = DataParallel(bc, ranks, device)
+        parallel.broadcast_from_leader()
     mine = batch(vcfg, ROWS, device)
     sync = (lambda: None) if cpu else torch.cuda.synchronize
     for _ in range(3):
         bc.update(mine)
     sync()
     n, t0 = 0, time.perf_counter()
-    while parallel.agree([int(time.perf_counter() - t0 < seconds)])[0]:  # rank 0's clock
+    while True:
+        going = int(time.perf_counter() - t0 < seconds)
+        if not (parallel.agree([going])[0] if parallel else going):  # rank 0's clock
+            break
         bc.update(mine)
         n += 1
     sync()
-    if ranks.leader:
+    if ranks is None or ranks.leader:
         out.write_text(json.dumps({'updates_per_s': n / (time.perf_counter() - t0)}))
-    parallel.close()
-    leave()
+    if parallel is not None:
+        parallel.close()
+        leave()
 
 
 def run_ranks(count: int, seconds: float, cpu: bool) -> float:

@@ -121,3 +121,24 @@ def test_a_checkpoint_of_two_ranks_resumes_onto_one_and_onto_three(tmp_path):
     trained = torch.load(ckpt / 'latest.pt', weights_only=True)
     assert trained['algorithm']['updates'] == 5
     assert len(json.loads(trained['rank_rngs'])) == 3
+
+
+def test_ranks_are_validated_naming_the_field_and_launched_through_torchrun():
+    from realrl_common.config import ConfigError, build_config
+    from realrl_learner.node_config import LearnerNodeConfig, launch_command
+    for params, says in (({'ranks': 0}, 'ranks must be an integer >= 1'),
+                         ({'ranks': 3, 'algorithm': {'type': 'sac', 'batch_size': 256}},
+                          'algorithm.batch_size (256) must be a multiple of ranks (3)'),
+                         ({'ranks': 2, 'mode': 'sync'}, 'set mode: async or ranks: 1')):
+        try:
+            build_config(LearnerNodeConfig, params)
+        except (ConfigError, ValueError) as e:
+            assert says in str(e)
+        else:
+            raise AssertionError(f'{params} was accepted')
+    one = build_config(LearnerNodeConfig, {})
+    assert launch_command(one, ['learner_node', '--ros-args']) == ['learner_node', '--ros-args']
+    two = build_config(LearnerNodeConfig, {'ranks': 2, 'rank_restarts': 4})
+    assert launch_command(two, ['learner_node', '--ros-args']) == [
+        sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc-per-node=2',
+        '--max-restarts=4', '--no-python', 'learner_node', '--ros-args']
