@@ -1,28 +1,25 @@
-"""One rank of the data-parallel tests (test_data_parallel.py), run as its own process with
-torchrun's environment (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT).
+"""One rank of the data-parallel tests (test_data_parallel.py): ``rank_main(env, mode,
+*args)`` runs in a process of its own (forked from a server that imported torch once) with
+torchrun's environment (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT) in ``env``.
 
-    data_parallel_rank.py steps <out_dir> <steps>
+    steps <out_dir> <steps>
         BC on fixed batches (batches.pt in out_dir): this rank's share of each, through
         DataParallel; writes rank<r>.pt with the actor's weights.
-    data_parallel_rank.py train <out_dir> <store> <ckpt_dir> <batch> <until_updates>
+    train <out_dir> <store> <ckpt_dir> <batch> <until_updates>
         The Trainer with ranks on a replay store: resumes from ckpt_dir, trains in ranked
         rounds up to until_updates, then stops (rank 0 checkpoints); writes rank<r>.pt with
         its weights, updates and sampler streams right after the resume and at the end.
 """
-import sys
+import os
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-for pkg in sorted((ROOT / 'src').iterdir()):
-    if (pkg / 'setup.py').exists():
-        sys.path.insert(0, str(pkg))
+import torch
 
-import torch  # noqa: E402
-
-from realrl_learner.algorithms.bc import BC  # noqa: E402
-from realrl_learner.data_parallel import DataParallel, join, leave, ranks_from_env  # noqa: E402
-
-torch.set_num_threads(1)
+from realrl_learner.algorithms import algorithm_config
+from realrl_learner.algorithms.bc import BC
+from realrl_learner.data_parallel import DataParallel, join, leave, ranks_from_env
+from realrl_learner.trainer import Trainer, TrainerConfig, sampler_rng_states
+from realrl_replay.reader import ReplayReader
 
 
 def steps(out: Path, count: int) -> None:
@@ -42,9 +39,6 @@ def steps(out: Path, count: int) -> None:
 
 
 def train(out: Path, store: str, ckpt: str, batch: int, until: int) -> None:
-    from realrl_learner.algorithms import algorithm_config
-    from realrl_learner.trainer import Trainer, TrainerConfig, sampler_rng_states
-    from realrl_replay.reader import ReplayReader
     ranks = ranks_from_env()
     cfg = TrainerConfig(algorithm=algorithm_config({'type': 'sac', 'batch_size': batch,
                                                     'learning_starts': 0}),
@@ -67,9 +61,11 @@ def train(out: Path, store: str, ckpt: str, batch: int, until: int) -> None:
     leave()
 
 
-if __name__ == '__main__':
-    mode, out = sys.argv[1], Path(sys.argv[2])
+def rank_main(env: dict, mode: str, *args) -> None:
+    """One rank of mode ('steps' or 'train') with torchrun's environment env."""
+    os.environ.update(env)
+    torch.set_num_threads(1)
     if mode == 'steps':
-        steps(out, int(sys.argv[3]))
+        steps(Path(args[0]), int(args[1]))
     else:
-        train(out, sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6]))
+        train(Path(args[0]), str(args[1]), str(args[2]), int(args[3]), int(args[4]))

@@ -1,13 +1,12 @@
 """Data-parallel learner ranks as real processes on the CPU (gloo): two ranks train as one
 process on the doubled batch, and a checkpoint of two ranks resumes onto one and onto three."""
 import json
-import os
+import multiprocessing
 import shutil
 import socket
-import subprocess
 import sys
-from pathlib import Path
 
+import data_parallel_rank
 import numpy as np
 import torch
 from test_trainer import DESC, fill
@@ -19,8 +18,6 @@ from realrl_replay.reader import ReplayReader
 from realrl_replay.transition_schema import transition_schema
 from realrl_replay.writer import ReplayWriter
 
-RANK = Path(__file__).with_name('data_parallel_rank.py')
-
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -28,24 +25,34 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _server():
+    """A fork server that imported torch and the learner once: the ranks fork from it."""
+    ctx = multiprocessing.get_context('forkserver')
+    ctx.set_forkserver_preload(['data_parallel_rank'])
+    return ctx
+
+
 def run_ranks(world: int, *args) -> None:
-    """Start `world` processes of data_parallel_rank.py with torchrun's environment; all reaped."""
+    """Start `world` processes of data_parallel_rank.rank_main with torchrun's environment;
+    all are reaped."""
     port = str(free_port())
+    ctx = _server()
     procs = []
     for rank in range(world):
-        env = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
-                   MASTER_ADDR='127.0.0.1', MASTER_PORT=port, OMP_NUM_THREADS='1')
-        procs.append(subprocess.Popen([sys.executable, str(RANK), *map(str, args)], env=env,
-                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+        env = {'RANK': str(rank), 'LOCAL_RANK': str(rank), 'WORLD_SIZE': str(world),
+               'MASTER_ADDR': '127.0.0.1', 'MASTER_PORT': port}
+        procs.append(ctx.Process(target=data_parallel_rank.rank_main, args=(env, *args)))
+        procs[-1].start()
     try:
-        outs = [p.communicate(timeout=60)[0].decode(errors='replace') for p in procs]
+        for p in procs:
+            p.join(60)
     finally:
         for p in procs:
-            if p.poll() is None:
+            if p.is_alive():
                 p.kill()
-                p.wait()
-    for rank, (p, out) in enumerate(zip(procs, outs)):
-        assert p.returncode == 0, f'rank {rank} exited {p.returncode}:\n{out}'
+                p.join()
+    codes = [p.exitcode for p in procs]
+    assert codes == [0] * world, f'ranks exited {codes} (their errors are printed above)'
 
 
 def test_two_ranks_train_as_one_process_on_the_doubled_batch(tmp_path):
