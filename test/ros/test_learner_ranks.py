@@ -74,11 +74,13 @@ def wait_for(cond, timeout_s: float, what: str):
     raise AssertionError(f'timed out waiting for {what}')
 
 
-def updates(ckpt: Path) -> int:
+def latest(ckpt: Path, key: str) -> int:
+    """The updates ('updates') or weights version ('version') of the newest checkpoint."""
     try:
-        return int(torch.load(ckpt / 'latest.pt', weights_only=True)['algorithm']['updates'])
-    except (OSError, RuntimeError, EOFError, KeyError):
+        state = torch.load(ckpt / 'latest.pt', weights_only=True)
+    except (OSError, RuntimeError, EOFError):
         return 0
+    return int(state['algorithm']['updates'] if key == 'updates' else state['version'])
 
 
 def test_a_killed_rank_restarts_the_group(tmp_path, ros_domain):
@@ -90,6 +92,7 @@ def test_a_killed_rank_restarts_the_group(tmp_path, ros_domain):
     ckpt = tmp_path / 'ckpt'
     params = {'store_path': str(tmp_path / 'store'), 'checkpoint_dir': str(ckpt), 'ranks': 2,
               'rank_restarts': 2, 'checkpoint_every_s': 0.3, 'nice': 0,
+              'publish_every_s': 0.2,
               'algorithm': {'type': 'sac', 'batch_size': 4, 'learning_starts': 0,
                             'updates_per_step': 1000.0}}
     cfg = build_config(LearnerNodeConfig, params)
@@ -107,14 +110,17 @@ def test_a_killed_rank_restarts_the_group(tmp_path, ros_domain):
         first = wait_for(lambda: len(children(agent)) == 2 and children(agent), 60,
                          'the two ranks')
         seen |= first
-        before = wait_for(lambda: updates(ckpt), 60, 'a checkpoint of the two ranks')
+        before = wait_for(lambda: latest(ckpt, 'updates'), 60, 'a checkpoint of the two ranks')
         victim = next(p for p in first if rank_of(p) == 1)  # the rank without ROS
         os.kill(victim, signal.SIGKILL)
         second = wait_for(lambda: len(children(agent) - first) == 2 and children(agent), 60,
                           'the group restarted')
         seen |= second
         assert not any(alive(p) for p in first)  # the whole group went, not the dead rank only
-        wait_for(lambda: updates(ckpt) > before + 5, 60, 'training resumed after the restart')
+        wait_for(lambda: latest(ckpt, 'updates') > before + 5, 60,
+                 'training resumed after the restart')
+        # rank 0's publisher thread handed out versions (publish_every_s 0.2)
+        wait_for(lambda: latest(ckpt, 'version') >= 2, 30, 'weights versions published')
         assert sup.poll() == [] and m.running and m.starts == 1  # one node all along
     finally:
         sup.stop_all(grace_s=5.0)

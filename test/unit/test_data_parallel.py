@@ -1,10 +1,13 @@
 """Data-parallel learner ranks as real processes on the CPU (gloo): two ranks train as one
 process on the doubled batch, and a checkpoint of two ranks resumes onto one and onto three."""
+import copy
 import json
 import multiprocessing
 import shutil
 import socket
 import sys
+import threading
+import time
 
 import data_parallel_rank
 import numpy as np
@@ -12,8 +15,10 @@ import torch
 from test_trainer import DESC, fill
 
 from realrl_learner.algorithms.bc import BC, BCConfig
+from realrl_learner.publish_thread import PublishThread
 from realrl_learner.sac import SACConfig
 from realrl_learner.trainer import Trainer, TrainerConfig, sampler_rng_states
+from realrl_policy.weights_blob import pack_actor, unpack_actor
 from realrl_replay.reader import ReplayReader
 from realrl_replay.transition_schema import transition_schema
 from realrl_replay.writer import ReplayWriter
@@ -149,3 +154,36 @@ def test_ranks_are_validated_naming_the_field_and_launched_through_torchrun():
     assert launch_command(two, ['learner_node', '--ros-args']) == [
         sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc-per-node=2',
         '--max-restarts=4', '--no-python', 'learner_node', '--ros-args']
+
+
+def test_rank_zero_publishes_from_a_thread_while_training_goes_on(tmp_path):
+    """The version handed out is the weights at the snapshot, sent while updates go on."""
+    writer = ReplayWriter.create(tmp_path / 'store', transition_schema(DESC),
+                                 {'robots': {'arm0': DESC}})
+    fill(writer, 1, 40, np.random.default_rng(0))
+    cfg = TrainerConfig(sac=SACConfig(batch_size=4, learning_starts=0), refresh_every_s=0.0)
+    trainer = Trainer(cfg, ReplayReader(tmp_path / 'store'), tmp_path / 'ckpt')
+    gate, sent = threading.Event(), []
+    publisher = PublishThread(lambda v, blob: (gate.wait(30), sent.append((v, blob))),
+                              trainer.space.to_json())
+    try:
+        assert trainer.step() and trainer.step()
+        publisher.submit(*trainer.snapshot_weights(now=1.0))
+        at_snapshot = pack_actor(copy.deepcopy(trainer.algorithm.actor), trainer.space.to_json())
+        assert sum(trainer.step() for _ in range(3)) == 3 and not publisher.idle
+        gate.set()
+        deadline = time.monotonic() + 30
+        while not publisher.idle and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert [v for v, _ in sent] == [1]
+        obs = np.ones(4, np.float32)
+        now = pack_actor(trainer.algorithm.actor, trainer.space.to_json())
+        np.testing.assert_array_equal(unpack_actor(sent[0][1]).act(obs, True),
+                                      unpack_actor(at_snapshot).act(obs, True))
+        assert not np.array_equal(unpack_actor(now).act(obs, True),
+                                  unpack_actor(at_snapshot).act(obs, True))
+    finally:
+        gate.set()
+        publisher.close()
+        trainer.close()
+        writer.close()
