@@ -3,8 +3,9 @@
 torchrun's environment (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT) in ``env``.
 
     steps <out_dir> <steps>
-        BC on fixed batches (batches.pt in out_dir): this rank's share of each, through
-        DataParallel; writes rank<r>.pt with the actor's weights.
+        BC runs on fixed batches (batches.pt in out_dir: configs and batches): this rank's
+        share of each batch, through DataParallel; writes rank<r>.pt with each run's final
+        actor weights.
     train <out_dir> <store> <ckpt_dir> <batch> <until_updates>
         The Trainer with ranks on a replay store: resumes from ckpt_dir, trains in ranked
         rounds up to until_updates, then stops (rank 0 checkpoints); writes rank<r>.pt with
@@ -24,17 +25,18 @@ from realrl_replay.reader import ReplayReader
 
 def steps(out: Path, count: int) -> None:
     ranks = ranks_from_env()
-    saved = torch.load(out / 'batches.pt', weights_only=False)
-    algo = BC(4, 2, saved['cfg'], seed=0)
     join(ranks, cuda=False)
-    parallel = DataParallel(algo, ranks)
-    parallel.broadcast_from_leader()
-    for batch in saved['batches'][:count]:
-        n = len(batch['obs']) // ranks.world
-        mine = {k: v[ranks.rank * n:(ranks.rank + 1) * n] for k, v in batch.items()}
-        algo.update(mine)
-    torch.save(algo.actor.state_dict(), out / f'rank{ranks.rank}.pt')
-    parallel.close()
+    finals = []
+    for run in torch.load(out / 'batches.pt', weights_only=False):
+        algo = BC(run['state_dim'], run['act_dim'], run['cfg'], seed=0)
+        parallel = DataParallel(algo, ranks)
+        parallel.broadcast_from_leader()
+        for batch in run['batches'][:count]:
+            n = len(batch['obs']) // ranks.world
+            algo.update({k: v[ranks.rank * n:(ranks.rank + 1) * n] for k, v in batch.items()})
+        finals.append(algo.actor.state_dict())
+        parallel.close()
+    torch.save(finals, out / f'rank{ranks.rank}.pt')
     leave()
 
 
