@@ -101,8 +101,12 @@ class Run:
         (self.run_dir / GRAPH_SNAPSHOT).write_text(
             yaml.safe_dump(self.graph.description, sort_keys=False))  # for --resume
         params = write_params(self.graph, self.run_dir)
-        return {s.fqn: [executable_path(s)] + ros_args(s, params[s.fqn])
-                for s in self.graph.nodes}
+        commands = {}
+        for s in self.graph.nodes:
+            command = [executable_path(s)] + ros_args(s, params[s.fqn])
+            launch = self.graph.kinds[s.fqn].launch  # e.g. the learner's ranks: torchrun
+            commands[s.fqn] = launch(self.graph.configs[s.fqn], command) if launch else command
+        return commands
 
     def execute(self) -> int:
         """Run until success, the time limit, a failure or a signal; the exit status (0
@@ -124,8 +128,12 @@ class Run:
         os.environ[BUILTIN_TRANSPORTS] = env[BUILTIN_TRANSPORTS]
         for spec in graph.nodes:
             command = commands[spec.fqn]
+            standby = spec.standby and command[0] == executable_path(spec)
+            if spec.standby and not standby:  # e.g. the learner's ranks, through torchrun
+                print(f'realrl: {spec.fqn} starts through its own launcher ({command[0]} ...): '
+                      'it gets no standby', flush=True)
             self.supervisor.add(spec, command,
-                                standby_command(spec, command) if spec.standby else None)
+                                standby_command(spec, command) if standby else None)
         episode_log = EpisodeLog(run_dir / 'metrics' / 'episodes.jsonl')
         self.progress = Progress(window=graph.stop.window, time_offset=episode_log.last_time())
         print(f'realrl: run folder {run_dir}  (logs in {run_dir / "logs"})', flush=True)

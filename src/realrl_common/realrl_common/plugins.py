@@ -56,6 +56,9 @@ class NodeKind:
     """Frozen dataclass its ROS parameters build (``realrl_common.config.build_config``)."""
     robot: str = ''
     """For a driver: the robot kind it runs (a ``realrl.robots`` name)."""
+    launch: Any = None
+    """How the launcher starts the node's process, if not by its command as is: a function
+    (validated config, command) -> command (the learner's ranks: torchrun)."""
 
     def __post_init__(self):
         check(self.role in ROLES, f'role must be one of {list(ROLES)}, got {self.role!r}')

@@ -4,13 +4,15 @@ in:  the replay store on disk (read-only; created by the replay node)
 out: /learner/weights (chunked, versioned, CRC-checked, latched), /learner/status, and with
      metrics_path the run's TensorBoard event files (tensorboard_log.py)
 Training runs in a thread so the executor stays free; rclpy publishers are thread-safe.
+With ``ranks: N`` torchrun starts N processes of this executable: rank 0 is this node, the
+others run ``rank_worker`` (no ROS) and train with it (``realrl_learner.data_parallel``).
 """
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
-from pathlib import Path
 
 from rclpy.node import Node
 
@@ -19,11 +21,12 @@ from realrl_common.qos import STATUS_QOS, WEIGHTS_QOS
 from realrl_common.ros_params import read_config
 from realrl_common.weights import chunk_blob
 from realrl_interfaces.msg import LearnerStatus, WeightChunk
+from realrl_learner.data_parallel import leave, ranks_from_env
 from realrl_learner.node_config import LearnerNodeConfig
+from realrl_learner.publish_thread import PublishThread
+from realrl_learner.rank_worker import open_store, run_rank
 from realrl_learner.tensorboard_log import TensorBoardLog, tensorboard_dir_for
 from realrl_learner.trainer import Trainer, checkpoint_weights
-from realrl_replay.errors import StoreError
-from realrl_replay.reader import ReplayReader
 
 
 class LearnerNode(Node):
@@ -44,21 +47,9 @@ class LearnerNode(Node):
         self._weights_pub = self.create_publisher(WeightChunk, '~/weights', WEIGHTS_QOS)
         self._status_pub = self.create_publisher(LearnerStatus, '~/status', STATUS_QOS)
         self._stop_training = threading.Event()
+        self._ranks = ranks_from_env()
         self._thread = threading.Thread(target=self._run, name='learner', daemon=True)
         self._thread.start()
-
-    def _open_store(self, give_up_at: float) -> ReplayReader | None:
-        """The store once the replay node has created it; a store that stays unreadable
-        past give_up_at (not one being created) is an error."""
-        path = Path(self.cfg.store_path)
-        if not (path.exists() and any(path.iterdir())):
-            return None
-        try:
-            return ReplayReader(path)
-        except StoreError:
-            if time.monotonic() > give_up_at:
-                raise
-            return None
 
     def _run(self):
         try:
@@ -67,16 +58,19 @@ class LearnerNode(Node):
                 self._publish_weights(*resumed)
             reader, give_up_at = None, time.monotonic() + 30.0
             while reader is None and not self._stop_training.wait(0.5):
-                reader = self._open_store(give_up_at)
+                reader = open_store(self.cfg.store_path, give_up_at)
             if reader is None:
                 return
             self.trainer = Trainer(self.cfg, reader, self.cfg.checkpoint_dir,
-                                   self.cfg.metrics_path or None)
+                                   self.cfg.metrics_path or None, self._ranks)
             if self.trainer.load_latest():
                 self.get_logger().info(f'resumed from checkpoint: '
                                        f'{self.trainer.algorithm.updates} updates, version '
                                        f'{self.trainer.version}')
-            self._train()
+            if self._ranks is None:
+                self._train()
+            else:
+                self._train_ranked()
         except Exception as e:  # noqa: BLE001 - the thread must report, not vanish
             if self._stop_training.is_set() or not self.context.ok():
                 # Shutting down: the signal ended the ROS context while this thread was
@@ -114,6 +108,32 @@ class LearnerNode(Node):
                     self.tensorboard.log(t, now)
                 self._publish_status()
 
+    def _train_ranked(self):
+        """Rank 0 of several: every round together with the other ranks (rank 0 decides);
+        weights are packed and sent by a thread of their own, so no rank waits for it."""
+        t = self.trainer
+        publisher = PublishThread(self._publish_weights, t.space.to_json())
+        last_metrics = 0.0
+        try:
+            while True:
+                now = time.monotonic()
+                publish, stop = t.ranked_round(now, self._stop_training.is_set(),
+                                               publisher.idle)
+                if publish:
+                    publisher.submit(*t.snapshot_weights(now))
+                    if self.tensorboard is not None:
+                        self.tensorboard.publish_time(publisher.last_s)
+                if stop:
+                    return  # the round saved the final checkpoint
+                if now - last_metrics >= self.cfg.metrics_every_s:
+                    last_metrics = now
+                    t.log_metrics()
+                    if self.tensorboard is not None:
+                        self.tensorboard.log(t, now)
+                    self._publish_status()
+        finally:
+            publisher.close()
+
     def _publish_weights(self, version: int, blob: bytes):
         for c in chunk_blob(version, blob, self.cfg.chunk_bytes):
             self._weights_pub.publish(WeightChunk(version=c.version, index=c.index, count=c.count,
@@ -134,16 +154,20 @@ class LearnerNode(Node):
         self._stop_training.set()
         self._thread.join(timeout=10.0)
         if self.trainer is not None:
-            if self.trainer.algorithm.updates > 0:
+            if self.trainer.algorithm.updates > 0 and self._ranks is None:  # ranks: saved
                 path = self.trainer.save_checkpoint()
                 self.get_logger().info(f'final checkpoint {path}')
             self.trainer.close()
+        leave()
         if self.tensorboard is not None:
             self.tensorboard.close()
 
 
 def main(args=None):
-    """Runs the learner node."""
+    """Runs the learner node (on rank 0 of several: the others train without ROS)."""
+    ranks = ranks_from_env()
+    if ranks is not None and not ranks.leader:
+        sys.exit(run_rank(sys.argv[1:] if args is None else args, ranks))
     spin_node(LearnerNode, 'learner', args)
 
 

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from realrl_learner.algorithms import ObservationSpec
+from realrl_learner.algorithms.large import clip_gradients
 from realrl_learner.algorithms.networks import (
     actor_head,
     actor_parameters,
@@ -276,8 +277,7 @@ class SAC:
     def _step(self, opt: torch.optim.Optimizer, loss: torch.Tensor, net: nn.Module) -> None:
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        if self.cfg.max_grad_norm is not None:
-            nn.utils.clip_grad_norm_(net.parameters(), self.cfg.max_grad_norm)
+        clip_gradients(opt, net.parameters(), self.cfg.max_grad_norm)
         opt.step()
 
     def _unpack(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:

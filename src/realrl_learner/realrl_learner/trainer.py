@@ -51,6 +51,8 @@ from realrl_learner.algorithms import (
     build_algorithm,
 )
 from realrl_learner.algorithms.common import chunk_length
+from realrl_learner.data_parallel import DataParallel, Ranks, join, rank_device, rank_seed
+from realrl_learner.publish_thread import copy_weights, cpu_shadow
 from realrl_learner.sac import MASK_KEY
 from realrl_policy.models import build_actor
 from realrl_policy.weights_blob import pack_actor, unpack_actor
@@ -125,6 +127,12 @@ class TrainerConfig:
     """Share of every batch drawn from the rows of this run where a person took over (their
     intervention flag), as HG-DAgger and HIL-SERL weight them; 0: such rows are sampled like
     any other. A source with no rows yet gives its share to the others."""
+    ranks: int = 1
+    """Processes the learner trains on, data-parallel (one per GPU of the host, or on the CPU
+    with gloo; ``realrl`` starts them through torchrun): each samples batch_size / ranks rows
+    of every batch, gradients are averaged, rank 0 publishes and checkpoints
+    (``realrl_learner.data_parallel``); an algorithm's GPU ``device`` becomes each rank's
+    own (LOCAL_RANK). Needs mode async."""
 
     def __post_init__(self):
         algorithm = algorithm_config(self.algorithm)
@@ -152,6 +160,14 @@ class TrainerConfig:
         check(self.window >= 0, f'window must be >= 0 (0: all), got {self.window}')
         check(self.cache_bytes >= 1 << 20, f'cache_bytes must be >= 1 MiB, got {self.cache_bytes}')
         check(self.torch_threads >= 1, f'torch_threads must be >= 1, got {self.torch_threads}')
+        check(isinstance(self.ranks, int) and self.ranks >= 1,
+              f'ranks must be an integer >= 1 (processes, one per GPU), got {self.ranks!r}')
+        check(self.ranks == 1 or self.mode == 'async',
+              f'ranks: {self.ranks} trains data-parallel in mode async only; set mode: async '
+              'or ranks: 1')
+        check(self.algorithm.batch_size % self.ranks == 0,
+              f'algorithm.batch_size ({self.algorithm.batch_size}) must be a multiple of ranks '
+              f'({self.ranks}): each rank samples an equal share of every batch')
         for name in ('demo_ratio', 'intervention_ratio'):
             value = getattr(self, name)
             check(0.0 <= value <= 1.0, f'{name} must be in [0, 1], got {value}')
@@ -174,9 +190,14 @@ class Trainer:
     weights, writes checkpoints and metrics."""
 
     def __init__(self, cfg: TrainerConfig, reader, checkpoint_dir: str | Path,
-                 metrics_path: str | Path | None = None):
+                 metrics_path: str | Path | None = None, ranks: Ranks | None = None):
         self.cfg = cfg
         self.reader = reader
+        self.ranks = ranks
+        if cfg.ranks > 1 and (ranks is None or ranks.world != cfg.ranks):
+            raise ValueError(f'ranks: {cfg.ranks}, but this process is one of '
+                             f'{ranks.world if ranks else 1}: the learner\'s ranks are started by '
+                             f'torchrun --nproc-per-node {cfg.ranks} (realrl does it)')
         torch.set_num_threads(cfg.torch_threads)
         robots = reader.metadata.get('robots', {})
         if not robots:
@@ -199,7 +220,16 @@ class Trainer:
                          and len(self.space.embodiments) > 1)
         self._masked = any(e.action_dim < self.act_dim for e in self.space.embodiments)
         self.obs_spec = observation_spec(cfg.algorithm, reader, self.obs_dim)
-        self.algorithm = build_algorithm(self.obs_spec, self.act_dim, cfg.algorithm, cfg.seed)
+        algorithm_cfg, seed = shard(cfg, ranks)
+        self.algorithm = build_algorithm(self.obs_spec, self.act_dim, algorithm_cfg, cfg.seed)
+        self.parallel: DataParallel | None = None
+        if ranks is not None:  # same weights on every rank, then each its own random stream
+            device = str(getattr(algorithm_cfg, 'device', 'cpu'))
+            join(ranks, device.startswith('cuda'))
+            self.parallel = DataParallel(self.algorithm, ranks, device)
+            self.parallel.broadcast_from_leader()
+            if ranks.rank:  # rank 0 draws what a learner without ranks draws
+                torch.manual_seed(seed)
         keys = tuple(getattr(self.algorithm, 'batch_keys', ())) or (
             'obs', 'action', 'reward', 'next_obs', 'terminated')
         unknown = [k for k in keys if k not in BATCH_KEY_FIELDS]
@@ -218,10 +248,12 @@ class Trainer:
         self.online, self.sampler = make_samplers(
             cfg, reader, self._per_row, self.obs_spec.cameras, self._extra,
             next_images=self._next_images, action_chunk=self._chunk,
-            frame_stack=frame_stack_of(cfg.algorithm.actor))
+            frame_stack=frame_stack_of(cfg.algorithm.actor),
+            batch_size=algorithm_cfg.batch_size, seed=seed)
         self.version = 0
         self._published_at = 0
         self._sent_whole = False  # the first version out is whole (next_weights)
+        self._shadow = None  # the CPU copy of the actor snapshot_weights fills
         self.checkpoint_dir = Path(checkpoint_dir)
         self.metrics_path = Path(metrics_path) if metrics_path else None
         self.started = time.monotonic() - _last_time(self.metrics_path)
@@ -241,6 +273,8 @@ class Trainer:
 
     def close(self) -> None:
         self.sampler.close()  # a MixedSampler closes its sources, the online one among them
+        if self.parallel is not None:
+            self.parallel.close()
 
     # -- pacing -------------------------------------------------------------------------
     def allowed_updates(self) -> int:
@@ -259,6 +293,35 @@ class Trainer:
         batch = self.batch(self.sampler.sample())
         self.last_metrics = self.algorithm.update(batch)
         return True
+
+    def ranked_round(self, now: float, stop: bool = False, can_publish: bool = True
+                     ) -> tuple[bool, bool]:
+        """With ranks, one round of them all: rank 0 decides (an update if the pacing allows
+        it, a checkpoint if due, the stop; its ``stop``) and every rank does it together
+        (its own share of the batch, the gradient averaged). Returns (publish, stop) as rank
+        0 decided them: publish when due and rank 0's ``can_publish`` (its publisher is
+        free); only rank 0 publishes."""
+        values = [0, 0, 0, 0, int(stop)]
+        if self.ranks.leader:
+            if now - self._last_refresh >= self.cfg.refresh_every_s:
+                self.sampler.refresh()
+                self._last_refresh = now
+            train = (not stop and self.online.count > 0
+                     and self.algorithm.updates < self.allowed_updates())
+            checkpoint = self.checkpoint_due(now) or (stop and self.algorithm.updates > 0)
+            values = [int(train), self.online.count,
+                      int(can_publish and self.publish_due(now)), int(checkpoint), int(stop)]
+        train, count, publish, checkpoint, stop = self.parallel.agree(values)
+        if train:
+            while self.online.count < count:  # rank 0 saw rows this rank has not yet
+                self.sampler.refresh()
+                time.sleep(0.001)
+            self.last_metrics = self.algorithm.update(self.batch(self.sampler.sample()))
+        if checkpoint:
+            self.save_checkpoint(now)
+        if not (train or checkpoint or publish or stop):
+            time.sleep(0.01)  # nothing to train on yet: ask again soon
+        return bool(publish), bool(stop)
 
     def finished_rows(self) -> int:
         """Rows of the store up to its newest episode end (a terminated or truncated row), as
@@ -341,6 +404,21 @@ class Trainer:
         self._sent_whole = True
         return self.version, pack_actor(self.algorithm.actor, self.space.to_json(), partial)
 
+    def snapshot_weights(self, now: float) -> tuple[int, Any, bool]:
+        """A new version as (version, a CPU copy of the actor, partial): the actor's weights
+        copied between two steps into a shadow kept for it (after the first version only
+        the part that trains). Packing and sending the copy (``pack_actor(copy, space,
+        partial)``) can then run beside training (``publish_thread.PublishThread``)."""
+        self.version += 1
+        self._last_publish = now
+        self._published_at = self.algorithm.updates
+        partial = self._sent_whole and bool(getattr(self.algorithm, 'frozen', ()))
+        self._sent_whole = True
+        if self._shadow is None:
+            self._shadow = cpu_shadow(self.algorithm.actor)
+        copy_weights(self._shadow, self.algorithm.actor, trained_only=partial)
+        return self.version, self._shadow, partial
+
     def current_weights(self) -> tuple[int, bytes]:
         return self.version, pack_actor(self.algorithm.actor, self.space.to_json())
 
@@ -363,13 +441,20 @@ class Trainer:
         return (self.algorithm.updates > 0
                 and now - self._last_checkpoint >= self.cfg.checkpoint_every_s)
 
-    def save_checkpoint(self, now: float | None = None) -> Path:
+    def save_checkpoint(self, now: float | None = None) -> Path | None:
+        """Write a checkpoint (with ranks: every rank calls it together; rank 0 writes it,
+        with every rank's random streams); its path (None on the other ranks)."""
         self._last_checkpoint = time.monotonic() if now is None else now
+        rngs = self.rank_rngs()
+        if self.ranks is not None and not self.ranks.leader:
+            return None
         if not self.checkpoint_dir.is_dir():
             self.checkpoint_dir.mkdir(parents=True)
             fsync_dir(self.checkpoint_dir.parent)  # the new folder's name is durable
         path = self.checkpoint_dir / f'ckpt_{self.algorithm.updates:09d}.pt'
         state = self.state_dict()
+        if rngs is not None:
+            state['rank_rngs'] = json.dumps(rngs)
         tmp = path.with_suffix('.tmp')
         torch.save(state, tmp)
         with open(tmp, 'rb') as f:
@@ -396,6 +481,15 @@ class Trainer:
                 'space': json.dumps(self.space.to_json()),
                 'actor_blob': pack_actor(self.algorithm.actor, self.space.to_json())}
 
+    def rank_rngs(self) -> list | None:
+        """With ranks: each rank's random streams (torch's, the samplers'), in rank order,
+        on rank 0 (a collective: every rank calls it); None without ranks."""
+        if self.parallel is None:
+            return None
+        mine = {'torch_rng': torch.get_rng_state().tolist(),
+                'sampler_rngs': sampler_rng_states(self.sampler)}
+        return self.parallel.gather(mine)
+
     def load_latest(self) -> bool:
         """Restore the newest checkpoint, if any; returns whether one was loaded."""
         latest = self.checkpoint_dir / 'latest.pt'
@@ -418,10 +512,17 @@ class Trainer:
                                        else state['sac'])
         self.version = int(state['version'])
         self._published_at = int(state.get('published_at', self.algorithm.updates))
-        if 'torch_rng' in state:
-            torch.set_rng_state(state['torch_rng'])
-        if 'sampler_rngs' in state:
-            set_sampler_rng_states(self.sampler, json.loads(state['sampler_rngs']))
+        rank = self.ranks.rank if self.ranks is not None else 0
+        if rank == 0:
+            if 'torch_rng' in state:
+                torch.set_rng_state(state['torch_rng'])
+            if 'sampler_rngs' in state:
+                set_sampler_rng_states(self.sampler, json.loads(state['sampler_rngs']))
+        else:  # a rank the checkpoint's run had continues its streams; a new one keeps its seed
+            saved = json.loads(state.get('rank_rngs', '[]'))
+            if rank < len(saved):
+                torch.set_rng_state(torch.tensor(saved[rank]['torch_rng'], dtype=torch.uint8))
+                set_sampler_rng_states(self.sampler, saved[rank]['sampler_rngs'])
         return True
 
 
@@ -500,19 +601,24 @@ def cache_bytes_for(requested: int, readers, fields: tuple[str, ...]) -> int:
 
 def make_samplers(cfg: TrainerConfig, reader, per_row: bool, cameras: tuple[str, ...] = (),
                   extra: tuple[str, ...] = (), next_images: bool = True, action_chunk: int = 0,
-                  frame_stack: int = 1):
+                  frame_stack: int = 1, batch_size: int | None = None,
+                  seed: int | None = None):
     """(sampler of this run's rows, sampler of every batch): the same Sampler, or a
     MixedSampler of it with the demonstrations and the interventions by cfg's ratios.
     ``extra``: more store fields to sample (EXTRA_FIELDS an algorithm reads);
     ``next_images``: the cameras' next frames too; ``action_chunk``: H > 0 adds each row's
     'action_chunk' (every source reads its own store's following rows); ``frame_stack``:
-    k > 1 stacks each camera's last k frames of the episode (each source its own rows)."""
+    k > 1 stacks each camera's last k frames of the episode (each source its own rows);
+    ``batch_size`` and ``seed``: a rank's share of the batch and its own seed (default:
+    cfg's)."""
+    batch_size = cfg.algorithm.batch_size if batch_size is None else batch_size
+    seed = cfg.seed if seed is None else seed
     sides = ('obs', 'next_obs') if next_images else ('obs',)
     images = tuple(f'{side}/image_{cam}' for cam in cameras for side in sides)
     fields = FIELDS + images + tuple(extra) + ((EMBODIMENT,) if per_row else ())
-    rows = cfg.algorithm.batch_size * getattr(cfg.algorithm, 'grad_accumulation_steps', 1)
+    rows = batch_size * getattr(cfg.algorithm, 'grad_accumulation_steps', 1)
     base = SamplerConfig(batch_size=rows, cache_bytes=cfg.cache_bytes,
-                         fields=fields, seed=cfg.seed, refresh_interval_s=cfg.refresh_every_s,
+                         fields=fields, seed=seed, refresh_interval_s=cfg.refresh_every_s,
                          action_chunk=action_chunk, frame_stack=frame_stack)
     online = Sampler(reader, replace(base, window=cfg.window or None,
                                      cache_bytes=cache_bytes_for(cfg.cache_bytes, [reader],
@@ -526,13 +632,13 @@ def make_samplers(cfg: TrainerConfig, reader, per_row: bool, cameras: tuple[str,
                 raise ValueError(f'intervention_ratio > 0, but replay store {reader.path} has no '
                                  "'intervention' field; set intervention_ratio: 0")
             samplers['interventions'] = Sampler(reader, replace(
-                base, window=cfg.window or None, seed=cfg.seed + 1,
+                base, window=cfg.window or None, seed=seed + 1,
                 where=('intervention', (True,))))
             ratios['interventions'] = cfg.intervention_ratio
         if cfg.demo_stores:  # each opened once: its reader sizes the cache and is sampled
             readers = [ReplayReader(p) for p in cfg.demo_stores]
             demos = open_sources(readers, replace(
-                base, seed=cfg.seed + 2,
+                base, seed=seed + 2,
                 cache_bytes=cache_bytes_for(cfg.cache_bytes, readers, fields)))
             samplers['demos'] = demos
             ratios['demos'] = cfg.demo_ratio
@@ -544,6 +650,17 @@ def make_samplers(cfg: TrainerConfig, reader, per_row: bool, cameras: tuple[str,
         raise
     ratios['online'] = 1.0 - sum(ratios.values())
     return online, MixedSampler(samplers, ratios, rows)
+
+
+def shard(cfg: TrainerConfig, ranks: Ranks | None):
+    """(this rank's algorithm config, its seed): batch_size / ranks rows per batch on the
+    rank's own device; cfg's own without ranks."""
+    if ranks is None:
+        return cfg.algorithm, cfg.seed
+    changes = {'batch_size': cfg.algorithm.batch_size // ranks.world}
+    if hasattr(cfg.algorithm, 'device'):
+        changes['device'] = rank_device(cfg.algorithm.device, ranks)
+    return replace(cfg.algorithm, **changes), rank_seed(cfg.seed, ranks.rank)
 
 
 def checkpoint_weights(checkpoint_dir: str | Path, algorithm_cfg) -> tuple[int, bytes] | None:

@@ -18,7 +18,6 @@ import re
 from dataclasses import dataclass, field
 
 import torch
-from torch import nn
 
 from realrl_learner.algorithms.common import (
     ObservationSpec,
@@ -31,6 +30,7 @@ from realrl_learner.algorithms.common import (
 from realrl_learner.algorithms.large import (
     PRECISIONS,
     autocast,
+    clip_gradients,
     freeze_parameters,
     micro_batches,
     on_device,
@@ -172,8 +172,7 @@ class BC:
                 loss = self.loss(micro, w).float() * share
             loss.backward()
             total += loss.detach().cpu()
-        if self.cfg.max_grad_norm is not None:
-            nn.utils.clip_grad_norm_(self.trainable, self.cfg.max_grad_norm)
+        clip_gradients(self.opt, self.trainable, self.cfg.max_grad_norm)
         self.opt.step()
         self.updates += 1
         return total

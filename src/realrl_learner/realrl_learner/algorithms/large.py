@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from realrl_learner.data_parallel import average_gradients
+
 PRECISIONS = ('float32', 'bf16')
 
 
@@ -75,3 +77,12 @@ def autocast(precision: str, device: torch.device):
     if precision == 'bf16':
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def clip_gradients(opt: torch.optim.Optimizer, params, max_norm: float | None) -> None:
+    """Clip the gradients of params (opt's) to max_norm (None: no clipping), after averaging
+    them over the ranks when the learner trains data-parallel (``data_parallel``), so the
+    norm is the whole batch's."""
+    average_gradients(opt)
+    if max_norm is not None:
+        nn.utils.clip_grad_norm_(params, max_norm)

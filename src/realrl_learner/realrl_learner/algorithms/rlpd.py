@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from realrl_learner.algorithms import ObservationSpec
+from realrl_learner.algorithms.large import clip_gradients
 from realrl_learner.algorithms.networks import (
     actor_head,
     actor_parameters,
@@ -231,8 +232,8 @@ class RLPD:
               net: nn.Module | None) -> None:
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        if net is not None and self.cfg.max_grad_norm is not None:
-            nn.utils.clip_grad_norm_(net.parameters(), self.cfg.max_grad_norm)
+        if net is not None:
+            clip_gradients(opt, net.parameters(), self.cfg.max_grad_norm)
         opt.step()
 
     # ------------------------------------------------------------ checkpoint
