@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from realrl_learner.adam_step import adam_step
 from realrl_learner.sac import SAC, SACConfig, TwinQ
 from realrl_policy.models import (
     ActorConfig,
@@ -244,6 +245,25 @@ def test_hand_written_critic_backward_gives_autograds_gradients(dtype):
     got = gradients(torch.stack(q(batch['obs'], action)))
     for e, g in zip(expected, got, strict=True):
         torch.testing.assert_close(g, e, rtol=1e-5, atol=1e-6)
+
+
+def test_lean_adam_step_is_adams_step():
+    torch.manual_seed(0)
+    shapes = [(2, 5, 7), (2, 1, 7), ()]
+    params = [[torch.nn.Parameter(torch.randn(s)) for s in shapes] for _ in range(2)]
+    for a, b in zip(*params):
+        b.data.copy_(a.data)
+    opts = [torch.optim.Adam(p, lr=1e-2, betas=(0.8, 0.95), fused=True) for p in params]
+    for step in range(4):
+        grads = [torch.randn(s) for s in shapes]
+        for opt, stepper in zip(opts, (torch.optim.Adam.step, adam_step)):
+            for p, g in zip(opt.param_groups[0]['params'], grads):
+                p.grad = g.clone()
+            stepper(opt)
+        for a, b in zip(*params):
+            assert torch.equal(a, b), step  # the same kernel on the same values
+    assert str(opts[0].state_dict()) == str(opts[1].state_dict())
+    assert float(opts[1].state_dict()['state'][0]['step']) == 4
 
 
 def test_checkpoint_for_other_dims_is_rejected():

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from realrl_learner.adam_step import adam_step
 from realrl_learner.algorithms import ObservationSpec
 from realrl_learner.algorithms.networks import (
     actor_head,
@@ -286,9 +287,9 @@ class SAC:
         if mask is not None and self.cfg.target_entropy is None:
             target = -float(mask.sum(dim=1).mean())
         alpha_loss = self.log_alpha.exp() * (entropy - target)
-        self.alpha_opt.zero_grad(set_to_none=True)
+        self.log_alpha.grad = None
         alpha_loss.backward()
-        self.alpha_opt.step()
+        adam_step(self.alpha_opt)
         return {
             'train/actor_loss': float(actor_loss.detach()),
             'train/alpha': self.alpha,
@@ -297,11 +298,12 @@ class SAC:
         }
 
     def _step(self, opt: torch.optim.Optimizer, loss: torch.Tensor, net: nn.Module) -> None:
-        opt.zero_grad(set_to_none=True)
+        for p in opt.param_groups[0]['params']:  # zero_grad(set_to_none=True), one group
+            p.grad = None
         loss.backward()
         if self.cfg.max_grad_norm is not None:
             nn.utils.clip_grad_norm_(net.parameters(), self.cfg.max_grad_norm)
-        opt.step()
+        adam_step(opt)  # opt.step(), less its per-call bookkeeping
 
     def _unpack(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
         missing = [k for k in BATCH_KEYS if k not in batch]
