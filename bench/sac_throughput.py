@@ -11,6 +11,8 @@ side). The learners are timed in alternation, in short rounds, under the same lo
 figure is the median over rounds.
 
 - ``ours_updates_per_s``, ``sb3_updates_per_s``; ``ratio`` = median of the rounds' ours/sb3.
+- ``ratio_cpu_time``: the same ratio from this thread's CPU time in the same rounds (on a
+  shared machine wall-clock rounds also hold other processes' time slices; CPU time does not).
 - ``matmul_gflops``: this core's sustained float32 matrix-product rate, measured in the same
   rounds (square products of 256 and 1024; the better of the two).
 - ``update_gflop``: the matrix-product FLOPs that one of our updates needs, counted from the
@@ -167,16 +169,20 @@ def main() -> None:
 
     flops = update_flops(obs_dim, act_dim)
     ours_rates, ours32_rates, sb3_rates, ratios, gflops = [], [], [], [], []
+    cpu_ratios = []  # the same rounds timed in this thread's CPU time
     for r in range(rounds):
         for learner, rates in ((ours, ours_rates), (ours32, ours32_rates)):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.thread_time()
             for k in range(per_round):
                 learner.update(ours_batches[k % len(ours_batches)])
             rates.append(per_round / (time.perf_counter() - t0))
-        t0 = time.perf_counter()
+            if learner is ours:
+                ours_cpu = time.thread_time() - c0
+        t0, c0 = time.perf_counter(), time.thread_time()
         sb3.train(gradient_steps=per_round, batch_size=BATCH)
         sb3_rates.append(per_round / (time.perf_counter() - t0))
         ratios.append(ours_rates[-1] / sb3_rates[-1])
+        cpu_ratios.append((time.thread_time() - c0) / ours_cpu)
         gflops.append(matmul_gflops(0.3))
         if r % 10 == 9 or r == rounds - 1:
             print(f'round {r}: ours {ours_rates[-1]:.1f}/s  sb3 {sb3_rates[-1]:.1f}/s  '
@@ -186,6 +192,7 @@ def main() -> None:
         'ours_updates_per_s': round(statistics.median(ours_rates), 2),
         'sb3_updates_per_s': round(statistics.median(sb3_rates), 2),
         'ratio': round(statistics.median(ratios), 3),
+        'ratio_cpu_time': round(statistics.median(cpu_ratios), 3),
         'ours_float32_updates_per_s': round(statistics.median(ours32_rates), 2),
         'matmul_gflops': round(statistics.median(gflops), 1),
         'update_gflop': round(flops / 1e9, 4),
