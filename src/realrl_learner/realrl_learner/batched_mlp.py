@@ -6,10 +6,11 @@
     for each hidden layer k: h = relu(baddbmm(biases[k].to(dtype), h, weights[k].to(dtype)))
     out = baddbmm(biases[-1], h.float(), weights[-1])            # [n, B, 1], float32
 
-(the output layer, one column, computed as a multiply and a sum), but as one autograd node: its backward runs the same products (weight gradients, and the
-input gradients only where needed) without the per-operation bookkeeping of a dozen nodes
-and their casts, which costs a sizeable part of an update at SAC's sizes on one CPU thread.
-Gradients are those of the autograd version (``test_sac.py`` checks them against it).
+(the output layer, one column, computed as a multiply and a sum), but as one autograd node: its
+backward runs the same products (weight gradients, and the input gradients only where needed)
+without the per-operation bookkeeping of a dozen nodes and their casts, which costs a sizeable
+part of an update at SAC's sizes on one CPU thread. Gradients are those of the autograd version
+(``test_sac.py`` checks them against it).
 """
 from __future__ import annotations
 
