@@ -1,15 +1,18 @@
 """SAC gradient updates per second: ours (realrl_learner.sac) vs. Stable-Baselines3's SAC.
 
 Both learners have the same networks (actor and each of the twin critics an MLP of
-(256, 256), ReLU; ours with its default critic_matmul_dtype 'auto': bfloat16 hidden-layer
-products on a CPU with bf16 instructions), batch 256, Adam, learned temperature, one update
-of actor, critics, temperature and target critics per step, and both run in this process on
-ONE CPU thread (torch.set_num_threads(1)). The batches are real transitions: random-action
-steps of MuJoCo HalfCheetah-v5 (17 observation values, 6 action values), drawn beforehand, so
-the figure is the update alone (no replay sampling, on either side). The learners are timed
-in alternation, in short rounds, under the same load; each figure is the median over rounds.
+(256, 256), ReLU; ours with its defaults critic_matmul_dtype and actor_matmul_dtype 'auto':
+bfloat16 hidden-layer products on a CPU with bf16 instructions), batch 256, Adam, learned
+temperature, one update of actor, critics, temperature and target critics per step, and
+both run in this process on ONE CPU thread (torch.set_num_threads(1)). The batches are real
+transitions: random-action steps of MuJoCo HalfCheetah-v5 (17 observation values, 6 action
+values), drawn beforehand, so the figure is the update alone (no replay sampling, on either
+side). The learners are timed in alternation, in short rounds, under the same load; each
+figure is the median over rounds.
 
 - ``ours_updates_per_s``, ``sb3_updates_per_s``; ``ratio`` = median of the rounds' ours/sb3.
+- ``ratio_cpu_time``: the same ratio from this thread's CPU time in the same rounds (on a
+  shared machine wall-clock rounds also hold other processes' time slices; CPU time does not).
 - ``matmul_gflops``: this core's sustained float32 matrix-product rate, measured in the same
   rounds (square products of 256 and 1024; the better of the two).
 - ``update_gflop``: the matrix-product FLOPs that one of our updates needs, counted from the
@@ -17,9 +20,10 @@ in alternation, in short rounds, under the same load; each figure is the median 
   and the hidden layers' input gradients; actor forward, critics forward and input gradients,
   actor weight and hidden input gradients). Element-wise work (activations, the squashed
   Gaussian, Adam) is left out, so the bound is optimistic.
-- ``fraction_of_bound`` = ours_updates_per_s / (matmul_gflops / update_gflop); as our critics
+- ``fraction_of_bound`` = ours_updates_per_s / (matmul_gflops / update_gflop); as our networks
   multiply in bfloat16, this fraction can exceed what float32 alone would allow.
-- ``ours_float32_updates_per_s``: ours with critic_matmul_dtype float32, in the same rounds.
+- ``ours_float32_updates_per_s``: ours with critic_matmul_dtype and actor_matmul_dtype
+  float32, in the same rounds.
 
 Not included: replay sampling and the transfer of a batch into tensors, the learner node's
 pacing and weight publication, anything on a GPU.
@@ -155,7 +159,8 @@ def main() -> None:
                     batch_size=BATCH, actor=ActorConfig(hidden_sizes=HIDDEN),
                     critic_hidden_sizes=HIDDEN, init_temperature=1.0)
     ours = SAC(obs_dim, act_dim, cfg, seed=0)
-    ours32 = SAC(obs_dim, act_dim, dataclasses.replace(cfg, critic_matmul_dtype='float32'), seed=0)
+    ours32 = SAC(obs_dim, act_dim, dataclasses.replace(
+        cfg, critic_matmul_dtype='float32', actor_matmul_dtype='float32'), seed=0)
     sb3 = make_sb3(obs_dim, act_dim, sb3_batches, seed=0)
     for k in range(10):  # warm up all (allocator, first-call dispatch)
         ours.update(ours_batches[k])
@@ -164,16 +169,20 @@ def main() -> None:
 
     flops = update_flops(obs_dim, act_dim)
     ours_rates, ours32_rates, sb3_rates, ratios, gflops = [], [], [], [], []
+    cpu_ratios = []  # the same rounds timed in this thread's CPU time
     for r in range(rounds):
         for learner, rates in ((ours, ours_rates), (ours32, ours32_rates)):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.thread_time()
             for k in range(per_round):
                 learner.update(ours_batches[k % len(ours_batches)])
             rates.append(per_round / (time.perf_counter() - t0))
-        t0 = time.perf_counter()
+            if learner is ours:
+                ours_cpu = time.thread_time() - c0
+        t0, c0 = time.perf_counter(), time.thread_time()
         sb3.train(gradient_steps=per_round, batch_size=BATCH)
         sb3_rates.append(per_round / (time.perf_counter() - t0))
         ratios.append(ours_rates[-1] / sb3_rates[-1])
+        cpu_ratios.append((time.thread_time() - c0) / ours_cpu)
         gflops.append(matmul_gflops(0.3))
         if r % 10 == 9 or r == rounds - 1:
             print(f'round {r}: ours {ours_rates[-1]:.1f}/s  sb3 {sb3_rates[-1]:.1f}/s  '
@@ -183,6 +192,7 @@ def main() -> None:
         'ours_updates_per_s': round(statistics.median(ours_rates), 2),
         'sb3_updates_per_s': round(statistics.median(sb3_rates), 2),
         'ratio': round(statistics.median(ratios), 3),
+        'ratio_cpu_time': round(statistics.median(cpu_ratios), 3),
         'ours_float32_updates_per_s': round(statistics.median(ours32_rates), 2),
         'matmul_gflops': round(statistics.median(gflops), 1),
         'update_gflop': round(flops / 1e9, 4),

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from realrl_learner.sac import SAC, SACConfig
+from realrl_learner.adam_step import adam_step
+from realrl_learner.sac import SAC, SACConfig, TwinQ
 from realrl_policy.models import (
     ActorConfig,
     GaussianActor,
@@ -212,6 +213,74 @@ def test_bfloat16_critics_give_the_float32_values_to_bfloat16_rounding():
     assert 0 < error < 0.02 * q['float32'].abs().max()  # rounded, not another network
 
 
+def test_bfloat16_actor_gives_the_float32_outputs_to_bfloat16_rounding():
+    batch = fixed_batch()
+    out = {}
+    for dtype in ('float32', 'bfloat16'):
+        sac = SAC(OBS_DIM, ACT_DIM, dataclasses.replace(SMALL, actor_matmul_dtype=dtype))
+        torch.manual_seed(3)  # the same sampling noise for both
+        out[dtype] = torch.cat(sac.actor(batch['obs'])[:2], dim=1)
+        assert out[dtype].dtype == torch.float32
+    error = (out['bfloat16'] - out['float32']).abs().max()
+    assert 0 < error < 0.02 * out['float32'].abs().max()  # rounded, not another network
+
+
+@pytest.mark.parametrize('dtype', [torch.float32, torch.bfloat16])
+def test_hand_written_critic_backward_gives_autograds_gradients(dtype):
+    torch.manual_seed(0)
+    q = TwinQ(OBS_DIM, ACT_DIM, (16, 32, 8), 'relu', dtype)
+    batch = fixed_batch()
+    action = batch['action'].clone().requires_grad_(True)
+    target = batch['reward'][:, None]
+
+    def gradients(values: torch.Tensor) -> list[torch.Tensor]:
+        loss = (values[0] - target).square().mean() + values[1].square().mean()
+        return torch.autograd.grad(loss, [*q.parameters(), action])
+
+    x = torch.cat([batch['obs'], action], dim=1).to(dtype).expand(2, -1, -1)
+    *hidden, (w_out, b_out) = zip(q.weights, q.biases)
+    for weight, bias in hidden:  # the layers as plain autograd operations
+        x = torch.relu(torch.baddbmm(bias.to(dtype), x, weight.to(dtype)))
+    expected = gradients((x.float() * w_out.transpose(1, 2)).sum(-1, keepdim=True) + b_out)
+    got = gradients(torch.stack(q(batch['obs'], action)))
+    for e, g in zip(expected, got, strict=True):
+        torch.testing.assert_close(g, e, rtol=1e-5, atol=1e-6)
+
+
+def test_lean_adam_step_is_adams_step():
+    torch.manual_seed(0)
+    shapes = [(2, 5, 7), (2, 1, 7), ()]
+    params = [[torch.nn.Parameter(torch.randn(s)) for s in shapes] for _ in range(2)]
+    for a, b in zip(*params):
+        b.data.copy_(a.data)
+    opts = [torch.optim.Adam(p, lr=1e-2, betas=(0.8, 0.95), fused=True) for p in params]
+    for step in range(4):
+        grads = [torch.randn(s) for s in shapes]
+        for opt, stepper in zip(opts, (torch.optim.Adam.step, adam_step)):
+            for p, g in zip(opt.param_groups[0]['params'], grads):
+                p.grad = g.clone()
+            stepper(opt)
+        for a, b in zip(*params):
+            assert torch.equal(a, b), step  # the same kernel on the same values
+    assert str(opts[0].state_dict()) == str(opts[1].state_dict())
+    assert float(opts[1].state_dict()['state'][0]['step']) == 4
+
+
+def test_lean_adam_step_still_runs_the_optimisers_step_hooks():
+    """The data-parallel ranks average gradients in a step pre-hook and re-arm in a post-hook:
+    adam_step must not skip them."""
+    p = torch.nn.Parameter(torch.zeros(3))
+    opt = torch.optim.Adam([p], fused=True)
+    p.grad = torch.ones(3)
+    adam_step(opt)  # the first step makes the state
+    calls = []
+    opt.register_step_pre_hook(lambda *_: calls.append('pre'))
+    opt.register_step_post_hook(lambda *_: calls.append('post'))
+    p.grad = torch.ones(3)
+    adam_step(opt)
+    assert calls == ['pre', 'post'] and float(opt.state[p]['step']) == 2
+
+
 def test_checkpoint_for_other_dims_is_rejected():
     state = SAC(OBS_DIM, ACT_DIM, SMALL).state_dict()
     with pytest.raises(ValueError, match='obs_dim'):
@@ -241,6 +310,7 @@ def test_bad_batches_are_rejected():
     ({'actor_update_interval': 0}, 'actor_update_interval'),
     ({'max_grad_norm': 0.0}, 'max_grad_norm'),
     ({'critic_matmul_dtype': 'float16'}, 'critic_matmul_dtype'),
+    ({'actor_matmul_dtype': 'float16'}, 'actor_matmul_dtype'),
     ({'actor': (256, 256)}, 'actor'),
 ])
 def test_sac_config_validation(kwargs, field):

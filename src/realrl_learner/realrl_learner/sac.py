@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from realrl_learner.adam_step import adam_step
 from realrl_learner.algorithms import ObservationSpec
 from realrl_learner.algorithms.large import clip_gradients
 from realrl_learner.algorithms.networks import (
@@ -29,6 +30,7 @@ from realrl_learner.algorithms.networks import (
     target_critic_state,
     with_encoder,
 )
+from realrl_learner.batched_mlp import relu_mlp
 from realrl_policy.models import ACTIVATIONS, ActorConfig
 from realrl_policy.precision import cpu_has_bf16
 
@@ -81,6 +83,10 @@ class SACConfig:
     twice as fast on CPUs with bf16 instructions; weights, output layer, losses and Adam stay
     float32, and the learning tests pass with it) or 'auto' (bfloat16 where the CPU has bf16
     instructions, avx512_bf16 or amx_bf16, else float32)."""
+    actor_matmul_dtype: str = 'auto'
+    """Precision of the actor's products between hidden layers in the learner (the actor
+    types 'mlp' and 'cnn'; others stay float32): values as critic_matmul_dtype. Its input and
+    output layers stay float32, and the policy process always acts in float32."""
 
     def __post_init__(self):
         if not 0 <= self.gamma < 1:
@@ -104,9 +110,10 @@ class SACConfig:
         if self.actor_update_interval < 1:
             raise ValueError(f'actor_update_interval must be >= 1, got '
                              f'{self.actor_update_interval}')
-        if self.critic_matmul_dtype not in (*MATMUL_DTYPES, 'auto'):
-            raise ValueError(f"critic_matmul_dtype must be 'auto' or one of "
-                             f'{sorted(MATMUL_DTYPES)}, got {self.critic_matmul_dtype!r}')
+        for name in ('critic_matmul_dtype', 'actor_matmul_dtype'):
+            if getattr(self, name) not in (*MATMUL_DTYPES, 'auto'):
+                raise ValueError(f"{name} must be 'auto' or one of {sorted(MATMUL_DTYPES)}, "
+                                 f'got {getattr(self, name)!r}')
         if self.max_grad_norm is not None and not self.max_grad_norm > 0:
             raise ValueError(f'max_grad_norm must be > 0 or None, got {self.max_grad_norm}')
 
@@ -126,7 +133,7 @@ class TwinQ(nn.Module):
     matrix product. Each critic is initialised like ``nn.Linear`` layers, independently.
     With ``hidden_dtype`` bfloat16 the products of the hidden layers (nearly all the work) run
     in bfloat16 on float32 weights, and the output layer in float32, so Q values keep float32
-    resolution.
+    resolution. With ReLU the backward is written by hand (``batched_mlp``; same gradients).
     """
 
     def __init__(self, obs_dim: int, act_dim: int, hidden_sizes: tuple[int, ...],
@@ -144,8 +151,11 @@ class TwinQ(nn.Module):
     def forward(self, obs: torch.Tensor,
                 action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         dtype = self.hidden_dtype
-        x = torch.cat([obs, action], dim=-1).to(dtype)
-        x = x.unsqueeze(0).expand(2, *x.shape)
+        x = torch.cat([obs, action], dim=-1)
+        if isinstance(self.activation, nn.ReLU):  # the same values, one autograd node
+            q = relu_mlp(x, self.weights, self.biases, dtype)
+            return q[0], q[1]
+        x = x.to(dtype).unsqueeze(0).expand(2, *x.shape)
         *hidden, (w_out, b_out) = zip(self.weights, self.biases)
         for weight, bias in hidden:
             x = self.activation(torch.baddbmm(bias.to(dtype), x, weight.to(dtype)))
@@ -188,6 +198,8 @@ class SAC:
                                                      critic_dtype(cfg.critic_matmul_dtype)))
         # the heads the features feed (the actor's and critics' own for a state actor)
         self.actor_head, self.critic_head = actor_head(self.actor), critic_head(self.critic)
+        if hasattr(self.actor_head, 'hidden_dtype'):  # GaussianActor (also the cnn's head)
+            self.actor_head.hidden_dtype = critic_dtype(cfg.actor_matmul_dtype)
         self.critic_target = copy.deepcopy(self.critic_head).requires_grad_(False)
         self.log_alpha = torch.tensor(math.log(cfg.init_temperature), requires_grad=True)
         self.target_entropy = (-float(act_dim) if cfg.target_entropy is None
@@ -264,9 +276,9 @@ class SAC:
         if mask is not None and self.cfg.target_entropy is None:
             target = -float(mask.sum(dim=1).mean())
         alpha_loss = self.log_alpha.exp() * (entropy - target)
-        self.alpha_opt.zero_grad(set_to_none=True)
+        self.log_alpha.grad = None
         alpha_loss.backward()
-        self.alpha_opt.step()
+        adam_step(self.alpha_opt)
         return {
             'train/actor_loss': float(actor_loss.detach()),
             'train/alpha': self.alpha,
@@ -275,10 +287,11 @@ class SAC:
         }
 
     def _step(self, opt: torch.optim.Optimizer, loss: torch.Tensor, net: nn.Module) -> None:
-        opt.zero_grad(set_to_none=True)
+        for p in opt.param_groups[0]['params']:  # zero_grad(set_to_none=True), one group
+            p.grad = None
         loss.backward()
         clip_gradients(opt, net.parameters(), self.cfg.max_grad_norm)
-        opt.step()
+        adam_step(opt)  # opt.step(), less its per-call bookkeeping
 
     def _unpack(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
         missing = [k for k in BATCH_KEYS if k not in batch]

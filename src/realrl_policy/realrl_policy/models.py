@@ -91,11 +91,29 @@ class GaussianActor(nn.Module):
         self.act_dim = act_dim
         self.net = mlp(obs_dim, cfg.hidden_sizes, 2 * act_dim, cfg.activation)
 
+    hidden_dtype: torch.dtype = torch.float32
+    """Precision of the products between hidden layers. The learner may set bfloat16 (about
+    twice the float32 rate on CPUs with bf16 instructions); the input and output layers, the
+    weights and the Gaussian stay float32. The policy process keeps float32."""
+
     def _mean_log_std(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mean, raw = self.net(obs).chunk(2, dim=-1)
+        mean, raw = self._outputs(obs).chunk(2, dim=-1)
         lo, hi = self.cfg.log_std_min, self.cfg.log_std_max
         log_std = lo + 0.5 * (hi - lo) * (torch.tanh(raw) + 1.0)  # smooth clamp
         return mean, log_std
+
+    def _outputs(self, obs: torch.Tensor) -> torch.Tensor:
+        """The MLP's outputs (means and raw log-stds), the hidden-to-hidden products in
+        hidden_dtype."""
+        dtype = self.hidden_dtype
+        if dtype == torch.float32 or len(self.net) < 5:
+            return self.net(obs)
+        first, activation, *middle, last = self.net
+        x = activation(first(obs)).to(dtype)
+        for k, layer in enumerate(middle):
+            x = (nn.functional.linear(x, layer.weight.to(dtype), layer.bias.to(dtype))
+                 if k % 2 == 0 else layer(x))
+        return last(x.float())
 
     def forward(self, obs: torch.Tensor, mask: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -107,10 +125,11 @@ class GaussianActor(nn.Module):
         count nothing in the log-probability.
         """
         mean, log_std = self._mean_log_std(obs)
-        std = log_std.exp()
-        pre = mean + std * torch.randn_like(mean)
+        noise = torch.randn_like(mean)
+        pre = mean + log_std.exp() * noise
         action = torch.tanh(pre)
-        gauss = -0.5 * (((pre - mean) / std) ** 2) - log_std - 0.5 * np.log(2 * np.pi)
+        # the Gaussian's log-density at pre: (pre - mean) / std is the noise itself
+        gauss = -0.5 * noise.square() - log_std - 0.5 * np.log(2 * np.pi)
         # log(1 - tanh(x)^2) written stably: 2 * (log 2 - x - softplus(-2x)).
         squash = 2.0 * (np.log(2.0) - pre - nn.functional.softplus(-2.0 * pre))
         terms = gauss - squash
