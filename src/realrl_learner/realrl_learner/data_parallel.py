@@ -94,8 +94,24 @@ def join(ranks: Ranks, cuda: bool, timeout_s: float = 600.0) -> None:
         return
     if cuda:
         torch.cuda.set_device(ranks.local_rank)
+    timeout = timedelta(seconds=timeout_s)
     dist.init_process_group('nccl' if cuda else 'gloo', rank=ranks.rank,
-                            world_size=ranks.world, timeout=timedelta(seconds=timeout_s))
+                            world_size=ranks.world, timeout=timeout,
+                            store=attempt_store(ranks, timeout))
+
+
+def attempt_store(ranks: Ranks, timeout: timedelta, env=None):
+    """The rendezvous store of this start of the group, under a prefix of torchrun's restart
+    count, so that a restarted group never reads an earlier start's keys (seen: after a
+    rank was killed, the new rank 1 read the dead rank 0's address from torchrun's store
+    and failed to connect, again at every restart); None outside torchrun."""
+    env = os.environ if env is None else env
+    if 'TORCHELASTIC_RESTART_COUNT' not in env or 'MASTER_ADDR' not in env:
+        return None
+    agent = env.get('TORCHELASTIC_USE_AGENT_STORE') == str(True)  # the agent hosts it
+    tcp = dist.TCPStore(env['MASTER_ADDR'], int(env['MASTER_PORT']), ranks.world,
+                        is_master=not agent and ranks.rank == 0, timeout=timeout)
+    return dist.PrefixStore(f'realrl/start_{env["TORCHELASTIC_RESTART_COUNT"]}', tcp)
 
 
 def leave() -> None:
