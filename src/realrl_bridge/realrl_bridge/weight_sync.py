@@ -33,7 +33,7 @@ import zenoh
 
 from realrl_bridge.link import Keys
 from realrl_bridge.pacing import TokenBucket
-from realrl_bridge.receive_buffers import ReceiveBuffers
+from realrl_bridge.receive_buffers import ReceiveBuffers, keep_chunk_memory
 from realrl_bridge.weights_codec import (
     CHUNK_SIZE,
     Assembly,
@@ -63,6 +63,7 @@ class WeightServer:
                  encoding: str = 'raw', delta: bool = True, rate_bytes_s: float | None = None,
                  keep_digests: int = 8, chunk_size: int = CHUNK_SIZE,
                  fault: Fault | None = None):
+        keep_chunk_memory()
         self._session = session
         self._root = keys.weights(stream)
         self.encoding = encoding
@@ -218,6 +219,7 @@ class WeightReceiver:
                  buffers: ReceiveBuffers | None = None):
         if window < 1 or inflight < 1:
             raise ValueError(f'window and inflight must be >= 1, got {window}, {inflight}')
+        keep_chunk_memory()
         self._session = session
         self._root = keys.weights(stream)
         self._on_weights = on_weights
