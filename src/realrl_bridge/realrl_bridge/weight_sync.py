@@ -205,6 +205,8 @@ class ReceiverState:
     """Chunks whose checksum did not match (asked for again)."""
     refused: int = 0
     """Whole versions refused (a tensor that did not match its digest): not applied."""
+    digests: dict = field(default_factory=dict)
+    """The digests of ``state``'s tensors, from its manifest (a delta's base)."""
 
 
 class WeightReceiver:
@@ -315,7 +317,8 @@ class WeightReceiver:
         if not asm.complete:
             return
         try:
-            new_state = asm.decode(st.state if m.base else None, verify=self._verify)
+            new_state = asm.decode(st.state if m.base else None, verify=self._verify,
+                                   base_digests=st.digests if m.base else None)
         except ValueError as e:   # whole but wrong: not applied, not asked for again
             st.partial, st.refused, self._refused_version = None, st.refused + 1, m.version
             self.last_error = str(e)
@@ -324,6 +327,7 @@ class WeightReceiver:
             return
         with self._got:
             st.version, st.state, st.partial = m.version, new_state, None
+            st.digests = {t['name']: t['digest'] for t in m.tensors}
             self._got.notify_all()
         if self._on_weights is not None:
             self._on_weights(m.version, new_state)

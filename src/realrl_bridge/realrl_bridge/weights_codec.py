@@ -242,13 +242,16 @@ class Assembly:
         return bool(self._have.all())
 
     def decode(self, base_state: Mapping[str, np.ndarray] | None = None, *,
-               verify: bool = True) -> dict[str, np.ndarray]:
+               verify: bool = True,
+               base_digests: Mapping[str, str] | None = None) -> dict[str, np.ndarray]:
         """The full state dict; a delta needs ``base_state`` (the base version's).
 
         With ``verify``, every tensor (those sent raw, and those taken from the base) must
         match its digest in the manifest, computed from the sender's tensors: a ValueError
         names the first that does not (the chunks' checksums guard the link; this guards the
-        whole, end to end). bf16 tensors are lossy and are not checked."""
+        whole, end to end). bf16 tensors are lossy and are not checked. A tensor taken from
+        the base whose digest in ``base_digests`` (the base version's manifest: checked when
+        it was received) is the one asked for is not hashed again."""
         if not self.complete:
             raise ValueError(f'{len(self.missing())} chunks still missing')
         m = self.manifest
@@ -267,7 +270,10 @@ class Assembly:
             else:
                 out[t['name']] = np.frombuffer(raw, dtype).reshape(shape)
         if verify:
+            known = base_digests or {}
             for t in m.tensors:
+                if 'offset' not in t and known.get(t['name']) == t['digest']:
+                    continue
                 if t.get('enc', 'raw') == 'raw' and digest(out[t['name']]) != t['digest']:
                     raise ValueError(f"weights v{m.version}: tensor {t['name']!r} does not "
                                      f'match its digest (dtype {t["dtype"]}, shape '

@@ -167,3 +167,21 @@ def test_receive_buffers_are_reused_only_once_no_tensor_uses_them():
     assert view.nbytes == 0
     with pytest.raises(ValueError, match='keep'):
         ReceiveBuffers(keep=-1)
+
+
+def test_a_delta_takes_base_tensors_known_by_digest_without_hashing_them():
+    """A bf16 stream's delta: the held base tensors are lossy copies, so hashing them
+    against the sender's digests would refuse every delta; the base manifest's digests say
+    they are the tensors asked for."""
+    base = make_state()
+    new = {k: v.copy() for k, v in base.items()}
+    new['layer3.weight'] += 1.0
+    full = encode(base, 1, encoding='bf16')
+    held = assemble(full).decode()
+    held_digests = {t['name']: t['digest'] for t in full.manifest.tensors}
+    delta = encode(new, 2, encoding='bf16', base=1, base_digests=held_digests)
+    out = assemble(delta).decode(held, base_digests=held_digests)
+    assert out['layer5.weight'] is held['layer5.weight']
+    assert not np.array_equal(out['layer3.weight'], held['layer3.weight'])
+    with pytest.raises(ValueError, match="tensor 'layer0.weight' does not match its digest"):
+        assemble(delta).decode(held)
