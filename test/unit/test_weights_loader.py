@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import torch
+
 from realrl_common.weights import chunk_blob
 from realrl_policy.inference import InferenceEngine
 from realrl_policy.models import ActorConfig, build_actor
