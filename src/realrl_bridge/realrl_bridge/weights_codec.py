@@ -209,6 +209,7 @@ class Assembly:
         self.manifest = manifest
         buf = (buffers or _NO_REUSE).take(manifest.total_bytes)
         self._buf = memoryview(buf)          # held: the buffer is in use while we live
+        self._bytes = np.frombuffer(buf, np.uint8)   # chunks are copied by numpy: no GIL
         if buffers is not None:
             weakref.finalize(self, buffers.give, buf)
         self._have = np.zeros(manifest.n_chunks, dtype=bool)
@@ -228,7 +229,7 @@ class Assembly:
         if len(data) != expected or checksum(data) != sent_checksum:
             self.rejected += 1
             return False
-        self._buf[start:start + expected] = data
+        self._bytes[start:start + expected] = np.frombuffer(data, np.uint8)
         self._have[index] = True
         return True
 
