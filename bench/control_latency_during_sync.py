@@ -5,7 +5,7 @@ process publishes at 20 Hz for a 10-dimensional robot (its description published
 first); the latency is from publishing an observation to receiving the action for it (same
 process clock). The load: ``bench/_sync_worker.py`` syncing a state dict of 100M float32
 parameters (400 MB) back to back over a mutually authenticated Zenoh link on loopback
-(``WeightServer`` -> ``WeightReceiver``: CRC-checked 1 MiB chunks, decoding), the traffic an
+(``WeightServer`` -> ``WeightReceiver``: checksummed 1 MiB chunks, decoding), the traffic an
 edge machine carries when its policy's weights are replaced: paced to the link's budget
 (100 Mbit/s) and at nice 10, as the sync is meant to run (--unpaced: as fast as loopback
 allows, at the policy's priority, to show what the regulation buys).

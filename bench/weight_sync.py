@@ -1,7 +1,7 @@
 """Weight sync over a mutually authenticated Zenoh link vs. the link's own raw bandwidth.
 
 A cloud router (TLS, per-site ACL) serves the weights with ``WeightServer``; an edge client
-of site ``lab_a`` fetches them with ``WeightReceiver`` (1 MiB chunks, CRC-checked,
+of site ``lab_a`` fetches them with ``WeightReceiver`` (1 MiB chunks, XXH3-checked,
 reassembled, decoded). State dicts are MLP-like stacks of 2048x1024 float32 layers with
 biases, filled with N(0, 0.02) (what an initialised network holds), of 10M and 100M
 parameters (and 1B without --quick, if the machine has the memory free).
@@ -23,8 +23,8 @@ parameters (and 1B without --quick, if the machine has the memory free).
   delta sync time / full sync time (100M). ``delta_bytes_ratio``: bytes sent / full bytes.
 - ``bf16``: the same full sync with bf16 encoding (half the bytes).
 
-A full sync includes the receiver's check of every tensor against its digest (one SHA-1
-pass, about 830 MB/s here; ``--no-verify`` leaves it out). Without --wan, both ends are in
+A full sync includes the receiver's check of every tensor against its digest (one XXH3-128
+pass; ``--no-verify`` leaves it out). Without --wan, both ends are in
 this process and the link is TLS over loopback: the figure
 leaves out a real network's latency and loss (--wan runs it over the emulated 100 Mbit/s,
 50 ms RTT link of ``realrl_bridge.wan``, if present). Not included: the learner's own
@@ -121,7 +121,7 @@ def sync_once(server: WeightServer, rx: WeightReceiver, state) -> float:
 
 
 VERIFY = [True]
-"""The receiver checks every tensor's digest (the default; --no-verify: the chunks' CRCs
+"""The receiver checks every tensor's digest (the default; --no-verify: the chunks' checksums
 only)."""
 
 
