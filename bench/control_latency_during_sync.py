@@ -5,18 +5,27 @@ process publishes at 20 Hz for a 10-dimensional robot (its description published
 first); the latency is from publishing an observation to receiving the action for it (same
 process clock). The load: ``bench/_sync_worker.py`` syncing a state dict of 100M float32
 parameters (400 MB) back to back over a mutually authenticated Zenoh link on loopback
-(``WeightServer`` -> ``WeightReceiver``: CRC-checked 1 MiB chunks, decoding), the traffic an
+(``WeightServer`` -> ``WeightReceiver``: checksummed 1 MiB chunks, decoding), the traffic an
 edge machine carries when its policy's weights are replaced: paced to the link's budget
 (100 Mbit/s) and at nice 10, as the sync is meant to run (--unpaced: as fast as loopback
 allows, at the policy's priority, to show what the regulation buys).
 
-Windows alternate idle / syncing (ABAB, ``window_s`` each), so both see the same machine
-load from everything else: ``p99_ms_idle`` and ``p99_ms_syncing`` over all samples of
-their windows, ``delta_ms`` their difference; medians are printed too. Left out: swapping
-the received weights into the policy (today the policy takes weights over DDS), a GPU,
-another network than loopback. 10M parameters with --quick.
+Windows alternate idle / syncing (ABAB..., ``--pairs`` pairs of ``window_s`` each), so
+both see the same machine load from everything else: ``p99_ms_idle`` and
+``p99_ms_syncing`` over all samples of their windows, ``delta_ms`` their difference;
+medians, and the p99 of each pair (``pair_delta_ms``, their median
+``median_pair_delta_ms``: a load spike in one window moves one pair, not the figure) are
+printed too.
 
-    .venv/bin/python bench/control_latency_during_sync.py [--quick]
+``--deliver``: the weights go on to the policy, as at an edge whose policy learns from the
+cloud: the synced state dict is a real MLP actor of the same size (10 -> 3, 2048 wide), the
+worker is the edge bridge's weights half (``EdgeWeights``: each version rebuilt as a blob
+and published as WeightChunk messages over DDS) and the policy node joins, checks,
+unpacks and swaps in every version while it answers observations. Before the first
+window the policy is given one version, so idle and syncing windows run the same actor.
+Left out: a GPU, another network than loopback. 10M parameters with --quick.
+
+    .venv/bin/python bench/control_latency_during_sync.py [--quick] [--deliver] [--pairs N]
 """
 from __future__ import annotations
 
@@ -40,7 +49,7 @@ class ControlLoop:
         import rclpy
 
         from realrl_common.qos import COMMAND_QOS, LATCHED_QOS, SENSOR_QOS
-        from realrl_interfaces.msg import Action, Observation, RobotDescription
+        from realrl_interfaces.msg import Action, Observation, PolicyVersion, RobotDescription
         rclpy.init()
         self.node = rclpy.create_node('control_latency_bench')
         self.Observation = Observation
@@ -57,6 +66,9 @@ class ControlLoop:
         self.obs_pub = self.node.create_publisher(Observation, '/arm0/observation', SENSOR_QOS)
         self.node.create_subscription(Action, '/arm0/action', self._on_action, COMMAND_QOS)
         self.node.create_timer(0.05, self._tick)
+        self.policy_version = 0
+        self.node.create_subscription(PolicyVersion, '/policy/version', self._on_version,
+                                      LATCHED_QOS)
         self._rng = np.random.default_rng(0)
         self._spin = threading.Thread(target=rclpy.spin, args=(self.node,), daemon=True)
         self._spin.start()
@@ -69,6 +81,9 @@ class ControlLoop:
         with self._lock:
             self.sent[self.step] = time.perf_counter()
         self.obs_pub.publish(msg)
+
+    def _on_version(self, msg) -> None:
+        self.policy_version = msg.version
 
     def _on_action(self, msg) -> None:
         now = time.perf_counter()
@@ -87,10 +102,13 @@ class ControlLoop:
         self._spin.join(5)
 
 
-def start_worker(params: int, paced: bool) -> subprocess.Popen:
+def start_worker(params: int, paced: bool, deliver_from: int = 0) -> subprocess.Popen:
+    """The sync worker; with ``deliver_from``, its versions (from that number) go on to the
+    policy."""
     rate, nice = ('12.5e6', '10') if paced else ('0', '0')
+    extra = ['deliver', str(deliver_from)] if deliver_from else []
     p = subprocess.Popen([sys.executable, str(_util.ROOT / 'bench' / '_sync_worker.py'),
-                          str(params), rate, nice], stdout=subprocess.PIPE, text=True,
+                          str(params), rate, nice, *extra], stdout=subprocess.PIPE, text=True,
                          cwd=_util.ROOT)
     line = p.stdout.readline()
     if line.strip() != 'ready':
@@ -99,9 +117,30 @@ def start_worker(params: int, paced: bool) -> subprocess.Popen:
     return p
 
 
+def give_first_version(loop: ControlLoop, params: int, timeout_s: float = 300) -> None:
+    """Deliver one version to the policy (unpaced) so that every window runs its actor."""
+    worker = start_worker(params, False, deliver_from=1)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while loop.policy_version < 1 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        if loop.policy_version < 1:
+            raise RuntimeError('the policy never swapped in the first version')
+    finally:
+        worker.terminate()
+        worker.communicate(timeout=60)
+
+
+def options(p) -> None:
+    p.add_argument('--unpaced', action='store_true',
+                   help="sync flat out at the policy's priority")
+    p.add_argument('--deliver', action='store_true',
+                   help='the weights go on to the policy, which swaps each version in')
+    p.add_argument('--pairs', type=int, default=4, help='idle/syncing window pairs')
+
+
 def main() -> None:
-    args = _util.parse(__doc__.split('\n')[0], lambda p: p.add_argument(
-        '--unpaced', action='store_true', help='sync flat out at the policy\'s priority'))
+    args = _util.parse(__doc__.split('\n')[0], options)
     _util.require_workspace()
     params, window_s = (10_000_000, 10.0) if args.quick else (100_000_000, 30.0)
     env = _util.bench_env(DOMAIN)
@@ -112,42 +151,61 @@ def main() -> None:
         [str(_util.ROOT / 'install' / 'realrl_policy' / 'lib' / 'realrl_policy' / 'policy_node'),
          '--ros-args', '-p', 'robot_ids:=[arm0]'], env, _util.ROOT / 'bench_policy.log')
     loop = ControlLoop()
-    idle, syncing, syncs, moved = [], [], [], 0
+    idle, syncing, syncs, moved, pairs = [], [], [], 0, []
     try:
         deadline = time.monotonic() + 60
         while not loop.samples(0, float('inf')) and time.monotonic() < deadline:
             time.sleep(0.5)
         if not loop.samples(0, float('inf')):
             raise RuntimeError('the policy node never answered; see bench_policy.log')
+        if args.deliver:
+            give_first_version(loop, params)
         time.sleep(2.0)
-        for _ in range(2):
+        for pair in range(args.pairs):
             t0 = time.perf_counter()
             time.sleep(window_s)
-            idle += loop.samples(t0, time.perf_counter())
-            worker = start_worker(params, not args.unpaced)
+            a = loop.samples(t0, time.perf_counter())
+            worker = start_worker(params, not args.unpaced,
+                                  deliver_from=1000 * (pair + 1) if args.deliver else 0)
             try:
                 t0 = time.perf_counter()
                 time.sleep(window_s)
-                syncing += loop.samples(t0, time.perf_counter())
+                b = loop.samples(t0, time.perf_counter())
             finally:
                 worker.terminate()
                 out, _ = worker.communicate(timeout=60)
                 syncs += [float(x.split()[1]) for x in out.splitlines() if x.startswith('synced')]
                 moved += sum(int(x.split()[1]) for x in out.splitlines() if x.startswith('bytes'))
+            idle += a
+            syncing += b
+            pairs.append((_util.percentile(a, 99) * 1e3, _util.percentile(b, 99) * 1e3))
+            print(f'pair {pair + 1}: p99 idle {pairs[-1][0]:.2f} ms, syncing {pairs[-1][1]:.2f} '
+                  f'ms (policy at v{loop.policy_version})', flush=True)
     finally:
         loop.close()
         _util.stop_process(policy)
         (_util.ROOT / 'bench_policy.log').unlink(missing_ok=True)
+    report(args, params, idle, syncing, syncs, moved, pairs, loop.policy_version)
+
+
+def report(args, params, idle, syncing, syncs, moved, pairs, version) -> None:
     p99_idle = _util.percentile(idle, 99) * 1e3
     p99_sync = _util.percentile(syncing, 99) * 1e3
+    pair_deltas = [b - a for a, b in pairs]
     print(f'observation -> action, {len(idle)} idle / {len(syncing)} syncing samples: median '
           f'{statistics.median(idle) * 1e3:.2f} / {statistics.median(syncing) * 1e3:.2f} ms, '
           f'p99 {p99_idle:.2f} / {p99_sync:.2f} ms; {len(syncs)} syncs of {params / 1e6:g}M '
           f'parameters completed (median {statistics.median(syncs) if syncs else float("nan"):.1f}'
-          f' s), {moved / 1e6:.0f} MB sent while measuring')
+          f' s), {moved / 1e6:.0f} MB sent while measuring; per-pair p99 deltas '
+          f'{[round(d, 2) for d in pair_deltas]} ms')
     _util.emit({'p99_ms_idle': round(p99_idle, 3), 'p99_ms_syncing': round(p99_sync, 3),
-                'delta_ms': round(p99_sync - p99_idle, 3), 'params': params,
-                'paced': not args.unpaced,
+                'delta_ms': round(p99_sync - p99_idle, 3),
+                'median_pair_delta_ms': round(statistics.median(pair_deltas), 3),
+                'pair_delta_ms': [round(d, 3) for d in pair_deltas],
+                'median_ms_idle': round(statistics.median(idle) * 1e3, 3),
+                'median_ms_syncing': round(statistics.median(syncing) * 1e3, 3),
+                'params': params, 'paced': not args.unpaced, 'delivered': args.deliver,
+                'policy_version': version,
                 'syncs_completed': len(syncs), 'sync_mb_sent': round(moved / 1e6),
                 'samples_idle': len(idle),
                 'samples_syncing': len(syncing)})

@@ -1,24 +1,30 @@
 """Weight sync over a mutually authenticated Zenoh link vs. the link's own raw bandwidth.
 
 A cloud router (TLS, per-site ACL) serves the weights with ``WeightServer``; an edge client
-of site ``lab_a`` fetches them with ``WeightReceiver`` (1 MiB chunks, CRC-checked,
+of site ``lab_a`` fetches them with ``WeightReceiver`` (1 MiB chunks, XXH3-checked,
 reassembled, decoded). State dicts are MLP-like stacks of 2048x1024 float32 layers with
 biases, filled with N(0, 0.02) (what an initialised network holds), of 10M and 100M
 parameters (and 1B without --quick, if the machine has the memory free).
 
 - ``sync_s``: from ``publish()`` (digests and encoding included) until the receiver holds the
   decoded state dict; median over repeats, each on a new stream with a receiver that holds
-  nothing yet (a full transfer).
+  nothing yet (a full transfer). The receivers share one pool of receive buffers
+  (``ReceiveBuffers``), as successive versions at one edge do: each repeat receives into
+  the memory the one before it used, as a receiver does from its third version on.
+- ``first_sync_s`` (``first_ratio``): the first sync, into memory the process never touched
+  (one page fault per 4 KiB: on this VM about 3 ms per MB, more than the link's 2 ms per
+  MB), as a receiver's first two versions are.
 - baseline ``raw_link_s``: the same number of payload bytes put as 1 MiB samples from the
   router's session to a subscriber of the edge session, reliable and blocking, until the last
-  one arrived; measured in the same run, on the same link, just before the syncs.
+  one arrived; measured in the same run, on the same link, interleaved with the syncs (raw,
+  sync, raw, sync ...: 5 each, 3 at 1B and with --quick), median.
 - ``ratio`` = sync_s / raw_link_s: the cost of the protocol over the bare link.
 - ``delta_ratio``: a receiver holding version k gets k+1 with 5 % of the tensors changed;
   delta sync time / full sync time (100M). ``delta_bytes_ratio``: bytes sent / full bytes.
 - ``bf16``: the same full sync with bf16 encoding (half the bytes).
 
-A full sync includes the receiver's check of every tensor against its digest (one SHA-1
-pass, about 830 MB/s here; ``--no-verify`` leaves it out). Without --wan, both ends are in
+A full sync includes the receiver's check of every tensor against its digest (one XXH3-128
+pass; ``--no-verify`` leaves it out). Without --wan, both ends are in
 this process and the link is TLS over loopback: the figure
 leaves out a real network's latency and loss (--wan runs it over the emulated 100 Mbit/s,
 50 ms RTT link of ``realrl_bridge.wan``, if present). Not included: the learner's own
@@ -38,6 +44,7 @@ import time
 import _util  # noqa: F401  (puts the workspace's packages on sys.path)
 import numpy as np
 import zenoh
+from realrl_bridge.receive_buffers import ReceiveBuffers
 from realrl_bridge.weight_sync import WeightReceiver, WeightServer
 
 from realrl_bridge import certs, link
@@ -114,15 +121,16 @@ def sync_once(server: WeightServer, rx: WeightReceiver, state) -> float:
 
 
 VERIFY = [True]
-"""The receiver checks every tensor's digest (the default; --no-verify: the chunks' CRCs
+"""The receiver checks every tensor's digest (the default; --no-verify: the chunks' checksums
 only)."""
 
 
-def full_sync(router, edge, state, stream: str, encoding: str = 'raw') -> float:
+def full_sync(router, edge, state, stream: str, encoding: str = 'raw',
+              buffers: ReceiveBuffers | None = None) -> float:
     """A full transfer: a new stream, its server, and a receiver that holds nothing."""
     server = WeightServer(router, stream, encoding=encoding)
     try:
-        rx = WeightReceiver(edge, stream, verify=VERIFY[0])
+        rx = WeightReceiver(edge, stream, verify=VERIFY[0], buffers=buffers)
         try:
             time.sleep(0.2)                     # its subscription reaches the router
             return sync_once(server, rx, state)
@@ -135,10 +143,17 @@ def full_sync(router, edge, state, stream: str, encoding: str = 'raw') -> float:
 def measure_size(router, edge, params: int, repeats: int, extras: bool) -> dict:
     state = make_state(params)
     nbytes = sum(a.nbytes for a in state.values())
-    raw = statistics.median(raw_link_s(router, edge, nbytes) for _ in range(repeats))
-    syncs = [full_sync(router, edge, state, f'full-{params}-{rep}') for rep in range(repeats)]
+    buffers = ReceiveBuffers()
+    first = full_sync(router, edge, state, f'first-{params}', buffers=buffers)
+    raws, syncs = [], []
+    for rep in range(repeats):                  # interleaved: both see the same load
+        raws.append(raw_link_s(router, edge, nbytes))
+        syncs.append(full_sync(router, edge, state, f'full-{params}-{rep}', buffers=buffers))
+    raw = statistics.median(raws)
     out = {'params': n_params(state), 'bytes': nbytes, 'sync_s': statistics.median(syncs),
-           'raw_link_s': raw, 'link_MBps': nbytes / raw / 1e6}
+           'raw_link_s': raw, 'link_MBps': nbytes / raw / 1e6, 'first_sync_s': first,
+           'first_ratio': first / raw, 'buffers_reused': buffers.reused,
+           'repeats': repeats}
     out['ratio'] = out['sync_s'] / raw
     if extras:
         out.update(delta_figures(router, edge, state, out['sync_s'], f'delta-{params}'))
@@ -193,7 +208,7 @@ def main() -> None:
     VERIFY[0] = not args.no_verify
     sizes = [10_000_000, 100_000_000] + ([] if args.quick else [1_000_000_000])
     sizes = args.params or sizes
-    repeats = 1 if args.quick else 3
+    repeats = 3 if args.quick else 5
     results, skipped = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = certs.make_folder(tmp, ['lab_a'])
@@ -215,11 +230,13 @@ def main() -> None:
                                                 f'{mem_available() / 2**30:.1f} GiB available')
                         print(f'skip {params:,} params: {skipped[str(params)]}', flush=True)
                         continue
-                    r = measure_size(router, edge, params, repeats, params == 100_000_000)
+                    r = measure_size(router, edge, params, min(repeats, 3) if params >= 10 ** 9
+                                     else repeats, params == 100_000_000)
                     results[str(params)] = r
                     print(f"{r['params']:>13,} params  sync {r['sync_s']:7.2f} s  raw link "
                           f"{r['raw_link_s']:7.2f} s ({r['link_MBps']:.0f} MB/s)  ratio "
-                          f"{r['ratio']:.2f}", flush=True)
+                          f"{r['ratio']:.2f}  (first, fresh memory: {r['first_sync_s']:.2f} s, "
+                          f"{r['first_ratio']:.2f})", flush=True)
                     if 'delta_ratio' in r:
                         print(f"   delta ({r['delta_changed_tensors']} tensors changed): "
                               f"{r['delta_sync_s']:.2f} s, delta_ratio {r['delta_ratio']:.3f}, "

@@ -131,7 +131,7 @@ class WeightsRoute:
 
     The cloud bridge reads whole versions from ``topic`` (the learner's WeightChunk
     stream), checks each is a whole actor blob (``actor_blob``) and serves the newest over
-    Zenoh (``weight_sync.WeightServer``: 1 MiB chunks with CRCs, per-tensor digests, delta,
+    Zenoh (``weight_sync.WeightServer``: 1 MiB checksummed chunks, per-tensor digests, delta,
     paced); a version that arrives while an older one is still on its way replaces it
     (latest wins). The edge bridge pulls each new version, checks every tensor against its
     digest, and publishes it on ``topic`` for its policy node."""

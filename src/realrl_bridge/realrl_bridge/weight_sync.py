@@ -9,11 +9,12 @@ Keys, under ``Keys.weights(stream)`` (``realrl/weights/<stream>``):
                                        answer with base 0 if it no longer knows ``base``
     .../chunks/<version>/<base>/**     query, payload = JSON list of chunk indices -> one reply
                                        per chunk, key .../chunks/<version>/<base>/<index>,
-                                       its CRC-32 (4 bytes, big-endian) as the attachment
+                                       its XXH3-64 checksum (8 bytes, big-endian) as the
+                                       attachment
 
 The receiver pulls: on a newer ``latest`` it fetches the manifest, then asks for the chunks
 it lacks, a window at a time, and asks again for those that did not come or failed their
-CRC. A dropped link loses nothing already received: the next round asks only for what is
+checksum. A dropped link loses nothing already received: the next round asks only for what is
 missing. Only the newest version is served (latest wins): a receiver still fetching an
 older one is told so and moves to the newest. The server paces every reply through one
 token bucket (its bandwidth budget, shared by all receivers).
@@ -32,13 +33,14 @@ import zenoh
 
 from realrl_bridge.link import Keys
 from realrl_bridge.pacing import TokenBucket
+from realrl_bridge.receive_buffers import ReceiveBuffers, keep_chunk_memory
 from realrl_bridge.weights_codec import (
     CHUNK_SIZE,
     Assembly,
     Encoded,
     Manifest,
     as_numpy,
-    crc,
+    checksum,
     digest,
     encode,
 )
@@ -61,6 +63,7 @@ class WeightServer:
                  encoding: str = 'raw', delta: bool = True, rate_bytes_s: float | None = None,
                  keep_digests: int = 8, chunk_size: int = CHUNK_SIZE,
                  fault: Fault | None = None):
+        keep_chunk_memory()
         self._session = session
         self._root = keys.weights(stream)
         self.encoding = encoding
@@ -167,13 +170,13 @@ class WeightServer:
             if self._stop.is_set() or version != self._version:
                 return
             data = enc.chunk(index)
-            checksum = crc(data).to_bytes(4, 'big')
+            sum_bytes = checksum(data).to_bytes(8, 'big')
             if self._fault is not None:
                 data = self._fault(version, index, data)
                 if data is None:
                     continue
             self.bucket.take(len(data))
-            query.reply(f'{prefix}/{index}', bytes(data), attachment=checksum,
+            query.reply(f'{prefix}/{index}', data, attachment=sum_bytes,
                         priority=WEIGHTS_PRIORITY)
             self.bytes_sent += len(data)
 
@@ -199,9 +202,11 @@ class ReceiverState:
     chunks_received: int = 0
     """Chunk replies received, duplicates and corrupt ones included."""
     rejected: int = 0
-    """Chunks whose CRC did not match (asked for again)."""
+    """Chunks whose checksum did not match (asked for again)."""
     refused: int = 0
     """Whole versions refused (a tensor that did not match its digest): not applied."""
+    digests: dict = field(default_factory=dict)
+    """The digests of ``state``'s tensors, from its manifest (a delta's base)."""
 
 
 class WeightReceiver:
@@ -212,9 +217,11 @@ class WeightReceiver:
                  inflight: int = 2, request_timeout_s: float = 30.0, retry_s: float = 0.5,
                  poll_s: float = 5.0, resume: ReceiverState | None = None,
                  verify: bool = True,
-                 on_refused: Callable[[int, str], None] | None = None):
+                 on_refused: Callable[[int, str], None] | None = None,
+                 buffers: ReceiveBuffers | None = None):
         if window < 1 or inflight < 1:
             raise ValueError(f'window and inflight must be >= 1, got {window}, {inflight}')
+        keep_chunk_memory()
         self._session = session
         self._root = keys.weights(stream)
         self._on_weights = on_weights
@@ -228,6 +235,9 @@ class WeightReceiver:
         self.state = resume or ReceiverState()
         self._verify = verify
         self._on_refused = on_refused
+        self.buffers = buffers if buffers is not None else ReceiveBuffers()
+        """Where versions are received: a past version's memory is reused once its tensors
+        are dropped (successive versions fault in no new pages)."""
         self._newest = self.state.version
         self._refused_version = 0
         self._wake = threading.Event()
@@ -292,7 +302,7 @@ class WeightReceiver:
                 self._wake.wait(self._retry_s)
                 return
             if asm is None or asm.manifest.identity != manifest.identity:
-                asm = st.partial = Assembly(manifest)
+                asm = st.partial = Assembly(manifest, self.buffers)
         m = asm.manifest
         while not self._stop.is_set() and self._newest == version:
             missing = asm.missing()
@@ -307,7 +317,8 @@ class WeightReceiver:
         if not asm.complete:
             return
         try:
-            new_state = asm.decode(st.state if m.base else None, verify=self._verify)
+            new_state = asm.decode(st.state if m.base else None, verify=self._verify,
+                                   base_digests=st.digests if m.base else None)
         except ValueError as e:   # whole but wrong: not applied, not asked for again
             st.partial, st.refused, self._refused_version = None, st.refused + 1, m.version
             self.last_error = str(e)
@@ -316,6 +327,7 @@ class WeightReceiver:
             return
         with self._got:
             st.version, st.state, st.partial = m.version, new_state, None
+            st.digests = {t['name']: t['digest'] for t in m.tensors}
             self._got.notify_all()
         if self._on_weights is not None:
             self._on_weights(m.version, new_state)
@@ -335,8 +347,8 @@ class WeightReceiver:
             index = int(str(reply.ok.key_expr).rsplit('/', 1)[1])   # ValueError: retried
             self.state.chunks_received += 1
             sent = reply.ok.attachment
-            checksum = int.from_bytes(sent.to_bytes(), 'big') if sent is not None else -1
-            if not asm.add(index, reply.ok.payload.to_bytes(), checksum):
+            sent_sum = int.from_bytes(sent.to_bytes(), 'big') if sent is not None else -1
+            if not asm.add(index, reply.ok.payload.to_bytes(), sent_sum):
                 self.state.rejected += 1
             if self._stop.is_set():
                 return

@@ -47,6 +47,15 @@ def from_unit(u: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
     return np.clip(low + 0.5 * (u + 1.0) * (high - low), low, high)
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A version's actor, built and loaded, waiting to be swapped in (``swap``)."""
+
+    version: int
+    actor: torch.nn.Module
+    space: SharedSpace | None
+
+
 class InferenceEngine:
     """The current actor and the robots it serves: actions from observations,
     weights swapped in between them."""
@@ -79,8 +88,18 @@ class InferenceEngine:
 
     def load(self, version: int, blob: bytes) -> str:
         """Swap in the actor of blob if it fits every robot; returns '' or why not."""
+        prepared = self.prepare(version, blob)
+        return prepared if isinstance(prepared, str) else self.swap(prepared)
+
+    def prepare(self, version: int, blob: bytes,
+                base: torch.nn.Module | None = None) -> Prepared | str:
+        """The actor of blob, built and loaded but not swapped in; or why not.
+
+        The slow part of a new version (parsing the blob, building the actor, copying its
+        tensors): it may run on another thread than the inference, which it leaves alone
+        (a partial blob goes onto a copy of ``base``, by default the current actor)."""
         try:
-            actor, space_json = unpack(blob, base=self.actor)  # partial: onto it
+            actor, space_json = unpack(blob, base=base if base is not None else self.actor)
             space = SharedSpace.from_json(space_json) if space_json is not None else None
         except ValueError as e:
             self.refused += 1
@@ -90,19 +109,25 @@ class InferenceEngine:
             self.refused += 1
             return (f'weights v{version}: actor obs {actor.obs_dim}/act {actor.act_dim} do not '
                     f'match their shared space {space.obs_dim}/{space.action_dim}')
+        return Prepared(int(version), actor, space)
+
+    def swap(self, prepared: Prepared) -> str:
+        """Make a prepared actor the current one if it fits every robot ('' or why not).
+
+        Cheap (a few checks and an assignment): call it between two actions."""
         embodiment = {}
         for rid, robot in self.spaces.items():
-            why, e = self._fit(rid, robot, actor, space)
+            why, e = self._fit(rid, robot, prepared.actor, prepared.space)
             if why:
                 self.refused += 1
-                return f'weights v{version}: {why}'
+                return f'weights v{prepared.version}: {why}'
             if e is not None:
                 embodiment[rid] = e
-        self.actor, self.space, self._embodiment = actor, space, embodiment
+        self.actor, self.space, self._embodiment = prepared.actor, prepared.space, embodiment
         k = self.frame_stack
         if k > 1 and (self._stacks is None or self._stacks.k != k):
             self._stacks = FrameStacks(k)
-        self.version = int(version)
+        self.version = prepared.version
         self.swaps += 1
         return ''
 

@@ -181,11 +181,41 @@ def actor_to_bytes(actor: nn.Module, skip: tuple[str, ...] = ()) -> bytes:
     return buf.getvalue()
 
 
-def arrays_from_bytes(data: bytes) -> dict[str, np.ndarray]:
-    """The named arrays of `actor_to_bytes` output; ValueError if data is not such an
-    archive."""
+class _ViewReader(io.RawIOBase):
+    """A read-only file over a bytes-like object, without copying it whole (numpy and
+    zipfile read it a piece at a time)."""
+
+    def __init__(self, data):
+        super().__init__()
+        self._view = memoryview(data).cast('B')
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: len(self._view)}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, buffer) -> int:
+        n = max(0, min(len(buffer), len(self._view) - self._pos))
+        buffer[:n] = self._view[self._pos:self._pos + n]
+        self._pos += n
+        return n
+
+
+def arrays_from_bytes(data) -> dict[str, np.ndarray]:
+    """The named arrays of `actor_to_bytes` output (any bytes-like object, read in place);
+    ValueError if data is not such an archive."""
     try:
-        archive = np.load(io.BytesIO(bytes(data)), allow_pickle=False)
+        archive = np.load(_ViewReader(data), allow_pickle=False)
         if not isinstance(archive, np.lib.npyio.NpzFile):
             raise ValueError('found a single array, not an archive of named arrays')
         with archive:

@@ -5,8 +5,10 @@ out: /<robot>/action (or /<robot>/action_chunk with `chunks`, chunk_serving.py),
      ~/version (latched PolicyVersion)
 With weights_file, the checkpoint's actor is served frozen (no /learner/weights), unless
 listen_after_file: then new versions follow it (partial ones apply on it).
-Weights are swapped in the weights callback; callbacks of this node never run
-concurrently, so an action is always computed by one whole set of weights.
+Weight chunks are queued to a ``WeightsLoader`` thread, which joins, checks and unpacks
+each whole version off the control thread; the executor thread then swaps the prepared
+actor in (woken by a guard condition). Callbacks of this node never run concurrently, so
+an action is always computed by one whole set of weights.
 """
 from __future__ import annotations
 
@@ -20,12 +22,13 @@ from realrl_common.embodiment import describe_robot
 from realrl_common.node_main import spin_node
 from realrl_common.qos import COMMAND_QOS, LATCHED_QOS, SENSOR_QOS, WEIGHTS_QOS
 from realrl_common.ros_params import read_config
-from realrl_common.weights import BlobAssembler, Chunk
+from realrl_common.weights import Chunk
 from realrl_interfaces.msg import Action, Observation, PolicyVersion, RobotDescription, WeightChunk
 from realrl_policy.chunk_serving import ChunkServer
-from realrl_policy.inference import InferenceEngine
+from realrl_policy.inference import InferenceEngine, Prepared
 from realrl_policy.node_config import PolicyNodeConfig
 from realrl_policy.weights_file import read_weights_file
+from realrl_policy.weights_loader import WeightsLoader
 
 
 class PolicyNode(Node):
@@ -36,7 +39,8 @@ class PolicyNode(Node):
         self.cfg = read_config(self, PolicyNodeConfig)
         torch.set_num_threads(1)
         self.engine = InferenceEngine(self.cfg.deterministic, self.cfg.seed)
-        self.assembler = BlobAssembler()
+        self._ready = self.create_guard_condition(self._swap_ready)
+        self.loader = WeightsLoader(self.engine.prepare, self._ready.trigger)
         self.failures = 0
         self._action_pubs = {}
         for rid in self.cfg.robot_ids:
@@ -48,7 +52,7 @@ class PolicyNode(Node):
             self.create_subscription(WeightChunk, self.cfg.weights_topic, self._on_chunk,
                                      WEIGHTS_QOS)
         self._version_pub = self.create_publisher(PolicyVersion, '~/version', LATCHED_QOS)
-        self._waiting_weights = None  # a whole blob that came while a chunk was computed
+        self._waiting_weights = None  # prepared weights that came while a chunk was computed
         self.chunks = (ChunkServer(self, self.engine, self.cfg, self._load_waiting)
                        if self.cfg.chunks != 'off' else None)
         self._publish_version()
@@ -95,23 +99,35 @@ class PolicyNode(Node):
         self._action_pubs[msg.robot_id].publish(out)
 
     def _on_chunk(self, msg: WeightChunk):
-        whole = self.assembler.add(Chunk(msg.version, msg.index, msg.count, msg.total_bytes,
-                                         msg.crc32, bytes(msg.data)))
-        if whole is None:
+        self.loader.put(Chunk(msg.version, msg.index, msg.count, msg.total_bytes, msg.crc32,
+                              bytes(msg.data)))
+
+    def _swap_ready(self):  # executor thread, between two actions
+        prepared, errors = self.loader.take()
+        for why in errors:
+            self.get_logger().error(f'refused weights: {why}')
+        if prepared is None:
             return
         if self.chunks is not None and not self.chunks.idle:
-            self._waiting_weights = whole  # swapped in when the inference has finished
+            self._waiting_weights = prepared  # swapped in when the inference has finished
             return
-        self._load(whole)
+        self._swap(prepared)
 
     def _load_waiting(self):
-        whole, self._waiting_weights = self._waiting_weights, None
-        if whole is not None:
-            self._load(whole)
+        prepared, self._waiting_weights = self._waiting_weights, None
+        if prepared is not None:
+            self._swap(prepared)
 
     def _load(self, whole):
+        prepared = self.engine.prepare(*whole)
+        if isinstance(prepared, str):
+            self.get_logger().error(f'refused weights: {prepared}')
+            return
+        self._swap(prepared)
+
+    def _swap(self, prepared: Prepared):
         kind = self.engine.actor.cfg.type if self.engine.actor is not None else None
-        why = self.engine.load(*whole)
+        why = self.engine.swap(prepared)
         if why:
             self.get_logger().error(f'refused weights: {why}')
             return
@@ -126,7 +142,8 @@ class PolicyNode(Node):
         self._publish_version()
 
     def close(self):
-        """Stop the chunk worker (after its inference in flight)."""
+        """Stop the weights loader and the chunk worker (after the work in flight)."""
+        self.loader.close()
         if self.chunks is not None:
             self.chunks.close()
 

@@ -75,7 +75,7 @@ def pack_actor(actor: nn.Module, space: dict | None = None, partial: bool = Fals
 
 def is_partial(blob: bytes) -> bool:
     """Whether blob holds only the trained part of an actor (see the module's doc)."""
-    return 'frozen' in _header(bytes(blob))[0]
+    return 'frozen' in _header(memoryview(blob))[0]
 
 
 def _onto_base(base: nn.Module | None, cfg, obs_dim: int, act_dim: int, header: dict,
@@ -108,13 +108,13 @@ def _onto_base(base: nn.Module | None, cfg, obs_dim: int, act_dim: int, header: 
     return actor
 
 
-def _header(blob: bytes) -> tuple[dict, int]:
-    if not blob.startswith(MAGIC) or len(blob) < len(MAGIC) + 4:
+def _header(blob: memoryview) -> tuple[dict, int]:
+    if bytes(blob[:len(MAGIC)]) != MAGIC or len(blob) < len(MAGIC) + 4:
         raise ValueError('weights blob does not start with the realrl actor header')
     (n,) = struct.unpack_from('<I', blob, len(MAGIC))
     start = len(MAGIC) + 4
     try:
-        return json.loads(blob[start:start + n]), start + n
+        return json.loads(bytes(blob[start:start + n])), start + n
     except ValueError as e:
         raise ValueError(f'weights blob header is unreadable: {e}') from e
 
@@ -122,8 +122,11 @@ def _header(blob: bytes) -> tuple[dict, int]:
 def unpack(blob: bytes, base: nn.Module | None = None) -> tuple[nn.Module, dict | None]:
     """The actor in blob and its shared space (None in blobs without one); ValueError if
     blob is not a realrl actor blob. A partial blob goes onto a copy of base (base itself is
-    not changed), and is refused (ValueError naming the fix) without a base that fits."""
-    blob = bytes(blob)
+    not changed), and is refused (ValueError naming the fix) without a base that fits.
+
+    ``blob`` may be any bytes-like object; it is read through a view, never copied whole
+    (a 100M-parameter blob was copied twice more before its arrays were read)."""
+    blob = memoryview(blob).cast('B')
     header, end = _header(blob)
     try:
         cfg = actor_config_from_json(header['actor'])

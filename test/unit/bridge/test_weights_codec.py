@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from realrl_bridge.pacing import TokenBucket
-from realrl_bridge.weights_codec import Assembly, Manifest, crc, digest, encode
+from realrl_bridge.receive_buffers import ReceiveBuffers
+from realrl_bridge.weights_codec import Assembly, Manifest, checksum, digest, encode
 
 
 def make_state(n_tensors=40, size=5000, seed=0):
@@ -18,7 +19,7 @@ def make_state(n_tensors=40, size=5000, seed=0):
 def assemble(enc, order=None):
     asm = Assembly(Manifest.from_bytes(enc.manifest.to_bytes()))
     for i in order if order is not None else range(enc.manifest.n_chunks):
-        assert asm.add(i, bytes(enc.chunk(i)), crc(enc.chunk(i)))
+        assert asm.add(i, bytes(enc.chunk(i)), checksum(enc.chunk(i)))
     return asm
 
 
@@ -36,7 +37,7 @@ def test_raw_round_trip_in_any_order_is_exact():
 def test_corrupt_and_missing_chunks_are_named():
     enc = encode(make_state(), 1, chunk_size=4096)
     asm = Assembly(enc.manifest)
-    good = {i: (bytes(enc.chunk(i)), crc(enc.chunk(i))) for i in range(enc.manifest.n_chunks)}
+    good = {i: (bytes(enc.chunk(i)), checksum(enc.chunk(i))) for i in range(enc.manifest.n_chunks)}
     bad = bytearray(good[2][0])
     bad[10] ^= 0xFF
     assert not asm.add(2, bytes(bad), good[2][1])
@@ -47,21 +48,21 @@ def test_corrupt_and_missing_chunks_are_named():
     assert asm.missing() == [2, 5]
     with pytest.raises(ValueError, match='2 chunks still missing'):
         asm.decode()
-    assert not asm.add(5, good[5][0][:-1], crc(good[5][0][:-1]))   # truncated
+    assert not asm.add(5, good[5][0][:-1], checksum(good[5][0][:-1]))   # truncated
     asm.add(2, *good[2])
     asm.add(5, *good[5])
     assert asm.complete
 
 
 def test_a_whole_version_whose_tensor_fails_its_digest_is_refused():
-    """The chunks' CRCs guard the link; the manifest's digests guard the whole (a server
+    """The chunks' checksums guard the link; the manifest's digests guard the whole (a server
     that encoded other bytes than it described is caught, and nothing is decoded)."""
     state = make_state(n_tensors=3, size=100)
     enc = encode(state, 4, chunk_size=4096)
     manifest = Manifest.from_bytes(enc.manifest.to_bytes())
     manifest.tensors[1]['digest'] = digest(state['layer1.weight'] + 1)
     asm = Assembly(manifest)
-    asm.add(0, bytes(enc.chunk(0)), crc(enc.chunk(0)))
+    asm.add(0, bytes(enc.chunk(0)), checksum(enc.chunk(0)))
     with pytest.raises(ValueError, match="weights v4: tensor 'layer1.weight' does not match"):
         asm.decode()
     assert asm.decode(verify=False).keys() == state.keys()
@@ -138,3 +139,49 @@ def test_token_bucket_paces_to_the_rate():
     assert TokenBucket(None).take(10 ** 9) == 0.0
     with pytest.raises(ValueError, match='rate'):
         TokenBucket(0)
+
+
+def test_receive_buffers_are_reused_only_once_no_tensor_uses_them():
+    """A version's tensors are views of its buffer: while they live the buffer is never
+    handed to the next version (it would overwrite them); once dropped it is reused."""
+    buffers = ReceiveBuffers(keep=2)
+    s1, s2, s3 = make_state(seed=1), make_state(seed=2), make_state(seed=3)
+
+    def receive(state, version):
+        enc = encode(state, version, chunk_size=4096)
+        asm = Assembly(enc.manifest, buffers)
+        for i in range(enc.manifest.n_chunks):
+            assert asm.add(i, enc.chunk(i), checksum(enc.chunk(i)))
+        return asm.decode()
+
+    out1 = receive(s1, 1)
+    out2 = receive(s2, 2)                 # out1 alive: fresh memory
+    assert (buffers.mapped, buffers.reused) == (2, 0)
+    assert all(np.array_equal(out1[k], s1[k]) for k in s1)
+    del out1
+    out3 = receive(s3, 3)                 # reuses version 1's buffer, written over whole
+    assert (buffers.mapped, buffers.reused) == (2, 1)
+    assert all(np.array_equal(out2[k], s2[k]) for k in s2)
+    assert all(np.array_equal(out3[k], s3[k]) for k in s3)
+    view = memoryview(buffers.take(0))
+    assert view.nbytes == 0
+    with pytest.raises(ValueError, match='keep'):
+        ReceiveBuffers(keep=-1)
+
+
+def test_a_delta_takes_base_tensors_known_by_digest_without_hashing_them():
+    """A bf16 stream's delta: the held base tensors are lossy copies, so hashing them
+    against the sender's digests would refuse every delta; the base manifest's digests say
+    they are the tensors asked for."""
+    base = make_state()
+    new = {k: v.copy() for k, v in base.items()}
+    new['layer3.weight'] += 1.0
+    full = encode(base, 1, encoding='bf16')
+    held = assemble(full).decode()
+    held_digests = {t['name']: t['digest'] for t in full.manifest.tensors}
+    delta = encode(new, 2, encoding='bf16', base=1, base_digests=held_digests)
+    out = assemble(delta).decode(held, base_digests=held_digests)
+    assert out['layer5.weight'] is held['layer5.weight']
+    assert not np.array_equal(out['layer3.weight'], held['layer3.weight'])
+    with pytest.raises(ValueError, match="tensor 'layer0.weight' does not match its digest"):
+        assemble(delta).decode(held)
