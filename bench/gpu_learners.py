@@ -103,7 +103,9 @@ def main():
     vcfg = VLATinyConfig(chunk=50, image_shape=(3, 224, 224) if cuda else (3, 32, 32),
                          max_tokens=64, embed_dim=1024 if cuda else 32,
                          hidden_sizes=(width,) * depth, flow_steps=10, head='flow')
-    bc = BC(ObservationSpec(STATE), ACT, BCConfig(actor=vcfg, batch_size=8, lr=1e-5))
+    dev = 'cuda' if cuda else 'cpu'  # BCConfig.device places the actor (default: the CPU)
+    bc = BC(ObservationSpec(STATE), ACT, BCConfig(actor=vcfg, batch_size=8, lr=1e-5,
+                                                  device=dev))
     model: VLATiny = bc.actor
     params = sum(p.numel() for p in model.parameters())
     c, h, w = vcfg.image_shape
@@ -129,7 +131,6 @@ def main():
                vla_finetune_updates_per_s=round(rate(lambda: bc.update(eight), seconds, sync),
                                                 2))
     # The large-learner options: bf16 autocast, and bf16 with the vision encoder frozen.
-    dev = 'cuda' if cuda else 'cpu'
     for key, extra in (('bf16', {}), ('bf16_frozen_vision', {'freeze': ('vision',)})):
         del bc  # one copy of the big model at a time
         torch.manual_seed(0)
