@@ -29,7 +29,7 @@ def sender_state(node):
     for _ in range(8):
         if wait_for(client.service_is_ready, 15, spin=node.spin):
             future = client.call_async(SenderState.Request(robot_id='arm0'))
-            if wait_for(future.done, 2, spin=node.spin):
+            if wait_for(future.done, 4, spin=node.spin):
                 return future.result()
     raise AssertionError('/replay/sender_state never answered')
 
