@@ -101,12 +101,7 @@ class LearnerNode(Node):
                     self.tensorboard.publish_time(time.monotonic() - begun)
             if t.checkpoint_due(now):
                 t.save_checkpoint(now)
-            if now - last_metrics >= self.cfg.metrics_every_s:
-                last_metrics = now
-                t.log_metrics()
-                if self.tensorboard is not None:
-                    self.tensorboard.log(t, now)
-                self._publish_status()
+            last_metrics = self._report_metrics(now, last_metrics)
 
     def _train_ranked(self):
         """Rank 0 of several: every round together with the other ranks (rank 0 decides);
@@ -125,14 +120,19 @@ class LearnerNode(Node):
                         self.tensorboard.publish_time(publisher.last_s)
                 if stop:
                     return  # the round saved the final checkpoint
-                if now - last_metrics >= self.cfg.metrics_every_s:
-                    last_metrics = now
-                    t.log_metrics()
-                    if self.tensorboard is not None:
-                        self.tensorboard.log(t, now)
-                    self._publish_status()
+                last_metrics = self._report_metrics(now, last_metrics)
         finally:
             publisher.close()
+
+    def _report_metrics(self, now: float, last: float) -> float:
+        """Metrics line, TensorBoard and status every metrics_every_s; when they last went."""
+        if now - last < self.cfg.metrics_every_s:
+            return last
+        self.trainer.log_metrics()
+        if self.tensorboard is not None:
+            self.tensorboard.log(self.trainer, now)
+        self._publish_status()
+        return now
 
     def _publish_weights(self, version: int, blob: bytes):
         for c in chunk_blob(version, blob, self.cfg.chunk_bytes):
