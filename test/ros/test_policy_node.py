@@ -167,6 +167,10 @@ def test_policy_stacks_each_robots_frames_per_episode(ros_node, tmp_path):
         publish_blob(weights, 1, blob)
         assert wait_for(lambda: versions and versions[-1].version == 1, 20, spin=node.spin), \
             proc.output()
+        # observations are best-effort: one sent before the node's subscription is matched is
+        # lost, and a lost frame would change every later stack
+        assert wait_for(lambda: obs_pub.get_subscription_count() > 0
+                        and node.count_publishers('/arm0/action') > 0, 20, spin=node.spin)
         engine = InferenceEngine(deterministic=True)
         engine.add_robot('arm0', 1, [-1, -1], [1, 1])
         assert engine.load(1, blob) == ''
@@ -178,7 +182,7 @@ def test_policy_stacks_each_robots_frames_per_episode(ros_node, tmp_path):
             n = len(actions)
             obs_pub.publish(Observation(robot_id='arm0', episode_id=episode, step=step,
                                         state=to_f32([0.0]), images=[img]))
-            assert wait_for(lambda: len(actions) > n, 5, spin=node.spin), proc.output()
+            assert wait_for(lambda: len(actions) > n, 20, spin=node.spin), proc.output()
             expected, _ = engine.act('arm0', np.zeros(1, np.float32), {'front': frame},
                                      episode, step)
             assert (actions[-1].episode_id, actions[-1].step) == (episode, step)
