@@ -6,11 +6,18 @@ For each task (gymnasium MuJoCo InvertedPendulum-v5 and InvertedDoublePendulum-v
   256, Adam 3e-4, gamma 0.99, tau 0.005, learning_starts 100, one update per step, automatic
   temperature from 1.0) for the task's step budget, in this process;
 - ours: `realrl train` with a graph YAML (gym driver with the environment's own reward, policy,
-  replay, learner; no reward node) and the same hyperparameters; the driver runs at
-  ``--control-hz`` (by default half the update rate our learner measures here at the start,
-  at most 50 Hz, so that the asynchronous learner keeps up with one update per step), the
-  learner publishes weights every 0.1 s. The run is stopped once its
-  episodes add up to the budget.
+  replay, learner; no reward node) and the same hyperparameters. The run is stopped once its
+  episodes add up to the budget. ``--mode``:
+
+  - ``sync`` (the default): the graph's synchronous mode. After each episode the robot waits
+    while the learner makes one update per stored step, then goes on with the new weights
+    (SB3's ``train_freq=(1, 'episode')``). Every run gets SB3's update-to-data ratio
+    whatever else loads the machine, so the figure measures the algorithm and the graph's
+    data path, not this machine's spare cores. The driver runs at ``--control-hz`` (50 Hz).
+  - ``async``: nothing waits. The driver runs at ``--control-hz`` (by default half the
+    update rate our learner measures here at the start, at most 50 Hz, so that the learner
+    can keep one update per step); the learner publishes weights every 0.1 s. On a loaded
+    machine the learner falls behind and the run gets fewer updates per step.
 
 A run's return curve is the mean return of its last 10 training episodes (stochastic policy,
 as collected), at each episode's end, against the environment steps so far. SB3's final return
@@ -21,9 +28,10 @@ did the figure is null). ``ratio`` = ours_steps / sb3_steps (<= 1.0: we need no 
 than SB3; null when either never got there).
 
 Left out: wall-clock time (ours runs at a real-time control rate, SB3 as fast as it can), and
-evaluation with a deterministic policy. Our learner is asynchronous: if it falls behind the
-driver, it makes fewer updates per step than SB3; each run reports its updates per step
-(``ours_utd``), so a slow machine shows here rather than as an unexplained gap.
+evaluation with a deterministic policy. SB3 updates after every step, ours (sync) after every
+episode: within an episode our policy is the one of its start. Each run reports its updates
+per step (``ours_utd``), so a learner that fell behind (async) shows here rather than as an
+unexplained gap.
 
 Stable-Baselines3 is a peer installed only for this benchmark:
     .venv/bin/pip install -r bench/requirements-peers.txt
@@ -91,9 +99,10 @@ def run_sb3(env_id: str, budget: int, seed: int) -> list[tuple[int, float]]:
     return curve(episodes)
 
 
-def graph_yaml(env_id: str, seed: int, control_hz: float) -> str:
+def graph_yaml(env_id: str, seed: int, control_hz: float, mode: str) -> str:
     graph = {
         'name': 'sample_efficiency',
+        'mode': mode,
         'stop': {'success_rate': 1.0, 'window': 1, 'max_wall_s': 3600},
         'nodes': [
             {'name': 'replay', 'package': 'realrl_replay', 'executable': 'replay_node',
@@ -115,14 +124,14 @@ def graph_yaml(env_id: str, seed: int, control_hz: float) -> str:
     return json.dumps(graph, indent=1)  # JSON is YAML
 
 
-def run_ours(env_id: str, budget: int, seed: int, control_hz: float, domain: int,
+def run_ours(env_id: str, budget: int, seed: int, control_hz: float, mode: str, domain: int,
              tmp: Path) -> tuple[list[tuple[int, float]], float]:
     """Our graph on env_id until its episodes add up to budget steps; (curve, updates/step)."""
     name = f'{env_id}-s{seed}'
     config, run_dir = tmp / f'{name}.yaml', tmp / name
-    config.write_text(graph_yaml(env_id, seed, control_hz))
+    config.write_text(graph_yaml(env_id, seed, control_hz, mode))
     episodes_log = run_dir / 'metrics' / 'episodes.jsonl'
-    limit = budget / control_hz * 3 + 120
+    limit = budget / control_hz * 3 + 120 + (budget / 5 if mode == 'sync' else 0)
     with open(tmp / f'{name}.log', 'wb') as log:
         proc = subprocess.Popen(
             [str(_util.REALRL), 'train', '--config', str(config), '--run-dir', str(run_dir),
@@ -193,14 +202,18 @@ def learner_rate(seconds: float = 5.0) -> float:
 def main() -> None:
     def extra(p):
         p.add_argument('--seeds', type=int, default=3)
+        p.add_argument('--mode', choices=('sync', 'async'), default='sync',
+                       help="the graph's mode (sync: one update per step whatever the load)")
         p.add_argument('--control-hz', type=float, default=0.0,
-                       help='driver rate; 0: half the rate our learner updates at here now, '
-                            'at most 50 Hz, so that it keeps one update per step')
+                       help='driver rate; 0: 50 Hz (sync), or half the rate our learner '
+                            'updates at here now, at most 50 Hz (async)')
         p.add_argument('--tasks', nargs='+', default=list(TASKS))
     args = _util.parse(__doc__.splitlines()[0], extra)
     _util.require_workspace()
     seeds = 1 if args.quick else args.seeds
-    if args.control_hz <= 0:
+    if args.control_hz <= 0 and args.mode == 'sync':
+        args.control_hz = 50.0
+    elif args.control_hz <= 0:
         rate = learner_rate()
         args.control_hz = round(min(50.0, max(1.0, rate / 2)), 1)
         print(f'our learner makes {rate:.1f} updates/s here now: driver at '
@@ -215,7 +228,8 @@ def main() -> None:
             target = statistics.median(c[-1][1] for c in sb3)
             ours, utd = [], []
             for s in range(seeds):
-                c, u = run_ours(env_id, budget, s, args.control_hz, base + 3 * t + s, tmp)
+                c, u = run_ours(env_id, budget, s, args.control_hz, args.mode,
+                                base + 3 * t + s, tmp)
                 ours.append(c)
                 utd.append(round(u, 3))
             per = summarise({'ours': ours, 'sb3': sb3}, target, budget, env_id, never)
@@ -224,7 +238,8 @@ def main() -> None:
             print(f'{env_id}: SB3 final return {target:.1f}; steps to reach it: ours '
                   f'{per["ours_steps"]}, SB3 {per["sb3_steps"]} (ratio {per["ratio"]}); '
                   f'our updates per step {utd}', flush=True)
-    _util.emit({'tasks': results, 'seeds': seeds, 'control_hz': args.control_hz,
+    _util.emit({'tasks': results, 'seeds': seeds, 'mode': args.mode,
+                'control_hz': args.control_hz,
                 'never': never})
 
 
