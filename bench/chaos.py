@@ -13,8 +13,10 @@ Afterwards:
 - final_success_rate: of the last 20 episodes at the end (the target is 0.9);
 - orphans: node processes alive after `realrl` exited.
 
-Baseline, in the same run before the chaos: the same graph for the same length without
-kills (its final success rate and stored rows), so the cost of the kills shows.
+Baseline, in the same run and at the same time: the same graph for the same length without
+kills, on a ROS domain of its own beside the chaos run (its final success rate and stored
+rows), so the cost of the kills shows under the same load. (--one-after-other: the baseline
+first, then the chaos run, each with the machine to itself.)
 Full: 20 minutes, a kill every 60 s. --quick: 3 minutes, a kill every 30 s.
 Left out: power cuts (bench/crash_states.py), kills of the launcher itself (tested in
 test/system/test_orphans*), and several kills at once.
@@ -24,6 +26,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from _util import REALRL, ROOT, bench_env, emit, parse, require_workspace
@@ -76,19 +79,27 @@ def train(run_dir: Path, log: Path, env: dict, duration_s: float, every_s: float
 def main():
     args = parse(__doc__, lambda p: (p.add_argument('--every-s', type=float),
                                      p.add_argument('--minutes', type=float),
-                                     p.add_argument('--seed', type=int, default=0)))
+                                     p.add_argument('--seed', type=int, default=0),
+                                     p.add_argument('--one-after-other', action='store_true')))
     require_workspace()
     minutes = args.minutes or (3.0 if args.quick else 20.0)
     every_s = args.every_s or (30.0 if args.quick else 60.0)
     env = bench_env(58)
+    chaos_env = dict(env, ROS_DOMAIN_ID=str(int(env['ROS_DOMAIN_ID']) + 1))
     with tempfile.TemporaryDirectory(prefix='chaos-') as tmp:
         tmp = Path(tmp)
-        print(f'baseline: {minutes:g} min without kills', flush=True)
-        base = train(tmp / 'calm', tmp / 'calm.log', env, minutes * 60, None, args.seed)
-        print(f'  {base}', flush=True)
-        print(f'chaos: {minutes:g} min, a node SIGKILLed every {every_s:g} s', flush=True)
-        chaos = train(tmp / 'chaos', tmp / 'chaos.log', env, minutes * 60, every_s, args.seed)
-        print(f'  {chaos}', flush=True)
+        print(f'baseline: {minutes:g} min without kills; chaos: {minutes:g} min, a node '
+              f'SIGKILLed every {every_s:g} s; '
+              f'{"one after the other" if args.one_after_other else "side by side"}',
+              flush=True)
+        runs = [(tmp / 'calm', tmp / 'calm.log', env, minutes * 60, None, args.seed),
+                (tmp / 'chaos', tmp / 'chaos.log', chaos_env, minutes * 60, every_s, args.seed)]
+        if args.one_after_other:
+            base, chaos = (train(*run) for run in runs)
+        else:
+            with ThreadPoolExecutor(2) as pool:
+                base, chaos = pool.map(lambda run: train(*run), runs)
+        print(f'  baseline: {base}\n  chaos: {chaos}', flush=True)
     emit({'minutes': minutes, 'every_s': every_s, 'kills': chaos['kills'],
           'recovered': chaos['recovered'], 'lost': chaos['lost'],
           'duplicated': chaos['duplicated'], 'max_recovery_s': chaos['max_recovery_s'],
