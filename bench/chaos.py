@@ -71,6 +71,8 @@ def train(run_dir: Path, log: Path, env: dict, duration_s: float, every_s: float
     return {'exit_code': code, 'kills': len(chaos.kills),
             'killed': [k.node for k in chaos.kills],
             'recovered': sum(r is not None for r in recoveries),
+            'recovery_s': [[k.node, None if k.recovered_s is None else round(k.recovered_s, 1)]
+                           for k in chaos.kills],
             'max_recovery_s': max((r for r in recoveries if r is not None), default=0.0),
             'final_success_rate': summary['final_success_rate'],
             'orphans': len(orphans), **store_invariants(run_dir / 'replay')}
@@ -101,7 +103,8 @@ def main():
                 base, chaos = pool.map(lambda run: train(*run), runs)
         print(f'  baseline: {base}\n  chaos: {chaos}', flush=True)
     emit({'minutes': minutes, 'every_s': every_s, 'kills': chaos['kills'],
-          'recovered': chaos['recovered'], 'lost': chaos['lost'],
+          'recovered': chaos['recovered'], 'recovery_s': chaos['recovery_s'],
+          'lost': chaos['lost'],
           'duplicated': chaos['duplicated'], 'max_recovery_s': chaos['max_recovery_s'],
           'final_success_rate': chaos['final_success_rate'], 'orphans': chaos['orphans'],
           'baseline_final_success_rate': base['final_success_rate'],
