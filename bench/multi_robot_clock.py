@@ -9,7 +9,9 @@ ticks held. Period error = |actual period - 0.1 s| / 0.1 s over each driver's ti
 first 5 s; the figure is the worst robot's p99.
 
 Two passes, one after the other: the graph as configured (every driver's control thread at
-SCHED_FIFO priority 20), and again with realtime_priority 0 (nice -5, normal scheduling).
+SCHED_FIFO priority 20, the policy and reward nodes at 10, replay 5), and again with
+realtime_priority 0 on every node (drivers at nice -5, all at normal scheduling; a serving
+node may not stay above the drivers).
 What each control thread actually got is read back from /proc/<tid>/stat while the graph
 runs, not assumed.
 
@@ -42,11 +44,13 @@ CONFIG = ROOT / 'config' / 'multi_arm_sim.yaml'
 
 
 def write_graph(tmp: Path, realtime_priority: int) -> tuple[Path, dict, dict]:
-    """The multi-arm graph with tick logs and this realtime_priority on every driver:
-    (its path, {robot_id: tick log}, {robot_id: arm model})."""
+    """The multi-arm graph with tick logs and this realtime_priority on every driver (0: on
+    every node): (its path, {robot_id: tick log}, {robot_id: arm model})."""
     graph = yaml.safe_load(CONFIG.read_text())
     kinds, logs = {}, {}
     for node in graph['nodes']:
+        if realtime_priority == 0 and 'realtime_priority' in node.get('parameters', {}):
+            node['parameters']['realtime_priority'] = 0
         if node['package'] == 'realrl_driver':
             rid = node['parameters']['robot_id']
             logs[rid] = tmp / f'{rid}.jsonl'

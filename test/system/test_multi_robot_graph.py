@@ -15,7 +15,8 @@ MULTI = ROOT / 'config' / 'multi_arm_sim.yaml'
 GYM = {'name': 'driver', 'namespace': 'reacher0', 'package': 'realrl_driver',
        'executable': 'gym_driver', 'lifecycle': True, 'restart': 'on_failure',
        'parameters': {'robot_id': 'reacher0', 'control_hz': 10.0, 'episode_max_steps': 50,
-                      'env': {'env_id': 'Reacher-v5'}}}
+                      'env': {'env_id': 'Reacher-v5'},
+                      'realtime_priority': 20}}  # as the arms': above the serving nodes'
 ACTION_DIMS = {'panda0': 7, 'panda1': 7, 'ur5e0': 6, 'ur5e1': 6, 'reacher0': 2}
 
 

@@ -123,7 +123,8 @@ def test_a_reward_node_may_not_label_a_robot_that_scores_itself(tmp_path):
     raw = yaml.safe_load(MULTI.read_text())
     raw['nodes'].append({'name': 'driver', 'namespace': 'pend0', 'package': 'realrl_driver',
                          'executable': 'gym_driver', 'lifecycle': True,
-                         'parameters': {'robot_id': 'pend0', 'env': {'env_id': 'Pendulum-v1'}}})
+                         'parameters': {'robot_id': 'pend0', 'env': {'env_id': 'Pendulum-v1'},
+                                        'realtime_priority': 20}})  # above replay's 5
     for node in raw['nodes']:
         if node['name'] in ('replay', 'policy'):
             node['parameters']['robot_ids'].append('pend0')

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from realrl_bringup.graph_checks import check_rewards_can_label
+from realrl_bringup.graph_checks import check_priorities, check_rewards_can_label
 from realrl_bringup.graph_mode import resolve_mode, with_mode
 from realrl_bringup.lease_keeper import LeaseSpec
 from realrl_bringup.sites import check_sites, nodes_of_site
@@ -245,6 +245,7 @@ def validate_parameters(graph: GraphSpec, kinds: dict[str, NodeKind]) -> dict[st
                         f'labels its own steps (reward_source: env); remove them from robot_ids '
                         f'or set reward_source: node on their driver')
     check_rewards_can_label(configs)
+    check_priorities(configs)
     return configs
 
 

@@ -45,3 +45,29 @@ def check_rewards_can_label(configs: dict[str, Any]) -> None:
                     f'would wait for reward labels forever. Set {" / ".join(missing)} to slices '
                     f'it has, or remove {rid!r} from robot_ids and score it another way')
 
+
+
+def check_priorities(configs: dict[str, Any]) -> None:
+    """ConfigError naming the node, its priority, the drivers' and the fix, if a node that
+    is not a driver (a config with ``realtime_priority`` and no ``robot_id``: the policy,
+    reward, replay node, hardware manager) runs SCHED_FIFO at or above the control thread
+    of a robot it serves (its ``robot_ids``; every robot when it has none). Such a thread
+    would run before the driver's clock whenever both are ready, and a robot's ticks would
+    wait for other work. ``configs``: node fully qualified name -> its validated config."""
+    drivers = {cfg.robot_id: (fqn, int(getattr(cfg, 'realtime_priority', 0) or 0))
+               for fqn, cfg in configs.items() if hasattr(cfg, 'robot_id')}
+    for fqn, cfg in configs.items():
+        rt = int(getattr(cfg, 'realtime_priority', 0) or 0)
+        if rt == 0 or hasattr(cfg, 'robot_id'):
+            continue
+        ids = getattr(cfg, 'robot_ids', None) or list(drivers)
+        served = [drivers[r] for r in ids if r in drivers]
+        clashing = sorted(f'{d} ({p or "normal scheduling"})' for d, p in served if p <= rt)
+        if clashing:
+            lowest = min(p for _, p in served)
+            fix = (f'set realtime_priority below {lowest}, e.g. {lowest // 2}' if lowest > 1
+                   else 'set realtime_priority: 0 here')
+            raise ConfigError(
+                f'node {fqn} parameters: realtime_priority {rt} is not below the control '
+                f'thread of {", ".join(clashing)}; its answers would run before those clocks. '
+                f'Give the drivers a higher realtime_priority, or {fix}')

@@ -21,6 +21,7 @@ from realrl_common.lifecycle import BringUp
 from realrl_common.node_main import spin_node
 from realrl_common.qos import LATCHED_QOS, STATUS_QOS
 from realrl_common.ros_params import read_config
+from realrl_common.scheduling import serve_realtime
 from realrl_hardware.node_config import HardwareManagerConfig
 from realrl_hardware.registry import Registry, RobotView
 from realrl_interfaces.msg import DriverStatus, RobotDescription, RobotState, RobotStates
@@ -64,6 +65,7 @@ class HardwareManagerNode(Node):
         expected = ', '.join(self.cfg.expected_robots) or 'none listed'
         self.get_logger().info(f'watching the graph for robot drivers (activate: '
                                f'{str(self.cfg.activate).lower()}; expected: {expected})')
+        serve_realtime(self.get_logger(), self.cfg.realtime_priority)
 
     # -- discovery ----------------------------------------------------------------------
     def _scan(self) -> None:

@@ -28,12 +28,19 @@ class HardwareManagerConfig(RegistryConfig):
     read waits for a slow transition to finish; nothing is sent twice without it)."""
     retry_after_s: float = 5.0
     """A driver whose bring-up failed is tried again after this long."""
+    realtime_priority: int = 0
+    """SCHED_FIFO priority (1..99) of the thread that takes the drivers' heartbeats, below
+    every driver's (graph_checks). When the control path runs SCHED_FIFO on a loaded machine,
+    a manager at normal scheduling can miss heartbeats for heartbeat_timeout_s and revoke a
+    lease on robots that are alive (bench/fleet.py). 0: normal scheduling."""
 
     def __post_init__(self):
         super().__post_init__()
         for name in ('scan_period_s', 'publish_period_s', 'request_timeout_s',
                      'transition_timeout_s', 'retry_after_s'):
             check(getattr(self, name) > 0, f'{name} must be > 0, got {getattr(self, name)}')
+        check(0 <= self.realtime_priority <= 99,
+              f'realtime_priority must be in 0..99 (0: off), got {self.realtime_priority}')
 
 
 NODE = NodeKind(role='hardware', config=HardwareManagerConfig)

@@ -46,6 +46,12 @@ class PolicyNodeConfig:
     then runs step t+1 on the answer for step t instead of holding: one period of
     staleness per extra row at most, each row checked by the driver's guard, and counted
     by the driver (``chunk_steps_ahead``). 1: no repeat."""
+    realtime_priority: int = 0
+    """SCHED_FIFO priority (1..99) of the thread that takes observations and publishes the
+    answers, so that they are not late for want of a CPU on a loaded machine (drivers hold
+    a tick until both the action and the label of its observation are back). Below every
+    served driver's realtime_priority, so no answer delays a clock (graph_checks). 0: normal
+    scheduling (realrl_common.scheduling)."""
     min_inference_s: float = 0.0
     """Pad every chunk inference to at least this long (emulates a slower model; for
     benchmarks and tests of chunk scheduling). 0: off."""
@@ -65,6 +71,8 @@ class PolicyNodeConfig:
               'listen_after_file needs a weights_file to start from; without one the policy '
               'listens to weights_topic anyway: drop listen_after_file')
         check(self.hold_rows >= 1, f'hold_rows must be >= 1, got {self.hold_rows}')
+        check(0 <= self.realtime_priority <= 99,
+              f'realtime_priority must be in 0..99 (0: off), got {self.realtime_priority}')
         check(self.min_inference_s >= 0,
               f'min_inference_s must be >= 0, got {self.min_inference_s}')
 

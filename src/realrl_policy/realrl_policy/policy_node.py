@@ -22,6 +22,7 @@ from realrl_common.embodiment import describe_robot
 from realrl_common.node_main import spin_node
 from realrl_common.qos import COMMAND_QOS, LATCHED_QOS, SENSOR_QOS, WEIGHTS_QOS
 from realrl_common.ros_params import read_config
+from realrl_common.scheduling import serve_realtime
 from realrl_common.weights import Chunk
 from realrl_interfaces.msg import Action, Observation, PolicyVersion, RobotDescription, WeightChunk
 from realrl_policy.chunk_serving import ChunkServer
@@ -62,6 +63,8 @@ class PolicyNode(Node):
             except ValueError as e:  # the node exits with it (spin_node), not restarted
                 raise ConfigError(str(e)) from None
             self._load(whole)
+        # Last: the weights loader's thread, started above, keeps normal scheduling.
+        serve_realtime(self.get_logger(), self.cfg.realtime_priority)
 
     def _on_description(self, msg: RobotDescription):
         try:

@@ -25,6 +25,13 @@ class ReplayNodeConfig:
     """How often every robot's ack is published again."""
     fsync: bool = True
     """fsync at each commit (durable across power loss, not only process crashes)."""
+    realtime_priority: int = 0
+    """SCHED_FIFO priority (1..99) of the thread that takes transitions and publishes acks:
+    under the policy and reward nodes' and the drivers' (graph_checks), above normal work.
+    When those run SCHED_FIFO on a loaded machine, a replay node at normal scheduling gets
+    what is left; its acks then come late, and every driver re-sends its unacknowledged
+    transitions, which loads the control threads (bench/fleet.py). 0: normal scheduling
+    (realrl_common.scheduling)."""
 
     def __post_init__(self):
         check(len(self.robot_ids) > 0, 'robot_ids must name at least one robot, e.g. [arm0]')
@@ -34,6 +41,8 @@ class ReplayNodeConfig:
         check(self.commit_max_wait_s >= 0,
               f'commit_max_wait_s must be >= 0, got {self.commit_max_wait_s}')
         check(self.ack_repeat_s > 0, f'ack_repeat_s must be > 0, got {self.ack_repeat_s}')
+        check(0 <= self.realtime_priority <= 99,
+              f'realtime_priority must be in 0..99 (0: off), got {self.realtime_priority}')
 
 
 NODE = NodeKind(role='replay', config=ReplayNodeConfig)

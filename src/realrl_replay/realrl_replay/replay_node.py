@@ -30,6 +30,7 @@ from realrl_common.embodiment import describe_robot
 from realrl_common.node_main import spin_node
 from realrl_common.qos import DATA_QOS, LATCHED_QOS
 from realrl_common.ros_params import read_config
+from realrl_common.scheduling import serve_realtime
 from realrl_common.transition import TRANSITION
 from realrl_interfaces.msg import RobotDescription, Transition, TransitionAck
 from realrl_interfaces.srv import SenderState
@@ -69,6 +70,7 @@ class ReplayNode(Node):
         self.create_service(SenderState, '~/sender_state', self._on_sender_state)
         self.create_timer(self.cfg.commit_interval_s, self._commit)
         self.create_timer(self.cfg.ack_repeat_s, lambda: self._publish(self.core.all_acks()))
+        serve_realtime(self.get_logger(), self.cfg.realtime_priority)
 
     def _on_description(self, msg: RobotDescription):
         try:

@@ -22,12 +22,20 @@ class RewardNodeConfig:
     the camera frames), or one a package adds."""
     reach: ReachRewardConfig = field(default_factory=ReachRewardConfig)
     """The reach reward's parameters (mode, success radius, layout keys), for type reach."""
+    realtime_priority: int = 0
+    """SCHED_FIFO priority (1..99) of the thread that takes observations and publishes the
+    labels, so that they are not late for want of a CPU on a loaded machine (drivers hold
+    a tick until both the action and the label of its observation are back). Below every
+    served driver's realtime_priority, so no answer delays a clock (graph_checks). 0: normal
+    scheduling (realrl_common.scheduling)."""
     params: dict[str, Any] = field(default_factory=dict)
     """Parameters of any other type, checked by its config class (e.g. for classifier:
     model_path, threshold, success_reward, failure_reward)."""
 
     def __post_init__(self):
         check(len(self.robot_ids) > 0, 'robot_ids must name at least one robot, e.g. [arm0]')
+        check(0 <= self.realtime_priority <= 99,
+              f'realtime_priority must be in 0..99 (0: off), got {self.realtime_priority}')
         self.reward_config()  # the type exists and its parameters are valid
 
     def reward_kind(self) -> RewardKind:

@@ -15,6 +15,7 @@ from realrl_common.descriptions import RobotDescriptions
 from realrl_common.node_main import spin_node
 from realrl_common.qos import COMMAND_QOS, SENSOR_QOS
 from realrl_common.ros_params import read_config
+from realrl_common.scheduling import serve_realtime
 from realrl_interfaces.msg import Observation, RewardLabel, RobotDescription
 from realrl_reward.node_config import RewardNodeConfig
 
@@ -39,6 +40,7 @@ class RewardNode(Node):
             self.create_subscription(Observation, f'/{rid}/observation', self._on_observation,
                                      SENSOR_QOS)
         self.descriptions = RobotDescriptions(self, self.cfg.robot_ids, self._on_description)
+        serve_realtime(self.get_logger(), self.cfg.realtime_priority)
 
     def _on_description(self, msg: RobotDescription):
         layout = {n: (int(a), int(b)) for n, a, b in

@@ -27,6 +27,7 @@ from typing import Callable
 import numpy as np
 from rclpy.event_handler import SubscriptionEventCallbacks, UnsupportedEventTypeError
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.subscription_content_filter_options import ContentFilterOptions
 from sensor_msgs.msg import Image
 from std_srvs.srv import SetBool
 
@@ -108,7 +109,7 @@ class DriverNode(LifecycleNode):
         self._driver_subs = [
             self._action_subscription(),
             self.create_subscription(ActionChunk, 'action_chunk', self._on_chunk, COMMAND_QOS),
-            self.create_subscription(TransitionAck, '/replay/ack', self._on_ack, DATA_QOS),
+            self._ack_subscription(),
         ]
         self._label_pub = None
         if self.cfg.reward_source == 'env':
@@ -140,6 +141,15 @@ class DriverNode(LifecycleNode):
                                             event_callbacks=lost)
         except UnsupportedEventTypeError:
             return self.create_subscription(Action, 'action', self._on_action, COMMAND_QOS)
+
+    def _ack_subscription(self):
+        """The replay node's acks of this robot only: /replay/ack carries every robot's, and
+        the middleware drops the others (a content filter) before they wake the control
+        thread; with sixteen robots they were most of its wake-ups. A middleware without
+        content filtering delivers them all, and ``_on_ack`` skips the others' acks."""
+        only_mine = ContentFilterOptions('robot_id = %0', [f"'{self.cfg.robot_id}'"])
+        return self.create_subscription(TransitionAck, '/replay/ack', self._on_ack, DATA_QOS,
+                                        content_filter_options=only_mine)
 
     def _set_priority(self, nice: int) -> None:
         if nice == 0 or os.getpriority(os.PRIO_PROCESS, 0) == nice:

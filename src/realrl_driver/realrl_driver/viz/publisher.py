@@ -9,7 +9,10 @@ In the robot's namespace (topics relative to the driver node):
 
 Everything is published at most ``viz_hz`` times a second, from the control tick after the
 step, and costs one scene read and a few small messages: the control loop is not delayed by
-subscribers (all publishers are non-blocking), and ``viz_hz: 0`` turns it off.
+subscribers (all publishers are non-blocking), and ``viz_hz: 0`` turns it off. A topic
+nobody subscribes to is not built (its publisher counts no matched subscription): a
+message to no reader is dropped anyway, and sixteen drivers building them on two cores
+took CPU from their own control threads (bench/fleet.py).
 """
 from __future__ import annotations
 
@@ -52,14 +55,17 @@ class VizPublisher:
         """Publishes the robot's scene and ``images`` if the rate allows; returns whether."""
         if not self._limiter.due(now):
             return False
-        scene = scene_of(robot, self._robot_id)
+        wanted = [(pub, make) for pub, make in ((self._joints, joint_state_msg),
+                                                (self._tf, tf_msg),
+                                                (self._markers, marker_msg))
+                  if pub.get_subscription_count() > 0]
+        scene = scene_of(robot, self._robot_id) if wanted else None
         if scene is not None:
-            self._joints.publish(joint_state_msg(scene, stamp))
-            self._tf.publish(tf_msg(scene, stamp))
-            self._markers.publish(marker_msg(scene, stamp))
+            for pub, make in wanted:
+                pub.publish(make(scene, stamp))
         for cam, frame in (images or {}).items():
             pub = self._images.get(cam)
-            if pub is not None:
+            if pub is not None and pub.get_subscription_count() > 0:
                 img = Image()
                 fill_image(img, frame, f'{self._robot_id}/{cam}')
                 img.header.stamp = stamp
