@@ -163,6 +163,38 @@ def test_rlpd_targets_take_the_minimum_of_a_random_pair_of_critics():
     assert not torch.allclose(q[pair].min(dim=0).values, q.min(dim=0).values)  # not all 6
 
 
+def test_an_rlpd_checkpoint_of_the_earlier_critic_layout_loads():
+    """A checkpoint written by RLPD before its critics became a CriticStack (made by that code:
+    test/fixtures/rlpd_sequential_critics.pt, 'net.<i>' keys, 3 critics of (8, 8) with
+    LayerNorm, after 3 updates) loads: the critics and target critics give the Q values they
+    gave then, and each tensor's Adam moments follow it to its new place."""
+    from pathlib import Path
+    saved = torch.load(Path(__file__).parents[1] / 'fixtures' / 'rlpd_sequential_critics.pt',
+                       weights_only=True)
+    cfg = RLPDConfig(batch_size=8, num_critics=3, critic_hidden_sizes=(8, 8),
+                     actor=ActorConfig(hidden_sizes=(8,)), actor_update_interval=1,
+                     critic_matmul_dtype='float32', actor_matmul_dtype='float32')
+    algo = RLPD(4, 2, cfg, seed=5)
+    algo.load_state_dict(saved['state'])
+    probe = saved['probe']
+    with torch.no_grad():
+        torch.testing.assert_close(algo.critic(probe['obs'], probe['action']), saved['q'])
+        torch.testing.assert_close(algo.critic_target(probe['obs'], probe['action']),
+                                   saved['q_target'])
+    was = {'weights.0': 'net.0.weight', 'biases.0': 'net.0.bias', 'norms.0.weight': 'net.1.weight',
+           'norms.1.bias': 'net.4.bias', 'weights.2': 'net.6.weight', 'biases.2': 'net.6.bias'}
+    new_names, old_names = list(algo.critic.state_dict()), list(saved['state']['critic'])
+    moments = algo.critic_opt.state_dict()['state']
+    old_moments = saved['state']['critic_opt']['state']
+    for name, old_name in was.items():
+        for key in ('exp_avg', 'exp_avg_sq'):
+            torch.testing.assert_close(moments[new_names.index(name)][key],
+                                       old_moments[old_names.index(old_name)][key],
+                                       rtol=0, atol=0)
+    algo.update(fixed_batches(1)[0])  # the moved moments fit their tensors
+    assert algo.updates == saved['state']['updates'] + 1
+
+
 # -- exact resume ------------------------------------------------------------------------------
 def fixed_batches(n: int, seed: int = 0) -> list[dict[str, torch.Tensor]]:
     g = torch.Generator().manual_seed(seed)

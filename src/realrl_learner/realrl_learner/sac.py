@@ -30,8 +30,8 @@ from realrl_learner.algorithms.networks import (
     target_critic_state,
     with_encoder,
 )
-from realrl_learner.batched_mlp import relu_mlp
-from realrl_policy.models import ACTIVATIONS, ActorConfig
+from realrl_learner.critics import TwinQ
+from realrl_policy.models import ActorConfig
 from realrl_policy.precision import cpu_has_bf16
 
 BATCH_KEYS = ('obs', 'action', 'reward', 'next_obs', 'terminated')
@@ -123,55 +123,6 @@ def critic_dtype(name: str) -> torch.dtype:
     if name == 'auto':
         return torch.bfloat16 if cpu_has_bf16() else torch.float32
     return MATMUL_DTYPES[name]
-
-
-class TwinQ(nn.Module):
-    """Two independent Q(s, a) MLPs evaluated as one batched network.
-
-    Layer k holds both critics' weights stacked, ``weights[k]`` [2, in, out] and ``biases[k]``
-    [2, 1, out] (row 0 is Q1, row 1 is Q2), so each layer of both critics is one batched
-    matrix product. Each critic is initialised like ``nn.Linear`` layers, independently.
-    With ``hidden_dtype`` bfloat16 the products of the hidden layers (nearly all the work) run
-    in bfloat16 on float32 weights, and the output layer in float32, so Q values keep float32
-    resolution. With ReLU the backward is written by hand (``batched_mlp``; same gradients).
-    """
-
-    def __init__(self, obs_dim: int, act_dim: int, hidden_sizes: tuple[int, ...],
-                 activation: str, hidden_dtype: torch.dtype = torch.float32):
-        super().__init__()
-        sizes = [obs_dim + act_dim, *(int(h) for h in hidden_sizes), 1]
-        self.weights, self.biases = nn.ParameterList(), nn.ParameterList()
-        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
-            bound = 1.0 / math.sqrt(fan_in)  # nn.Linear's default init of weight and bias
-            self.weights.append(torch.empty(2, fan_in, fan_out).uniform_(-bound, bound))
-            self.biases.append(torch.empty(2, 1, fan_out).uniform_(-bound, bound))
-        self.activation = ACTIVATIONS[activation]()
-        self.hidden_dtype = hidden_dtype
-
-    def forward(self, obs: torch.Tensor,
-                action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        dtype = self.hidden_dtype
-        x = torch.cat([obs, action], dim=-1)
-        if isinstance(self.activation, nn.ReLU):  # the same values, one autograd node
-            q = relu_mlp(x, self.weights, self.biases, dtype)
-            return q[0], q[1]
-        x = x.to(dtype).unsqueeze(0).expand(2, *x.shape)
-        *hidden, (w_out, b_out) = zip(self.weights, self.biases)
-        for weight, bias in hidden:
-            x = self.activation(torch.baddbmm(bias.to(dtype), x, weight.to(dtype)))
-        q = torch.baddbmm(b_out, x.float(), w_out)
-        return q[0], q[1]
-
-    @staticmethod
-    def from_separate(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """This module's state dict from one of two ``nn.Sequential`` MLPs 'q1.*', 'q2.*'
-        (how checkpoints before the fused critics held them)."""
-        linear = sorted({int(k.split('.')[1]) for k in state if k.startswith('q1.')})
-        out = {}
-        for k, index in enumerate(linear):
-            out[f'weights.{k}'] = torch.stack([state[f'q{i}.{index}.weight'].T for i in (1, 2)])
-            out[f'biases.{k}'] = torch.stack([state[f'q{i}.{index}.bias'][None] for i in (1, 2)])
-        return out
 
 
 class SAC:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from realrl_learner.adam_step import adam_step
 from realrl_learner.algorithms import ObservationSpec
 from realrl_learner.algorithms.large import clip_gradients
 from realrl_learner.algorithms.networks import (
@@ -39,8 +40,8 @@ from realrl_learner.algorithms.networks import (
     target_critic_state,
     with_encoder,
 )
-from realrl_learner.sac import BATCH_KEYS, MASK_KEY, SACConfig
-from realrl_policy.models import ACTIVATIONS
+from realrl_learner.critics import CriticStack
+from realrl_learner.sac import BATCH_KEYS, MASK_KEY, SACConfig, critic_dtype
 
 
 @dataclass(frozen=True)
@@ -87,42 +88,6 @@ class RLPDConfig(SACConfig):
                              f'got {self.target_subset}')
 
 
-class EnsembleLinear(nn.Module):
-    """n independent linear layers applied at once: [n, B, in] -> [n, B, out]."""
-
-    def __init__(self, n: int, in_dim: int, out_dim: int):
-        super().__init__()
-        bound = 1.0 / math.sqrt(in_dim)  # nn.Linear's initialisation, per member
-        self.weight = nn.Parameter(torch.empty(n, in_dim, out_dim).uniform_(-bound, bound))
-        self.bias = nn.Parameter(torch.empty(n, 1, out_dim).uniform_(-bound, bound))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.baddbmm(self.bias, x, self.weight)
-
-
-class CriticEnsemble(nn.Module):
-    """n Q(s, a) MLPs (LayerNorm after each hidden layer if asked): Q values [n, B, 1]."""
-
-    def __init__(self, n: int, obs_dim: int, act_dim: int, hidden_sizes: tuple[int, ...],
-                 activation: str, layer_norm: bool):
-        super().__init__()
-        self.n = n
-        layers: list[nn.Module] = []
-        in_dim = obs_dim + act_dim
-        for width in hidden_sizes:
-            layers.append(EnsembleLinear(n, in_dim, int(width)))
-            if layer_norm:
-                layers.append(nn.LayerNorm(int(width)))  # per member's features (gain shared)
-            layers.append(ACTIVATIONS[activation]())
-            in_dim = int(width)
-        layers.append(EnsembleLinear(n, in_dim, 1))
-        self.net = nn.Sequential(*layers)
-
-    def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        x = torch.cat([obs, action], dim=-1)
-        return self.net(x.unsqueeze(0).expand(self.n, -1, -1))
-
-
 class RLPD:
     """Networks, optimisers and the update rule of RLPD. `seed` seeds torch's global RNG
     (initialisation, sampling noise, the target subsets)."""
@@ -137,11 +102,13 @@ class RLPD:
         self.act_dim = act_dim
         torch.manual_seed(seed)
         self.actor = make_actor(cfg.actor, self.obs_spec, act_dim)
-        self.critic = with_encoder(self.actor, CriticEnsemble(
+        self.critic = with_encoder(self.actor, CriticStack(
             cfg.num_critics, critic_input_dim(self.actor), act_dim, cfg.critic_hidden_sizes,
-            cfg.actor.activation, cfg.critic_layer_norm))
+            cfg.actor.activation, critic_dtype(cfg.critic_matmul_dtype), cfg.critic_layer_norm))
         # the heads the features feed (the actor's and critics' own for a state actor)
         self.actor_head, self.critic_head = actor_head(self.actor), critic_head(self.critic)
+        if hasattr(self.actor_head, 'hidden_dtype'):  # GaussianActor (also the cnn's head)
+            self.actor_head.hidden_dtype = critic_dtype(cfg.actor_matmul_dtype)
         self.critic_target = copy.deepcopy(self.critic_head).requires_grad_(False)
         self.log_alpha = torch.tensor(math.log(cfg.init_temperature), requires_grad=True)
         # fused: one kernel steps all of an optimiser's tensors (Adam's rule, unchanged)
@@ -150,6 +117,8 @@ class RLPD:
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr,
                                            fused=True)
         self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.alpha_lr, fused=True)
+        self._critic_params = list(self.critic_head.parameters())
+        self._target_params = list(self.critic_target.parameters())
         self.updates = 0
         self._actor_metrics: dict[str, float] = {}
 
@@ -191,8 +160,7 @@ class RLPD:
 
         # 5. target critics follow slowly
         with torch.no_grad():
-            torch._foreach_lerp_(list(self.critic_target.parameters()),
-                                 list(self.critic_head.parameters()), self.cfg.tau)
+            torch._foreach_lerp_(self._target_params, self._critic_params, self.cfg.tau)
         self.updates += 1
         return {'train/critic_loss': float(critic_loss.detach()),
                 'train/q_mean': float(q.detach().mean()),
@@ -230,11 +198,13 @@ class RLPD:
 
     def _step(self, opt: torch.optim.Optimizer, loss: torch.Tensor,
               net: nn.Module | None) -> None:
-        opt.zero_grad(set_to_none=True)
+        for group in opt.param_groups:  # zero_grad(set_to_none=True)
+            for p in group['params']:
+                p.grad = None
         loss.backward()
         if net is not None:
             clip_gradients(opt, net.parameters(), self.cfg.max_grad_norm)
-        opt.step()
+        adam_step(opt)  # opt.step(), less its per-call bookkeeping
 
     # ------------------------------------------------------------ checkpoint
     def state_dict(self) -> dict:
@@ -255,13 +225,33 @@ class RLPD:
             raise ValueError(f'checkpoint is for obs_dim {dims[0]}, act_dim {dims[1]}; this '
                              f'RLPD has {self.obs_spec.state_dim}, {self.act_dim}: resume with '
                              'the same robot')
+        critic, target, critic_opt = state['critic'], state['critic_target'], state['critic_opt']
+        if any('net.' in k for k in critic):  # saved before the critics were a CriticStack
+            names = CriticStack.sequential_names(critic)
+            critic_opt = _renamed_opt_state(critic_opt, list(critic),
+                                            list(self.critic.state_dict()), names)
+            critic = {names[k]: v for k, v in critic.items()}
+            target = target_critic_state(target)
+            target = {CriticStack.sequential_names(target)[k]: v for k, v in target.items()}
         self.actor.load_state_dict(state['actor'])
-        self.critic.load_state_dict(state['critic'])
-        self.critic_target.load_state_dict(target_critic_state(state['critic_target']))
+        self.critic.load_state_dict(critic)
+        self.critic_target.load_state_dict(target_critic_state(target))
         with torch.no_grad():
             self.log_alpha.copy_(state['log_alpha'])
-        for name in ('actor_opt', 'critic_opt', 'alpha_opt'):
-            getattr(self, name).load_state_dict(state[name])
+        for name, opt_state in (('actor_opt', state['actor_opt']), ('critic_opt', critic_opt),
+                                ('alpha_opt', state['alpha_opt'])):
+            getattr(self, name).load_state_dict(opt_state)
             for group in getattr(self, name).param_groups:  # a checkpoint's own choice
                 group.update(fused=True, foreach=None)
         self.updates = int(state['updates'])
+
+
+def _renamed_opt_state(state: dict, old_names: list[str], new_names: list[str],
+                       rename: dict[str, str]) -> dict:
+    """An optimiser state over parameters old_names (in that order) for the same tensors
+    renamed (rename: old -> new) and ordered as new_names."""
+    old_index = {rename[name]: i for i, name in enumerate(old_names)}
+    order = [old_index[name] for name in new_names]
+    moments = {i: state['state'][j] for i, j in enumerate(order) if j in state['state']}
+    return {'state': moments,
+            'param_groups': [dict(state['param_groups'][0], params=list(range(len(order))))]}
