@@ -1,8 +1,9 @@
 """Listens to /arm0/<topic> for bench/cloud_edge.py: how old each message is on arrival.
 
-argv: topic (observation | action | action_chunk), output file. Every message's age
-(receive time minus its header stamp; both ends read the same host clock, even across
-network namespaces) is written as one JSON list at exit (SIGINT/SIGTERM).
+argv: topic (observation | action | action_chunk), output file. Every message is written
+as [receive time, header stamp, episode_id, step] (both times read the same host clock,
+even across network namespaces; its age is the difference), one JSON list at exit
+(SIGINT/SIGTERM).
 """
 from __future__ import annotations
 
@@ -24,12 +25,12 @@ def main() -> None:
                     'action_chunk': (ActionChunk, COMMAND_QOS)}[topic]
     rclpy.init()
     node = rclpy.create_node(f'{topic}_age_probe')
-    ages: list[float] = []
+    ages: list[list] = []
 
     def on_msg(m) -> None:
         stamp = m.header.stamp.sec + m.header.stamp.nanosec * 1e-9
         if stamp > 0:
-            ages.append(time.time() - stamp)
+            ages.append([time.time(), stamp, int(m.episode_id), int(m.step)])
     node.create_subscription(cls, f'/arm0/{topic}', on_msg, profile)
     try:
         rclpy.spin(node)

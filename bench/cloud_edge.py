@@ -8,12 +8,21 @@ router, cloud bridge, policy, replay, learner in the cloud), each site started b
 ``config/reach_sim.yaml`` (the same nodes, no bridge) in one namespace: the same host.
 
 - ``episode_s_same_host``, ``episode_s_cloud_edge``: the time of a full-length episode
-  (``episode_max_steps`` steps), from the median seconds per step of the episodes the edge
-  run recorded after the first ``warmup_s``; ``ratio``: cloud-edge / same host.
+  (``episode_max_steps`` steps), ``episode_start_s + episode_max_steps * episode_step_s``,
+  fitted (Theil-Sen) to the seconds and steps of the episodes the edge run recorded after
+  the first ``warmup_s``: ``episode_start_s`` is what an episode costs besides its steps
+  (the reset tick; across the link also the first step's wait for a whole round trip, as no
+  answer for a new episode exists before it), ``episode_step_s`` a step. ``ratio``:
+  cloud-edge / same host. The learner learns meanwhile, so most episodes end early in a
+  success (a median of ~5 steps in a full run): the old figure, 50 x the median seconds per
+  step (``ratio_per_step_median``), charged a 50-step episode with ten episode starts and
+  so followed how fast that run happened to learn (0.87-1.41 in six runs of one day).
 - ``send_obs_s``: median age of an observation when it reaches the policy's graph (driver
   stamp to arrival, the same host clock); ``send_action_s``: median age of an action when it
   (or chunk) reaches the driver's graph (policy stamp to arrival). Same-host figures are
-  printed too.
+  printed too. ``round_trip_p50_s``/``_p99_s``: from the driver's stamp of an observation
+  to the first answer to it at the driver's graph; ``late_fraction``: the share of those
+  longer than ``hold_rows`` periods (its step then holds).
 The driver applies the action of observation t at tick t+1: a step waits for the round
 trip, so with a round trip near the control period (50 ms at 20 Hz) the cloud-edge step
 took about two periods (ratio 1.92). The policy therefore answers with chunks of its action
@@ -56,13 +65,30 @@ SPLIT = [GRAPH]
 """The cloud-edge graph: reach_cloud_edge.yaml, or reach_edge_policy.yaml (--edge-policy)."""
 
 
-def per_step_s(episodes: Path, warmup_s: float) -> float:
-    """Median seconds per step of the episodes logged after warmup_s."""
+def episode_times(episodes: Path, warmup_s: float) -> list[tuple[int, float]]:
+    """(steps, seconds) of each episode logged after warmup_s (from the previous one's log
+    line to its own: its steps, its start and its reset)."""
     rows = [json.loads(line) for line in episodes.read_text().splitlines()] \
         if episodes.exists() else []
-    rates = [(b['time_s'] - a['time_s']) / b['steps'] for a, b in zip(rows, rows[1:])
-             if a['time_s'] >= warmup_s and b['steps'] > 0]
-    return statistics.median(rates) if rates else float('nan')
+    return [(b['steps'], b['time_s'] - a['time_s']) for a, b in zip(rows, rows[1:])
+            if a['time_s'] >= warmup_s and b['steps'] > 0]
+
+
+def per_step_s(times: list[tuple[int, float]]) -> float:
+    """The old estimate: the median of seconds / steps over the episodes."""
+    return statistics.median(t / n for n, t in times) if times else float('nan')
+
+
+def episode_fit(times: list[tuple[int, float]]) -> tuple[float, float]:
+    """Seconds per episode = start + per_step * steps, fitted robustly (Theil-Sen: the
+    median of the slopes between episodes of different lengths, then the median
+    intercept); (start_s, per_step_s). With one length only: (0, the median per step)."""
+    slopes = [(tb - ta) / (nb - na) for i, (na, ta) in enumerate(times)
+              for nb, tb in times[i + 1:] if nb != na]
+    if not slopes:
+        return 0.0, per_step_s(times)
+    slope = statistics.median(slopes)
+    return statistics.median(t - slope * n for n, t in times), slope
 
 
 def driver_counters(work: Path, tag: str) -> dict:
@@ -81,14 +107,33 @@ def per_driver_step(counters: dict, key: str) -> float:
     return counters.get(key, 0) / counters['steps']
 
 
-def ages(path: Path) -> list[float]:
+def records(path: Path) -> list[list]:
+    """A probe's [receive time, stamp, episode_id, step] per message."""
     return json.loads(path.read_text()) if path.exists() else []
+
+
+def ages(rows: list[list]) -> list[float]:
+    """Each message's age on arrival (receive time - stamp)."""
+    return [r[0] - r[1] for r in rows]
+
+
+def round_trips(obs: list[list], answers: list[list]) -> list[float]:
+    """Per answered observation: from the driver's stamp of its first copy to the first
+    answer to it (episode_id, step) reaching the driver's graph."""
+    sent, answered = {}, {}
+    for recv, stamp, ep, step in obs:
+        sent.setdefault((ep, step), stamp)
+    for recv, _, ep, step in answers:
+        answered.setdefault((ep, step), recv)
+    return sorted(answered[k] - sent[k] for k in answered.keys() & sent.keys())
 
 
 ACTION_TOPIC = ['action_chunk']
 """Where the policy's answers go (action_chunk, or action with --hold-rows 1)."""
 CONTROL_HZ: list[str] = []
 """--set overrides of the driver's rate (from --control-hz)."""
+CONTROL_HZ_VALUE, HOLD_ROWS = [20.0], [2]
+"""The driver's rate and the chunks' rows of this run (the round trip's budget)."""
 
 
 def run_site(procs: list, ns: str, graph: Path, site: str, run_dir: Path, dom: int,
@@ -145,14 +190,29 @@ def measure(work: Path, link: wan.WanLink, cloud_edge: bool, seconds: float,
         r'weights v(\d+) from the cloud published', path.read_text(errors='replace'))]
     counters = driver_counters(work, tag)
     print(f'{tag} driver counters: {json.dumps(counters)}')
+    times = episode_times(edge_dir / 'metrics' / 'episodes.jsonl', 20.0)
+    start_s, step_s = episode_fit(times)
+    obs, act = records(work / f'{tag}_obs.json'), records(work / f'{tag}_act.json')
+    trips = round_trips(obs, act)
+    budget = HOLD_ROWS[0] / (CONTROL_HZ_VALUE[0])
+    late = sum(t > budget for t in trips) / len(trips) if trips else float('nan')
+    print(f'{tag} round trip (observation stamp -> its answer at the driver): ' + ', '.join(
+        f'p{q} {_util.percentile(trips, q) * 1e3:.1f} ms' for q in (50, 90, 99)) +
+        f'; {late:.1%} later than hold_rows periods ({budget * 1e3:.0f} ms)' if trips else
+        f'{tag}: no round trips recorded')
     return {'weights_version_at_edge': max(versions, default=0),
             'steps_ahead': per_driver_step(counters, 'chunk_steps_ahead'),
             'held_for_action': per_driver_step(counters, 'waiting_action'),
-            'episode_s': per_step_s(edge_dir / 'metrics' / 'episodes.jsonl', 20.0) *
-            steps['episode_max_steps'],
-            'send_obs_s': statistics.median(ages(work / f'{tag}_obs.json') or [float('nan')]),
-            'send_action_s': statistics.median(ages(work / f'{tag}_act.json') or
-                                               [float('nan')])}
+            'episode_s': start_s + step_s * steps['episode_max_steps'],
+            'episode_start_s': start_s, 'episode_step_s': step_s,
+            'episode_steps_median': statistics.median(n for n, _ in times) if times
+            else float('nan'),
+            'episode_s_per_step_median': per_step_s(times) * steps['episode_max_steps'],
+            'send_obs_s': statistics.median(ages(obs) or [float('nan')]),
+            'send_action_s': statistics.median(ages(act) or [float('nan')]),
+            'round_trip_p50_s': _util.percentile(trips, 50) if trips else float('nan'),
+            'round_trip_p99_s': _util.percentile(trips, 99) if trips else float('nan'),
+            'late_fraction': late}
 
 
 def main() -> None:
@@ -165,6 +225,7 @@ def main() -> None:
                             'weights over the link)')
     args = _util.parse(__doc__.split('\n')[0], options)
     _util.require_workspace()
+    CONTROL_HZ_VALUE[0], HOLD_ROWS[0] = args.control_hz or 20.0, max(1, args.hold_rows)
     if args.control_hz:
         CONTROL_HZ.extend(['--set', f'driver.control_hz={args.control_hz}'])
     if args.edge_policy:
@@ -189,10 +250,22 @@ def main() -> None:
     _util.emit({'episode_s_same_host': round(same['episode_s'], 3),
                 'episode_s_cloud_edge': round(split['episode_s'], 3),
                 'ratio': round(split['episode_s'] / same['episode_s'], 3),
+                'episode_start_s_same_host': round(same['episode_start_s'], 4),
+                'episode_start_s_cloud_edge': round(split['episode_start_s'], 4),
+                'episode_step_s_same_host': round(same['episode_step_s'], 4),
+                'episode_step_s_cloud_edge': round(split['episode_step_s'], 4),
+                'episode_steps_median_same_host': same['episode_steps_median'],
+                'episode_steps_median_cloud_edge': split['episode_steps_median'],
+                'ratio_per_step_median': round(split['episode_s_per_step_median'] /
+                                               same['episode_s_per_step_median'], 3),
                 'send_obs_s': round(split['send_obs_s'], 4),
                 'send_action_s': round(split['send_action_s'], 4),
                 'send_obs_s_same_host': round(same['send_obs_s'], 4),
                 'send_action_s_same_host': round(same['send_action_s'], 4),
+                'round_trip_p50_s': round(split['round_trip_p50_s'], 4),
+                'round_trip_p99_s': round(split['round_trip_p99_s'], 4),
+                'late_fraction': round(split['late_fraction'], 3),
+                'round_trip_p50_s_same_host': round(same['round_trip_p50_s'], 4),
                 'steps_ahead': round(split['steps_ahead'], 3),
                 'held_for_action': round(split['held_for_action'], 3),
                 'held_for_action_same_host': round(same['held_for_action'], 3),

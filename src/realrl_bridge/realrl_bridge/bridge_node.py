@@ -24,6 +24,7 @@ import json
 import time
 
 import zenoh
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.serialization import deserialize_message, serialize_message
@@ -31,6 +32,7 @@ from rclpy.serialization import deserialize_message, serialize_message
 from realrl_bridge import link
 from realrl_bridge.node_config import BridgeNodeConfig
 from realrl_bridge.payload_codec import Header, decode_images, encode_images
+from realrl_bridge.priority import set_process_nice
 from realrl_bridge.service_bridge import EdgeService, answer_in_cloud
 from realrl_bridge.topic_plane import OUTGOING, TopicPlane
 from realrl_bridge.transition_link import Downlink, Uplink
@@ -58,6 +60,10 @@ class BridgeNode(Node):
     def __init__(self):
         super().__init__('bridge', automatically_declare_parameters_from_overrides=True)
         self.cfg = read_config(self, BridgeNodeConfig)
+        refused = set_process_nice(self.cfg.nice)   # before Zenoh starts its threads
+        if refused:
+            self.get_logger().warning(f'{refused}; observations and actions may wait for '
+                                      f'the CPU behind training')
         routes = self.routes = self.cfg.routes()
         classes = self.classes = {t: message_class(r.type) for t, r in routes.items()}
         try:
@@ -70,8 +76,11 @@ class BridgeNode(Node):
             for topic, route in routes.items():
                 name, profile = f'/{rid}/{topic}', self._qos(route.qos)
                 if route.direction == out:
+                    # a group per topic: an observation is never queued behind a transition
+                    # being compressed (the executor has threads for both)
                     self.create_subscription(classes[topic], name, self._forwarder(rid, topic),
-                                             profile, raw=True)
+                                             profile, raw=True,
+                                             callback_group=MutuallyExclusiveCallbackGroup())
                 else:
                     self._ros_out[(rid, topic)] = self.create_publisher(classes[topic], name,
                                                                         profile)
@@ -173,8 +182,8 @@ class BridgeNode(Node):
             if images or route.reliable:
                 msg = deserialize_message(serialized, self.classes[topic])
                 seq = int(msg.seq) if route.reliable else -1
-                if images:
-                    encode_images(msg, route.compression, route.jpeg_quality)
+                # no image to encode (a state-only observation): the bytes cross as they came
+                if images and encode_images(msg, route.compression, route.jpeg_quality):
                     serialized, codec = serialize_message(msg), route.compression
                 if route.reliable and self.uplink.offer(
                         robot_id, seq, (topic, serialized, codec), time.monotonic()) != 'send':

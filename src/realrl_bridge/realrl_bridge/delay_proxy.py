@@ -10,8 +10,11 @@ new connections fail until it is cleared. It runs its own asyncio loop in a thre
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 import time
+
+from realrl_bridge.priority import set_process_nice
 
 
 class DelayProxy:
@@ -165,12 +168,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--target', required=True, help='HOST:PORT to relay to')
     parser.add_argument('--one-way-delay-ms', type=float, default=0.0,
                         help='added in each direction (a round trip gains twice this)')
+    parser.add_argument('--nice', type=int, default=0,
+                        help='scheduling niceness (below 0: the relay, standing in for a '
+                             'wire, is not late behind the programs it connects)')
     args = parser.parse_args(argv)
+    if not -20 <= args.nice <= 19:
+        parser.error(f'--nice must be in -20..19, got {args.nice}')
     try:
         proxy = DelayProxy(_host_port(args.target), listen=_host_port(args.listen),
                            one_way_delay_s=args.one_way_delay_ms / 1000.0)
     except ValueError as e:
         parser.error(str(e))
+    refused = set_process_nice(args.nice)
+    if refused:
+        print(f'delay proxy: {refused}', file=sys.stderr)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

@@ -192,6 +192,10 @@ class BridgeNodeConfig:
     """How long the node tries to reach the router when it starts."""
     weights: dict = field(default_factory=dict)
     """WeightsRoute fields: carry the learner's weights to the edge's policy ({}: off)."""
+    nice: int = -5
+    """Scheduling niceness of the whole process (``realrl_bridge.priority``): the bridge
+    carries observations and actions, so it runs at the driver's -5, ahead of training on
+    a shared machine (0: leave as is; without CAP_SYS_NICE a warning, no change)."""
 
     def __post_init__(self):
         check(self.side in ('edge', 'cloud'), f"side must be 'edge' or 'cloud', got "
@@ -209,6 +213,7 @@ class BridgeNodeConfig:
               f'connect_wait_s must be >= 0, got {self.connect_wait_s}')
         check(self.resend_after_s > 0,
               f'resend_after_s must be > 0, got {self.resend_after_s}')
+        check(-20 <= self.nice <= 19, f'nice must be in -20..19, got {self.nice}')
         check(self.ack_topic.startswith('/'),
               f'ack_topic must be an absolute topic like /replay/ack, got {self.ack_topic!r}')
         for name in self.topics:
@@ -268,6 +273,9 @@ class RouterNodeConfig:
     """Site certificate name -> the robot ids whose keys it may use."""
     cloud_names: tuple[str, ...] = ()
     key_prefix: str = 'realrl'
+    nice: int = -5
+    """Scheduling niceness of the router process: it forwards every observation and action
+    of the sites, like the bridges (0: leave as is)."""
 
     def __post_init__(self):
         check(self.listen.startswith('tls/'),
@@ -275,6 +283,7 @@ class RouterNodeConfig:
         for name in ('ca', 'cert', 'key'):
             check(bool(getattr(self.tls, name)), f'tls.{name} is empty; give the path of the '
                                                  f'file made by python -m realrl_bridge.certs')
+        check(-20 <= self.nice <= 19, f'nice must be in -20..19, got {self.nice}')
         check(bool(self.sites), 'sites is empty; map each site certificate name to its robots')
         for name, robots in self.sites.items():
             check(isinstance(robots, (list, tuple)) and all(isinstance(r, str) for r in robots),

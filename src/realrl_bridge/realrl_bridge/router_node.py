@@ -12,6 +12,7 @@ from rclpy.node import Node
 
 from realrl_bridge import link
 from realrl_bridge.node_config import RouterNodeConfig
+from realrl_bridge.priority import set_process_nice
 from realrl_common.config import ConfigError
 from realrl_common.node_main import spin_node
 from realrl_common.ros_params import read_config
@@ -33,7 +34,11 @@ class RouterNode(Node):
 
     def __init__(self):
         super().__init__('router', automatically_declare_parameters_from_overrides=True)
-        spec = router_spec(read_config(self, RouterNodeConfig))
+        cfg = read_config(self, RouterNodeConfig)
+        spec = router_spec(cfg)
+        refused = set_process_nice(cfg.nice)   # before Zenoh starts its threads
+        if refused:
+            self.get_logger().warning(f'{refused}; the sites\' traffic may wait for the CPU')
         try:
             self._session = zenoh.open(link.to_zenoh(link.router_config(spec)))
         except zenoh.ZError as e:

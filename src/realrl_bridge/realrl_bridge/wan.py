@@ -51,6 +51,10 @@ class WanLink:
     """Namespace prefix: <name>-c and <name>-e (at most 10 characters)."""
     subnet: str = '10.213.0'
     """The first three octets of the /30 used on the veth."""
+    proxy_nice: int = -10
+    """Niceness of the delaying relay: it stands in for the wire, which never waits for a
+    CPU, so it runs ahead of the programs it connects (the control path's are at -5); at 0
+    its own scheduling delays on a loaded machine would be counted as the link's."""
     _procs: list = field(default_factory=list, repr=False)
 
     def __post_init__(self):
@@ -110,7 +114,7 @@ class WanLink:
         proc = self.popen(self.edge_ns, [
             sys.executable, '-m', 'realrl_bridge.delay_proxy',
             '--listen', f'127.0.0.1:{listen_port}', '--target', f'{self.cloud_ip}:{cloud_port}',
-            '--one-way-delay-ms', str(self.rtt_ms / 2)],
+            '--one-way-delay-ms', str(self.rtt_ms / 2), '--nice', str(self.proxy_nice)],
             stdout=subprocess.PIPE, text=True, env=_env_with_package())
         line = proc.stdout.readline()
         if not line.startswith('ready '):

@@ -115,6 +115,7 @@ def test_bridge_config_names_the_bad_field():
                           ({'tls': {'ca': 'x'}}, 'tls.cert'),
                           ({'outbox_limit': 0}, 'outbox_limit'),
                           ({'ack_topic': 'replay/ack'}, 'ack_topic'),
+                          ({'nice': -21}, 'nice must be in -20..19'),
                           ({'services': {'s': {'type': 'a/msg/B', 'path': '/s'}}},
                            r"services.s: type must be 'package/srv/Name'"),
                           ({'services': {'s': {'type': 'a/srv/B', 'path': 's'}}},
