@@ -51,7 +51,7 @@ REALRL = ROOT / '.venv' / 'bin' / 'realrl'
 BARE_TIMER = textwrap.dedent('''
     import json, os, sys, time, rclpy
     from rclpy.executors import ExternalShutdownException
-    from realrl_driver.core.clock_stats import thread_scheduling
+    from realrl_common.scheduling import thread_scheduling
     hz, out, seconds, rt, nice = (float(sys.argv[1]), sys.argv[2], float(sys.argv[3]),
                                   int(sys.argv[4]), int(sys.argv[5]))
     rclpy.init()
@@ -128,7 +128,7 @@ def driver_scheduling(log_dir: Path, live: bool) -> dict:
     """{robot_id: scheduling} of each driver's control thread that has logged its tid: read
     back from /proc/<tid>/stat while the drivers run (live), else the driver's own report
     (after they ended, a tid may belong to another thread)."""
-    from realrl_driver.core.clock_stats import thread_scheduling
+    from realrl_common.scheduling import thread_scheduling
     found = {}
     for log in sorted(log_dir.glob('*.log')) if log_dir.is_dir() else []:
         m = SCHED_LINE.search(log.read_text(errors='replace'))

@@ -7,7 +7,8 @@ from ros_env import Proc, executable, wait_for
 from realrl_common.convert import to_f32
 from realrl_common.lifecycle import bring_up
 from realrl_common.qos import COMMAND_QOS, SENSOR_QOS, STATUS_QOS
-from realrl_driver.core.clock_stats import read_held_ticks, read_tick_log, thread_scheduling
+from realrl_common.scheduling import thread_scheduling
+from realrl_driver.core.clock_stats import read_held_ticks, read_tick_log
 from realrl_interfaces.msg import Action, DriverStatus, Observation, RewardLabel
 
 

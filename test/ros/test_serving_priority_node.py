@@ -9,7 +9,7 @@ from ros_env import Proc, executable, wait_for
 
 from realrl_common.convert import to_f32
 from realrl_common.qos import COMMAND_QOS, LATCHED_QOS, SENSOR_QOS
-from realrl_driver.core.clock_stats import thread_scheduling
+from realrl_common.scheduling import thread_scheduling
 from realrl_interfaces.msg import Observation, RewardLabel, RobotDescription
 
 LINE = re.compile(r'serving thread (\d+): (\S+) priority (\d+) \(asked realtime_priority 3\)')

@@ -4,13 +4,8 @@ import threading
 
 import pytest
 
-from realrl_driver.core.clock_stats import (
-    PeriodRecorder,
-    read_held_ticks,
-    read_tick_log,
-    scheduling_granted,
-    thread_scheduling,
-)
+from realrl_common.scheduling import scheduling_granted, thread_scheduling
+from realrl_driver.core.clock_stats import PeriodRecorder, read_held_ticks, read_tick_log
 
 
 def test_held_ticks_are_logged_apart_from_the_tick_times(tmp_path):

@@ -32,7 +32,6 @@ from rclpy.serialization import deserialize_message, serialize_message
 from realrl_bridge import link
 from realrl_bridge.node_config import BridgeNodeConfig
 from realrl_bridge.payload_codec import Header, decode_images, encode_images
-from realrl_bridge.priority import set_process_nice
 from realrl_bridge.service_bridge import EdgeService, answer_in_cloud
 from realrl_bridge.topic_plane import OUTGOING, TopicPlane
 from realrl_bridge.transition_link import Downlink, Uplink
@@ -41,6 +40,7 @@ from realrl_common import qos
 from realrl_common.config import ConfigError
 from realrl_common.node_main import spin_node
 from realrl_common.ros_params import read_config
+from realrl_common.scheduling import set_process_nice
 from realrl_common.weights import Chunk
 
 

@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 
-from realrl_bridge.priority import set_process_nice
+from realrl_common.scheduling import set_process_nice
 
 
 class DelayProxy:

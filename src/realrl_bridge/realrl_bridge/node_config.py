@@ -193,9 +193,10 @@ class BridgeNodeConfig:
     weights: dict = field(default_factory=dict)
     """WeightsRoute fields: carry the learner's weights to the edge's policy ({}: off)."""
     nice: int = -5
-    """Scheduling niceness of the whole process (``realrl_bridge.priority``): the bridge
-    carries observations and actions, so it runs at the driver's -5, ahead of training on
-    a shared machine (0: leave as is; without CAP_SYS_NICE a warning, no change)."""
+    """Scheduling niceness of the whole process, every thread
+    (``realrl_common.scheduling.set_process_nice``): the bridge carries observations and
+    actions, so it runs at the driver's -5, ahead of training on a shared machine (0: leave
+    as is; without CAP_SYS_NICE a warning, no change)."""
 
     def __post_init__(self):
         check(self.side in ('edge', 'cloud'), f"side must be 'edge' or 'cloud', got "

@@ -12,10 +12,10 @@ from rclpy.node import Node
 
 from realrl_bridge import link
 from realrl_bridge.node_config import RouterNodeConfig
-from realrl_bridge.priority import set_process_nice
 from realrl_common.config import ConfigError
 from realrl_common.node_main import spin_node
 from realrl_common.ros_params import read_config
+from realrl_common.scheduling import set_process_nice
 
 
 def router_spec(cfg: RouterNodeConfig) -> link.RouterSpec:

@@ -1,4 +1,11 @@
-"""SCHED_FIFO for the thread that serves the control path (no ROS imports).
+"""How the control path's threads are scheduled, set and read back (no ROS imports).
+
+``thread_scheduling`` reads what the kernel gives a thread (policy, real-time priority,
+niceness) and ``scheduling_granted`` compares it with what was asked: a driver logs its
+control thread's, benches check them. ``set_process_nice`` gives every thread of a process
+a niceness (a bridge or router carries the control path across the link, so it runs at the
+driver's -5: realrl_bridge). ``run_this_thread_realtime``/``serve_realtime`` put one thread on
+SCHED_FIFO:
 
 A driver's control thread runs SCHED_FIFO (its ``realtime_priority``) so that its clock
 ticks on time however busy the machine is. But a tick can only apply an action and close a
@@ -16,6 +23,8 @@ import os
 import threading
 
 MAX_PRIORITY = 99
+POLICIES = {0: 'SCHED_OTHER', 1: 'SCHED_FIFO', 2: 'SCHED_RR', 3: 'SCHED_BATCH',
+            5: 'SCHED_IDLE', 6: 'SCHED_DEADLINE'}
 
 
 def run_this_thread_realtime(priority: int) -> str:
@@ -35,12 +44,26 @@ def run_this_thread_realtime(priority: int) -> str:
     return ''
 
 
-def this_thread_scheduling() -> tuple[str, int]:
-    """(policy name, real-time priority) the kernel gives the calling thread now."""
-    policy = os.sched_getscheduler(0)
-    names = {os.SCHED_OTHER: 'SCHED_OTHER', os.SCHED_FIFO: 'SCHED_FIFO',
-             os.SCHED_RR: 'SCHED_RR'}
-    return names.get(policy, str(policy)), os.sched_getparam(0).sched_priority
+def thread_scheduling(tid: int | None = None) -> dict:
+    """What the kernel gives a thread (this one by default), read back from
+    /proc/<tid>/stat: ``{'tid', 'policy', 'rt_priority', 'nice'}``. Linux schedules per
+    thread, so this is what a control thread actually got, whatever it asked for."""
+    tid = tid if tid is not None else threading.get_native_id()
+    with open(f'/proc/{tid}/stat') as f:
+        stat = f.read()
+    fields = stat[stat.rindex(')') + 2:].split()  # fields[0] is stat field 3 (state)
+    nice, rt_priority, policy = int(fields[16]), int(fields[37]), int(fields[38])
+    return {'tid': tid, 'policy': POLICIES.get(policy, str(policy)),
+            'rt_priority': rt_priority, 'nice': nice}
+
+
+def scheduling_granted(asked_rt: int, asked_nice: int, got: dict) -> dict:
+    """Whether a thread got the real-time priority and niceness it asked for (``None``:
+    not asked). A SCHED_FIFO thread ignores niceness, so only the policy counts then."""
+    rt = None if asked_rt == 0 else (got['policy'] == 'SCHED_FIFO' and
+                                      got['rt_priority'] == asked_rt)
+    nice = None if asked_nice == 0 else got['nice'] == asked_nice
+    return {'realtime': rt, 'nice': nice}
 
 
 def serve_realtime(logger, priority: int) -> bool:
@@ -52,13 +75,37 @@ def serve_realtime(logger, priority: int) -> bool:
     if priority == 0:
         return True
     why = run_this_thread_realtime(priority)
-    policy, got = this_thread_scheduling()
-    granted = not why and policy == 'SCHED_FIFO' and got == priority
-    line = (f'serving thread {threading.get_native_id()}: {policy} priority {got} (asked '
-            f'realtime_priority {priority})')
+    got = thread_scheduling()
+    granted = not why and scheduling_granted(priority, 0, got)['realtime']
+    line = (f'serving thread {got["tid"]}: {got["policy"]} priority {got["rt_priority"]} '
+            f'(asked realtime_priority {priority})')
     if granted:
         logger.info(line)
     else:
         logger.warning(f'{line}; NOT granted: {why or "read back differs"}; answers may be '
                        'late when the machine is loaded')
     return granted
+
+
+def set_process_nice(nice: int) -> str:
+    """Give every thread of this process niceness ``nice`` (the threads it starts later
+    inherit it from theirs). Returns '' on success, else why not (e.g. raising priority
+    needs CAP_SYS_NICE); 0 leaves the process as it is."""
+    if not -20 <= nice <= 19:
+        raise ValueError(f'nice must be in -20..19, got {nice}')
+    if nice == 0:
+        return ''
+    try:
+        threads = [int(t) for t in os.listdir('/proc/self/task')]
+    except OSError:
+        threads = [0]   # no /proc: the calling thread only
+    failed = ''
+    for tid in threads:
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, nice)
+        except ProcessLookupError:
+            continue    # the thread ended meanwhile
+        except (PermissionError, OSError) as e:
+            failed = failed or f'cannot set nice {nice} ({e}; raising priority needs ' \
+                               f'CAP_SYS_NICE)'
+    return failed

@@ -7,11 +7,12 @@ import subprocess
 import sys
 
 import pytest
-from realrl_bridge.priority import set_process_nice
+
+from realrl_common.scheduling import set_process_nice
 
 CHILD = r'''
 import json, os, threading
-from realrl_bridge.priority import set_process_nice
+from realrl_common.scheduling import set_process_nice
 stop = threading.Event()
 before = threading.Thread(target=stop.wait); before.start()   # like DDS's threads
 refused = set_process_nice(int(os.environ['NICE']))

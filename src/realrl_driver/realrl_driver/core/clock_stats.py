@@ -2,13 +2,9 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections import deque
 
 import numpy as np
-
-POLICIES = {0: 'SCHED_OTHER', 1: 'SCHED_FIFO', 2: 'SCHED_RR', 3: 'SCHED_BATCH',
-            5: 'SCHED_IDLE', 6: 'SCHED_DEADLINE'}
 
 
 def period_errors(stamps, period: float) -> np.ndarray:
@@ -87,25 +83,3 @@ def read_held_ticks(path: str) -> list[float]:
         if isinstance(entry, dict):
             held.extend(entry.get('held', []))
     return held
-
-
-def thread_scheduling(tid: int | None = None) -> dict:
-    """What the kernel gives a thread (this one by default), read back from
-    /proc/<tid>/stat: ``{'tid', 'policy', 'rt_priority', 'nice'}``. Linux schedules per
-    thread, so this is what a control thread actually got, whatever it asked for."""
-    tid = tid if tid is not None else threading.get_native_id()
-    with open(f'/proc/{tid}/stat') as f:
-        stat = f.read()
-    fields = stat[stat.rindex(')') + 2:].split()  # fields[0] is stat field 3 (state)
-    nice, rt_priority, policy = int(fields[16]), int(fields[37]), int(fields[38])
-    return {'tid': tid, 'policy': POLICIES.get(policy, str(policy)),
-            'rt_priority': rt_priority, 'nice': nice}
-
-
-def scheduling_granted(asked_rt: int, asked_nice: int, got: dict) -> dict:
-    """Whether a thread got the real-time priority and niceness it asked for (``None``:
-    not asked). A SCHED_FIFO thread ignores niceness, so only the policy counts then."""
-    rt = None if asked_rt == 0 else (got['policy'] == 'SCHED_FIFO' and
-                                      got['rt_priority'] == asked_rt)
-    nice = None if asked_nice == 0 else got['nice'] == asked_nice
-    return {'realtime': rt, 'nice': nice}

@@ -37,9 +37,14 @@ from realrl_common.node_main import freeze_heap, spin_node
 from realrl_common.plugins import robot_kind
 from realrl_common.qos import COMMAND_QOS, DATA_QOS, LATCHED_QOS, SENSOR_QOS, STATUS_QOS
 from realrl_common.ros_params import read_config
+from realrl_common.scheduling import (
+    run_this_thread_realtime,
+    scheduling_granted,
+    thread_scheduling,
+)
 from realrl_common.transition import TRANSITION
 from realrl_driver.cameras.rig import CameraError, build_robot, observed_cameras
-from realrl_driver.core.clock_stats import PeriodRecorder, scheduling_granted, thread_scheduling
+from realrl_driver.core.clock_stats import PeriodRecorder
 from realrl_driver.core.count_logs import CountLogger
 from realrl_driver.core.driver_config import DriverNodeConfig  # noqa: F401 (re-exported)
 from realrl_driver.core.episode_loop import EpisodeLoop, LoopConfig, check_reward_source
@@ -163,14 +168,10 @@ class DriverNode(LifecycleNode):
     def _set_realtime(self, priority: int) -> None:
         """SCHED_FIFO for this thread, the one that spins the executor and so runs the
         control timer (Linux scheduling is per thread; DDS threads keep theirs)."""
-        if priority == 0:
-            return
-        try:
-            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
-        except (PermissionError, AttributeError, OSError) as e:
-            self.get_logger().warning(f'cannot run the control thread at SCHED_FIFO priority '
-                                      f'{priority} ({e}; needs CAP_SYS_NICE); the clock may '
-                                      f'jitter under load')
+        refused = run_this_thread_realtime(priority)
+        if refused:
+            self.get_logger().warning(f'control thread: {refused}; the clock may jitter under '
+                                      f'load')
 
     def _report_scheduling(self) -> None:
         """Log what the kernel gives the thread running the control timer (read back, so
