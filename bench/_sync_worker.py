@@ -14,8 +14,8 @@ published as WeightChunk messages on /learner/weights (DDS, this process's
 ROS_DOMAIN_ID), where the policy node takes it and swaps it in. Without it the weights
 stop at the receiver.
 
-Prints 'ready' once the state dict exists, then 'synced <seconds>' per full sync (each
-version changes every tensor) until SIGTERM, then 'bytes <chunk bytes sent>'.
+Prints 'ready' once the state dict exists, then 'synced <seconds> <version>' per full sync
+(each version changes every tensor) until SIGTERM, then 'bytes <chunk bytes sent>'.
 """
 from __future__ import annotations
 
@@ -114,7 +114,7 @@ def main() -> None:
                 while not rx.wait_version(version, 0.5):
                     if stop.is_set():
                         return
-                print(f'synced {time.perf_counter() - t0:.3f}', flush=True)
+                print(f'synced {time.perf_counter() - t0:.3f} {version}', flush=True)
         finally:
             print(f'bytes {server.bytes_sent}', flush=True)
             (dds or rx).close()

@@ -22,7 +22,10 @@ cloud: the synced state dict is a real MLP actor of the same size (10 -> 3, 2048
 worker is the edge bridge's weights half (``EdgeWeights``: each version rebuilt as a blob
 and published as WeightChunk messages over DDS) and the policy node joins, checks,
 unpacks and swaps in every version while it answers observations. Before the first
-window the policy is given one version, so idle and syncing windows run the same actor.
+window the policy is given one version, so idle and syncing windows run the same actor;
+after each syncing window the next idle one waits until the policy has swapped in the
+last version delivered (its loader's work fell into the idle window before, lowering
+the delta).
 Left out: a GPU, another network than loopback. 10M parameters with --quick.
 
     .venv/bin/python bench/control_latency_during_sync.py [--quick] [--deliver] [--pairs N]
@@ -131,6 +134,16 @@ def give_first_version(loop: ControlLoop, params: int, timeout_s: float = 300) -
         worker.communicate(timeout=60)
 
 
+def settle(loop: ControlLoop, version: int, timeout_s: float = 30) -> None:
+    """Wait until the policy has swapped in ``version`` (the last one the worker delivered
+    before it stopped): its loader's work (joining, checking, unpacking, building the actor)
+    must not fall into the next idle window."""
+    deadline = time.monotonic() + timeout_s
+    while loop.policy_version < version and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)      # the swap itself, and the first steps on the new actor
+
+
 def options(p) -> None:
     p.add_argument('--unpaced', action='store_true',
                    help="sync flat out at the policy's priority")
@@ -174,8 +187,11 @@ def main() -> None:
             finally:
                 worker.terminate()
                 out, _ = worker.communicate(timeout=60)
-                syncs += [float(x.split()[1]) for x in out.splitlines() if x.startswith('synced')]
+                synced = [x.split() for x in out.splitlines() if x.startswith('synced')]
+                syncs += [float(x[1]) for x in synced]
                 moved += sum(int(x.split()[1]) for x in out.splitlines() if x.startswith('bytes'))
+            if args.deliver and synced:
+                settle(loop, int(synced[-1][2]))
             idle += a
             syncing += b
             pairs.append((_util.percentile(a, 99) * 1e3, _util.percentile(b, 99) * 1e3))

@@ -54,7 +54,9 @@ Fault = Callable[[int, int, memoryview], 'bytes | memoryview | None']
 
 WEIGHTS_PRIORITY = zenoh.Priority.DATA_LOW
 """Chunks travel below transitions (data) and far below observations and actions, so a
-sync on a congested link delays them the least."""
+sync on a congested link delays them the least. Set on the receiver's requests: a reply
+travels at its query's priority (Zenoh 1.x ignores, and deprecates, a priority given to
+``Query.reply``)."""
 
 class WeightServer:
     """Serves the newest weights of one stream; ``publish`` announces a new version."""
@@ -176,8 +178,7 @@ class WeightServer:
                 if data is None:
                     continue
             self.bucket.take(len(data))
-            query.reply(f'{prefix}/{index}', data, attachment=sum_bytes,
-                        priority=WEIGHTS_PRIORITY)
+            query.reply(f'{prefix}/{index}', data, attachment=sum_bytes)
             self.bytes_sent += len(data)
 
     def close(self) -> None:
@@ -302,7 +303,7 @@ class WeightReceiver:
                 self._wake.wait(self._retry_s)
                 return
             if asm is None or asm.manifest.identity != manifest.identity:
-                asm = st.partial = Assembly(manifest, self.buffers)
+                asm = st.partial = Assembly(manifest, self.buffers, check_early=self._verify)
         m = asm.manifest
         while not self._stop.is_set() and self._newest == version:
             missing = asm.missing()

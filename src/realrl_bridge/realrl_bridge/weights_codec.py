@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import weakref
 from dataclasses import dataclass
 from typing import Mapping
@@ -192,6 +193,22 @@ def encode(state: Mapping[str, np.ndarray], version: int, *, encoding: str = 'ra
     return Encoded(manifest, parts)
 
 
+def _raw_tensor_chunks(m: Manifest) -> tuple[dict[int, int], dict[int, list[int]]]:
+    """For the sent raw tensors of ``m``: how many chunks each still waits for (by index in
+    ``m.tensors``), and the tensors each chunk holds bytes of."""
+    waiting, tensors_of = {}, {}
+    for k, t in enumerate(m.tensors):
+        if t.get('enc') != 'raw' or not 0 <= t['offset'] < t['offset'] + t['nbytes'] <= (
+                m.total_bytes):
+            continue            # nothing to wait for (or nonsense: decode names it)
+        first = t['offset'] // m.chunk_size
+        last = (t['offset'] + t['nbytes'] - 1) // m.chunk_size
+        waiting[k] = last - first + 1
+        for i in range(first, last + 1):
+            tensors_of.setdefault(i, []).append(k)
+    return waiting, tensors_of
+
+
 class Assembly:
     """The receiving half of one version: chunks checked and placed as they arrive.
 
@@ -203,9 +220,15 @@ class Assembly:
     version that nothing uses any more: no page faults), else fresh; the decoded tensors
     are views of it, and the buffer goes back to ``buffers`` when the assembly is dropped
     (it is reused only once those tensors are gone too).
+
+    With ``check_early``, each raw tensor is hashed against its digest as soon as its last
+    chunk is in (by the thread that added that chunk; XXH3 lets go of the GIL), so the
+    check overlaps the transfer instead of being a pass over the whole state after it;
+    ``decode`` then only reads the results (``checked``).
     """
 
-    def __init__(self, manifest: Manifest, buffers: ReceiveBuffers | None = None):
+    def __init__(self, manifest: Manifest, buffers: ReceiveBuffers | None = None, *,
+                 check_early: bool = True):
         self.manifest = manifest
         buf = (buffers or _NO_REUSE).take(manifest.total_bytes)
         self._buf = memoryview(buf)          # held: the buffer is in use while we live
@@ -217,6 +240,11 @@ class Assembly:
             self._have[:] = True
         self.rejected = 0
         """Chunks dropped because their checksum did not match."""
+        self._lock = threading.Lock()
+        self._waiting, self._tensors_of = _raw_tensor_chunks(manifest) if check_early else (
+            {}, {})
+        self.checked: dict[str, bool] = {}
+        """Raw tensors hashed as their last chunk came in: name -> matched its digest."""
 
     def add(self, index: int, data: bytes | memoryview, sent_checksum: int) -> bool:
         """Place chunk ``index``; False (and counted in ``rejected``) if it does not match
@@ -230,8 +258,22 @@ class Assembly:
             self.rejected += 1
             return False
         self._bytes[start:start + expected] = np.frombuffer(data, np.uint8)
-        self._have[index] = True
+        with self._lock:
+            new = not self._have[index]
+            self._have[index] = True
+            done = []
+            for k in self._tensors_of.get(index, ()) if new else ():
+                self._waiting[k] -= 1
+                if not self._waiting[k]:
+                    done.append(k)
+        for k in done:     # whole: hashed now, in the receiving thread, while others arrive
+            t = m.tensors[k]
+            self.checked[t['name']] = digest(self._tensor(t)) == t['digest']
         return True
+
+    def _tensor(self, t: dict) -> np.ndarray:
+        raw = self._buf[t['offset']:t['offset'] + t['nbytes']]
+        return np.frombuffer(raw, np.dtype(t['dtype'])).reshape(tuple(t['shape']))
 
     def missing(self) -> list[int]:
         """Indices of the chunks not yet received intact."""
@@ -261,21 +303,25 @@ class Assembly:
             raise ValueError(f'version {m.version} is a delta on {m.base}; pass its state')
         out = {}
         for t in m.tensors:
-            dtype, shape = np.dtype(t['dtype']), tuple(t['shape'])
             if 'offset' not in t:
                 out[t['name']] = base_state[t['name']]
-                continue
-            raw = view[t['offset']:t['offset'] + t['nbytes']]
-            if t['enc'] == 'bf16':
-                out[t['name']] = from_bf16_bits(np.frombuffer(raw, np.uint16)).reshape(shape)
+            elif t['enc'] == 'bf16':
+                raw = view[t['offset']:t['offset'] + t['nbytes']]
+                out[t['name']] = from_bf16_bits(np.frombuffer(raw, np.uint16)).reshape(
+                    tuple(t['shape']))
             else:
-                out[t['name']] = np.frombuffer(raw, dtype).reshape(shape)
+                out[t['name']] = self._tensor(t)
         if verify:
             known = base_digests or {}
             for t in m.tensors:
                 if 'offset' not in t and known.get(t['name']) == t['digest']:
                     continue
-                if t.get('enc', 'raw') == 'raw' and digest(out[t['name']]) != t['digest']:
+                if t.get('enc', 'raw') != 'raw':
+                    continue
+                ok = self.checked.get(t['name'])
+                if ok is None:    # a tensor taken from the base, or one of no bytes
+                    ok = digest(out[t['name']]) == t['digest']
+                if not ok:
                     raise ValueError(f"weights v{m.version}: tensor {t['name']!r} does not "
                                      f'match its digest (dtype {t["dtype"]}, shape '
                                      f'{t["shape"]}); refused, nothing applied')

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from _zenoh_fixtures import site_edge, tls_router
 from realrl_bridge.delay_proxy import DelayProxy
-from realrl_bridge.weight_sync import WeightReceiver, WeightServer
+from realrl_bridge.weight_sync import WEIGHTS_PRIORITY, WeightReceiver, WeightServer
 
 from realrl_bridge import certs
 
@@ -182,5 +182,8 @@ def test_malformed_requests_get_errors_and_the_server_goes_on(folder):
                 rx.close()
             assert _json.loads(list(edge.get(f'{root}/latest', timeout=10))[0]
                                .ok.payload.to_bytes()) == {'version': 1}
+            chunk = list(edge.get(f'{root}/chunks/1/0/**', payload='[0]', timeout=10,
+                                  priority=WEIGHTS_PRIORITY))[0].ok
+            assert chunk.priority == WEIGHTS_PRIORITY   # a reply goes at its query's priority
         finally:
             server.close()

@@ -28,7 +28,9 @@ def test_raw_round_trip_in_any_order_is_exact():
     enc = encode(state, 1, chunk_size=4096)
     assert enc.manifest.n_chunks == -(-enc.manifest.total_bytes // 4096)
     order = np.random.default_rng(1).permutation(enc.manifest.n_chunks).tolist()
-    out = assemble(enc, order).decode()
+    asm = assemble(enc, order)
+    assert asm.checked == dict.fromkeys(state, True)   # each hashed once its chunks were in
+    out = asm.decode()
     assert out.keys() == state.keys()
     for k in state:
         assert out[k].dtype == state[k].dtype and np.array_equal(out[k], state[k])
@@ -63,6 +65,8 @@ def test_a_whole_version_whose_tensor_fails_its_digest_is_refused():
     manifest.tensors[1]['digest'] = digest(state['layer1.weight'] + 1)
     asm = Assembly(manifest)
     asm.add(0, bytes(enc.chunk(0)), checksum(enc.chunk(0)))
+    assert asm.checked == {'layer0.weight': True, 'layer1.weight': False,
+                           'layer2.weight': True, 'steps': True}
     with pytest.raises(ValueError, match="weights v4: tensor 'layer1.weight' does not match"):
         asm.decode()
     assert asm.decode(verify=False).keys() == state.keys()
