@@ -35,8 +35,10 @@ from __future__ import annotations
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import _util
 import numpy as np
@@ -160,9 +162,10 @@ def main() -> None:
     import os
     os.environ.update(ROS_DOMAIN_ID=env['ROS_DOMAIN_ID'],
                       ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST')
+    policy_log = Path(tempfile.mkdtemp(prefix='realrl-bench-latency-')) / 'policy.log'
     policy = _util.start_process(
         [str(_util.ROOT / 'install' / 'realrl_policy' / 'lib' / 'realrl_policy' / 'policy_node'),
-         '--ros-args', '-p', 'robot_ids:=[arm0]'], env, _util.ROOT / 'bench_policy.log')
+         '--ros-args', '-p', 'robot_ids:=[arm0]'], env, policy_log)
     loop = ControlLoop()
     idle, syncing, syncs, moved, pairs = [], [], [], 0, []
     try:
@@ -170,7 +173,7 @@ def main() -> None:
         while not loop.samples(0, float('inf')) and time.monotonic() < deadline:
             time.sleep(0.5)
         if not loop.samples(0, float('inf')):
-            raise RuntimeError('the policy node never answered; see bench_policy.log')
+            raise RuntimeError(f'the policy node never answered; see {policy_log}')
         if args.deliver:
             give_first_version(loop, params)
         time.sleep(2.0)
@@ -200,7 +203,6 @@ def main() -> None:
     finally:
         loop.close()
         _util.stop_process(policy)
-        (_util.ROOT / 'bench_policy.log').unlink(missing_ok=True)
     report(args, params, idle, syncing, syncs, moved, pairs, loop.policy_version)
 
 
