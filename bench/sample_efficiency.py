@@ -9,15 +9,18 @@ For each task (gymnasium MuJoCo InvertedPendulum-v5 and InvertedDoublePendulum-v
   replay, learner; no reward node) and the same hyperparameters. The run is stopped once its
   episodes add up to the budget. ``--mode``:
 
-  - ``sync`` (the default): the graph's synchronous mode. After each episode the robot waits
+  - ``async`` (the default, the system's own mode): nothing waits. The driver runs at
+    ``--control-hz`` (by default half the update rate our learner measures here at the
+    start, at most 50 Hz, so that the learner can keep one update per step); the learner
+    publishes weights every 0.1 s, so the policy changes every few steps, as SB3's does
+    every step. On a loaded machine the learner falls behind and the run gets fewer updates
+    per step (``ours_utd`` shows it): run it on a quiet machine.
+  - ``sync``: the graph's synchronous mode. After each episode the robot waits
     while the learner makes one update per stored step, then goes on with the new weights
     (SB3's ``train_freq=(1, 'episode')``). Every run gets SB3's update-to-data ratio
-    whatever else loads the machine, so the figure measures the algorithm and the graph's
-    data path, not this machine's spare cores. The driver runs at ``--control-hz`` (50 Hz).
-  - ``async``: nothing waits. The driver runs at ``--control-hz`` (by default half the
-    update rate our learner measures here at the start, at most 50 Hz, so that the learner
-    can keep one update per step); the learner publishes weights every 0.1 s. On a loaded
-    machine the learner falls behind and the run gets fewer updates per step.
+    whatever else loads the machine. The driver runs at ``--control-hz`` (50 Hz). It trains
+    after each episode, SB3 after each step: within an episode its policy is the one of
+    the episode's start, a handicap on long episodes (InvertedPendulum).
 
 A run's return curve is the mean return of its last 10 training episodes (stochastic policy,
 as collected), at each episode's end, against the environment steps so far. SB3's final return
@@ -202,8 +205,9 @@ def learner_rate(seconds: float = 5.0) -> float:
 def main() -> None:
     def extra(p):
         p.add_argument('--seeds', type=int, default=3)
-        p.add_argument('--mode', choices=('sync', 'async'), default='sync',
-                       help="the graph's mode (sync: one update per step whatever the load)")
+        p.add_argument('--mode', choices=('sync', 'async'), default='async',
+                       help="the graph's mode (sync: one update per step whatever the load, "
+                            'trained after each episode)')
         p.add_argument('--control-hz', type=float, default=0.0,
                        help='driver rate; 0: 50 Hz (sync), or half the rate our learner '
                             'updates at here now, at most 50 Hz (async)')
