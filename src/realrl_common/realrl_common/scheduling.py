@@ -22,9 +22,17 @@ from __future__ import annotations
 import os
 import threading
 
+from realrl_common.config import check
+
 MAX_PRIORITY = 99
 POLICIES = {0: 'SCHED_OTHER', 1: 'SCHED_FIFO', 2: 'SCHED_RR', 3: 'SCHED_BATCH',
             5: 'SCHED_IDLE', 6: 'SCHED_DEADLINE'}
+
+
+def check_realtime_priority(priority: int) -> None:
+    """A node config's check of its ``realtime_priority``: ConfigError unless 0..99."""
+    check(0 <= priority <= MAX_PRIORITY,
+          f'realtime_priority must be in 0..{MAX_PRIORITY} (0: off), got {priority}')
 
 
 def run_this_thread_realtime(priority: int) -> str:

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from realrl_common.config import check
 from realrl_common.plugins import NodeKind
+from realrl_common.scheduling import check_realtime_priority
 from realrl_hardware.registry import RegistryConfig
 
 
@@ -39,8 +40,7 @@ class HardwareManagerConfig(RegistryConfig):
         for name in ('scan_period_s', 'publish_period_s', 'request_timeout_s',
                      'transition_timeout_s', 'retry_after_s'):
             check(getattr(self, name) > 0, f'{name} must be > 0, got {getattr(self, name)}')
-        check(0 <= self.realtime_priority <= 99,
-              f'realtime_priority must be in 0..99 (0: off), got {self.realtime_priority}')
+        check_realtime_priority(self.realtime_priority)
 
 
 NODE = NodeKind(role='hardware', config=HardwareManagerConfig)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from realrl_common.config import check
 from realrl_common.plugins import NodeKind
+from realrl_common.scheduling import check_realtime_priority
 
 CHUNK_MODES = ('off', 'overlap', 'blocking')
 
@@ -71,8 +72,7 @@ class PolicyNodeConfig:
               'listen_after_file needs a weights_file to start from; without one the policy '
               'listens to weights_topic anyway: drop listen_after_file')
         check(self.hold_rows >= 1, f'hold_rows must be >= 1, got {self.hold_rows}')
-        check(0 <= self.realtime_priority <= 99,
-              f'realtime_priority must be in 0..99 (0: off), got {self.realtime_priority}')
+        check_realtime_priority(self.realtime_priority)
         check(self.min_inference_s >= 0,
               f'min_inference_s must be >= 0, got {self.min_inference_s}')
 

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from realrl_common.config import check
 from realrl_common.plugins import NodeKind
+from realrl_common.scheduling import check_realtime_priority
 
 
 @dataclass(frozen=True)
@@ -41,8 +42,7 @@ class ReplayNodeConfig:
         check(self.commit_max_wait_s >= 0,
               f'commit_max_wait_s must be >= 0, got {self.commit_max_wait_s}')
         check(self.ack_repeat_s > 0, f'ack_repeat_s must be > 0, got {self.ack_repeat_s}')
-        check(0 <= self.realtime_priority <= 99,
-              f'realtime_priority must be in 0..99 (0: off), got {self.realtime_priority}')
+        check_realtime_priority(self.realtime_priority)
 
 
 NODE = NodeKind(role='replay', config=ReplayNodeConfig)

@@ -6,6 +6,7 @@ from typing import Any
 
 from realrl_common.config import ConfigError, build_config, check
 from realrl_common.plugins import NodeKind
+from realrl_common.scheduling import check_realtime_priority
 from realrl_reward.reach_reward import ReachRewardConfig
 from realrl_reward.reward_kinds import RewardKind, reward_kind
 
@@ -34,8 +35,7 @@ class RewardNodeConfig:
 
     def __post_init__(self):
         check(len(self.robot_ids) > 0, 'robot_ids must name at least one robot, e.g. [arm0]')
-        check(0 <= self.realtime_priority <= 99,
-              f'realtime_priority must be in 0..99 (0: off), got {self.realtime_priority}')
+        check_realtime_priority(self.realtime_priority)
         self.reward_config()  # the type exists and its parameters are valid
 
     def reward_kind(self) -> RewardKind:

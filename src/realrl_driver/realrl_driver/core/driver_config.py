@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from realrl_common.config import check
+from realrl_common.scheduling import check_realtime_priority
 from realrl_driver.cameras.rig import RealCamerasConfig
 from realrl_driver.core.episode_loop import LoopConfig
 
@@ -43,8 +44,7 @@ class DriverNodeConfig(LoopConfig):
         check(self.replay_wait_s >= 0, f'replay_wait_s must be >= 0, got {self.replay_wait_s}')
         check(self.viz_hz >= 0, f'viz_hz must be >= 0 (0: off), got {self.viz_hz}')
         check(-20 <= self.nice <= 19, f'nice must be in -20..19, got {self.nice}')
-        check(0 <= self.realtime_priority <= 99,
-              f'realtime_priority must be in 0..99 (0: off), got {self.realtime_priority}')
+        check_realtime_priority(self.realtime_priority)
         clash = sorted(set(self.cameras) & set(self.real_cameras.names))
         check(not clash, f'real_cameras.sources: {clash} already name cameras of the robot '
                          f'(`cameras`); give the real cameras other names')
