@@ -2,33 +2,39 @@
 
 A cloud router (TLS, per-site ACL) serves the weights with ``WeightServer``; an edge client
 of site ``lab_a`` fetches them with ``WeightReceiver`` (1 MiB chunks, XXH3-checked,
-reassembled, decoded). State dicts are MLP-like stacks of 2048x1024 float32 layers with
-biases, filled with N(0, 0.02) (what an initialised network holds), of 10M and 100M
-parameters (and 1B without --quick, if the machine has the memory free).
+reassembled, decoded) in a process of its own (``_weight_sync_edge.py``), as a site is a
+machine of its own: in one process the two ends would share one interpreter lock. State
+dicts are MLP-like stacks of 2048x1024 float32 layers with biases, filled with N(0, 0.02)
+(what an initialised network holds), of 10M and 100M parameters (and 1B without --quick, if
+the machine has the memory free). Times are ``time.monotonic()``, one clock for both
+processes on this host.
 
 - ``sync_s``: from ``publish()`` (digests and encoding included) until the receiver holds the
-  decoded state dict; median over repeats, each on a new stream with a receiver that holds
-  nothing yet (a full transfer). The receivers share one pool of receive buffers
-  (``ReceiveBuffers``), as successive versions at one edge do: each repeat receives into
-  the memory the one before it used, as a receiver does from its third version on.
+  decoded state dict (its ``on_weights`` is called); median over repeats, each on a new
+  stream with a receiver that holds nothing yet (a full transfer). The edge's receivers
+  share one pool of receive buffers (``ReceiveBuffers``), as successive versions at one
+  edge do: each repeat receives into the memory the one before it used, as a receiver does
+  from its third version on.
 - ``first_sync_s`` (``first_ratio``): the first sync, into memory the process never touched
   (one page fault per 4 KiB: on this VM about 3 ms per MB, more than the link's 2 ms per
   MB), as a receiver's first two versions are.
 - baseline ``raw_link_s``: the same number of payload bytes put as 1 MiB samples from the
-  router's session to a subscriber of the edge session, reliable and blocking, until the last
-  one arrived; measured in the same run, on the same link, interleaved with the syncs (raw,
-  sync, raw, sync ...: 5 each, 3 at 1B and with --quick), median.
+  router's session to a subscriber in the edge process, reliable and blocking, until the
+  last one arrived (one payload put again and again, its bytes not read at the edge);
+  measured in the same run, on the same link, interleaved with the syncs (raw, sync, raw,
+  sync ...: 5 each, 3 at 1B and with --quick), median.
 - ``ratio`` = sync_s / raw_link_s: the cost of the protocol over the bare link.
 - ``delta_ratio``: a receiver holding version k gets k+1 with 5 % of the tensors changed;
-  delta sync time / full sync time (100M). ``delta_bytes_ratio``: bytes sent / full bytes.
+  delta sync time / full sync time (100M; median of as many deltas as full syncs, each
+  with another 5 % changed). ``delta_bytes_ratio``: bytes sent / full bytes.
 - ``bf16``: the same full sync with bf16 encoding (half the bytes).
 
 A full sync includes the receiver's check of every tensor against its digest (one XXH3-128
-pass; ``--no-verify`` leaves it out). Without --wan, both ends are in
-this process and the link is TLS over loopback: the figure
-leaves out a real network's latency and loss (--wan runs it over the emulated 100 Mbit/s,
-50 ms RTT link of ``realrl_bridge.wan``, if present). Not included: the learner's own
-``state_dict()`` copy and loading into torch at the edge.
+pass; ``--no-verify`` leaves it out). The link is TLS over loopback between the two
+processes: the figure leaves out a real network's latency and loss
+(``bench/weight_sync_wan.py`` runs over the emulated 100 Mbit/s, 50 ms RTT link of
+``realrl_bridge.wan``). Not included: the learner's own ``state_dict()`` copy and loading
+into torch at the edge.
 
     .venv/bin/python bench/weight_sync.py [--quick] [--params N ...] [--no-verify]
 """
@@ -37,15 +43,18 @@ from __future__ import annotations
 import json
 import resource
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
+from pathlib import Path
 
 import _util  # noqa: F401  (puts the workspace's packages on sys.path)
 import numpy as np
 import zenoh
-from realrl_bridge.receive_buffers import ReceiveBuffers
-from realrl_bridge.weight_sync import WeightReceiver, WeightServer
+from realrl_bridge.weight_sync import WeightServer
+from realrl_bridge.weights_codec import digest
 
 from realrl_bridge import certs, link
 
@@ -75,49 +84,84 @@ def n_params(state) -> int:
     return sum(a.size for a in state.values())
 
 
-def raw_link_s(router: zenoh.Session, edge: zenoh.Session, nbytes: int) -> float:
-    """Seconds to move nbytes as 1 MiB reliable, blocking puts router -> edge."""
-    n = -(-nbytes // CHUNK)
-    done = threading.Event()
-    count = [0]
+class Edge:
+    """The edge site: ``_weight_sync_edge.py`` in its own process (a site is a machine of its
+    own; in this process it would share the sender's interpreter lock), told what to do
+    one JSON line at a time."""
 
-    def on_sample(_sample):
-        count[0] += 1
-        if count[0] == n:
-            done.set()
+    def __init__(self, endpoint: str, tls: link.TlsFiles):
+        self._p = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve().parent / '_weight_sync_edge.py'),
+             endpoint, str(tls.ca), str(tls.cert), str(tls.key)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def send(self, **command) -> None:
+        self._p.stdin.write(json.dumps(command) + '\n')
+        self._p.stdin.flush()
+
+    def read(self) -> dict:
+        line = self._p.stdout.readline()
+        if not line:
+            raise RuntimeError(f'the edge process ended (status {self._p.wait()})')
+        answer = json.loads(line)
+        if 'error' in answer:
+            raise RuntimeError(f"edge: {answer['error']}")
+        return answer
+
+    def ask(self, **command) -> dict:
+        self.send(**command)
+        return self.read()
+
+    def close(self) -> None:
+        self._p.stdin.close()
+        try:
+            self._p.wait(30)
+        except subprocess.TimeoutExpired:
+            self._p.kill()
+            self._p.wait()
+
+
+def raw_link_s(router: zenoh.Session, edge: Edge, nbytes: int) -> float:
+    """Seconds to move nbytes as 1 MiB reliable, blocking puts router -> edge (until the
+    edge process's subscriber has the last one)."""
+    n = -(-nbytes // CHUNK)
     key = link.Keys().weights('bench', 'raw')
-    sub = edge.declare_subscriber(f'{key}/**', on_sample)
-    try:
-        probe = threading.Event()
-        probe_sub = edge.declare_subscriber(f'{key}-probe', lambda s: probe.set())
-        while not probe.wait(0.1):              # the subscription has reached the router
+    edge.send(cmd='raw', key=key, n=n)
+    probed = threading.Event()
+
+    def probe():                              # until the subscription has reached the router
+        while not probed.wait(0.1):
             router.put(f'{key}-probe', b'')
-        probe_sub.undeclare()
-        payload = np.random.default_rng(1).integers(0, 255, CHUNK, dtype=np.uint8).tobytes()
-        pub = router.declare_publisher(f'{key}/data', congestion_control=
-                                       zenoh.CongestionControl.BLOCK)
-        t0 = time.perf_counter()
+    prober = threading.Thread(target=probe, daemon=True)
+    prober.start()
+    try:
+        edge.read()
+    finally:
+        probed.set()
+        prober.join()
+    payload = np.random.default_rng(1).integers(0, 255, CHUNK, dtype=np.uint8).tobytes()
+    pub = router.declare_publisher(f'{key}/data', congestion_control=
+                                   zenoh.CongestionControl.BLOCK)
+    try:
+        t0 = time.monotonic()
         for _ in range(n):
             pub.put(payload)
-        if not done.wait(600):
-            raise RuntimeError(f'raw baseline: {count[0]} of {n} samples arrived')
-        elapsed = time.perf_counter() - t0
-        pub.undeclare()
-        return elapsed
+        return edge.read()['done'] - t0
     finally:
-        sub.undeclare()
+        pub.undeclare()
 
 
-def sync_once(server: WeightServer, rx: WeightReceiver, state) -> float:
-    """Publish ``state``; seconds until ``rx`` holds it."""
-    t0 = time.perf_counter()
+def sync_once(server: WeightServer, edge: Edge, stream: str, state) -> float:
+    """Publish ``state``; seconds until the edge's receiver of ``stream`` holds it (its first
+    and last tensors are checked against the sent ones, bf16 excepted)."""
+    names = [next(iter(state)), list(state)[-1]]
+    t0 = time.monotonic()
     version = server.publish(state)
-    if not rx.wait_version(version, 900):
-        raise RuntimeError(f'version {version} did not arrive')
-    elapsed = time.perf_counter() - t0
-    for k in (next(iter(state)), list(state)[-1]):
-        assert np.array_equal(rx.state.state[k], state[k]) or server.encoding == 'bf16'
-    return elapsed
+    got = edge.ask(cmd='wait', stream=stream, version=version, names=names)
+    if server.encoding != 'bf16':
+        for n in names:
+            assert got['digests'][n] == digest(state[n]), f'{n} differs at the edge'
+    return got['done'] - t0
 
 
 VERIFY = [True]
@@ -125,68 +169,74 @@ VERIFY = [True]
 only)."""
 
 
-def full_sync(router, edge, state, stream: str, encoding: str = 'raw',
-              buffers: ReceiveBuffers | None = None) -> float:
+def full_sync(router, edge: Edge, state, stream: str, encoding: str = 'raw') -> float:
     """A full transfer: a new stream, its server, and a receiver that holds nothing."""
     server = WeightServer(router, stream, encoding=encoding)
     try:
-        rx = WeightReceiver(edge, stream, verify=VERIFY[0], buffers=buffers)
+        edge.ask(cmd='open', stream=stream, verify=VERIFY[0])
         try:
             time.sleep(0.2)                     # its subscription reaches the router
-            return sync_once(server, rx, state)
+            return sync_once(server, edge, stream, state)
         finally:
-            rx.close()
+            edge.ask(cmd='close', stream=stream)
     finally:
         server.close()
 
 
-def measure_size(router, edge, params: int, repeats: int, extras: bool) -> dict:
+def measure_size(router, edge: Edge, params: int, repeats: int, extras: bool) -> dict:
     state = make_state(params)
     nbytes = sum(a.nbytes for a in state.values())
-    buffers = ReceiveBuffers()
-    first = full_sync(router, edge, state, f'first-{params}', buffers=buffers)
+    first = full_sync(router, edge, state, f'first-{params}')
     raws, syncs = [], []
     for rep in range(repeats):                  # interleaved: both see the same load
         raws.append(raw_link_s(router, edge, nbytes))
-        syncs.append(full_sync(router, edge, state, f'full-{params}-{rep}', buffers=buffers))
+        syncs.append(full_sync(router, edge, state, f'full-{params}-{rep}'))
     raw = statistics.median(raws)
     out = {'params': n_params(state), 'bytes': nbytes, 'sync_s': statistics.median(syncs),
            'raw_link_s': raw, 'link_MBps': nbytes / raw / 1e6, 'first_sync_s': first,
-           'first_ratio': first / raw, 'buffers_reused': buffers.reused,
-           'repeats': repeats}
+           'first_ratio': first / raw, 'repeats': repeats}
     out['ratio'] = out['sync_s'] / raw
     if extras:
-        out.update(delta_figures(router, edge, state, out['sync_s'], f'delta-{params}'))
+        out.update(delta_figures(router, edge, state, out['sync_s'], f'delta-{params}',
+                                 repeats))
         out['bf16_sync_s'] = statistics.median(
             full_sync(router, edge, state, f'bf16-{params}-{rep}', 'bf16')
             for rep in range(repeats))
     return out
 
 
-def delta_figures(router, edge, state, full_s: float, stream: str) -> dict:
-    """A receiver holding version k gets k+1 with 5 % of the tensors changed."""
+def delta_figures(router, edge: Edge, state, full_s: float, stream: str,
+                  repeats: int) -> dict:
+    """A receiver holding version k gets k+1 with 5 % of the tensors changed (another 5 %
+    each repeat); median over ``repeats``."""
     server = WeightServer(router, stream)
-    rx = WeightReceiver(edge, stream)
+    edge.ask(cmd='open', stream=stream, verify=VERIFY[0])
+    rng = np.random.default_rng(5)
+    names = list(state)
+    times, sent = [], []
     try:
         time.sleep(0.2)
-        sync_once(server, rx, state)
-        rng = np.random.default_rng(5)
-        names = list(state)
-        changed = rng.choice(len(names), max(1, round(0.05 * len(names))), replace=False)
-        new = dict(state)
-        for i in changed:
-            new[names[i]] = state[names[i]] + np.float32(1e-3)
-        sent_before = server.bytes_sent
-        delta_s = sync_once(server, rx, new)
-        delta_bytes = server.bytes_sent - sent_before
-        for i in changed:
-            assert np.array_equal(rx.state.state[names[i]], new[names[i]])
+        sync_once(server, edge, stream, state)
+        current = dict(state)
+        for _ in range(repeats):
+            changed = rng.choice(len(names), max(1, round(0.05 * len(names))), replace=False)
+            for i in changed:
+                current[names[i]] = current[names[i]] + np.float32(1e-3)
+            sent_before = server.bytes_sent
+            times.append(sync_once(server, edge, stream, current))
+            sent.append(server.bytes_sent - sent_before)
+            got = edge.ask(cmd='wait', stream=stream, version=server.version,
+                           names=[names[i] for i in changed])
+            for i in changed:
+                assert got['digests'][names[i]] == digest(current[names[i]])
     finally:
-        rx.close()
+        edge.ask(cmd='close', stream=stream)
         server.close()
     full_bytes = sum(a.nbytes for a in state.values())
+    delta_s = statistics.median(times)
     return {'delta_sync_s': delta_s, 'delta_ratio': delta_s / full_s,
-            'delta_bytes_ratio': delta_bytes / full_bytes,
+            'delta_ratios': [round(t / full_s, 3) for t in times],
+            'delta_bytes_ratio': statistics.median(sent) / full_bytes,
             'delta_changed_tensors': f'{len(changed)}/{len(names)}'}
 
 
@@ -218,9 +268,8 @@ def main() -> None:
             folder.ca.cert, folder.router.cert, folder.router.key))
         router = zenoh.open(link.to_zenoh(link.router_config(spec)))
         try:
-            edge = zenoh.open(link.to_zenoh(link.edge_config(
-                spec.listen, link.TlsFiles(folder.ca.cert, folder.site('lab_a').cert,
-                                           folder.site('lab_a').key))))
+            edge = Edge(spec.listen, link.TlsFiles(folder.ca.cert, folder.site('lab_a').cert,
+                                                    folder.site('lab_a').key))
             try:
                 for params in sizes:
                     need = params * 4 * 3 + HEADROOM
@@ -242,6 +291,7 @@ def main() -> None:
                               f"{r['delta_sync_s']:.2f} s, delta_ratio {r['delta_ratio']:.3f}, "
                               f"bytes {r['delta_bytes_ratio']:.3f}; bf16 full sync "
                               f"{r['bf16_sync_s']:.2f} s", flush=True)
+                edge_peak = edge.ask(cmd='rss')['rss_gib']
             finally:
                 edge.close()
         finally:
@@ -250,7 +300,8 @@ def main() -> None:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20   # KiB -> GiB
     print(json.dumps({'sizes': results, 'delta_ratio': big.get('delta_ratio'),
                       'skipped': skipped, 'quick': args.quick, 'link': 'tls loopback',
-                      'peak_rss_gib': round(peak, 2), 'verify': VERIFY[0]}))
+                      'peak_rss_gib': round(peak, 2), 'edge_peak_rss_gib': round(edge_peak, 2),
+                      'verify': VERIFY[0]}))
 
 
 def _free_port() -> int:

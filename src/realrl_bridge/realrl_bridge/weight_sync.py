@@ -41,7 +41,7 @@ from realrl_bridge.weights_codec import (
     Manifest,
     as_numpy,
     checksum,
-    digest,
+    digest_all,
     encode,
 )
 
@@ -96,13 +96,13 @@ class WeightServer:
     def publish(self, state: Mapping, version: int | None = None) -> int:
         """Make ``state`` the newest version (default: previous + 1) and announce it."""
         arrays = as_numpy(state)
-        digests = {n: digest(a) for n, a in arrays.items()}
+        tensor_digests = digest_all(arrays)
         with self._lock:
             version = self._version + 1 if version is None else int(version)
             if version <= self._version:
                 raise ValueError(f'version {version} is not newer than {self._version}')
             self._version, self._state = version, arrays
-            self._digests[version] = digests
+            self._digests[version] = tensor_digests
             for old in sorted(self._digests)[:-self._keep]:
                 del self._digests[old]
             self._encoded.clear()
