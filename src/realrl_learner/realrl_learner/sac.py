@@ -14,11 +14,9 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from realrl_learner.adam_step import adam_step
 from realrl_learner.algorithms import ObservationSpec
-from realrl_learner.algorithms.large import clip_gradients
+from realrl_learner.algorithms.large import optimizer_step
 from realrl_learner.algorithms.networks import (
     actor_head,
     actor_parameters,
@@ -183,7 +181,8 @@ class SAC:
             target_q = self.td_target(reward, x_next, terminated, mask, alpha)
         q1, q2 = self.critic_head(x, action)
         critic_loss = F.mse_loss(q1, target_q) + F.mse_loss(q2, target_q)
-        self._step(self.critic_opt, critic_loss, self.critic)
+        optimizer_step(self.critic_opt, critic_loss, self.critic.parameters(),
+                       self.cfg.max_grad_norm)
 
         if self.updates % cfg.actor_update_interval == 0:
             self._last_actor_metrics = self._update_actor_and_alpha(x.detach(), mask)
@@ -219,7 +218,8 @@ class SAC:
         new_action, logp, _ = self.actor_head(x, mask)
         q1, q2 = self.critic_head(x, new_action)
         actor_loss = (alpha * logp - torch.min(q1, q2)).mean()
-        self._step(self.actor_opt, actor_loss, self.actor)
+        optimizer_step(self.actor_opt, actor_loss, self.actor.parameters(),
+                       self.cfg.max_grad_norm)
         self.critic_head.requires_grad_(True)
 
         entropy = -logp.detach().mean()
@@ -227,22 +227,13 @@ class SAC:
         if mask is not None and self.cfg.target_entropy is None:
             target = -float(mask.sum(dim=1).mean())
         alpha_loss = self.log_alpha.exp() * (entropy - target)
-        self.log_alpha.grad = None
-        alpha_loss.backward()
-        adam_step(self.alpha_opt)
+        optimizer_step(self.alpha_opt, alpha_loss)
         return {
             'train/actor_loss': float(actor_loss.detach()),
             'train/alpha': self.alpha,
             'train/alpha_loss': float(alpha_loss.detach()),
             'train/entropy': float(entropy),
         }
-
-    def _step(self, opt: torch.optim.Optimizer, loss: torch.Tensor, net: nn.Module) -> None:
-        for p in opt.param_groups[0]['params']:  # zero_grad(set_to_none=True), one group
-            p.grad = None
-        loss.backward()
-        clip_gradients(opt, net.parameters(), self.cfg.max_grad_norm)
-        adam_step(opt)  # opt.step(), less its per-call bookkeeping
 
     def _unpack(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
         missing = [k for k in BATCH_KEYS if k not in batch]

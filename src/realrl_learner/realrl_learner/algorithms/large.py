@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from realrl_learner.adam_step import adam_step
 from realrl_learner.data_parallel import average_gradients
 
 PRECISIONS = ('float32', 'bf16')
@@ -77,6 +78,21 @@ def autocast(precision: str, device: torch.device):
     if precision == 'bf16':
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def optimizer_step(opt: torch.optim.Optimizer, loss: torch.Tensor, clip=None,
+                   max_norm: float | None = None) -> None:
+    """One Adam step of opt on loss: its gradients cleared (set to None), ``loss`` back-
+    propagated, with ``clip`` (the parameters of the network) averaged over the ranks and
+    clipped to max_norm (``clip_gradients``), then applied by ``adam_step`` (opt.step(),
+    less its per-call bookkeeping). Without ``clip`` (a temperature) neither happens."""
+    for group in opt.param_groups:
+        for p in group['params']:
+            p.grad = None
+    loss.backward()
+    if clip is not None:
+        clip_gradients(opt, clip, max_norm)
+    adam_step(opt)
 
 
 def clip_gradients(opt: torch.optim.Optimizer, params, max_norm: float | None) -> None:

@@ -24,11 +24,9 @@ import math
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
-from realrl_learner.adam_step import adam_step
 from realrl_learner.algorithms import ObservationSpec
-from realrl_learner.algorithms.large import clip_gradients
+from realrl_learner.algorithms.large import optimizer_step
 from realrl_learner.algorithms.networks import (
     actor_head,
     actor_parameters,
@@ -152,7 +150,8 @@ class RLPD:
             target_q = self.td_target(reward, x_next, terminated, mask, alpha)
         q = self.critic_head(x, action)                                 # [n, B, 1]
         critic_loss = ((q - target_q) ** 2).mean(dim=(1, 2)).sum()
-        self._step(self.critic_opt, critic_loss, self.critic)
+        optimizer_step(self.critic_opt, critic_loss, self.critic.parameters(),
+                       self.cfg.max_grad_norm)
 
         # 3-4. actor and temperature, at a lower rate
         if self.updates % self.cfg.actor_update_interval == 0:
@@ -184,7 +183,8 @@ class RLPD:
         new_action, logp, _ = self.actor_head(x, mask)
         q = self.critic_head(x, new_action)
         actor_loss = (alpha * logp - q.mean(dim=0)).mean()
-        self._step(self.actor_opt, actor_loss, self.actor)
+        optimizer_step(self.actor_opt, actor_loss, self.actor.parameters(),
+                       self.cfg.max_grad_norm)
         self.critic_head.requires_grad_(True)
 
         entropy = -logp.detach().mean()
@@ -192,19 +192,9 @@ class RLPD:
         if self.cfg.target_entropy is not None:
             target = float(self.cfg.target_entropy)
         alpha_loss = self.log_alpha.exp() * (entropy - target)
-        self._step(self.alpha_opt, alpha_loss, None)
+        optimizer_step(self.alpha_opt, alpha_loss)
         return {'train/actor_loss': float(actor_loss.detach()), 'train/alpha': self.alpha,
                 'train/alpha_loss': float(alpha_loss.detach()), 'train/entropy': float(entropy)}
-
-    def _step(self, opt: torch.optim.Optimizer, loss: torch.Tensor,
-              net: nn.Module | None) -> None:
-        for group in opt.param_groups:  # zero_grad(set_to_none=True)
-            for p in group['params']:
-                p.grad = None
-        loss.backward()
-        if net is not None:
-            clip_gradients(opt, net.parameters(), self.cfg.max_grad_norm)
-        adam_step(opt)  # opt.step(), less its per-call bookkeeping
 
     # ------------------------------------------------------------ checkpoint
     def state_dict(self) -> dict:
