@@ -22,7 +22,8 @@ processes on this host.
   router's session to a subscriber in the edge process, reliable and blocking, until the
   last one arrived (one payload put again and again, its bytes not read at the edge);
   measured in the same run, on the same link, interleaved with the syncs (raw, sync, raw,
-  sync ...: 5 each, 3 at 1B and with --quick), median.
+  sync ...: 11 each, 5 at 1B, 3 with --quick), median: single syncs on this VM range from
+  0.8 to 2x the raw put beside them, so fewer repeats move the median by a tenth.
 - ``ratio`` = sync_s / raw_link_s: the cost of the protocol over the bare link.
 - ``delta_ratio``: a receiver holding version k gets k+1 with 5 % of the tensors changed;
   delta sync time / full sync time (100M; median of as many deltas as full syncs, each
@@ -258,7 +259,7 @@ def main() -> None:
     VERIFY[0] = not args.no_verify
     sizes = [10_000_000, 100_000_000] + ([] if args.quick else [1_000_000_000])
     sizes = args.params or sizes
-    repeats = 3 if args.quick else 5
+    repeats = 3 if args.quick else 11
     results, skipped = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = certs.make_folder(tmp, ['lab_a'])
@@ -279,7 +280,7 @@ def main() -> None:
                                                 f'{mem_available() / 2**30:.1f} GiB available')
                         print(f'skip {params:,} params: {skipped[str(params)]}', flush=True)
                         continue
-                    r = measure_size(router, edge, params, min(repeats, 3) if params >= 10 ** 9
+                    r = measure_size(router, edge, params, min(repeats, 5) if params >= 10 ** 9
                                      else repeats, params == 100_000_000)
                     results[str(params)] = r
                     print(f"{r['params']:>13,} params  sync {r['sync_s']:7.2f} s  raw link "
