@@ -229,8 +229,15 @@ def actor_from_bytes(cfg: ActorConfig, obs_dim: int, act_dim: int, data: bytes) 
 
     Raises ValueError when the bytes are not such an archive or do not fit (cfg, obs_dim,
     act_dim), e.g. when policy and learner disagree on hidden_sizes.
+
+    The actor is built without storage (on the meta device) and takes the archive's arrays
+    as its tensors: initialising weights only to overwrite them was half the time of a new
+    version at a policy (12.6M parameters: 51 of 98 ms), on the thread that shares the GIL
+    with the control loop. An actor that keeps a tensor outside its state dict (which the
+    archive cannot fill) is built the ordinary way instead.
     """
-    actor = build_actor(cfg, obs_dim, act_dim)
+    with torch.device('meta'):
+        actor = build_actor(cfg, obs_dim, act_dim)
     expected = actor.state_dict()
     arrays = arrays_from_bytes(data)
     if set(arrays) != set(expected):
@@ -244,7 +251,19 @@ def actor_from_bytes(cfg: ActorConfig, obs_dim: int, act_dim: int, data: bytes) 
                              f'{tuple(ref.shape)} for obs_dim {obs_dim}, act_dim {act_dim}, '
                              f'hidden_sizes {cfg.hidden_sizes}; make the policy and learner '
                              'agree')
-        state[key] = torch.from_numpy(arrays[key].astype(np.float32))
-    actor.load_state_dict(state)
+        state[key] = torch.from_numpy(arrays[key].astype(np.float32, copy=False))
+    actor.load_state_dict(state, assign=True)
+    if _holds_meta(actor):
+        actor = build_actor(cfg, obs_dim, act_dim)
+        actor.load_state_dict(state)
     actor.eval()
     return actor
+
+
+def _holds_meta(module: nn.Module) -> bool:
+    """Whether a tensor without storage is left anywhere in module: a parameter, a buffer,
+    or a tensor attribute of one of its modules."""
+    tensors = [t for m in module.modules() for t in vars(m).values()
+               if isinstance(t, torch.Tensor)]
+    tensors += list(module.parameters()) + list(module.buffers())
+    return any(t.is_meta for t in tensors)

@@ -1,0 +1,44 @@
+"""Actors from weight archives: built without initialising weights, exactly the sent ones."""
+import torch
+
+from realrl_policy import models
+from realrl_policy.models import ActorConfig, actor_from_bytes, actor_to_bytes, build_actor
+
+
+def all_tensors(module):
+    return list(module.parameters()) + list(module.buffers())
+
+
+def test_actor_from_bytes_holds_exactly_the_sent_weights_and_no_meta_tensor():
+    cfg = ActorConfig(hidden_sizes=(32, 32))
+    sent = build_actor(cfg, 6, 2)
+    got = actor_from_bytes(cfg, 6, 2, actor_to_bytes(sent))
+    assert not any(t.is_meta for t in all_tensors(got))
+    assert sent.state_dict().keys() == got.state_dict().keys()
+    for k, v in sent.state_dict().items():
+        assert torch.equal(v, got.state_dict()[k]), k
+    assert all(p.requires_grad for p in got.parameters())
+    assert not got.training
+    x = torch.randn(4, 6)
+    torch.manual_seed(0)
+    want = sent(x)
+    torch.manual_seed(0)
+    for a, b in zip(want, got(x)):
+        assert torch.equal(a, b)
+
+
+def test_an_actor_with_a_tensor_outside_its_state_dict_is_built_the_ordinary_way(monkeypatch):
+    plain = models.build_actor
+
+    def with_constant(cfg, obs_dim, act_dim):
+        actor = plain(cfg, obs_dim, act_dim)
+        actor.scale = torch.full((act_dim,), 2.0)   # not in the state dict: never sent
+        return actor
+    monkeypatch.setattr(models, 'build_actor', with_constant)
+    cfg = ActorConfig(hidden_sizes=(16,))
+    sent = plain(cfg, 5, 3)
+    got = actor_from_bytes(cfg, 5, 3, actor_to_bytes(sent))
+    assert not got.scale.is_meta and torch.equal(got.scale, torch.full((3,), 2.0))
+    assert not any(t.is_meta for t in all_tensors(got))
+    for k, v in sent.state_dict().items():
+        assert torch.equal(v, got.state_dict()[k]), k
