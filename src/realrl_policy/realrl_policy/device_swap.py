@@ -32,7 +32,11 @@ class DoubleBufferedActor:
         self._standby = copy.deepcopy(self._active)
         self._cuda = self.device.type == 'cuda'
         self._stream = torch.cuda.Stream(self.device) if self._cuda else None
-        self._pinned: dict[str, torch.Tensor] = {}
+        # Page-locked staging memory for every tensor, allocated here, before control runs:
+        # pinning hundreds of MB takes the driver tens of milliseconds, and the inference
+        # steps launched meanwhile wait for it.
+        self._pinned = {k: torch.empty(v.shape, dtype=v.dtype, pin_memory=True)
+                        for k, v in self._standby.state_dict().items()} if self._cuda else {}
         self._event = None
         self._released = None  # on the inference stream: the old active copy's last use
         self.version = 0
@@ -63,10 +67,7 @@ class DoubleBufferedActor:
             if self._released is not None:  # steps queued on the old active copy go first
                 self._stream.wait_event(self._released)
             for k, v in state_dict.items():
-                host = self._pinned.get(k)
-                if host is None or host.shape != v.shape or host.dtype != v.dtype:
-                    host = self._pinned[k] = torch.empty(v.shape, dtype=v.dtype,
-                                                         pin_memory=True)
+                host = self._pinned[k]
                 # In slices: each transfer is short, so the copy engine never holds up the
                 # inference stream's own small copies for long.
                 flat_host, flat_dev, flat_src = host.view(-1), target[k].view(-1), v.reshape(-1)
