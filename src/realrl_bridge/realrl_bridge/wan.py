@@ -148,8 +148,10 @@ class WanLink:
 
 
 def _env_with_package() -> dict:
-    """This process's environment, with realrl_bridge importable by a child."""
+    """This process's environment with its import path, so a child (the relay) imports
+    realrl_bridge and what that imports (realrl_common) wherever this process found them.
+    Only realrl_bridge's folder was passed before: a bench run without scripts/env.sh then
+    started a relay that could not import realrl_common."""
     env = os.environ.copy()
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env['PYTHONPATH'] = here + (os.pathsep + env['PYTHONPATH'] if env.get('PYTHONPATH') else '')
+    env['PYTHONPATH'] = os.pathsep.join(p for p in sys.path if p)
     return env
