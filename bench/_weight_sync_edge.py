@@ -66,6 +66,12 @@ def main() -> None:
     buffers = ReceiveBuffers()
     receivers: dict[str, WeightReceiver] = {}
     held: dict[str, dict[int, float]] = {}        # stream -> version -> when it was held
+    arrived = threading.Condition()
+
+    def record(when: dict[int, float], version: int) -> None:
+        with arrived:
+            when.setdefault(version, time.monotonic())
+            arrived.notify_all()
     try:
         for line in sys.stdin:
             c = json.loads(line)
@@ -74,19 +80,18 @@ def main() -> None:
             elif c['cmd'] == 'open':
                 receivers[c['stream']] = WeightReceiver(
                     session, c['stream'], verify=c.get('verify', True), buffers=buffers,
-                    on_weights=lambda v, _state, held=held.setdefault(c['stream'], {}):
-                    held.setdefault(v, time.monotonic()))
+                    on_weights=lambda v, _state, when=held.setdefault(c['stream'], {}):
+                    record(when, v))
                 answer(open=c['stream'])
             elif c['cmd'] == 'wait':
-                rx = receivers[c['stream']]
-                if not rx.wait_version(c['version'], 900):
-                    answer(error=f"version {c['version']} did not arrive")
-                    continue
                 when = held[c['stream']]
-                while c['version'] not in when:    # held, and on_weights is being called
-                    time.sleep(0.0005)
+                with arrived:
+                    if not arrived.wait_for(lambda: c['version'] in when, 900):
+                        answer(error=f"version {c['version']} did not arrive")
+                        continue
+                state = receivers[c['stream']].state.state
                 answer(done=when[c['version']],
-                       digests={n: digest(rx.state.state[n]) for n in c['names']})
+                       digests={n: digest(state[n]) for n in c['names']})
             elif c['cmd'] == 'close':
                 receivers.pop(c['stream']).close()
                 answer(closed=c['stream'], reused=buffers.reused)

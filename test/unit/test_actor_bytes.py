@@ -42,3 +42,19 @@ def test_an_actor_with_a_tensor_outside_its_state_dict_is_built_the_ordinary_way
     assert not any(t.is_meta for t in all_tensors(got))
     for k, v in sent.state_dict().items():
         assert torch.equal(v, got.state_dict()[k]), k
+
+
+def test_an_actor_whose_constructor_reads_a_tensor_is_built_the_ordinary_way(monkeypatch):
+    plain = models.build_actor
+
+    def reads_a_value(cfg, obs_dim, act_dim):
+        actor = plain(cfg, obs_dim, act_dim)
+        actor.first_bias = float(next(actor.parameters()).detach().flatten()[0])  # not on meta
+        return actor
+    monkeypatch.setattr(models, 'build_actor', reads_a_value)
+    cfg = ActorConfig(hidden_sizes=(16,))
+    sent = plain(cfg, 5, 3)
+    got = actor_from_bytes(cfg, 5, 3, actor_to_bytes(sent))
+    assert not any(t.is_meta for t in all_tensors(got))
+    for k, v in sent.state_dict().items():
+        assert torch.equal(v, got.state_dict()[k]), k
