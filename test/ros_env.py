@@ -1,6 +1,7 @@
 """Helpers for tests that start real ROS 2 processes on an isolated DDS domain."""
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import signal
@@ -57,12 +58,17 @@ class Proc:
             pass
 
     def stop(self, timeout: float = 5.0) -> int:
+        """SIGINT, then SIGKILL after ``timeout``; a node still running by then is first
+        asked for its threads' stacks (SIGUSR1, see node_main), which land in its log."""
         if self.p.poll() is None:
             self.kill(signal.SIGINT)
             try:
                 self.p.wait(timeout)
             except subprocess.TimeoutExpired:
-                pass
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self.p.pid, signal.SIGUSR1)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.p.wait(1.0)
         self.kill(signal.SIGKILL)
         code = self.p.wait()
         self._log.close()

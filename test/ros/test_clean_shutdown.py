@@ -60,6 +60,37 @@ def test_a_signal_during_a_callback_is_a_clean_stop_and_a_real_error_is_not(ros_
     assert broken.returncode == 1 and 'failed for a reason of its own' in broken.stderr
 
 
+
+STACKS_NODE = '''
+import os, signal
+from rclpy.node import Node
+from realrl_common.node_main import spin_node
+
+class Node_(Node):
+    def __init__(self):
+        super().__init__('asked_for_stacks')
+        self.ticks = 0
+        self.create_timer(0.01, self.tick)
+
+    def tick(self):
+        self.ticks += 1
+        if self.ticks == 10:
+            os.kill(os.getpid(), signal.SIGUSR1)
+        if self.ticks == 50:
+            print('still ticking', flush=True)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+spin_node(Node_, 'asked_for_stacks')
+'''
+
+
+def test_sigusr1_prints_every_threads_stack_and_the_node_goes_on(ros_domain):
+    done = subprocess.run([sys.executable, '-c', STACKS_NODE], capture_output=True, text=True,
+                          timeout=60, env=os.environ.copy())
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert 'still ticking' in done.stdout
+    assert 'Current thread' in done.stderr and 'in tick' in done.stderr, done.stderr[-3000:]
+
 def lifecycle(node, robot: str, transition_id: int) -> bool:
     """One lifecycle transition of /<robot>/driver (its state asked first: it is up)."""
     get = node.create_client(GetState, f'/{robot}/driver/get_state')

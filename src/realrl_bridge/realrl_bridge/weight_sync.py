@@ -243,6 +243,9 @@ class WeightReceiver:
         self._refused_version = 0
         self._wake = threading.Event()
         self._stop = threading.Event()
+        self._cancel = zenoh.CancellationToken()
+        """Ends every request in flight at ``close`` (a request otherwise waits for its answer
+        up to ``request_timeout_s``)."""
         self._got = threading.Condition()
         self._pool = ThreadPoolExecutor(inflight, thread_name_prefix='weight-fetch')
         self._sub = session.declare_subscriber(f'{self._root}/latest', self._on_latest)
@@ -264,7 +267,8 @@ class WeightReceiver:
             return self._got.wait_for(lambda: self.state.version >= version, timeout)
 
     def _ask_latest(self) -> None:
-        for reply in self._session.get(f'{self._root}/latest', timeout=self._timeout):
+        for reply in self._session.get(f'{self._root}/latest', timeout=self._timeout,
+                                       cancellation_token=self._cancel):
             if reply.ok is not None:
                 self._on_latest(reply.ok)
 
@@ -286,7 +290,7 @@ class WeightReceiver:
     def _manifest(self, version: int) -> Manifest | None:
         base = self.state.version
         for reply in self._session.get(f'{self._root}/manifest/{version}/{base}',
-                                       timeout=self._timeout):
+                                       timeout=self._timeout, cancellation_token=self._cancel):
             if reply.ok is not None:
                 return Manifest.from_bytes(reply.ok.payload.to_bytes())
             if reply.err.payload.to_bytes() == SUPERSEDED:
@@ -338,7 +342,7 @@ class WeightReceiver:
         prefix = f'{self._root}/chunks/{m.version}/{m.base}'
         replies = self._session.get(f'{prefix}/**', payload=json.dumps(indices),
                                     priority=WEIGHTS_PRIORITY,
-                                    timeout=self._timeout,
+                                    timeout=self._timeout, cancellation_token=self._cancel,
                                     consolidation=zenoh.ConsolidationMode.NONE)
         for reply in replies:
             if reply.ok is None:
@@ -358,6 +362,7 @@ class WeightReceiver:
         """Stop; returns the state (a partial version included) to resume with later."""
         self._stop.set()
         self._wake.set()
+        self._cancel.cancel()   # requests in flight end now; later ones raise ZError at once
         self._worker.join(timeout=self._timeout + 5)
         self._pool.shutdown(wait=True)
         try:

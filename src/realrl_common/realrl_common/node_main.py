@@ -8,9 +8,13 @@ SIGINT or SIGTERM ends it with status 0. rclpy's signal handler shuts the ROS co
 from its own thread, so a callback that publishes, or a message being taken, at that moment
 fails with RCLError ("context is invalid"); that error, raised once ROS is shut down, is the
 stop itself, not a crash (``stopped_by_shutdown``).
+
+SIGUSR1 prints every thread's stack to stderr and the node goes on: ``kill -USR1 <pid>``
+shows where a node that does not stop, or does not answer, is waiting.
 """
 from __future__ import annotations
 
+import faulthandler
 import gc
 import signal
 import sys
@@ -51,6 +55,7 @@ def spin_node(make_node: Callable, name: str, args=None, make_executor: Callable
     ``keep_ros_on_signal``: without rclpy's signal handlers, which end every ROS context at
     once; SIGINT and SIGTERM raise KeyboardInterrupt instead, so the node's ``close`` can
     still publish (a robot under ros2_control is told to hold over ROS)."""
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     if keep_ros_on_signal:
         def stop(signum, frame):
             raise KeyboardInterrupt

@@ -187,3 +187,25 @@ def test_malformed_requests_get_errors_and_the_server_goes_on(folder):
             assert chunk.priority == WEIGHTS_PRIORITY   # a reply goes at its query's priority
         finally:
             server.close()
+
+
+def test_close_ends_a_request_the_cloud_never_answers(folder):
+    """A request in flight when the receiver closes ends then, not at its (long) timeout."""
+    import threading
+    held = []
+    with tls_router(folder) as (router, endpoint), site_edge(endpoint, folder, 'lab_a') as edge:
+        silent = router.declare_queryable('realrl/weights/policy/latest', held.append)
+        rx = WeightReceiver(edge, request_timeout_s=600.0)
+        try:
+            deadline = time.monotonic() + 30
+            while not held and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert held, 'the receiver never asked for the latest version'
+            closing = threading.Thread(target=rx.close, daemon=True)
+            closing.start()
+            closing.join(60)   # without cancelling, close waits out the 600 s request
+            assert not closing.is_alive()
+            assert not rx._worker.is_alive()
+        finally:
+            held.clear()
+            silent.undeclare()
