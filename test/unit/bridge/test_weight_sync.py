@@ -30,9 +30,10 @@ def assert_same(a, b):
         assert np.array_equal(a[k], b[k]), k
 
 
-def test_receiver_gets_every_version_exactly(folder):
+@pytest.mark.parametrize('prepare_ahead', [0, 2])   # chunks gathered in line, or ahead
+def test_receiver_gets_every_version_exactly(folder, prepare_ahead):
     with tls_router(folder) as (router, endpoint), site_edge(endpoint, folder, 'lab_a') as edge:
-        server = WeightServer(router, chunk_size=CHUNK)
+        server = WeightServer(router, chunk_size=CHUNK, prepare_ahead=prepare_ahead)
         rx = WeightReceiver(edge)
         try:
             s1 = make_state()
