@@ -60,7 +60,6 @@ def test_a_signal_during_a_callback_is_a_clean_stop_and_a_real_error_is_not(ros_
     assert broken.returncode == 1 and 'failed for a reason of its own' in broken.stderr
 
 
-
 STACKS_NODE = '''
 import os, signal
 from rclpy.node import Node
@@ -90,6 +89,7 @@ def test_sigusr1_prints_every_threads_stack_and_the_node_goes_on(ros_domain):
     assert done.returncode == 0, done.stderr[-3000:]
     assert 'still ticking' in done.stdout
     assert 'Current thread' in done.stderr and 'in tick' in done.stderr, done.stderr[-3000:]
+
 
 def lifecycle(node, robot: str, transition_id: int) -> bool:
     """One lifecycle transition of /<robot>/driver (its state asked first: it is up)."""

@@ -58,3 +58,44 @@ def test_an_actor_whose_constructor_reads_a_tensor_is_built_the_ordinary_way(mon
     assert not any(t.is_meta for t in all_tensors(got))
     for k, v in sent.state_dict().items():
         assert torch.equal(v, got.state_dict()[k]), k
+
+
+def npz(save, **arrays) -> bytes:
+    import io
+    buf = io.BytesIO()
+    save(buf, **arrays)
+    return buf.getvalue()
+
+
+def test_a_checked_archive_is_read_without_zipfile_and_gives_the_same_arrays():
+    import numpy as np
+    import pytest
+    rng = np.random.default_rng(0)
+    arrays = {'w': rng.standard_normal((33, 7)).astype(np.float32),
+              'fortran': np.asfortranarray(rng.standard_normal((5, 3))),
+              'scalar': np.float32(2.5) * np.ones((), np.float32),
+              'empty': np.zeros((0, 4), np.float32),
+              'ints': np.arange(11, dtype=np.int64)}
+    data = npz(np.savez, **arrays)
+    for checked in (False, True):
+        got = models.arrays_from_bytes(memoryview(data), checked)
+        assert got.keys() == arrays.keys()
+        for k, want in arrays.items():
+            assert got[k].dtype == want.dtype and got[k].shape == want.shape, k
+            assert np.array_equal(got[k], want), k
+            assert got[k].flags.aligned and got[k].flags.writeable, k
+    with pytest.raises(ValueError, match='not a stored .npy array'):
+        models.arrays_from_bytes(npz(np.savez_compressed, **arrays), checked=True)
+    cut = data[:-200]            # the central directory gone: not an archive, either way
+    for checked in (False, True):
+        with pytest.raises(ValueError, match='not a valid .npz archive'):
+            models.arrays_from_bytes(cut, checked)
+
+
+def test_a_checked_blob_gives_the_same_actor():
+    from realrl_policy.weights_blob import pack_actor, unpack
+    cfg = ActorConfig(hidden_sizes=(32, 32))
+    sent = build_actor(cfg, 6, 2)
+    got, _ = unpack(pack_actor(sent), checked=True)
+    for k, v in sent.state_dict().items():
+        assert torch.equal(v, got.state_dict()[k]), k

@@ -91,15 +91,18 @@ class InferenceEngine:
         prepared = self.prepare(version, blob)
         return prepared if isinstance(prepared, str) else self.swap(prepared)
 
-    def prepare(self, version: int, blob: bytes,
-                base: torch.nn.Module | None = None) -> Prepared | str:
+    def prepare(self, version: int, blob: bytes, base: torch.nn.Module | None = None,
+                checked: bool = False) -> Prepared | str:
         """The actor of blob, built and loaded but not swapped in; or why not.
 
         The slow part of a new version (parsing the blob, building the actor, copying its
         tensors): it may run on another thread than the inference, which it leaves alone
-        (a partial blob goes onto a copy of ``base``, by default the current actor)."""
+        (a partial blob goes onto a copy of ``base``, by default the current actor).
+        ``checked``: blob was checked whole (assembled from chunks, its CRC-32 right); its
+        tensors are then read without the zip's CRC of each."""
         try:
-            actor, space_json = unpack(blob, base=base if base is not None else self.actor)
+            actor, space_json = unpack(blob, base=base if base is not None else self.actor,
+                                       checked=checked)
             space = SharedSpace.from_json(space_json) if space_json is not None else None
         except ValueError as e:
             self.refused += 1

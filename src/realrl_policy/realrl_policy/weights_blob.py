@@ -79,7 +79,7 @@ def is_partial(blob: bytes) -> bool:
 
 
 def _onto_base(base: nn.Module | None, cfg, obs_dim: int, act_dim: int, header: dict,
-               weights: bytes) -> nn.Module:
+               weights: bytes, checked: bool) -> nn.Module:
     """A copy of base with a partial blob's tensors in it; ValueError (PARTIAL_FIX) unless
     base is of the same architecture and its frozen tensors have the blob's digest."""
     frozen = header['frozen']
@@ -92,7 +92,7 @@ def _onto_base(base: nn.Module | None, cfg, obs_dim: int, act_dim: int, header: 
     if tensors_digest(base, frozen) != header.get('frozen_digest'):
         raise ValueError(f'a partial weights blob whose frozen tensors ({frozen[0]} ...) '
                          f'differ from those of the actor it would go on; {PARTIAL_FIX}')
-    arrays = arrays_from_bytes(weights)
+    arrays = arrays_from_bytes(weights, checked)
     state = base.state_dict()
     if set(arrays) | set(frozen) != set(state) or set(arrays) & set(frozen):
         raise ValueError(f'a partial weights blob holds {sorted(arrays)} and leaves out '
@@ -119,10 +119,13 @@ def _header(blob: memoryview) -> tuple[dict, int]:
         raise ValueError(f'weights blob header is unreadable: {e}') from e
 
 
-def unpack(blob: bytes, base: nn.Module | None = None) -> tuple[nn.Module, dict | None]:
+def unpack(blob: bytes, base: nn.Module | None = None,
+           checked: bool = False) -> tuple[nn.Module, dict | None]:
     """The actor in blob and its shared space (None in blobs without one); ValueError if
     blob is not a realrl actor blob. A partial blob goes onto a copy of base (base itself is
     not changed), and is refused (ValueError naming the fix) without a base that fits.
+    ``checked``: blob was checked whole (see `models.arrays_from_bytes`): the zip's CRC of
+    each tensor is then not computed again.
 
     ``blob`` may be any bytes-like object; it is read through a view, never copied whole
     (a 100M-parameter blob was copied twice more before its arrays were read)."""
@@ -135,8 +138,8 @@ def unpack(blob: bytes, base: nn.Module | None = None) -> tuple[nn.Module, dict 
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise ValueError(f'weights blob header is unreadable: {e}') from e
     if 'frozen' in header:
-        return _onto_base(base, cfg, obs_dim, act_dim, header, blob[end:]), space
-    return actor_from_bytes(cfg, obs_dim, act_dim, blob[end:]), space
+        return _onto_base(base, cfg, obs_dim, act_dim, header, blob[end:], checked), space
+    return actor_from_bytes(cfg, obs_dim, act_dim, blob[end:], checked), space
 
 
 def unpack_actor(blob: bytes) -> nn.Module:

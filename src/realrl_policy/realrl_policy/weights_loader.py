@@ -67,7 +67,7 @@ class WeightsLoader:
             whole = self.assembler.add(chunk)
             if whole is None:
                 continue
-            prepared = self._prepare(*whole, self._newest)
+            prepared = self._prepare(*whole, self._newest, checked=True)   # CRC-32 checked
             with self._lock:
                 if isinstance(prepared, str):
                     self._errors.append(prepared)
