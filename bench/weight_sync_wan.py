@@ -200,7 +200,7 @@ def main() -> None:
     sizes = [10_000_000] + ([] if args.quick else [100_000_000])
     repeats = 1 if args.quick else 3
     me = [sys.executable, str(Path(__file__).resolve())]
-    env = wan._env_with_package()
+    env = wan.child_env()
     env['PYTHONPATH'] = str(_util.ROOT / 'bench') + ':' + env['PYTHONPATH']
     with tempfile.TemporaryDirectory() as tmp, \
             wan.WanLink(rate_mbit=100, rtt_ms=50, name='rrwanb', subnet='10.213.3') as w:

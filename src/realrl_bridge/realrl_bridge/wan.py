@@ -115,7 +115,7 @@ class WanLink:
             sys.executable, '-m', 'realrl_bridge.delay_proxy',
             '--listen', f'127.0.0.1:{listen_port}', '--target', f'{self.cloud_ip}:{cloud_port}',
             '--one-way-delay-ms', str(self.rtt_ms / 2), '--nice', str(self.proxy_nice)],
-            stdout=subprocess.PIPE, text=True, env=_child_env())
+            stdout=subprocess.PIPE, text=True, env=child_env())
         line = proc.stdout.readline()
         if not line.startswith('ready '):
             raise WanError(f'delay proxy did not start (exit {proc.poll()}): {line!r}')
@@ -147,7 +147,7 @@ class WanLink:
         return self.cloud_ns in listed or self.edge_ns in listed
 
 
-def _child_env() -> dict:
+def child_env() -> dict:
     """This process's environment with its import path, so a child (the relay) imports
     realrl_bridge and what that imports (realrl_common) wherever this process found them.
     Only realrl_bridge's folder was passed before: a bench run without scripts/env.sh then
