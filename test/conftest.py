@@ -10,6 +10,8 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 for pkg in sorted((ROOT / 'src').iterdir()):
     if (pkg / 'setup.py').exists() and str(pkg) not in sys.path:
@@ -17,3 +19,12 @@ for pkg in sorted((ROOT / 'src').iterdir()):
 
 os.environ.setdefault('MUJOCO_GL', 'egl')
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # ros_env helpers
+
+
+@pytest.fixture(scope='session', autouse=True)
+def dds_shm_cleaned():
+    """What SIGKILLed nodes (crash tests, system tests) leave in /dev/shm goes when the
+    session ends (``ros_env.clean_dds_shm``)."""
+    yield
+    from ros_env import clean_dds_shm
+    clean_dds_shm()
