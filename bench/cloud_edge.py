@@ -33,6 +33,12 @@ action. ``steps_ahead`` is the fraction of the edge driver's steps that did so (
 hold_rows - 1 periods of staleness each; ``held_for_action``: ticks the driver held for an
 answer, per step taken (the whole run: the start-up, before the cloud answers, included).
 ``--hold-rows 1`` gives the old pipeline (no chunks).
+Both runs hold ``host.cpu_wake_latency_us`` at ``--cpu-wake-latency-us`` (0, the cloud-edge
+graphs' setting: idle CPUs poll, realrl_common.scheduling.CpuWakeLatency); ``-1`` leaves the
+machine's idle states alone. On an idle virtual machine whose idle CPUs halt, each of a
+step's dozen hand-overs between processes then waits for the host to wake a CPU: the round
+trip's p50 was 95-106 ms instead of 68 ms and the ratio 1.57-1.91 (quick runs); a loaded
+machine, whose CPUs are never idle, hides this (the 1.02 of the first runs).
 ``--control-hz 10`` (100 ms period) shows the same graph where the round trip fits in a
 period. ``--edge-policy`` splits ``config/reach_edge_policy.yaml`` instead: the policy at
 the edge, the learner's weights crossing the link (``weights_version_at_edge``: the newest
@@ -41,7 +47,7 @@ no chunks on either run. Left out: policy inference time alone, learning speed (
 of a policy acting one period late is not measured here), more than one robot. Needs root.
 
     .venv/bin/python bench/cloud_edge.py [--quick] [--control-hz HZ] [--hold-rows N]
-                                         [--edge-policy]
+                                         [--edge-policy] [--cpu-wake-latency-us US]
 """
 from __future__ import annotations
 
@@ -130,8 +136,8 @@ def round_trips(obs: list[list], answers: list[list]) -> list[float]:
 
 ACTION_TOPIC = ['action_chunk']
 """Where the policy's answers go (action_chunk, or action with --hold-rows 1)."""
-CONTROL_HZ: list[str] = []
-"""--set overrides of the driver's rate (from --control-hz)."""
+OVERRIDES: list[str] = []
+"""--set overrides of both runs (the driver's rate, chunks, the machines' CPU wake-up)."""
 CONTROL_HZ_VALUE, HOLD_ROWS = [20.0], [2]
 """The driver's rate and the chunks' rows of this run (the round trip's budget)."""
 
@@ -140,7 +146,7 @@ def run_site(procs: list, ns: str, graph: Path, site: str, run_dir: Path, dom: i
              log: Path) -> None:
     cmd = ['ip', 'netns', 'exec', ns, str(_util.REALRL), 'train', '--config', str(graph),
            '--run-dir', str(run_dir), '--no-stop-at-success', '--max-wall-s', '3600',
-           *CONTROL_HZ]
+           *OVERRIDES]
     procs.append(_util.start_process(cmd + (['--site', site] if site else []),
                                      _util.bench_env(dom), log))
 
@@ -223,15 +229,20 @@ def main() -> None:
         p.add_argument('--edge-policy', action='store_true',
                        help='split run: config/reach_edge_policy.yaml (policy at the edge, '
                             'weights over the link)')
+        p.add_argument('--cpu-wake-latency-us', type=int, default=0,
+                       help="both runs' host.cpu_wake_latency_us (0, the cloud-edge graphs' "
+                            "setting: idle CPUs poll; -1: the machine's own idle states)")
     args = _util.parse(__doc__.split('\n')[0], options)
     _util.require_workspace()
     CONTROL_HZ_VALUE[0], HOLD_ROWS[0] = args.control_hz or 20.0, max(1, args.hold_rows)
     if args.control_hz:
-        CONTROL_HZ.extend(['--set', f'driver.control_hz={args.control_hz}'])
+        OVERRIDES.extend(['--set', f'driver.control_hz={args.control_hz}'])
     if args.edge_policy:
         SPLIT[0], args.hold_rows = EDGE_POLICY, 1
     ACTION_TOPIC[0] = 'action_chunk' if args.hold_rows > 1 else 'action'
-    CONTROL_HZ.extend(['--set', 'policy.chunks=' + ('overlap' if args.hold_rows > 1 else "'off'"),
+    wake = 'null' if args.cpu_wake_latency_us < 0 else args.cpu_wake_latency_us
+    OVERRIDES.extend(['--set', f'host.cpu_wake_latency_us={wake}'])
+    OVERRIDES.extend(['--set', 'policy.chunks=' + ('overlap' if args.hold_rows > 1 else "'off'"),
                        '--set', f'policy.hold_rows={max(1, args.hold_rows)}'])
     reason = wan.available()
     if reason:
@@ -272,6 +283,7 @@ def main() -> None:
                 'steps_ahead_same_host': round(same['steps_ahead'], 3),
                 'hold_rows': args.hold_rows, 'control_hz': args.control_hz or 20.0,
                 'edge_policy': args.edge_policy,
+                'cpu_wake_latency_us': None if wake == 'null' else wake,
                 'weights_version_at_edge': split['weights_version_at_edge']})
 
 

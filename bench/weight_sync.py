@@ -37,7 +37,11 @@ processes: the figure leaves out a real network's latency and loss
 ``realrl_bridge.wan``). Not included: the learner's own ``state_dict()`` copy and loading
 into torch at the edge.
 
+Both processes run with idle CPUs held to wake within ``--cpu-wake-latency-us`` (0: they
+poll; the cloud-edge graphs' ``host`` setting), syncs and raw puts alike.
+
     .venv/bin/python bench/weight_sync.py [--quick] [--params N ...] [--no-verify]
+                                          [--cpu-wake-latency-us US]
 """
 from __future__ import annotations
 
@@ -58,6 +62,7 @@ from realrl_bridge.weight_sync import WeightServer
 from realrl_bridge.weights_codec import digest
 
 from realrl_bridge import certs, link
+from realrl_common.scheduling import CpuWakeLatency
 
 CHUNK = 1 << 20
 LAYER = (2048, 1024)
@@ -255,7 +260,14 @@ def main() -> None:
                        help='only these sizes (default: 10M, 100M, 1B)')
         p.add_argument('--no-verify', action='store_true',
                        help="full syncs without the receiver's per-tensor digest check")
+        p.add_argument('--cpu-wake-latency-us', type=int, default=0,
+                       help='held for the whole run, syncs and raw puts alike (0, the '
+                            "cloud-edge graphs' host setting: idle CPUs poll; -1: the "
+                            "machine's own idle states)")
     args = _util.parse(__doc__.split('\n')[0], options)
+    wake = None if args.cpu_wake_latency_us < 0 else CpuWakeLatency(args.cpu_wake_latency_us)
+    if wake is not None and wake.refused:
+        print(f'bench: {wake.refused}; measuring with the machine as it is', flush=True)
     VERIFY[0] = not args.no_verify
     sizes = [10_000_000, 100_000_000] + ([] if args.quick else [1_000_000_000])
     sizes = args.params or sizes
@@ -302,7 +314,8 @@ def main() -> None:
     print(json.dumps({'sizes': results, 'delta_ratio': big.get('delta_ratio'),
                       'skipped': skipped, 'quick': args.quick, 'link': 'tls loopback',
                       'peak_rss_gib': round(peak, 2), 'edge_peak_rss_gib': round(edge_peak, 2),
-                      'verify': VERIFY[0]}))
+                      'verify': VERIFY[0], 'cpu_wake_latency_us':
+                      wake.us if wake is not None and wake.held else None}))
 
 
 def _free_port() -> int:

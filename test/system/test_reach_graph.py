@@ -13,6 +13,7 @@ from ros_env import ROOT, isolate, next_domain_id, require_workspace, wait_for
 
 from realrl_bringup.chaos import run_processes
 from realrl_bringup.shm_cleanup import fastdds_files, files_in_use
+from realrl_common.scheduling import CPU_WAKE_LATENCY_FILE
 
 FAST = ['--set', 'learner.sac.learning_starts=60', '--set', 'learner.publish_every_s=1.0',
         '--set', 'driver.control_hz=50.0', '--no-stop-at-success', '--status-every-s', '1']
@@ -34,6 +35,16 @@ def shm_files_of(pids) -> set[str]:
         except OSError:
             continue
     return found
+
+
+def open_files(pid: int) -> set[str]:
+    out = set()
+    for fd in Path(f'/proc/{pid}/fd').iterdir():
+        try:
+            out.add(os.readlink(fd))
+        except OSError:   # closed meanwhile
+            continue
+    return out
 
 
 def node_pid(run_dir: Path, executable: str) -> int | None:
@@ -104,10 +115,15 @@ def test_graph_trains_restarts_stops_cleanly_and_resumes(tmp_path):
     isolate(next_domain_id())
     run_dir = tmp_path / 'run'
 
-    run = Run(['--run-dir', str(run_dir), *FAST], tmp_path / 'train1.log')
+    run = Run(['--run-dir', str(run_dir), *FAST, '--set', 'host.cpu_wake_latency_us=50'],
+              tmp_path / 'train1.log')
     try:
         # Transitions reach the store; the learner's weights reach the policy and act.
         assert wait_for(lambda: 'active' in run.text(), 60), run.text()
+        # The graph's host section holds for the run (test_cpu_wake_latency: what it does)
+        if os.access(CPU_WAKE_LATENCY_FILE, os.W_OK):
+            assert 'idle CPUs wake within 50 us' in run.text(), run.text()
+            assert CPU_WAKE_LATENCY_FILE in open_files(run.p.pid)
         assert wait_for(lambda: stored(run_dir) > 0, 60), run.text()
         assert wait_for(lambda: store_rows(run_dir)['policy_version'].max() >= 1, 120), run.text()
 

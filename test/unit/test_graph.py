@@ -39,6 +39,9 @@ def test_demo_graph_is_valid_and_substitutes_the_run_dir():
     ('reward.reach.mode=dens', r"mode must be one of \['dense', 'sparse'\]"),
     ('stop.window=0', r'stop.window must be > 0'),
     ('nobody.x=1', r"no node named 'nobody'"),
+    ('host.cpu_wake_latency_us=-1', r'host: cpu_wake_latency_us must be >= 0 microseconds'),
+    ('host.cpu_wake_latency=0', r"unknown key 'host.cpu_wake_latency'; did you mean "
+                                r"'host.cpu_wake_latency_us'"),
     ('driver.arm.model_path=/nope.xml', r"model_path '/nope.xml' is not a file"),
 ])
 def test_bad_parameters_are_named_before_anything_starts(override, message):
@@ -57,6 +60,16 @@ def test_set_reaches_every_node_of_a_name_or_one_by_namespace():
     with pytest.raises(ConfigError,
                        match=r"no node named 'arm7/driver'; nodes: \[.*'ur5e1/driver'"):
         load_graph(multi, {'run_dir': '/r'}, ['arm7/driver.seed=1'])
+
+
+def test_the_host_section_is_the_machines_setting_and_set_overrides_it():
+    assert load_graph(DEMO, {'run_dir': '/r'}).host.cpu_wake_latency_us is None
+    split = ROOT / 'config' / 'reach_cloud_edge.yaml'
+    assert load_graph(split, {'run_dir': '/r'}).host.cpu_wake_latency_us == 0
+    graph = load_graph(split, {'run_dir': '/r'}, ['host.cpu_wake_latency_us=null'])
+    assert graph.for_site('lab_a').host.cpu_wake_latency_us is None
+    assert load_graph(DEMO, {'run_dir': '/r'},
+                      ['host.cpu_wake_latency_us=25']).host.cpu_wake_latency_us == 25
 
 
 def test_structural_errors(tmp_path):

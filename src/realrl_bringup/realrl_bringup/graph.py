@@ -98,6 +98,24 @@ class StopSpec:
 
 
 @dataclass(frozen=True)
+class HostSpec:
+    """How the machine that runs the graph (each site's machine, in a cloud-edge graph) is
+    set while the run lasts; `realrl train` sets it and puts it back at its end."""
+
+    cpu_wake_latency_us: int | None = None
+    """Hold idle CPUs to wake within this many microseconds (``/dev/cpu_dma_latency``,
+    realrl_common.scheduling.CpuWakeLatency; needs root). 0: idle CPUs poll and never sleep,
+    what a control machine whose messages cross several processes each step wants (a
+    cloud-edge step's round trip on an idle virtual machine: p50 95-106 -> 68 ms). None:
+    the machine's own power management."""
+
+    def __post_init__(self):
+        check(self.cpu_wake_latency_us is None or self.cpu_wake_latency_us >= 0,
+              f'cpu_wake_latency_us must be >= 0 microseconds (0: idle CPUs poll) or '
+              f'null (the machine decides), got {self.cpu_wake_latency_us}')
+
+
+@dataclass(frozen=True)
 class GraphSpec:
     """A whole graph as written in its file: name, nodes, stop rule and leasing."""
 
@@ -112,6 +130,8 @@ class GraphSpec:
     sites: dict = field(default_factory=dict)
     """Site name -> {connect: the router's TLS endpoint} (a cloud-edge deployment:
     realrl_bringup.sites)."""
+    host: HostSpec = field(default_factory=HostSpec)
+    """How the machine running the graph is set while the run lasts."""
     mode: str = ''
     """'async' (the robots never wait for the learner) or 'sync' (they wait after each episode
     while it trains): set once here, it sets the learner's mode and every driver's
@@ -167,6 +187,10 @@ class Graph:
     @property
     def stop(self) -> StopSpec:
         return self.spec.stop
+
+    @property
+    def host(self) -> HostSpec:
+        return self.spec.host
 
     @property
     def lease(self) -> LeaseSpec:
@@ -315,7 +339,7 @@ def apply_override(raw: dict, item: str) -> None:
     if not rest:
         raise ConfigError(f'--set {item!r}: give a node name or section, e.g. stop.window=10 '
                           f'(or one of the top-level {list(TOP_LEVEL_VALUES)}, e.g. mode=sync)')
-    if head in ('stop', 'lease'):
+    if head in ('stop', 'lease', 'host'):
         targets = [raw.setdefault(head, {})]
     else:
         nodes = [n for n in raw.get('nodes', []) if isinstance(n, dict)]

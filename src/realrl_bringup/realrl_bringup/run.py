@@ -29,6 +29,7 @@ from realrl_bringup.progress import EpisodeLog, Progress
 from realrl_bringup.shm_cleanup import files_of
 from realrl_bringup.supervisor import Supervisor, executable_path, ros_args, standby_command
 from realrl_common.config import BAD_CONFIG_EXIT, ConfigError
+from realrl_common.scheduling import CpuWakeLatency
 
 GRAPH_SNAPSHOT = 'graph.yaml'
 
@@ -122,6 +123,7 @@ class Run:
         self.stop = StopFlag()
         # `kill -USR1 <pid>` prints where every thread of this process is (into the run's output)
         faulthandler.register(signal.SIGUSR1, all_threads=True)
+        self.wake_latency = hold_wake_latency(graph.host.cpu_wake_latency_us)
         env = graph_env(os.environ)  # LARGE_DATA transports for camera frames
         self.supervisor = Supervisor(run_dir / 'logs', env)
         # the monitor node's participant (this process) uses the graph's transports too
@@ -231,6 +233,8 @@ class Run:
             print(f'realrl: could not release the lease ({e}); it expires after its ttl',
                   file=sys.stderr, flush=True)
         codes = supervisor.stop_all()
+        if self.wake_latency is not None:
+            self.wake_latency.close()   # the machine's own power management again
         self.executor.shutdown(timeout_sec=0)  # releases what a suspended wait still holds
         self.monitor.destroy_node()
         shutdown_ros()
@@ -264,6 +268,21 @@ def bring_up_all(graph, supervisor, monitor, spin, stop, target: str,
         if why:
             raise RuntimeError(f'{why}; see {node.log_path}')
         print(f'realrl: {spec.fqn} {target}', flush=True)
+
+
+def hold_wake_latency(us: int | None) -> CpuWakeLatency | None:
+    """The graph's host.cpu_wake_latency_us, held for the run (None: not asked); a refusal
+    is printed and the run goes on with the machine as it is."""
+    if us is None:
+        return None
+    held = CpuWakeLatency(us)
+    if held.refused:
+        print(f'realrl: host.cpu_wake_latency_us: {held.refused}; the run goes on, its '
+              f'messages may wait for idle CPUs to wake', file=sys.stderr, flush=True)
+    else:
+        print(f'realrl: idle CPUs wake within {us} us while the run lasts '
+              f'(host.cpu_wake_latency_us)', flush=True)
+    return held
 
 
 def report(events: list[str]) -> None:

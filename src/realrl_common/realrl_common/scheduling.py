@@ -16,10 +16,19 @@ take a ``realtime_priority`` too, below the drivers' (graph_checks.check_priorit
 their executor thread, which takes each observation and publishes its answer, runs
 SCHED_FIFO. Only that thread: the DDS threads and a policy's weights loader keep normal
 scheduling, and the kernel leaves normal processes 5 % of every second.
+
+``CpuWakeLatency`` holds the kernel's limit on how long an idle CPU may take to wake up
+(``/dev/cpu_dma_latency``, PM QoS) for as long as a run lasts (a graph's ``host`` section,
+realrl_bringup.graph). An idle CPU otherwise sleeps in its deepest idle state, and in a
+virtual machine an idle virtual CPU halts and is woken by its host: each of a cloud-edge
+step's dozen hand-overs (driver, bridge, relay, router, policy and back) then waits for a
+CPU to wake. With the limit at 0 idle CPUs poll instead (bench/cloud_edge.py: the round
+trip's p50 95-106 ms -> 68 ms on an idle 2-core VM), at the price of CPUs that never sleep.
 """
 from __future__ import annotations
 
 import os
+import struct
 import threading
 
 from realrl_common.config import check
@@ -117,3 +126,40 @@ def set_process_nice(nice: int) -> str:
             failed = failed or f'cannot set nice {nice} ({e}; raising priority needs ' \
                                f'CAP_SYS_NICE)'
     return failed
+
+
+CPU_WAKE_LATENCY_FILE = '/dev/cpu_dma_latency'
+
+
+class CpuWakeLatency:
+    """Hold the machine's CPU wake-up latency at ``us`` microseconds or less while open
+    (0: idle CPUs poll and never sleep). The kernel keeps the lowest limit any process holds
+    and drops this one when the file is closed, so a killed holder releases it too.
+    ``refused``: '' when held, else why not (it needs root); the machine is then as it was."""
+
+    def __init__(self, us: int, path: str = CPU_WAKE_LATENCY_FILE):
+        if us < 0:
+            raise ValueError(f'cpu_wake_latency_us must be >= 0, got {us}')
+        self.us, self.path, self._fd, self.refused = us, path, None, ''
+        try:
+            self._fd = os.open(path, os.O_WRONLY)
+            os.write(self._fd, struct.pack('i', us))
+        except OSError as e:
+            self.close()
+            self.refused = (f'cannot hold the CPU wake-up latency at {us} us ({path}: '
+                            f'{e.strerror or e}; it needs root and a kernel with PM QoS)')
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def cpu_wake_latency_now(path: str = CPU_WAKE_LATENCY_FILE) -> int:
+    """The limit the kernel applies now, in microseconds (the lowest any process holds)."""
+    with open(path, 'rb') as f:
+        return struct.unpack('i', f.read(4))[0]
