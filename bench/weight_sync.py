@@ -37,8 +37,11 @@ processes: the figure leaves out a real network's latency and loss
 ``realrl_bridge.wan``). Not included: the learner's own ``state_dict()`` copy and loading
 into torch at the edge.
 
-Both processes run with idle CPUs held to wake within ``--cpu-wake-latency-us`` (0: they
-poll; the cloud-edge graphs' ``host`` setting), syncs and raw puts alike.
+``--cpu-wake-latency-us 0`` runs both processes with idle CPUs polling (the cloud-edge
+graphs' ``host`` setting), syncs and raw puts alike. It does not speed a sync up here (quick
+runs on the 2-core VM: 10M 0.08 s, 100M 0.66-0.73 s either way) and slows the raw puts
+(877 -> 656 MB/s at 10M, 969 -> 791 MB/s at 100M: a polling CPU takes from its sibling), so
+it is off by default: throughput-bound work gains nothing from waking sooner.
 
     .venv/bin/python bench/weight_sync.py [--quick] [--params N ...] [--no-verify]
                                           [--cpu-wake-latency-us US]
@@ -260,10 +263,10 @@ def main() -> None:
                        help='only these sizes (default: 10M, 100M, 1B)')
         p.add_argument('--no-verify', action='store_true',
                        help="full syncs without the receiver's per-tensor digest check")
-        p.add_argument('--cpu-wake-latency-us', type=int, default=0,
-                       help='held for the whole run, syncs and raw puts alike (0, the '
-                            "cloud-edge graphs' host setting: idle CPUs poll; -1: the "
-                            "machine's own idle states)")
+        p.add_argument('--cpu-wake-latency-us', type=int, default=-1,
+                       help='held for the whole run, syncs and raw puts alike (0: idle '
+                            "CPUs poll, the cloud-edge graphs' host setting; -1, the "
+                            "default: the machine's own idle states)")
     args = _util.parse(__doc__.split('\n')[0], options)
     wake = None if args.cpu_wake_latency_us < 0 else CpuWakeLatency(args.cpu_wake_latency_us)
     if wake is not None and wake.refused:
