@@ -66,6 +66,9 @@ class WeightServer:
                  encoding: str = 'raw', delta: bool = True, rate_bytes_s: float | None = None,
                  keep_digests: int = 8, chunk_size: int = CHUNK_SIZE,
                  fault: Fault | None = None, prepare_ahead: int = 2):
+        if prepare_ahead < 0:
+            raise ValueError(f'prepare_ahead must be >= 0 chunks (0: gathered in line), got '
+                             f'{prepare_ahead}')
         keep_chunk_memory()
         self._session = session
         self._root = keys.weights(stream)
@@ -75,7 +78,7 @@ class WeightServer:
         self._keep = keep_digests
         self.chunk_size = chunk_size
         self._fault = fault
-        self._ahead = max(0, prepare_ahead)
+        self._ahead = prepare_ahead
         self._gather = ThreadPoolExecutor(1, thread_name_prefix='weight-gather') \
             if self._ahead else None
         """Gathers the next chunks' bytes and checksums while the serving thread waits in

@@ -49,6 +49,13 @@ def test_receiver_gets_every_version_exactly(folder, prepare_ahead):
             server.close()
 
 
+def test_bad_sizes_are_refused_by_name():
+    with pytest.raises(ValueError, match='prepare_ahead must be >= 0 chunks'):
+        WeightServer(None, prepare_ahead=-1)
+    with pytest.raises(ValueError, match='window and inflight must be >= 1'):
+        WeightReceiver(None, window=0)
+
+
 def test_lost_and_corrupted_chunks_are_asked_for_again(folder):
     seen: set = set()
 
