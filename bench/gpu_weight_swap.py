@@ -8,8 +8,15 @@ rate (200 Hz) by one thread; a second thread delivers new weights (host tensors,
 policy has them after unpacking a blob) every 0.5 s. Latency = from a step's scheduled time
 to its action on the host, so a step delayed by a transfer counts in full.
 
-Figures: `p99_ms_idle`, `p99_ms_plain`, `p99_ms_staged` (and p50s), `swaps` per mode,
-`card`. Baseline: the idle mode, in the same process on the same card, right before.
+The policy node's own path is measured too (``engine`` modes): ``InferenceEngine(device=
+'cuda')`` serving a GaussianActor MLP of the same size, new versions arriving as weight blobs
+that ``prepare`` unpacks and stages on the weights thread (the node's ``WeightsLoader``), and
+the stepping thread swapping each in between two ``act`` calls (the node's executor thread);
+``engine_idle`` is the same engine without deliveries.
+
+Figures: `p99_ms_idle`, `p99_ms_plain`, `p99_ms_staged`, `p99_ms_engine_idle`,
+`p99_ms_engine` (and p50s), `swaps` per mode, `card`. Baseline: the idle modes, in the same
+process on the same card, right before.
 Left out: unpacking the blob (CPU work in the weights thread) and the DDS transfer of the
 weights (bench/weight_sync*.py).
 """
@@ -24,8 +31,12 @@ import numpy as np
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / 'src' / 'realrl_policy'))
+for _pkg in ('realrl_policy', 'realrl_common'):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / 'src' / _pkg))
 from realrl_policy.device_swap import DoubleBufferedActor  # noqa: E402
+from realrl_policy.inference import InferenceEngine  # noqa: E402
+from realrl_policy.models import ActorConfig, build_actor  # noqa: E402
+from realrl_policy.weights_blob import pack_actor  # noqa: E402
 
 HZ = 200.0
 
@@ -38,6 +49,72 @@ def make_actor(width: int, depth: int, seed: int) -> nn.Module:
         d = width
     layers.append(nn.Linear(d, 14))
     return nn.Sequential(*layers)
+
+
+def paced_steps(step, seconds: float) -> list[float]:
+    """Call step() at HZ for seconds; each step's latency from its scheduled time."""
+    latencies, period = [], 1.0 / HZ
+    next_t = time.perf_counter()
+    end = next_t + seconds
+    while next_t < end:
+        ahead = next_t - time.perf_counter()
+        if ahead > 1e-3:
+            time.sleep(ahead - 1e-3)
+        while time.perf_counter() < next_t:
+            pass
+        step()
+        latencies.append(time.perf_counter() - next_t)
+        next_t += period
+    return latencies
+
+
+def summary(latencies: list[float], swaps: int) -> dict:
+    ms = np.asarray(latencies) * 1e3
+    return {'p50_ms': round(float(np.median(ms)), 3),
+            'p99_ms': round(float(np.percentile(ms, 99)), 3),
+            'max_ms': round(float(ms.max()), 3), 'steps': len(ms), 'swaps': swaps}
+
+
+def run_engine(deliver: bool, device, seconds: float, width: int, depth: int) -> dict:
+    """The policy node's path: blobs prepared on a weights thread, swapped between steps."""
+    cfg = ActorConfig(hidden_sizes=(width,) * depth)
+    blobs = []
+    for seed in (0, 1, 2):
+        torch.manual_seed(seed)
+        blobs.append(pack_actor(build_actor(cfg, 64, 14)))
+    engine = InferenceEngine(True, device=str(device))
+    engine.add_robot('arm0', 64, -np.ones(14, np.float32), np.ones(14, np.float32))
+    assert engine.swap(engine.prepare(1, blobs[0])) == ''
+    state = np.random.default_rng(0).standard_normal(64).astype(np.float32)
+    ready, lock, stop = [], threading.Lock(), threading.Event()
+
+    def weights_thread():
+        version = 1
+        while deliver and not stop.wait(0.5):
+            version += 1
+            prepared = engine.prepare(version, blobs[1 + version % 2])
+            assert not isinstance(prepared, str), prepared
+            with lock:
+                ready[:] = [prepared]
+
+    def step():
+        with lock:
+            prepared = ready.pop() if ready else None
+        if prepared is not None:
+            assert engine.swap(prepared) == ''
+        engine.act('arm0', state)
+
+    for _ in range(20):
+        engine.act('arm0', state)
+    t = threading.Thread(target=weights_thread, daemon=True)
+    t.start()
+    try:
+        latencies = paced_steps(step, seconds)
+    finally:
+        stop.set()
+        t.join()
+    served = engine.version
+    return dict(summary(latencies, engine.swaps - 1), version_served=served)
 
 
 def run_mode(mode: str, device, seconds: float, width: int, depth: int) -> dict:
@@ -131,11 +208,18 @@ def main():
         key = 'idle_after' if mode == 'idle' and 'idle' in result else mode
         result[key] = r
         print(f'{key:10s} {r}', flush=True)
+    for key, deliver in (('engine_idle', False), ('engine', True)):
+        result[key] = run_engine(deliver, device, seconds, args.width, args.depth)
+        print(f'{key:10s} {result[key]}', flush=True)
     result.update(p99_ms_idle=result['idle']['p99_ms'], p99_ms_plain=result['plain']['p99_ms'],
-                  p99_ms_staged=result['staged']['p99_ms'])
+                  p99_ms_staged=result['staged']['p99_ms'],
+                  p99_ms_engine_idle=result['engine_idle']['p99_ms'],
+                  p99_ms_engine=result['engine']['p99_ms'])
     print(f'{card}, {params / 1e6:.0f}M-parameter actor at {HZ:g} Hz: step p99 '
           f'{result["p99_ms_idle"]} ms without swaps, {result["p99_ms_plain"]} ms with '
-          f'load_state_dict, {result["p99_ms_staged"]} ms with the double-buffered swap')
+          f'load_state_dict, {result["p99_ms_staged"]} ms with the double-buffered swap; '
+          f'the policy engine {result["p99_ms_engine_idle"]} ms without deliveries, '
+          f'{result["p99_ms_engine"]} ms with ({result["engine"]["swaps"]} versions swapped in)')
     print(json.dumps(result), flush=True)
 
 

@@ -147,6 +147,19 @@ def test_a_frozen_policy_exits_on_a_checkpoint_of_another_robot(ros_node, tmp_pa
         proc.stop()
 
 
+def test_a_policy_on_a_gpu_this_machine_lacks_exits_saying_so(tmp_path):
+    missing = f'cuda:{torch.cuda.device_count()}' if torch.cuda.is_available() else 'cuda'
+    proc = Proc([executable('realrl_policy', 'policy_node'), '--ros-args',
+                 '-p', 'robot_ids:=[arm0]', '-p', f'device:={missing}'],
+                tmp_path / 'policy.log')
+    try:
+        assert wait_for(lambda: proc.p.poll() is not None, 30), proc.output()
+        assert proc.p.returncode == 2, proc.output()   # a bad configuration: not restarted
+        assert f"device '{missing}'" in proc.output() and 'set device: cpu' in proc.output()
+    finally:
+        proc.stop()
+
+
 def test_policy_stacks_each_robots_frames_per_episode(ros_node, tmp_path):
     """A 'cnn' actor with frame_stack 2 over DDS: the node gives it each observation's frame
     after the episode's previous one (the first repeated at step 0, again at a new episode),

@@ -39,6 +39,7 @@ def test_demo_graph_is_valid_and_substitutes_the_run_dir():
     ('reward.reach.mode=dens', r"mode must be one of \['dense', 'sparse'\]"),
     ('stop.window=0', r'stop.window must be > 0'),
     ('nobody.x=1', r"no node named 'nobody'"),
+    ('policy.device=gpu', r"device must be 'cpu', 'cuda' or 'cuda:N', got 'gpu'"),
     ('host.cpu_wake_latency_us=-1', r'host: cpu_wake_latency_us must be >= 0 microseconds'),
     ('host.cpu_wake_latency=0', r"unknown key 'host.cpu_wake_latency'; did you mean "
                                 r"'host.cpu_wake_latency_us'"),

@@ -49,8 +49,9 @@ class ChunkMLPActor(nn.Module):
         for text in (texts or [b''] * batch):
             offsets.append(len(ids))
             ids.extend(text or b'\0')  # an empty instruction is one NUL byte
-        return self.words(torch.tensor(ids, dtype=torch.long),
-                          torch.tensor(offsets, dtype=torch.long))
+        device = self.words.weight.device
+        return self.words(torch.tensor(ids, dtype=torch.long, device=device),
+                          torch.tensor(offsets, dtype=torch.long, device=device))
 
     @torch.no_grad()
     def act_chunk(self, obs: np.ndarray, deterministic: bool = False,
@@ -60,7 +61,8 @@ class ChunkMLPActor(nn.Module):
         if x.shape[1] != self.obs_dim:
             raise ValueError(f'observation has {x.shape[1]} values, the actor expects '
                              f'{self.obs_dim}')
-        return self.forward(x, [instruction.encode('utf-8')])[0].numpy()
+        x = x.to(self.words.weight.device)
+        return self.forward(x, [instruction.encode('utf-8')])[0].cpu().numpy()
 
     def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
         """The chunk's first row (the node's single-action mode)."""

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from realrl_policy.encoders import ImageEncoder
-from realrl_policy.models import ActorConfig, GaussianActor
+from realrl_policy.models import ActorConfig, GaussianActor, module_device
 
 
 class CNNActor(nn.Module):
@@ -69,5 +69,6 @@ class CNNActor(nn.Module):
                 raise ValueError(f'camera {key[len("image_"):]!r}: expected {what}, got shape '
                                  f'{frame.shape}')
             batch[key] = torch.from_numpy(frame[None].copy())
-        sampled, _, mean = self.forward(batch)
-        return (mean if deterministic else sampled)[0].numpy()
+        device = module_device(self)
+        sampled, _, mean = self.forward({k: v.to(device) for k, v in batch.items()})
+        return (mean if deterministic else sampled)[0].cpu().numpy()

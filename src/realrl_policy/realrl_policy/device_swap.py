@@ -11,10 +11,17 @@ never waits for a transfer.
 
 On a CPU there is nothing to overlap: ``stage`` loads the weights into the standby copy at
 once and the swap happens at the next step boundary, with the same guarantee.
+
+``stage`` may run on another thread than ``active`` (the policy's weights loader stages, its
+control thread steps): the standby copy is written under a lock, and ``active`` never waits
+for it (while a stage runs, the current copy serves). Weights staged with ``commit=False``
+wait for ``commit(version)`` (the policy's check that they fit its robots) before they may
+be swapped in.
 """
 from __future__ import annotations
 
 import copy
+import threading
 
 import torch
 from torch import nn
@@ -41,12 +48,24 @@ class DoubleBufferedActor:
         self._released = None  # on the inference stream: the old active copy's last use
         self.version = 0
         self._staged_version: int | None = None
+        self._committed: int | None = None
+        self._lock = threading.Lock()   # held while the standby copy is written
         self.swaps = 0
 
-    def stage(self, state_dict: dict[str, torch.Tensor], version: int) -> None:
+    def stage(self, state_dict: dict[str, torch.Tensor], version: int,
+              commit: bool = True) -> None:
         """Begin copying state_dict (host tensors of the same architecture) into the standby
         copy; ValueError if its keys or shapes differ (such weights need a new actor). A
-        version staged before the previous one was swapped in replaces it."""
+        version staged before the previous one was swapped in replaces it. ``commit=False``:
+        not swapped in before ``commit(version)``."""
+        with self._lock:
+            self._stage(state_dict, version, commit)
+
+    def commit(self, version: int) -> None:
+        """Let staged ``version`` be swapped in (once its copies have arrived)."""
+        self._committed = int(version)
+
+    def _stage(self, state_dict: dict[str, torch.Tensor], version: int, commit: bool) -> None:
         target = self._standby.state_dict()
         if set(target) != set(state_dict):
             raise ValueError(f'weights hold {sorted(set(state_dict) ^ set(target))} that the '
@@ -57,6 +76,7 @@ class DoubleBufferedActor:
                                  f'{tuple(target[k].shape)}')
         if self._event is not None:  # the standby copy is still being written: let it finish
             self._event.synchronize()
+        self._staged_version, self._committed = None, int(version) if commit else None
         if not self._cuda:
             with torch.no_grad():
                 for k, v in state_dict.items():
@@ -81,14 +101,23 @@ class DoubleBufferedActor:
 
     def active(self) -> nn.Module:
         """The actor for the next step: the standby copy once its weights have fully
-        arrived (then the two trade places), else the current one. Never waits."""
-        if self._staged_version is not None and (self._event is None or self._event.query()):
-            self._active, self._standby = self._standby, self._active
-            self.version, self._staged_version, self._event = self._staged_version, None, None
-            self.swaps += 1
-            if self._cuda:
-                self._released = torch.cuda.Event()
-                self._released.record(torch.cuda.current_stream(self.device))
+        arrived and are committed (then the two trade places), else the current one. Never
+        waits."""
+        if self._staged_version is None or self._staged_version != self._committed or \
+                not self._lock.acquire(blocking=False):   # a stage is writing the standby
+            return self._active
+        try:
+            if self._staged_version is not None and self._staged_version == self._committed \
+                    and (self._event is None or self._event.query()):
+                self._active, self._standby = self._standby, self._active
+                self.version, self._staged_version, self._event = (self._staged_version, None,
+                                                                   None)
+                self.swaps += 1
+                if self._cuda:
+                    self._released = torch.cuda.Event()
+                    self._released.record(torch.cuda.current_stream(self.device))
+        finally:
+            self._lock.release()
         return self._active
 
     def pending(self) -> bool:

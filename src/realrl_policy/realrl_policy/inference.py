@@ -13,15 +13,25 @@ An image actor (``uses_images``, e.g. 'cnn') also gets the observation's camera 
 as {'state': vector, 'image_<camera>': HxWx3 uint8}; one with ``encoder.frame_stack`` k > 1
 gets each camera's last k frames of the robot's episode (``frame_stack.FrameStacks``, kept
 per robot from the observations' episode_id and step).
+
+On a GPU (``device`` 'cuda' or 'cuda:N') the actor lives there twice
+(``device_swap.DoubleBufferedActor``): ``prepare``, on the weights loader's thread, copies a
+new version into the standby copy on a stream of its own, ``swap`` lets it in once it fits
+every robot, and the step after its copies have arrived runs on it (``serving``). A version
+of another architecture (or the first) gets a new pair of copies, built on the loader's
+thread too. ``actor`` stays the newest version on the CPU: the base a partial version is
+applied to, and what the engine asks about the actor (its inputs, its type).
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from realrl_common.embodiment import SharedSpace
+from realrl_policy.device_swap import DoubleBufferedActor
 from realrl_policy.frame_stack import FrameStacks
 from realrl_policy.weights_blob import unpack
 
@@ -47,6 +57,20 @@ def from_unit(u: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
     return np.clip(low + 0.5 * (u + 1.0) * (high - low), low, high)
 
 
+def usable_device(device: str) -> torch.device:
+    """``device`` as torch's, or ValueError naming what this machine has instead."""
+    if device == 'cpu':
+        return torch.device('cpu')
+    index = int(device.split(':')[1]) if ':' in device else 0
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if not device.startswith('cuda') or index >= count:
+        raise ValueError(f'device {device!r}: torch sees no CUDA device here '
+                         f'(torch.cuda.is_available() is False); set device: cpu' if not count
+                         else f'device {device!r}: this machine has {count} CUDA device(s); '
+                         f'set device: cpu or cuda:N with N below {count}')
+    return torch.device(device)
+
+
 @dataclass(frozen=True)
 class Prepared:
     """A version's actor, built and loaded, waiting to be swapped in (``swap``)."""
@@ -54,16 +78,23 @@ class Prepared:
     version: int
     actor: torch.nn.Module
     space: SharedSpace | None
+    on_device: DoubleBufferedActor | None = None
+    """On a GPU: the pair of device copies this version went to (None on the CPU)."""
+    staged: bool = False
+    """It was staged into the pair's standby copy (else the pair is new and holds it)."""
 
 
 class InferenceEngine:
     """The current actor and the robots it serves: actions from observations,
     weights swapped in between them."""
 
-    def __init__(self, deterministic: bool = False, seed: int = 0):
+    def __init__(self, deterministic: bool = False, seed: int = 0, device: str = 'cpu'):
         self.deterministic = deterministic
+        self.device = usable_device(device)
         self.version = 0
+        """The version of the weights the next step runs on."""
         self.actor: torch.nn.Module | None = None
+        self._on_device: DoubleBufferedActor | None = None   # on a GPU: the actor's copies
         self.space: SharedSpace | None = None
         self.spaces: dict[str, RobotSpace] = {}
         self._embodiment: dict[str, int] = {}
@@ -112,7 +143,21 @@ class InferenceEngine:
             self.refused += 1
             return (f'weights v{version}: actor obs {actor.obs_dim}/act {actor.act_dim} do not '
                     f'match their shared space {space.obs_dim}/{space.action_dim}')
-        return Prepared(int(version), actor, space)
+        if self.device.type == 'cpu':
+            return Prepared(int(version), actor, space)
+        current = self._on_device
+        if current is not None:
+            try:
+                current.stage(actor.state_dict(), int(version), commit=False)
+                return Prepared(int(version), actor, space, current, staged=True)
+            except ValueError:   # another architecture: new copies
+                pass
+        return Prepared(int(version), actor, space, self._new_pair(int(version), actor))
+
+    def _new_pair(self, version: int, actor: torch.nn.Module) -> DoubleBufferedActor:
+        pair = DoubleBufferedActor(copy.deepcopy(actor), self.device)
+        pair.version = version
+        return pair
 
     def swap(self, prepared: Prepared) -> str:
         """Make a prepared actor the current one if it fits every robot ('' or why not).
@@ -130,9 +175,29 @@ class InferenceEngine:
         k = self.frame_stack
         if k > 1 and (self._stacks is None or self._stacks.k != k):
             self._stacks = FrameStacks(k)
-        self.version = prepared.version
+        pair = prepared.on_device
+        if pair is None:
+            self.version = prepared.version
+        elif not prepared.staged:
+            self._on_device = pair
+            self.version = prepared.version
+        elif pair is self._on_device:   # in once its copies have arrived (serving)
+            pair.commit(prepared.version)
+            self.serving()
+        else:   # staged into copies a newer architecture has replaced since: rare
+            self._on_device = self._new_pair(prepared.version, prepared.actor)
+            self.version = prepared.version
         self.swaps += 1
         return ''
+
+    def serving(self) -> tuple[torch.nn.Module | None, int]:
+        """The actor the next step runs on and its version: on a GPU the device copy, which
+        takes a committed version once its copies have arrived (never waiting for them)."""
+        if self._on_device is None:
+            return self.actor, self.version
+        actor = self._on_device.active()
+        self.version = self._on_device.version
+        return actor, self.version
 
     @staticmethod
     def _fit(rid: str, robot: RobotSpace, actor: torch.nn.Module,
@@ -169,9 +234,10 @@ class InferenceEngine:
         one of its cameras. An actor with frame_stack k > 1 needs the observation's
         episode_id and step: it gets each camera's last k frames of the episode."""
         robot = self.spaces[robot_id]
-        if self.actor is None:
+        actor, version = self.serving()
+        if actor is None:
             u = self._rng.uniform(-1.0, 1.0, size=robot.low.shape[0])
-            return from_unit(np.asarray(u, np.float32), robot.low, robot.high), self.version
+            return from_unit(np.asarray(u, np.float32), robot.low, robot.high), version
         obs = state
         if self.space is not None:
             e = self._embodiment[robot_id]
@@ -183,8 +249,8 @@ class InferenceEngine:
                                      "give act() the observation's episode_id and step")
                 images = self._stacks.stack(robot_id, int(episode_id), int(step), images or {})
             obs = {'state': obs, **{f'image_{cam}': f for cam, f in (images or {}).items()}}
-        u = self.actor.act(obs, deterministic=self.deterministic)[:robot.low.shape[0]]
-        return from_unit(np.asarray(u, np.float32), robot.low, robot.high), self.version
+        u = actor.act(obs, deterministic=self.deterministic)[:robot.low.shape[0]]
+        return from_unit(np.asarray(u, np.float32), robot.low, robot.high), version
 
     def actor_input(self, robot_id: str, state: np.ndarray) -> np.ndarray:
         """The loaded actor's input for robot_id's state: the state itself, or padded into

@@ -26,6 +26,13 @@ from realrl_common.config import build_config
 from realrl_common.plugins import POLICIES, lookup, registered
 from realrl_policy.encoders import EncoderConfig
 
+
+def module_device(module: nn.Module) -> torch.device:
+    """Where a module's parameters are (its inputs go there); the CPU for one without."""
+    for p in module.parameters():
+        return p.device
+    return torch.device('cpu')
+
 ACTIVATIONS = {'relu': nn.ReLU, 'tanh': nn.Tanh, 'elu': nn.ELU}
 
 
@@ -148,9 +155,9 @@ class GaussianActor(nn.Module):
         if x.shape[1] != self.obs_dim:
             raise ValueError(f'observation has {x.shape[1]} values, the actor expects '
                              f'{self.obs_dim}')
-        mean, log_std = self._mean_log_std(x)
+        mean, log_std = self._mean_log_std(x.to(module_device(self)))
         pre = mean if deterministic else mean + log_std.exp() * torch.randn_like(mean)
-        return torch.tanh(pre)[0].numpy()
+        return torch.tanh(pre)[0].cpu().numpy()
 
 
 def actor_config_class(actor_type: str) -> type:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 
 from realrl_common.config import check
@@ -9,6 +10,7 @@ from realrl_common.plugins import NodeKind
 from realrl_common.scheduling import check_realtime_priority
 
 CHUNK_MODES = ('off', 'overlap', 'blocking')
+DEVICE = re.compile(r'^(cpu|cuda(:\d+)?)$')
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,10 @@ class PolicyNodeConfig:
     a tick until both the action and the label of its observation are back). Below every
     served driver's realtime_priority, so no answer delays a clock (graph_checks). 0: normal
     scheduling (realrl_common.scheduling)."""
+    device: str = 'cpu'
+    """Where the actor runs: 'cpu', 'cuda' or 'cuda:N'. On a GPU new weights are copied into
+    a second copy of the actor on a stream of their own and swapped in between two steps
+    (realrl_policy.device_swap), so no step waits for a transfer."""
     min_inference_s: float = 0.0
     """Pad every chunk inference to at least this long (emulates a slower model; for
     benchmarks and tests of chunk scheduling). 0: off."""
@@ -73,6 +79,8 @@ class PolicyNodeConfig:
               'listens to weights_topic anyway: drop listen_after_file')
         check(self.hold_rows >= 1, f'hold_rows must be >= 1, got {self.hold_rows}')
         check_realtime_priority(self.realtime_priority)
+        check(bool(DEVICE.match(self.device)),
+              f"device must be 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
         check(self.min_inference_s >= 0,
               f'min_inference_s must be >= 0, got {self.min_inference_s}')
 

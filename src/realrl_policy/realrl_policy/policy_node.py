@@ -39,7 +39,12 @@ class PolicyNode(Node):
         super().__init__('policy', automatically_declare_parameters_from_overrides=True)
         self.cfg = read_config(self, PolicyNodeConfig)
         torch.set_num_threads(1)
-        self.engine = InferenceEngine(self.cfg.deterministic, self.cfg.seed)
+        try:
+            self.engine = InferenceEngine(self.cfg.deterministic, self.cfg.seed,
+                                          self.cfg.device)
+        except ValueError as e:   # no such GPU here: the node exits with it, not restarted
+            raise ConfigError(str(e)) from None
+        self._published = -1   # the version ~/version last said
         self._ready = self.create_guard_condition(self._swap_ready)
         self.loader = WeightsLoader(self.engine.prepare, self._ready.trigger)
         self.failures = 0
@@ -100,6 +105,8 @@ class PolicyNode(Node):
                      action=to_f32(action), policy_version=version)
         out.header.stamp = self.get_clock().now().to_msg()
         self._action_pubs[msg.robot_id].publish(out)
+        if version != self._published:   # on a GPU a version takes over after its copies
+            self._publish_version()
 
     def _on_chunk(self, msg: WeightChunk):
         self.loader.put(Chunk(msg.version, msg.index, msg.count, msg.total_bytes, msg.crc32,
@@ -116,10 +123,12 @@ class PolicyNode(Node):
             return
         self._swap(prepared)
 
-    def _load_waiting(self):
+    def _load_waiting(self):   # the chunk server is idle: between two inferences
         prepared, self._waiting_weights = self._waiting_weights, None
         if prepared is not None:
             self._swap(prepared)
+        elif self.engine.serving()[1] != self._published:   # a GPU copy took over
+            self._publish_version()
 
     def _load(self, whole):
         prepared = self.engine.prepare(*whole)
@@ -151,8 +160,10 @@ class PolicyNode(Node):
             self.chunks.close()
 
     def _publish_version(self):
+        self._published = self.engine.version
         self._version_pub.publish(PolicyVersion(node=self.get_fully_qualified_name(),
                                                 version=self.engine.version))
+
 
 
 def main(args=None):
