@@ -57,6 +57,8 @@ def paced_steps(step, seconds: float) -> list[float]:
     next_t = time.perf_counter()
     end = next_t + seconds
     while next_t < end:
+        # Sleep to just before the step, then wait out the rest: a node sleeps between
+        # steps, and a spinning loop would hold the GIL against the weights thread.
         ahead = next_t - time.perf_counter()
         if ahead > 1e-3:
             time.sleep(ahead - 1e-3)
@@ -142,37 +144,27 @@ def run_mode(mode: str, device, seconds: float, width: int, depth: int) -> dict:
             delivered[0] += 1
 
     x = torch.randn(1, 64, device=device)
-    latencies = []
+
+    def step():
+        if mode == 'plain':
+            with lock:
+                sd = pending.pop() if pending else None
+                pending.clear()
+            if sd is not None:
+                plain.load_state_dict(sd)
+            actor = plain
+        elif mode == 'staged':
+            actor = buffered.active()
+        else:
+            actor = plain
+        actor(x).cpu()
+
     t = threading.Thread(target=weights_thread, daemon=True)
     with torch.no_grad():
         for _ in range(20):  # warm-up
             plain(x).cpu()
         t.start()
-        period = 1.0 / HZ
-        next_t = time.perf_counter()
-        end = next_t + seconds
-        while next_t < end:
-            # Sleep to just before the step, then wait out the rest: a node sleeps between
-            # steps, and a spinning loop would hold the GIL against the weights thread.
-            ahead = next_t - time.perf_counter()
-            if ahead > 1e-3:
-                time.sleep(ahead - 1e-3)
-            while time.perf_counter() < next_t:
-                pass
-            if mode == 'plain':
-                with lock:
-                    sd = pending.pop() if pending else None
-                    pending.clear()
-                if sd is not None:
-                    plain.load_state_dict(sd)
-                actor = plain
-            elif mode == 'staged':
-                actor = buffered.active()
-            else:
-                actor = plain
-            actor(x).cpu()
-            latencies.append(time.perf_counter() - next_t)
-            next_t += period
+        latencies = paced_steps(step, seconds)
     stop.set()
     t.join()
     exact = None
@@ -182,12 +174,8 @@ def run_mode(mode: str, device, seconds: float, width: int, depth: int) -> dict:
             time.sleep(0.001)
         got = buffered.active().state_dict()
         exact = all(torch.equal(got[k].cpu(), v) for k, v in updates[0].items())
-    ms = np.asarray(latencies) * 1e3
-    return {'p50_ms': round(float(np.median(ms)), 3),
-            'p99_ms': round(float(np.percentile(ms, 99)), 3),
-            'max_ms': round(float(ms.max()), 3), 'steps': len(ms),
-            'swaps': buffered.swaps if buffered else delivered[0] if mode == 'plain' else 0,
-            'weights_exact': exact}
+    swaps = buffered.swaps if buffered else delivered[0] if mode == 'plain' else 0
+    return dict(summary(latencies, swaps), weights_exact=exact)
 
 
 def main():
