@@ -31,8 +31,10 @@ import numpy as np
 import torch
 from torch import nn
 
-for _pkg in ('realrl_policy', 'realrl_common'):
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / 'src' / _pkg))
+ROOT = Path(__file__).resolve().parent.parent
+for _pkg in ('realrl_policy', 'realrl_common'):   # carry build/*/realrl_*.egg-info to a GPU
+    sys.path.insert(0, str(ROOT / 'src' / _pkg))   # machine: the engine's actor types
+    sys.path.insert(0, str(ROOT / 'build' / _pkg))  # are registered plug-ins
 from realrl_policy.device_swap import DoubleBufferedActor  # noqa: E402
 from realrl_policy.inference import InferenceEngine  # noqa: E402
 from realrl_policy.models import ActorConfig, build_actor  # noqa: E402
