@@ -70,7 +70,7 @@ def test_a_stage_on_another_thread_never_shows_a_step_mixed_weights():
     def step():
         while not done.is_set():
             copy = actor.active()
-            values = {float(p.flatten()[0]) for p in copy.parameters()}
+            values = {p.detach().flatten()[0].item() for p in copy.parameters()}
             if len(values) > 1:
                 mixed.append(values)
             seen.add(actor.version)
