@@ -14,7 +14,7 @@ The cloud process drives; the edge answers on its robot's key (``.../robot/arm0/
 Both figures include the ack's one-way trip (25 ms). Needs root; 10M parameters (40 MB,
 about 3.4 s at 100 Mbit/s); 100M too without --quick.
 
-    .venv/bin/python bench/weight_sync_wan.py [--quick]
+    .venv/bin/python bench/weight_sync_wan.py [--quick] [--sizes N ...] [--repeats K]
 """
 from __future__ import annotations
 
@@ -186,8 +186,10 @@ def main() -> None:
     parser.add_argument('--certs')
     parser.add_argument('--host')
     parser.add_argument('--port', type=int)
-    parser.add_argument('--sizes', type=int, nargs='*')
-    parser.add_argument('--repeats', type=int, default=1)
+    parser.add_argument('--sizes', type=int, nargs='*',
+                        help='parameter counts (default: 10M, and 100M without --quick)')
+    parser.add_argument('--repeats', type=int,
+                        help='syncs per size (default: 3, 1 with --quick)')
     args = parser.parse_args()
     if args.role == 'cloud':
         return cloud(args)
@@ -197,8 +199,8 @@ def main() -> None:
     if reason:
         print(json.dumps({'skipped': reason}))
         return
-    sizes = [10_000_000] + ([] if args.quick else [100_000_000])
-    repeats = 1 if args.quick else 3
+    sizes = args.sizes or [10_000_000] + ([] if args.quick else [100_000_000])
+    repeats = args.repeats or (1 if args.quick else 3)
     me = [sys.executable, str(Path(__file__).resolve())]
     env = wan.child_env()
     env['PYTHONPATH'] = str(_util.ROOT / 'bench') + ':' + env['PYTHONPATH']
