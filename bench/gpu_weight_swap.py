@@ -96,7 +96,8 @@ def run_engine(deliver: bool, device, seconds: float, width: int, depth: int) ->
         version = 1
         while deliver and not stop.wait(0.5):
             version += 1
-            prepared = engine.prepare(version, blobs[1 + version % 2])
+            # checked: as the node's loader, whose blobs' CRC-32 the chunk assembler checked
+            prepared = engine.prepare(version, blobs[1 + version % 2], checked=True)
             assert not isinstance(prepared, str), prepared
             with lock:
                 ready[:] = [prepared]
