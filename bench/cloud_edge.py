@@ -240,8 +240,8 @@ def main() -> None:
     if args.edge_policy:
         SPLIT[0], args.hold_rows = EDGE_POLICY, 1
     ACTION_TOPIC[0] = 'action_chunk' if args.hold_rows > 1 else 'action'
-    wake = 'null' if args.cpu_wake_latency_us < 0 else args.cpu_wake_latency_us
-    OVERRIDES.extend(['--set', f'host.cpu_wake_latency_us={wake}'])
+    wake = None if args.cpu_wake_latency_us < 0 else args.cpu_wake_latency_us
+    OVERRIDES.extend(['--set', f'host.cpu_wake_latency_us={"null" if wake is None else wake}'])
     OVERRIDES.extend(['--set', 'policy.chunks=' + ('overlap' if args.hold_rows > 1 else "'off'"),
                        '--set', f'policy.hold_rows={max(1, args.hold_rows)}'])
     reason = wan.available()
@@ -283,7 +283,7 @@ def main() -> None:
                 'steps_ahead_same_host': round(same['steps_ahead'], 3),
                 'hold_rows': args.hold_rows, 'control_hz': args.control_hz or 20.0,
                 'edge_policy': args.edge_policy,
-                'cpu_wake_latency_us': None if wake == 'null' else wake,
+                'cpu_wake_latency_us': wake,
                 'weights_version_at_edge': split['weights_version_at_edge']})
 
 

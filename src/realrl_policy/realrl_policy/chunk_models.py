@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from realrl_policy.models import ActorConfig, mlp
+from realrl_policy.models import ActorConfig, mlp, module_device
 
 INSTRUCTION_FEATURES = 16
 """Width of the instruction's embedding."""
@@ -49,7 +49,7 @@ class ChunkMLPActor(nn.Module):
         for text in (texts or [b''] * batch):
             offsets.append(len(ids))
             ids.extend(text or b'\0')  # an empty instruction is one NUL byte
-        device = self.words.weight.device
+        device = module_device(self)
         return self.words(torch.tensor(ids, dtype=torch.long, device=device),
                           torch.tensor(offsets, dtype=torch.long, device=device))
 
@@ -61,7 +61,7 @@ class ChunkMLPActor(nn.Module):
         if x.shape[1] != self.obs_dim:
             raise ValueError(f'observation has {x.shape[1]} values, the actor expects '
                              f'{self.obs_dim}')
-        x = x.to(self.words.weight.device)
+        x = x.to(module_device(self))
         return self.forward(x, [instruction.encode('utf-8')])[0].cpu().numpy()
 
     def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:

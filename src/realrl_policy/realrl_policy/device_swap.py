@@ -103,12 +103,10 @@ class DoubleBufferedActor:
         """The actor for the next step: the standby copy once its weights have fully
         arrived and are committed (then the two trade places), else the current one. Never
         waits."""
-        if self._staged_version is None or self._staged_version != self._committed or \
-                not self._lock.acquire(blocking=False):   # a stage is writing the standby
-            return self._active
+        if not self._swappable() or not self._lock.acquire(blocking=False):
+            return self._active   # nothing to swap in, or a stage is writing the standby
         try:
-            if self._staged_version is not None and self._staged_version == self._committed \
-                    and (self._event is None or self._event.query()):
+            if self._swappable() and (self._event is None or self._event.query()):
                 self._active, self._standby = self._standby, self._active
                 self.version, self._staged_version, self._event = (self._staged_version, None,
                                                                    None)
@@ -119,6 +117,9 @@ class DoubleBufferedActor:
         finally:
             self._lock.release()
         return self._active
+
+    def _swappable(self) -> bool:
+        return self._staged_version is not None and self._staged_version == self._committed
 
     def pending(self) -> bool:
         """Whether staged weights have not been swapped in yet."""

@@ -33,6 +33,7 @@ def module_device(module: nn.Module) -> torch.device:
         return p.device
     return torch.device('cpu')
 
+
 ACTIVATIONS = {'relu': nn.ReLU, 'tanh': nn.Tanh, 'elu': nn.ELU}
 
 

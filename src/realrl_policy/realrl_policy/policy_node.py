@@ -165,7 +165,6 @@ class PolicyNode(Node):
                                                 version=self.engine.version))
 
 
-
 def main(args=None):
     """Runs the policy node."""
     spin_node(PolicyNode, 'policy', args)

@@ -36,7 +36,7 @@ from realrl_learner.algorithms.large import (
     on_device,
     to_device,
 )
-from realrl_policy.models import ActorConfig, build_actor
+from realrl_policy.models import ActorConfig, build_actor, module_device
 
 
 @dataclass(frozen=True)
@@ -136,7 +136,7 @@ class BC:
     def loss(self, batch: dict[str, torch.Tensor], weight: torch.Tensor | None = None
              ) -> torch.Tensor:
         """The imitation loss of batch, rows weighted by weight [B] (None: all 1)."""
-        device = next(self.actor.parameters()).device
+        device = module_device(self.actor)
         target = imitation_target(self.actor, batch).to(device)
         inputs = to_device(actor_inputs(self.actor, batch), device)
         weight = None if weight is None else weight.to(device)
@@ -159,7 +159,7 @@ class BC:
         total_w = None if weight is None else float(weight.sum())
         self.opt.zero_grad(set_to_none=True)
         total = torch.zeros(())
-        device = next(self.actor.parameters()).device
+        device = module_device(self.actor)
         for rows, micro in micro_batches(batch, n, self.cfg.grad_accumulation_steps):
             w = None if weight is None else weight[rows]
             if w is None:

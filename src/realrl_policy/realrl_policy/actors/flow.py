@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from realrl_policy.models import ActorConfig, mlp
+from realrl_policy.models import ActorConfig, mlp, module_device
 
 ATANH_LIMIT = 1.0 - 1e-3
 """Demonstrated actions are clipped to +-this before atanh (an action of exactly 1 has no
@@ -196,7 +196,7 @@ class FlowActor(nn.Module):
     def act_chunk(self, obs: np.ndarray, deterministic: bool = False, **_inputs) -> np.ndarray:
         """The next H actions (float32, shape (H, act_dim)) for one state vector."""
         x = torch.as_tensor(np.asarray(obs, dtype=np.float32).reshape(1, -1))
-        x = x.to(next(self.parameters()).device)
+        x = x.to(module_device(self))
         if x.shape[1] != self.obs_dim:
             raise ValueError(f'observation has {x.shape[1]} values, the flow actor expects '
                              f'{self.obs_dim}')

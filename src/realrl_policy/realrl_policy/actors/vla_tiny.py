@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from realrl_policy.actors.flow import FlowActorConfig, FlowHead, weighted_mean
-from realrl_policy.models import ACTIVATIONS, mlp
+from realrl_policy.models import ACTIVATIONS, mlp, module_device
 
 PAD = 0
 """Token of padding; a byte b is token b + 1."""
@@ -193,7 +193,7 @@ class VLATiny(nn.Module):
         if image.ndim != 3:
             raise ValueError(f'a camera frame must be (height, width, channels), got '
                              f'{image.shape}')
-        device = next(self.parameters()).device
+        device = module_device(self)
         return {'obs': torch.from_numpy(state).to(device),
                 'image': torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None]
                 .to(device),
