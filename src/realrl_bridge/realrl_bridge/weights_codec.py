@@ -8,8 +8,11 @@ cut into chunks of ``chunk_size`` bytes (1 MiB by default). The payload is never
 ``Encoded.chunk(i)`` gathers chunk ``i`` from the tensors when it is sent (one copy, into
 the bytes that are sent), with its checksum, so the first chunk leaves without a pass over
 the whole state. The manifest describes the layout: the tensors (name, dtype, shape, where
-their bytes are, a digest of their original bytes). The receiver keeps a chunk only if it
-matches the checksum sent with it. Checksums and digests are XXH3 (64 and 128 bits, the
+their bytes are). The receiver keeps a chunk only if it matches the checksum sent with it.
+Each tensor also has a digest of its original bytes, which the manifest does not carry: a
+full version's chunks leave while the sender is still hashing, and the receiver gets the
+digests apart (``WeightServer`` answers for them once they are done) and checks the whole
+against them (``Assembly.decode``). Checksums and digests are XXH3 (64 and 128 bits, the
 ``xxhash`` package): about 20x cheaper than CRC-32 or SHA-1 here, and they are what set the
 pace of a sync over a fast link (they detect corruption and changes; TLS authenticates).
 Encodings:
@@ -84,8 +87,16 @@ def digest_all(state: Mapping[str, np.ndarray]) -> dict[str, str]:
     return {n: done[n] for n in state}
 
 
-def _matches(array: np.ndarray, expected: str) -> bool:
-    return digest(array) == expected
+def parse_digests(data: bytes) -> dict[str, str]:
+    """A version's digests as sent (JSON: tensor name -> digest); ValueError if malformed."""
+    try:
+        digests = json.loads(bytes(data))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f'malformed weights digests: {e}') from None
+    if not isinstance(digests, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in digests.items()):
+        raise ValueError('malformed weights digests: expected {tensor name: digest}')
+    return digests
 
 
 def to_bf16_bits(array: np.ndarray) -> np.ndarray:
@@ -123,15 +134,19 @@ class Manifest:
     chunk_size: int
     total_bytes: int
     tensors: list
-    """One dict per tensor of the full state: name, dtype, shape, digest, and for sent
-    tensors enc ('raw' or 'bf16'), offset and nbytes in the payload."""
+    """One dict per tensor of the full state: name, dtype, shape, and for sent tensors enc
+    ('raw' or 'bf16'), offset and nbytes in the payload."""
+    origin: str = ''
+    """Who published the version (a sender's random id): a version number is unique only
+    per sender, and a receiver must not complete one sender's payload with another's
+    chunks (a server restarted mid-transfer publishes its own version 1 again)."""
 
     @property
     def identity(self) -> tuple:
         """Two manifests with the same identity describe the same payload."""
-        digests = ''.join(t['digest'] + str(t.get('offset', '-')) for t in self.tensors)
+        layout = json.dumps(self.tensors, sort_keys=True, separators=(',', ':'))
         return (self.version, self.base, self.encoding, self.chunk_size, self.total_bytes,
-                hashlib.sha1(digests.encode()).hexdigest())
+                self.origin, hashlib.sha1(layout.encode()).hexdigest())
 
     @property
     def n_chunks(self) -> int:
@@ -186,11 +201,12 @@ def checksum(data) -> int:
 def encode(state: Mapping[str, np.ndarray], version: int, *, encoding: str = 'raw',
            base: int = 0, base_digests: Mapping[str, str] | None = None,
            digests: Mapping[str, str] | None = None,
-           chunk_size: int = CHUNK_SIZE) -> Encoded:
+           chunk_size: int = CHUNK_SIZE, origin: str = '') -> Encoded:
     """Encode ``state`` as ``version``; with ``base``/``base_digests``, only changed tensors.
 
-    ``digests`` may pass the tensors' digests if already computed. Raw tensors are not
-    copied: keep them unchanged while the version is served.
+    A full version (``base`` 0) needs no digests. A delta compares ``digests`` (``state``'s,
+    computed here if not given) with ``base_digests``. Raw tensors are not copied: keep them
+    unchanged while the version is served.
     """
     if encoding not in ENCODINGS:
         raise ValueError(f'encoding must be one of {ENCODINGS}, got {encoding!r}')
@@ -200,11 +216,11 @@ def encode(state: Mapping[str, np.ndarray], version: int, *, encoding: str = 'ra
         raise ValueError(f'chunk_size must be in (0, {CHUNK_SIZE}], got {chunk_size}')
     if base and base_digests is None:
         raise ValueError('a delta (base > 0) needs the base version\'s digests')
-    digests = digests or digest_all(state)
+    if base:
+        digests = digests or digest_all(state)
     tensors, parts, offset = [], [], 0
     for name, array in state.items():
-        entry = {'name': name, 'dtype': array.dtype.str, 'shape': list(array.shape),
-                 'digest': digests[name]}
+        entry = {'name': name, 'dtype': array.dtype.str, 'shape': list(array.shape)}
         if not (base and base_digests.get(name) == digests[name]):
             enc = 'bf16' if encoding == 'bf16' and array.dtype == np.float32 else 'raw'
             data = to_bf16_bits(array) if enc == 'bf16' else np.ascontiguousarray(array)
@@ -215,7 +231,7 @@ def encode(state: Mapping[str, np.ndarray], version: int, *, encoding: str = 'ra
             offset += raw.nbytes
         tensors.append(entry)
     manifest = Manifest(version=version, base=base, encoding=encoding, chunk_size=chunk_size,
-                        total_bytes=offset, tensors=tensors)
+                        total_bytes=offset, tensors=tensors, origin=origin)
     return Encoded(manifest, parts)
 
 
@@ -247,16 +263,16 @@ class Assembly:
     are views of it, and the buffer goes back to ``buffers`` when the assembly is dropped
     (it is reused only once those tensors are gone too).
 
-    With ``check_early``, each raw tensor is hashed against its digest as soon as its last
-    chunk is in, on a hashing thread (XXH3 lets go of the GIL), so the check overlaps the
-    transfer instead of being a pass over the whole state after it, and the receiving
-    thread goes on to the next chunk (hashed in line, an 8 MB tensor held it 1.5-2 ms while
-    chunks came every 0.6 ms on a 16-core host); ``decode`` then only reads the results
-    (``checked``).
+    With ``hash_early``, each raw tensor is hashed as soon as its last chunk is in, on a
+    hashing thread (XXH3 lets go of the GIL), so the hashing overlaps the transfer instead
+    of being a pass over the whole state after it, and the receiving thread goes on to the
+    next chunk (hashed in line, an 8 MB tensor held it 1.5-2 ms while chunks came every
+    0.6 ms on a 16-core host); ``decode`` then compares the results (``hashed``) with the
+    sender's digests.
     """
 
     def __init__(self, manifest: Manifest, buffers: ReceiveBuffers | None = None, *,
-                 check_early: bool = True):
+                 hash_early: bool = True):
         self.manifest = manifest
         buf = (buffers or _NO_REUSE).take(manifest.total_bytes)
         self._buf = memoryview(buf)          # held: the buffer is in use while we live
@@ -269,9 +285,12 @@ class Assembly:
         self.rejected = 0
         """Chunks dropped because their checksum did not match."""
         self._lock = threading.Lock()
-        self._waiting, self._tensors_of = _raw_tensor_chunks(manifest) if check_early else (
+        self._waiting, self._tensors_of = _raw_tensor_chunks(manifest) if hash_early else (
             {}, {})
-        self._checks: dict[str, Future] = {}
+        self._hashes: dict[str, Future] = {}
+        self.digests: dict[str, str] | None = None
+        """The sender's digests of this version's tensors, once the receiver has them (they
+        travel apart from the manifest; see the module's docstring)."""
 
     def add(self, index: int, data: bytes | memoryview, sent_checksum: int) -> bool:
         """Place chunk ``index``; False (and counted in ``rejected``) if it does not match
@@ -295,14 +314,14 @@ class Assembly:
                     done.append(k)
         for k in done:     # whole: hashed now, beside the transfer
             t = m.tensors[k]
-            self._checks[t['name']] = _HASHERS.submit(_matches, self._tensor(t), t['digest'])
+            self._hashes[t['name']] = _HASHERS.submit(digest, self._tensor(t))
         return True
 
     @property
-    def checked(self) -> dict[str, bool]:
-        """Raw tensors hashed as their last chunk came in: name -> matched its digest (waits
-        for the hashes still under way)."""
-        return {name: check.result() for name, check in self._checks.items()}
+    def hashed(self) -> dict[str, str]:
+        """Raw tensors hashed as their last chunk came in: name -> digest of the bytes
+        received (waits for the hashes still under way)."""
+        return {name: h.result() for name, h in self._hashes.items()}
 
     def _tensor(self, t: dict) -> np.ndarray:
         raw = self._buf[t['offset']:t['offset'] + t['nbytes']]
@@ -318,16 +337,16 @@ class Assembly:
         return bool(self._have.all())
 
     def decode(self, base_state: Mapping[str, np.ndarray] | None = None, *,
-               verify: bool = True,
+               digests: Mapping[str, str] | None = None,
                base_digests: Mapping[str, str] | None = None) -> dict[str, np.ndarray]:
         """The full state dict; a delta needs ``base_state`` (the base version's).
 
-        With ``verify``, every tensor (those sent raw, and those taken from the base) must
-        match its digest in the manifest, computed from the sender's tensors: a ValueError
-        names the first that does not (the chunks' checksums guard the link; this guards the
-        whole, end to end). bf16 tensors are lossy and are not checked. A tensor taken from
-        the base whose digest in ``base_digests`` (the base version's manifest: checked when
-        it was received) is the one asked for is not hashed again."""
+        With ``digests`` (the sender's, of every tensor of this version), every tensor
+        (those sent raw, and those taken from the base) must match its digest: a ValueError
+        names the first that does not (the chunks' checksums guard the link; this guards
+        the whole, end to end). Without, nothing is checked. bf16 tensors are lossy and are
+        not checked. A tensor taken from the base whose digest in ``base_digests`` (the base
+        version's: checked when it was received) is the one asked for is not hashed again."""
         if not self.complete:
             raise ValueError(f'{len(self.missing())} chunks still missing')
         m = self.manifest
@@ -344,18 +363,26 @@ class Assembly:
                     tuple(t['shape']))
             else:
                 out[t['name']] = self._tensor(t)
-        if verify:
-            known, checked = base_digests or {}, self.checked
-            for t in m.tensors:
-                if 'offset' not in t and known.get(t['name']) == t['digest']:
-                    continue
-                if t.get('enc', 'raw') != 'raw':
-                    continue
-                ok = checked.get(t['name'])
-                if ok is None:    # a tensor taken from the base, or one of no bytes
-                    ok = digest(out[t['name']]) == t['digest']
-                if not ok:
-                    raise ValueError(f"weights v{m.version}: tensor {t['name']!r} does not "
-                                     f'match its digest (dtype {t["dtype"]}, shape '
-                                     f'{t["shape"]}); refused, nothing applied')
+        if digests is not None:
+            self._verify(out, digests, base_digests or {})
         return out
+
+    def _verify(self, out: dict, digests: Mapping[str, str], known: Mapping[str, str]) -> None:
+        m, hashed = self.manifest, self.hashed
+        for t in m.tensors:
+            name = t['name']
+            expected = digests.get(name)
+            if expected is None:
+                raise ValueError(f'weights v{m.version}: the sender gave no digest for tensor '
+                                 f'{name!r}; refused, nothing applied')
+            if 'offset' not in t and known.get(name) == expected:
+                continue
+            if t.get('enc', 'raw') != 'raw':
+                continue
+            got = hashed.get(name)
+            if got is None:       # a tensor taken from the base, or one of no bytes
+                got = digest(out[name])
+            if got != expected:
+                raise ValueError(f"weights v{m.version}: tensor {name!r} does not match its "
+                                 f'digest (dtype {t["dtype"]}, shape {t["shape"]}); refused, '
+                                 'nothing applied')

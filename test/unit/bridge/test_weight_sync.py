@@ -143,6 +143,35 @@ def test_resumes_after_the_link_drops_mid_transfer(folder):
                 server.close()
 
 
+def test_a_server_restarted_mid_transfer_is_not_mixed_with_the_one_before(folder):
+    """The cloud's server restarts while an edge is fetching version 1 and publishes its own
+    version 1: the edge must end with the new server's tensors, not a mix of both."""
+    with tls_router(folder) as (router, endpoint), site_edge(endpoint, folder, 'lab_a') as edge:
+        before = WeightServer(router, chunk_size=CHUNK, rate_bytes_s=2e6)
+        # asks again 1 s after the old server went quiet: the new one has published by then
+        rx = WeightReceiver(edge, retry_s=1.0, request_timeout_s=5.0)
+        after = None
+        try:
+            before.publish(make_state())
+            deadline = time.monotonic() + 30
+            while rx.state.chunks_received < 5 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert 5 <= rx.state.chunks_received and rx.state.version == 0   # v1 under way
+            before.close()
+            time.sleep(0.3)       # the receiver's round ends unanswered; it waits to ask again
+            after = WeightServer(router, chunk_size=CHUNK)
+            state = make_state(seed=9)
+            after.publish(state)
+            assert rx.wait_version(1, 60)
+            assert_same(rx.state.state, state)
+            assert rx.state.refused == 0
+        finally:
+            rx.close()
+            before.close()
+            if after is not None:
+                after.close()
+
+
 def test_latest_version_wins(folder):
     with tls_router(folder) as (router, endpoint), site_edge(endpoint, folder, 'lab_a') as edge:
         got = []
@@ -174,14 +203,20 @@ def test_malformed_requests_get_errors_and_the_server_goes_on(folder):
             server.publish(state)
             root = 'realrl/weights/policy'
             errors = []
-            for selector, payload in ((f'{root}/chunks/x/0/**', '[0]'),
-                                      (f'{root}/chunks/1/0/**', None),
-                                      (f'{root}/chunks/1/0/**', 'not json'),
+            chunks = f'{root}/chunks/{server.origin}'
+            for selector, payload in ((f'{chunks}/x/0/**', '[0]'),
+                                      (f'{chunks}/1/0/**', None),
+                                      (f'{chunks}/1/0/**', 'not json'),
                                       (f'{root}/manifest', None),
-                                      (f'{root}/chunks/1/0/**', '[99999]')):
+                                      (f'{chunks}/1/0/**', '[99999]'),
+                                      (f'{root}/digests/1', None),
+                                      (f'{root}/digests/{server.origin}/x', None)):
                 replies = list(edge.get(selector, payload=payload, timeout=10))
                 errors.append([r.err is not None for r in replies])
-            assert errors == [[True]] * 5
+            assert errors == [[True]] * 7
+            for selector in (f'{root}/chunks/other/1/0/**', f'{root}/digests/other/1'):
+                reply, = edge.get(selector, payload='[0]', timeout=10)
+                assert reply.err.payload.to_bytes() == b'superseded'   # another server's
             rx = WeightReceiver(edge)
             try:
                 assert rx.wait_version(1, 30)
@@ -190,7 +225,7 @@ def test_malformed_requests_get_errors_and_the_server_goes_on(folder):
                 rx.close()
             assert _json.loads(list(edge.get(f'{root}/latest', timeout=10))[0]
                                .ok.payload.to_bytes()) == {'version': 1}
-            chunk = list(edge.get(f'{root}/chunks/1/0/**', payload='[0]', timeout=10,
+            chunk = list(edge.get(f'{chunks}/1/0/**', payload='[0]', timeout=10,
                                   priority=WEIGHTS_PRIORITY))[0].ok
             assert chunk.priority == WEIGHTS_PRIORITY   # a reply goes at its query's priority
         finally:

@@ -5,7 +5,15 @@ import numpy as np
 import pytest
 from realrl_bridge.pacing import TokenBucket
 from realrl_bridge.receive_buffers import ReceiveBuffers
-from realrl_bridge.weights_codec import Assembly, Manifest, checksum, digest, encode
+from realrl_bridge.weights_codec import (
+    Assembly,
+    Manifest,
+    checksum,
+    digest,
+    digest_all,
+    encode,
+    parse_digests,
+)
 
 
 def make_state(n_tensors=40, size=5000, seed=0):
@@ -29,8 +37,8 @@ def test_raw_round_trip_in_any_order_is_exact():
     assert enc.manifest.n_chunks == -(-enc.manifest.total_bytes // 4096)
     order = np.random.default_rng(1).permutation(enc.manifest.n_chunks).tolist()
     asm = assemble(enc, order)
-    assert asm.checked == dict.fromkeys(state, True)   # each hashed once its chunks were in
-    out = asm.decode()
+    assert asm.hashed == digest_all(state)   # each hashed once its chunks were in
+    out = asm.decode(digests=digest_all(state))
     assert out.keys() == state.keys()
     for k in state:
         assert out[k].dtype == state[k].dtype and np.array_equal(out[k], state[k])
@@ -57,19 +65,21 @@ def test_corrupt_and_missing_chunks_are_named():
 
 
 def test_a_whole_version_whose_tensor_fails_its_digest_is_refused():
-    """The chunks' checksums guard the link; the manifest's digests guard the whole (a server
-    that encoded other bytes than it described is caught, and nothing is decoded)."""
+    """The chunks' checksums guard the link; the sender's digests guard the whole (a server
+    whose tensors changed after it hashed them is caught, and nothing is decoded)."""
     state = make_state(n_tensors=3, size=100)
     enc = encode(state, 4, chunk_size=4096)
-    manifest = Manifest.from_bytes(enc.manifest.to_bytes())
-    manifest.tensors[1]['digest'] = digest(state['layer1.weight'] + 1)
-    asm = Assembly(manifest)
+    sent = digest_all(state)
+    sent['layer1.weight'] = digest(state['layer1.weight'] + 1)
+    asm = Assembly(Manifest.from_bytes(enc.manifest.to_bytes()))
     asm.add(0, bytes(enc.chunk(0)), checksum(enc.chunk(0)))
-    assert asm.checked == {'layer0.weight': True, 'layer1.weight': False,
-                           'layer2.weight': True, 'steps': True}
+    assert asm.hashed == digest_all(state)
     with pytest.raises(ValueError, match="weights v4: tensor 'layer1.weight' does not match"):
-        asm.decode()
-    assert asm.decode(verify=False).keys() == state.keys()
+        asm.decode(digests=sent)
+    del sent['layer1.weight']
+    with pytest.raises(ValueError, match="no digest for tensor 'layer1.weight'"):
+        asm.decode(digests=sent)
+    assert asm.decode().keys() == state.keys()     # without digests: not checked
 
 
 def test_chunks_span_tensor_boundaries_and_match_a_concatenation():
@@ -110,7 +120,7 @@ def test_delta_of_five_percent_changed_tensors_is_small():
     assert delta.manifest.base == 1
     assert delta.manifest.total_bytes == sum(new[k].nbytes for k in changed)
     assert delta.manifest.total_bytes / full.manifest.total_bytes < 0.06
-    out = assemble(delta).decode(base)
+    out = assemble(delta).decode(base, digests=digest_all(new))
     for k in new:
         assert np.array_equal(out[k], new[k])
     with pytest.raises(ValueError, match='delta on 1'):
@@ -126,6 +136,21 @@ def test_encode_rejects_bad_arguments():
         encode(make_state(), 1, chunk_size=2 << 20)
     with pytest.raises(ValueError, match='malformed'):
         Manifest.from_bytes(b'{"version": 1}')
+    with pytest.raises(ValueError, match='malformed weights digests'):
+        parse_digests(b'["a", "b"]')
+    assert parse_digests(b'{"w": "00ff"}') == {'w': '00ff'}
+
+
+def test_a_version_is_known_by_its_sender_and_layout():
+    """A receiver keeps a partial version only for the same payload: another sender's
+    version of the same number (a restarted server) or another layout is another payload."""
+    state = make_state()
+    a = encode(state, 1, origin='server-a').manifest
+    assert Manifest.from_bytes(a.to_bytes()).identity == a.identity
+    assert encode(state, 1, origin='server-b').manifest.identity != a.identity
+    assert encode(state, 1, origin='server-a', encoding='bf16').manifest.identity != a.identity
+    smaller = dict(state, steps=np.array([7], dtype=np.int32))
+    assert encode(smaller, 1, origin='server-a').manifest.identity != a.identity
 
 
 def test_token_bucket_paces_to_the_rate():
@@ -175,17 +200,17 @@ def test_receive_buffers_are_reused_only_once_no_tensor_uses_them():
 
 def test_a_delta_takes_base_tensors_known_by_digest_without_hashing_them():
     """A bf16 stream's delta: the held base tensors are lossy copies, so hashing them
-    against the sender's digests would refuse every delta; the base manifest's digests say
+    against the sender's digests would refuse every delta; the base version's digests say
     they are the tensors asked for."""
     base = make_state()
     new = {k: v.copy() for k, v in base.items()}
     new['layer3.weight'] += 1.0
     full = encode(base, 1, encoding='bf16')
     held = assemble(full).decode()
-    held_digests = {t['name']: t['digest'] for t in full.manifest.tensors}
+    held_digests = digest_all(base)
     delta = encode(new, 2, encoding='bf16', base=1, base_digests=held_digests)
-    out = assemble(delta).decode(held, base_digests=held_digests)
+    out = assemble(delta).decode(held, digests=digest_all(new), base_digests=held_digests)
     assert out['layer5.weight'] is held['layer5.weight']
     assert not np.array_equal(out['layer3.weight'], held['layer3.weight'])
     with pytest.raises(ValueError, match="tensor 'layer0.weight' does not match its digest"):
-        assemble(delta).decode(held)
+        assemble(delta).decode(held, digests=digest_all(new))
