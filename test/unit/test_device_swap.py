@@ -119,7 +119,7 @@ def test_the_engine_on_a_gpu_serves_each_version_once_its_copies_arrived():
         torch.cuda.synchronize()                            # its copies have arrived
         action, served = gpu.act('arm0', state)
         assert served == version
-        assert next(gpu.serving()[0].parameters()).is_cuda
+        assert next(gpu.advance()[0].parameters()).is_cuda
         expected, _ = cpu.act('arm0', state)
         assert torch.allclose(torch.as_tensor(action), torch.as_tensor(expected), atol=1e-5)
 

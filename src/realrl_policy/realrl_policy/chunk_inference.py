@@ -26,7 +26,7 @@ def infer_chunk(engine: InferenceEngine, robot_id: str, state: np.ndarray,
                 hold_rows: int = 1) -> tuple[np.ndarray, int]:
     """(rows x action_dim actions in robot_id's units and bounds, weights version)."""
     robot = engine.spaces[robot_id]
-    (actor, version), dim = engine.serving(), robot.low.shape[0]
+    (actor, version), dim = engine.advance(), robot.low.shape[0]
     if actor is None:
         u = rng.uniform(-1.0, 1.0, size=(random_horizon, dim))
     else:

@@ -20,6 +20,7 @@ be swapped in.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import threading
 
@@ -35,10 +36,18 @@ class DoubleBufferedActor:
 
     def __init__(self, actor: nn.Module, device: str | torch.device = 'cpu'):
         self.device = torch.device(device)
-        self._active = actor.to(self.device).eval()
-        self._standby = copy.deepcopy(self._active)
         self._cuda = self.device.type == 'cuda'
         self._stream = torch.cuda.Stream(self.device) if self._cuda else None
+        # A pair is built while the policy runs (its first version, or weights of another
+        # architecture): on the default stream, these copies would hold up its steps.
+        with torch.cuda.stream(self._stream) if self._cuda else contextlib.nullcontext():
+            self._active = actor.to(self.device).eval()
+            self._standby = copy.deepcopy(self._active)
+        if self._cuda:
+            self._stream.synchronize()   # whole before anyone steps on it (this thread waits)
+            steps = torch.cuda.default_stream(self.device)
+            for t in (*_tensors(self._active), *_tensors(self._standby)):
+                t.record_stream(steps)   # freed: not reused before the steps queued on it
         # Page-locked staging memory for every tensor, allocated here, before control runs:
         # pinning hundreds of MB takes the driver tens of milliseconds, and the inference
         # steps launched meanwhile wait for it.
@@ -124,3 +133,7 @@ class DoubleBufferedActor:
     def pending(self) -> bool:
         """Whether staged weights have not been swapped in yet."""
         return self._staged_version is not None
+
+
+def _tensors(module: nn.Module) -> list[torch.Tensor]:
+    return [*module.parameters(), *module.buffers()]

@@ -183,16 +183,17 @@ class InferenceEngine:
             self.version = prepared.version
         elif pair is self._on_device:   # in once its copies have arrived (serving)
             pair.commit(prepared.version)
-            self.serving()
+            self.advance()
         else:   # staged into copies a newer architecture has replaced since: rare
             self._on_device = self._new_pair(prepared.version, prepared.actor)
             self.version = prepared.version
         self.swaps += 1
         return ''
 
-    def serving(self) -> tuple[torch.nn.Module | None, int]:
-        """The actor the next step runs on and its version: on a GPU the device copy, which
-        takes a committed version once its copies have arrived (never waiting for them)."""
+    def advance(self) -> tuple[torch.nn.Module | None, int]:
+        """The actor the next step runs on and its version. On a GPU, first moves the device
+        copy to the committed version if its copies have arrived (never waiting for them),
+        so ``version`` may change here: call it between two steps."""
         if self._on_device is None:
             return self.actor, self.version
         actor = self._on_device.active()
@@ -234,7 +235,7 @@ class InferenceEngine:
         one of its cameras. An actor with frame_stack k > 1 needs the observation's
         episode_id and step: it gets each camera's last k frames of the episode."""
         robot = self.spaces[robot_id]
-        actor, version = self.serving()
+        actor, version = self.advance()
         if actor is None:
             u = self._rng.uniform(-1.0, 1.0, size=robot.low.shape[0])
             return from_unit(np.asarray(u, np.float32), robot.low, robot.high), version

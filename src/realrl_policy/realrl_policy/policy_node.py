@@ -127,7 +127,7 @@ class PolicyNode(Node):
         prepared, self._waiting_weights = self._waiting_weights, None
         if prepared is not None:
             self._swap(prepared)
-        elif self.engine.serving()[1] != self._published:   # a GPU copy took over
+        elif self.engine.advance()[1] != self._published:   # a GPU copy has taken over
             self._publish_version()
 
     def _load(self, whole):
