@@ -24,6 +24,14 @@ def make_state(n_tensors=40, size=20000, seed=0):
     return {f'l{i}': rng.standard_normal(size).astype(np.float32) for i in range(n_tensors)}
 
 
+def wait_under_way(rx, chunks=5):
+    """Until ``rx`` has ``chunks`` chunks of its first version (a paced transfer under way)."""
+    deadline = time.monotonic() + 30
+    while rx.state.chunks_received < chunks and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert chunks <= rx.state.chunks_received and rx.state.version == 0
+
+
 def assert_same(a, b):
     assert a.keys() == b.keys()
     for k in a:
@@ -153,10 +161,7 @@ def test_a_server_restarted_mid_transfer_is_not_mixed_with_the_one_before(folder
         after = None
         try:
             before.publish(make_state())
-            deadline = time.monotonic() + 30
-            while rx.state.chunks_received < 5 and time.monotonic() < deadline:
-                time.sleep(0.01)
-            assert 5 <= rx.state.chunks_received and rx.state.version == 0   # v1 under way
+            wait_under_way(rx)
             before.close()
             time.sleep(0.3)       # the receiver's round ends unanswered; it waits to ask again
             after = WeightServer(router, chunk_size=CHUNK)
@@ -179,10 +184,7 @@ def test_latest_version_wins(folder):
         rx = WeightReceiver(edge, on_weights=lambda v, s: got.append(v))
         try:
             server.publish(make_state())
-            deadline = time.monotonic() + 30
-            while rx.state.chunks_received < 5 and time.monotonic() < deadline:
-                time.sleep(0.01)
-            assert 5 <= rx.state.chunks_received and rx.state.version == 0   # v1 under way
+            wait_under_way(rx)
             s3 = make_state(seed=3)
             server.publish(make_state(seed=2))
             server.publish(s3)
