@@ -172,7 +172,7 @@ class WeightServer:
     def _digests_asked(self, query: zenoh.Query) -> bool:
         """If ``query`` asks for a version's digests: answered once they are computed (on
         the hashing thread; the serving thread goes on with chunks), and True."""
-        parts = str(query.key_expr)[len(self._root) + 1:].split('/')
+        parts = self._request(query)
         if parts[0] != 'digests':
             return False
         if len(parts) != 3 or not parts[2].isdigit():
@@ -202,8 +202,12 @@ class WeightServer:
             finally:
                 query.drop()
 
+    def _request(self, query: zenoh.Query) -> list[str]:
+        """The parts of a request's key below this stream's root."""
+        return str(query.key_expr)[len(self._root) + 1:].split('/')
+
     def _answer(self, query: zenoh.Query) -> None:
-        parts = str(query.key_expr)[len(self._root) + 1:].split('/')
+        parts = self._request(query)
         if parts == ['latest']:
             query.reply(query.key_expr, json.dumps({'version': self._version}))
             return
@@ -433,6 +437,7 @@ class WeightReceiver:
             windows = [missing[i:i + self._window] for i in range(0, len(missing),
                                                                    self._window)]
             before = len(missing)
+            # list: every window ends before any verdict (none still writes into asm)
             if any(list(self._pool.map(lambda w: self._fetch_window(asm, w), windows))):
                 st.partial = None       # superseded, or its server is gone: start over
                 return

@@ -48,9 +48,9 @@ class DoubleBufferedActor:
             steps = torch.cuda.default_stream(self.device)
             for t in (*_tensors(self._active), *_tensors(self._standby)):
                 t.record_stream(steps)   # freed: not reused before the steps queued on it
-        # Page-locked staging memory for every tensor, allocated here, before control runs:
-        # pinning hundreds of MB takes the driver tens of milliseconds, and the inference
-        # steps launched meanwhile wait for it.
+        # Page-locked staging memory for every tensor, allocated here, with the pair, not at
+        # its first stage: pinning hundreds of MB takes the driver tens of milliseconds, and
+        # the inference steps launched meanwhile wait for it.
         self._pinned = {k: torch.empty(v.shape, dtype=v.dtype, pin_memory=True)
                         for k, v in self._standby.state_dict().items()} if self._cuda else {}
         self._event = None

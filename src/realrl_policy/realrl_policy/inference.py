@@ -17,7 +17,7 @@ per robot from the observations' episode_id and step).
 On a GPU (``device`` 'cuda' or 'cuda:N') the actor lives there twice
 (``device_swap.DoubleBufferedActor``): ``prepare``, on the weights loader's thread, copies a
 new version into the standby copy on a stream of its own, ``swap`` lets it in once it fits
-every robot, and the step after its copies have arrived runs on it (``serving``). A version
+every robot, and the step after its copies have arrived runs on it (``advance``). A version
 of another architecture (or the first) gets a new pair of copies, built on the loader's
 thread too. ``actor`` stays the newest version on the CPU: the base a partial version is
 applied to, and what the engine asks about the actor (its inputs, its type).
@@ -63,10 +63,11 @@ def usable_device(device: str) -> torch.device:
         return torch.device('cpu')
     index = int(device.split(':')[1]) if ':' in device else 0
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    if not device.startswith('cuda') or index >= count:
+    if not count:
         raise ValueError(f'device {device!r}: torch sees no CUDA device here '
-                         f'(torch.cuda.is_available() is False); set device: cpu' if not count
-                         else f'device {device!r}: this machine has {count} CUDA device(s); '
+                         f'(torch.cuda.is_available() is False); set device: cpu')
+    if not device.startswith('cuda') or index >= count:
+        raise ValueError(f'device {device!r}: this machine has {count} CUDA device(s); '
                          f'set device: cpu or cuda:N with N below {count}')
     return torch.device(device)
 
@@ -181,7 +182,7 @@ class InferenceEngine:
         elif not prepared.staged:
             self._on_device = pair
             self.version = prepared.version
-        elif pair is self._on_device:   # in once its copies have arrived (serving)
+        elif pair is self._on_device:   # in once its copies have arrived (advance)
             pair.commit(prepared.version)
             self.advance()
         else:   # staged into copies a newer architecture has replaced since: rare
