@@ -186,15 +186,21 @@ def main():
     p.add_argument('--quick', action='store_true')
     p.add_argument('--width', type=int, default=4096)
     p.add_argument('--depth', type=int, default=6)
+    p.add_argument('--switch-interval-ms', type=float, default=None,
+                   help="the interpreter's thread switch interval (Python's default: 5 ms)")
+    p.add_argument('--engine-only', action='store_true', help='only the engine modes')
     args = p.parse_args()
+    if args.switch_interval_ms is not None:
+        sys.setswitchinterval(args.switch_interval_ms / 1e3)
     if not torch.cuda.is_available():
         sys.exit('gpu_weight_swap: no CUDA device (run it on a GPU machine)')
     device = torch.device('cuda')
     params = sum(p.numel() for p in make_actor(args.width, args.depth, 0).parameters())
     seconds = 3.0 if args.quick else 10.0
     card = torch.cuda.get_device_name(device)
-    result = {'card': card, 'params': params, 'hz': HZ}
-    for mode in ('idle', 'plain', 'staged', 'idle'):
+    result = {'card': card, 'params': params, 'hz': HZ,
+              'switch_interval_ms': sys.getswitchinterval() * 1e3}
+    for mode in () if args.engine_only else ('idle', 'plain', 'staged', 'idle'):
         r = run_mode(mode, device, seconds, args.width, args.depth)
         key = 'idle_after' if mode == 'idle' and 'idle' in result else mode
         result[key] = r
@@ -202,6 +208,11 @@ def main():
     for key, deliver in (('engine_idle', False), ('engine', True)):
         result[key] = run_engine(deliver, device, seconds, args.width, args.depth)
         print(f'{key:10s} {result[key]}', flush=True)
+    if args.engine_only:
+        result.update(p99_ms_engine_idle=result['engine_idle']['p99_ms'],
+                      p99_ms_engine=result['engine']['p99_ms'])
+        print(json.dumps(result), flush=True)
+        return
     result.update(p99_ms_idle=result['idle']['p99_ms'], p99_ms_plain=result['plain']['p99_ms'],
                   p99_ms_staged=result['staged']['p99_ms'],
                   p99_ms_engine_idle=result['engine_idle']['p99_ms'],
