@@ -2,8 +2,10 @@
 
 Keys, under ``Keys.weights(stream)`` (``realrl/weights/<stream>``):
 
-    .../latest                         put by the server on every publish: {"version": v};
-                                       also answered as a query
+    .../latest                         put by the server on every publish: {"version": v,
+                                       "manifest": <the full version's>, "delta": <whether
+                                       it sends deltas>} (the manifest of raw versions
+                                       only); also answered as a query
     .../manifest/<version>/<base>      query -> the manifest of ``version`` encoded against
                                        ``base`` (0: the receiver has nothing); the server may
                                        answer with base 0 if it no longer knows ``base``
@@ -21,10 +23,12 @@ restarted mid-transfer publishes its own version 1 again, and a receiver must no
 the old payload with the new one's chunks. A request for another origin's chunks or digests
 is answered as superseded, and the receiver starts over from the new manifest.
 
-The receiver pulls: on a newer ``latest`` it fetches the manifest, then asks for the chunks
-it lacks, a window at a time, and asks again for those that did not come or failed their
-checksum; the digests, asked for beside the chunks, check the whole version at the end. A
-dropped link loses nothing already received: the next round asks only for what is missing.
+The receiver pulls: on a newer ``latest`` it fetches the manifest (unless it came with the
+announcement and is the one to fetch: the receiver holds nothing, or its server sends no
+deltas), then asks for the chunks it lacks, a window at a time, and asks again for those
+that did not come or failed their checksum; the digests, asked for beside the chunks, check
+the whole version at the end. A dropped link loses nothing already received: the next
+round asks only for what is missing.
 Only the newest version is served (latest wins): a receiver still fetching an older one is
 told so and moves to the newest. The server paces every reply through one token bucket
 (its bandwidth budget, shared by all receivers).
@@ -35,7 +39,7 @@ import json
 import os
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
@@ -77,7 +81,8 @@ class WeightServer:
     def __init__(self, session: zenoh.Session, stream: str = 'policy', *, keys: Keys = Keys(),
                  encoding: str = 'raw', delta: bool = True, rate_bytes_s: float | None = None,
                  keep_digests: int = 8, chunk_size: int = CHUNK_SIZE,
-                 fault: Fault | None = None, prepare_ahead: int = 2):
+                 fault: Fault | None = None, prepare_ahead: int = 2,
+                 announce_manifest: bool = True):
         if prepare_ahead < 0:
             raise ValueError(f'prepare_ahead must be >= 0 chunks (0: gathered in line), got '
                              f'{prepare_ahead}')
@@ -90,6 +95,12 @@ class WeightServer:
         self._keep = keep_digests
         self.chunk_size = chunk_size
         self._fault = fault
+        self._announce_manifest = announce_manifest and encoding == 'raw'
+        """A raw full version's manifest (its layout: no pass over the tensors) goes out with
+        its announcement, so a receiver that holds nothing asks for chunks at once instead
+        of asking for the manifest first (one round trip less). bf16 is encoded when asked
+        for: its announcement stays short."""
+        self._announcement = json.dumps({'version': 0})
         self._ahead = prepare_ahead
         self._gather = ThreadPoolExecutor(1, thread_name_prefix='weight-gather') \
             if self._ahead else None
@@ -112,6 +123,8 @@ class WeightServer:
         self._encoded: dict[tuple[int, int], Encoded] = {}
         self.bytes_sent = 0
         """Chunk bytes replied so far (retries included)."""
+        self.asked: Counter[str] = Counter()
+        """Requests answered so far, by kind: latest, manifest, digests, chunks."""
         self._stop = threading.Event()
         self._queries: list = []
         self._cv = threading.Condition()
@@ -138,7 +151,12 @@ class WeightServer:
             for old in sorted(self._digests)[:-self._keep]:
                 del self._digests[old]
             self._encoded.clear()
-        self._session.put(f'{self._root}/latest', json.dumps({'version': version}),
+        note = {'version': version}
+        full = self.encoded(version, 0) if self._announce_manifest else None
+        if full is not None and full.manifest.base == 0:
+            note.update(delta=self.delta, manifest=full.manifest.__dict__)
+        self._announcement = json.dumps(note, separators=(',', ':'))
+        self._session.put(f'{self._root}/latest', self._announcement,
                           congestion_control=zenoh.CongestionControl.BLOCK)
         return version
 
@@ -175,6 +193,7 @@ class WeightServer:
         parts = self._request(query)
         if parts[0] != 'digests':
             return False
+        self.asked['digests'] += 1
         if len(parts) != 3 or not parts[2].isdigit():
             _reply_err(query, f'malformed request {str(query.key_expr)!r}: expected '
                               f'{self._root}/digests/<origin>/<version>'.encode())
@@ -208,8 +227,9 @@ class WeightServer:
 
     def _answer(self, query: zenoh.Query) -> None:
         parts = self._request(query)
+        self.asked[parts[0]] += 1
         if parts == ['latest']:
-            query.reply(query.key_expr, json.dumps({'version': self._version}))
+            query.reply(query.key_expr, self._announcement)
             return
         kind = parts[0]
         if kind == 'chunks':
@@ -306,6 +326,18 @@ def _send_digests(query: zenoh.Query, done: Future) -> None:
         query.drop()
 
 
+def _announced(note: dict, version: int) -> tuple[Manifest, bool] | None:
+    """The full version's manifest in an announcement, and whether its server sends deltas;
+    None if it has none, or a malformed one (the receiver then asks for it)."""
+    try:
+        manifest = Manifest(**note['manifest'])
+    except (KeyError, TypeError):
+        return None
+    if manifest.version != version or manifest.base != 0:
+        return None
+    return manifest, bool(note.get('delta', True))
+
+
 def _prepare(enc: Encoded, index: int) -> tuple[bytes, bytes]:
     """Chunk ``index``'s bytes and their checksum as sent (8 bytes, big-endian)."""
     data = enc.chunk(index)
@@ -339,7 +371,7 @@ class WeightReceiver:
                  poll_s: float = 5.0, resume: ReceiverState | None = None,
                  verify: bool = True,
                  on_refused: Callable[[int, str], None] | None = None,
-                 buffers: ReceiveBuffers | None = None):
+                 buffers: ReceiveBuffers | None = None, place_async: bool = False):
         if window < 1 or inflight < 1:
             raise ValueError(f'window and inflight must be >= 1, got {window}, {inflight}')
         keep_chunk_memory()
@@ -355,11 +387,15 @@ class WeightReceiver:
         """The last request that failed (link down, a malformed answer); it is retried."""
         self.state = resume or ReceiverState()
         self._verify = verify
+        self._place_async = place_async
         self._on_refused = on_refused
         self.buffers = buffers if buffers is not None else ReceiveBuffers()
         """Where versions are received: a past version's memory is reused once its tensors
         are dropped (successive versions fault in no new pages)."""
         self._newest = self.state.version
+        self._announced: tuple[Manifest, bool] | None = None
+        """The newest announcement's manifest of its full version, and whether its server
+        encodes deltas."""
         self._refused_version = 0
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -374,12 +410,23 @@ class WeightReceiver:
 
     def _on_latest(self, sample: zenoh.Sample) -> None:
         try:
-            version = int(json.loads(sample.payload.to_bytes())['version'])
+            note = json.loads(sample.payload.to_bytes())
+            version = int(note['version'])
         except (ValueError, KeyError, TypeError):
             return  # not an announcement of ours; ignore
+        if version >= self._newest:     # the same version again: a restarted server's
+            self._announced = _announced(note, version)
         if version > self._newest:
             self._newest = version
             self._wake.set()
+
+    def _pushed(self, version: int) -> Manifest | None:
+        """The announced manifest of ``version``, if it is the one to fetch: the receiver
+        holds nothing, or its server sends no deltas (else a delta is asked for)."""
+        got = self._announced
+        if got is None or got[0].version != version or (got[1] and self.state.version):
+            return None
+        return got[0]
 
     def wait_version(self, version: int, timeout: float) -> bool:
         """Block until the receiver holds ``version`` or newer."""
@@ -422,12 +469,13 @@ class WeightReceiver:
         asm = st.partial
         if asm is None or asm.manifest.version != version or (
                 asm.manifest.base and asm.manifest.base != st.version):
-            manifest = self._manifest(version)
+            manifest = self._pushed(version) or self._manifest(version)
             if manifest is None:
                 self._wake.wait(self._retry_s)
                 return
             if asm is None or asm.manifest.identity != manifest.identity:
-                asm = st.partial = Assembly(manifest, self.buffers, hash_early=self._verify)
+                asm = st.partial = Assembly(manifest, self.buffers, hash_early=self._verify,
+                                           place_async=self._place_async)
         m = asm.manifest
         digests = self._ask_digests(m) if self._verify and asm.digests is None else None
         while not self._stop.is_set() and self._newest == version:
@@ -440,6 +488,8 @@ class WeightReceiver:
             # list: every window ends before any verdict (none still writes into asm)
             if any(list(self._pool.map(lambda w: self._fetch_window(asm, w), windows))):
                 st.partial = None       # superseded, or its server is gone: start over
+                if self._announced is not None and self._announced[0] is m:
+                    self._announced = None     # asked for anew
                 return
             if len(asm.missing()) == before:
                 self._wake.wait(self._retry_s)  # no progress (link down?): pause, ask again

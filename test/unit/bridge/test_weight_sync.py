@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from _zenoh_fixtures import site_edge, tls_router
 from realrl_bridge.delay_proxy import DelayProxy
-from realrl_bridge.weight_sync import WEIGHTS_PRIORITY, WeightReceiver, WeightServer
+from realrl_bridge.weight_sync import WEIGHTS_PRIORITY, WeightReceiver, WeightServer, _announced
+from realrl_bridge.weights_codec import encode
 
 from realrl_bridge import certs
 
@@ -55,6 +56,45 @@ def test_receiver_gets_every_version_exactly(folder, prepare_ahead):
         finally:
             rx.close()
             server.close()
+
+
+@pytest.mark.parametrize('encoding, delta, announce, asked', [
+    ('raw', True, True, (0, 1)),     # the first from the announcement; then a delta, asked for
+    ('raw', False, True, (0, 0)),    # no deltas: every version from its announcement
+    ('raw', True, False, (1, 2)),    # not announced: asked for each time
+    ('bf16', False, True, (1, 2)),   # bf16 is encoded when asked for, so never announced
+])
+def test_a_full_versions_manifest_comes_with_its_announcement(folder, encoding, delta,
+                                                                announce, asked):
+    """A receiver that would fetch a full version asks for its chunks at once, on the
+    manifest announced with it: one round trip less than asking for the manifest first."""
+    with tls_router(folder) as (router, endpoint), site_edge(endpoint, folder, 'lab_a') as edge:
+        server = WeightServer(router, chunk_size=CHUNK, encoding=encoding, delta=delta,
+                              announce_manifest=announce)
+        rx = WeightReceiver(edge)
+        try:
+            for version, seed in ((1, 0), (2, 1)):
+                state = make_state(seed=seed)
+                server.publish(state)
+                assert rx.wait_version(version, 30)
+                if encoding == 'raw':
+                    assert_same(rx.state.state, state)
+                assert server.asked['manifest'] == asked[version - 1]
+        finally:
+            rx.close()
+            server.close()
+
+
+def test_an_announcement_without_a_usable_manifest_leaves_it_to_be_asked_for():
+    good = encode(make_state(n_tensors=3), 4, chunk_size=CHUNK, origin='ab').manifest
+    assert _announced({'version': 4, 'manifest': good.__dict__}, 4) == (good, True)
+    assert _announced({'version': 4, 'manifest': good.__dict__, 'delta': False}, 4)[1] is False
+    for note in ({'version': 4}, {'version': 4, 'manifest': {'tensors': []}},
+                 {'version': 4, 'manifest': 'not a manifest'},
+                 {'version': 5, 'manifest': good.__dict__}):          # another version's
+        assert _announced(note, note['version']) is None
+    delta = encode(make_state(n_tensors=3), 4, base=3, base_digests={}, chunk_size=CHUNK).manifest
+    assert _announced({'version': 4, 'manifest': delta.__dict__}, 4) is None   # not full
 
 
 def test_bad_sizes_are_refused_by_name():
@@ -225,8 +265,10 @@ def test_malformed_requests_get_errors_and_the_server_goes_on(folder):
                 assert_same(rx.state.state, state)
             finally:
                 rx.close()
-            assert _json.loads(list(edge.get(f'{root}/latest', timeout=10))[0]
-                               .ok.payload.to_bytes()) == {'version': 1}
+            latest = _json.loads(list(edge.get(f'{root}/latest', timeout=10))[0]
+                                 .ok.payload.to_bytes())
+            assert latest['version'] == 1 and latest['delta'] is True
+            assert latest['manifest'] == server.encoded(1, 0).manifest.__dict__
             chunk = list(edge.get(f'{chunks}/1/0/**', payload='[0]', timeout=10,
                                   priority=WEIGHTS_PRIORITY))[0].ok
             assert chunk.priority == WEIGHTS_PRIORITY   # a reply goes at its query's priority
