@@ -104,7 +104,8 @@ def test_bad_sizes_are_refused_by_name():
         WeightReceiver(None, window=0)
 
 
-def test_lost_and_corrupted_chunks_are_asked_for_again(folder):
+@pytest.mark.parametrize('place_async', [False, True])   # placed on the receiving thread, or not
+def test_lost_and_corrupted_chunks_are_asked_for_again(folder, place_async):
     seen: set = set()
 
     def fault(version, index, data):
@@ -121,7 +122,7 @@ def test_lost_and_corrupted_chunks_are_asked_for_again(folder):
 
     with tls_router(folder) as (router, endpoint), site_edge(endpoint, folder, 'lab_a') as edge:
         server = WeightServer(router, chunk_size=CHUNK, fault=fault)
-        rx = WeightReceiver(edge, retry_s=0.2)
+        rx = WeightReceiver(edge, retry_s=0.2, place_async=place_async)
         try:
             state = make_state()
             server.publish(state)
