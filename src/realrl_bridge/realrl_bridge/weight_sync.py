@@ -371,7 +371,7 @@ class WeightReceiver:
                  poll_s: float = 5.0, resume: ReceiverState | None = None,
                  verify: bool = True,
                  on_refused: Callable[[int, str], None] | None = None,
-                 buffers: ReceiveBuffers | None = None, place_async: bool = False):
+                 buffers: ReceiveBuffers | None = None):
         if window < 1 or inflight < 1:
             raise ValueError(f'window and inflight must be >= 1, got {window}, {inflight}')
         keep_chunk_memory()
@@ -387,7 +387,6 @@ class WeightReceiver:
         """The last request that failed (link down, a malformed answer); it is retried."""
         self.state = resume or ReceiverState()
         self._verify = verify
-        self._place_async = place_async
         self._on_refused = on_refused
         self.buffers = buffers if buffers is not None else ReceiveBuffers()
         """Where versions are received: a past version's memory is reused once its tensors
@@ -474,8 +473,7 @@ class WeightReceiver:
                 self._wake.wait(self._retry_s)
                 return
             if asm is None or asm.manifest.identity != manifest.identity:
-                asm = st.partial = Assembly(manifest, self.buffers, hash_early=self._verify,
-                                           place_async=self._place_async)
+                asm = st.partial = Assembly(manifest, self.buffers, hash_early=self._verify)
         m = asm.manifest
         digests = self._ask_digests(m) if self._verify and asm.digests is None else None
         while not self._stop.is_set() and self._newest == version:

@@ -272,7 +272,7 @@ class Assembly:
     """
 
     def __init__(self, manifest: Manifest, buffers: ReceiveBuffers | None = None, *,
-                 hash_early: bool = True, place_async: bool = False):
+                 hash_early: bool = True):
         self.manifest = manifest
         buf = (buffers or _NO_REUSE).take(manifest.total_bytes)
         self._buf = memoryview(buf)          # held: the buffer is in use while we live
@@ -288,8 +288,6 @@ class Assembly:
         self._waiting, self._tensors_of = _raw_tensor_chunks(manifest) if hash_early else (
             {}, {})
         self._hashes: dict[str, Future] = {}
-        self._place_async = place_async
-        self._placing: list[Future] = []
         self.digests: dict[str, str] | None = None
         """The sender's digests of this version's tensors, once the receiver has them (they
         travel apart from the manifest; see the module's docstring)."""
@@ -305,15 +303,7 @@ class Assembly:
         if len(data) != expected or checksum(data) != sent_checksum:
             self.rejected += 1
             return False
-        if self._place_async:
-            self._placing.append(_HASHERS.submit(self._place, index, start, data))
-        else:
-            self._place(index, start, data)
-        return True
-
-    def _place(self, index: int, start: int, data) -> None:
-        m = self.manifest
-        self._bytes[start:start + len(data)] = np.frombuffer(data, np.uint8)
+        self._bytes[start:start + expected] = np.frombuffer(data, np.uint8)
         with self._lock:
             new = not self._have[index]
             self._have[index] = True
@@ -325,17 +315,12 @@ class Assembly:
         for k in done:     # whole: hashed now, beside the transfer
             t = m.tensors[k]
             self._hashes[t['name']] = _HASHERS.submit(digest, self._tensor(t))
-
-    def _settle(self) -> None:
-        """Wait for the chunks still being placed."""
-        while self._placing:
-            self._placing.pop().result()
+        return True
 
     @property
     def hashed(self) -> dict[str, str]:
         """Raw tensors hashed as their last chunk came in: name -> digest of the bytes
         received (waits for the hashes still under way)."""
-        self._settle()
         return {name: h.result() for name, h in self._hashes.items()}
 
     def _tensor(self, t: dict) -> np.ndarray:
@@ -344,13 +329,11 @@ class Assembly:
 
     def missing(self) -> list[int]:
         """Indices of the chunks not yet received intact."""
-        self._settle()
         return np.flatnonzero(~self._have).tolist()
 
     @property
     def complete(self) -> bool:
         """Every chunk is here."""
-        self._settle()
         return bool(self._have.all())
 
     def decode(self, base_state: Mapping[str, np.ndarray] | None = None, *,

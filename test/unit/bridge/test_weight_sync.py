@@ -104,8 +104,7 @@ def test_bad_sizes_are_refused_by_name():
         WeightReceiver(None, window=0)
 
 
-@pytest.mark.parametrize('place_async', [False, True])   # placed on the receiving thread, or not
-def test_lost_and_corrupted_chunks_are_asked_for_again(folder, place_async):
+def test_lost_and_corrupted_chunks_are_asked_for_again(folder):
     seen: set = set()
 
     def fault(version, index, data):
@@ -122,7 +121,7 @@ def test_lost_and_corrupted_chunks_are_asked_for_again(folder, place_async):
 
     with tls_router(folder) as (router, endpoint), site_edge(endpoint, folder, 'lab_a') as edge:
         server = WeightServer(router, chunk_size=CHUNK, fault=fault)
-        rx = WeightReceiver(edge, retry_s=0.2, place_async=place_async)
+        rx = WeightReceiver(edge, retry_s=0.2)
         try:
             state = make_state()
             server.publish(state)
