@@ -153,7 +153,7 @@ class WeightServer:
             self._encoded.clear()
         note = {'version': version}
         full = self.encoded(version, 0) if self._announce_manifest else None
-        if full is not None and full.manifest.base == 0:
+        if full is not None:            # None: a newer version was published meanwhile
             note.update(delta=self.delta, manifest=full.manifest.__dict__)
         self._announcement = json.dumps(note, separators=(',', ':'))
         self._session.put(f'{self._root}/latest', self._announcement,
@@ -195,13 +195,13 @@ class WeightServer:
             return False
         self.asked['digests'] += 1
         if len(parts) != 3 or not parts[2].isdigit():
-            _reply_err(query, f'malformed request {str(query.key_expr)!r}: expected '
-                              f'{self._root}/digests/<origin>/<version>'.encode())
+            _reply_last(query, err=f'malformed request {str(query.key_expr)!r}: expected '
+                                   f'{self._root}/digests/<origin>/<version>'.encode())
             return True
         with self._lock:
             hashes = self._digests.get(int(parts[2])) if parts[1] == self.origin else None
         if hashes is None:
-            _reply_err(query, SUPERSEDED)
+            _reply_last(query, err=SUPERSEDED)
             return True
         hashes.add_done_callback(lambda done: _send_digests(query, done))
         return True
@@ -217,7 +217,7 @@ class WeightServer:
             try:
                 self._answer(query)
             except (zenoh.ZError, ValueError, IndexError) as e:   # a malformed request
-                _reply_err(query, str(e).encode(), drop=False)
+                _reply_last(query, err=str(e).encode(), drop=False)
             finally:
                 query.drop()
 
@@ -303,11 +303,17 @@ class WeightServer:
         self._queryable.undeclare()
 
 
-def _reply_err(query: zenoh.Query, message: bytes, drop: bool = True) -> None:
+def _reply_last(query: zenoh.Query, payload: str | bytes = b'', *, err: bytes | None = None,
+                drop: bool = True) -> None:
+    """Answer ``query`` (an error if ``err``), then end it unless ``drop`` is False; a querier
+    that is gone is not told."""
     try:
-        query.reply_err(message)
+        if err is not None:
+            query.reply_err(err)
+        else:
+            query.reply(query.key_expr, payload)
     except zenoh.ZError:
-        pass  # the querier is gone; nothing to tell
+        pass
     finally:
         if drop:
             query.drop()
@@ -316,14 +322,9 @@ def _reply_err(query: zenoh.Query, message: bytes, drop: bool = True) -> None:
 def _send_digests(query: zenoh.Query, done: Future) -> None:
     """Answer a digests request with the finished hashing ``done`` (then end the query)."""
     if done.cancelled() or done.exception() is not None:
-        _reply_err(query, b'the server closed before the version was hashed')
-        return
-    try:
-        query.reply(query.key_expr, json.dumps(done.result()))
-    except zenoh.ZError:
-        pass  # the querier is gone
-    finally:
-        query.drop()
+        _reply_last(query, err=b'the server closed before the version was hashed')
+    else:
+        _reply_last(query, json.dumps(done.result()))
 
 
 def _announced(note: dict, version: int) -> tuple[Manifest, bool] | None:
