@@ -191,6 +191,8 @@ def main():
     p.add_argument('--engine-only', action='store_true', help='only the engine modes')
     args = p.parse_args()
     if args.switch_interval_ms is not None:
+        if args.switch_interval_ms <= 0:
+            p.error(f'--switch-interval-ms must be > 0, got {args.switch_interval_ms}')
         sys.setswitchinterval(args.switch_interval_ms / 1e3)
     if not torch.cuda.is_available():
         sys.exit('gpu_weight_swap: no CUDA device (run it on a GPU machine)')
