@@ -210,20 +210,18 @@ def main():
     for key, deliver in (('engine_idle', False), ('engine', True)):
         result[key] = run_engine(deliver, device, seconds, args.width, args.depth)
         print(f'{key:10s} {result[key]}', flush=True)
-    if args.engine_only:
-        result.update(p99_ms_engine_idle=result['engine_idle']['p99_ms'],
-                      p99_ms_engine=result['engine']['p99_ms'])
-        print(json.dumps(result), flush=True)
-        return
-    result.update(p99_ms_idle=result['idle']['p99_ms'], p99_ms_plain=result['plain']['p99_ms'],
-                  p99_ms_staged=result['staged']['p99_ms'],
-                  p99_ms_engine_idle=result['engine_idle']['p99_ms'],
+    result.update(p99_ms_engine_idle=result['engine_idle']['p99_ms'],
                   p99_ms_engine=result['engine']['p99_ms'])
-    print(f'{card}, {params / 1e6:.0f}M-parameter actor at {HZ:g} Hz: step p99 '
-          f'{result["p99_ms_idle"]} ms without swaps, {result["p99_ms_plain"]} ms with '
-          f'load_state_dict, {result["p99_ms_staged"]} ms with the double-buffered swap; '
-          f'the policy engine {result["p99_ms_engine_idle"]} ms without deliveries, '
-          f'{result["p99_ms_engine"]} ms with ({result["engine"]["swaps"]} versions swapped in)')
+    if not args.engine_only:
+        result.update(p99_ms_idle=result['idle']['p99_ms'],
+                      p99_ms_plain=result['plain']['p99_ms'],
+                      p99_ms_staged=result['staged']['p99_ms'])
+        print(f'{card}, {params / 1e6:.0f}M-parameter actor at {HZ:g} Hz: step p99 '
+              f'{result["p99_ms_idle"]} ms without swaps, {result["p99_ms_plain"]} ms with '
+              f'load_state_dict, {result["p99_ms_staged"]} ms with the double-buffered swap; '
+              f'the policy engine {result["p99_ms_engine_idle"]} ms without deliveries, '
+              f'{result["p99_ms_engine"]} ms with ({result["engine"]["swaps"]} versions '
+              'swapped in)')
     print(json.dumps(result), flush=True)
 
 

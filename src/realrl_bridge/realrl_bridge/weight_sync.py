@@ -331,8 +331,8 @@ def _announced(note: dict, version: int) -> tuple[Manifest, bool] | None:
     """The full version's manifest in an announcement, and whether its server sends deltas;
     None if it has none, or a malformed one (the receiver then asks for it)."""
     try:
-        manifest = Manifest(**note['manifest'])
-    except (KeyError, TypeError):
+        manifest = Manifest.from_fields(note.get('manifest'))
+    except ValueError:
         return None
     if manifest.version != version or manifest.base != 0:
         return None

@@ -162,8 +162,17 @@ class Manifest:
         """Parse the JSON form; a malformed manifest is a ValueError."""
         try:
             fields = json.loads(bytes(data))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ValueError(f'malformed weights manifest: {e}') from None
+        return cls.from_fields(fields)
+
+    @classmethod
+    def from_fields(cls, fields) -> 'Manifest':
+        """The manifest of parsed JSON fields (``to_bytes``' object, e.g. inside an
+        announcement); fields that are not a manifest's are a ValueError."""
+        try:
             return cls(**fields)
-        except (json.JSONDecodeError, TypeError, UnicodeDecodeError) as e:
+        except TypeError as e:
             raise ValueError(f'malformed weights manifest: {e}') from None
 
 
