@@ -7,7 +7,8 @@ parameters with ``WeightServer``, and a site's ``WeightReceiver`` fetching every
 budget; 0: unpaced) and the process runs at nice argv[3] (weights are background work at
 an edge).
 
-argv[4] ``deliver`` (optional; argv[5]: the first version number): the state dict is the
+argv[4] ``deliver`` (optional; argv[5]: the first version number, argv[6]: the edge's
+budget for its WeightChunks in Mbit/s, 0: unpaced): the state dict is the
 blob of a real MLP actor (10 state dims, 3 action dims) of about argv[1] parameters, and
 the receiver is an edge bridge's ``EdgeWeights``: every version is rebuilt as a blob and
 published as WeightChunk messages on /learner/weights (DDS, this process's
@@ -56,7 +57,7 @@ def actor_state(params: int) -> dict[str, np.ndarray]:
 class DdsEdge:
     """The edge bridge's weights half: versions received over Zenoh, published on DDS."""
 
-    def __init__(self, session: zenoh.Session):
+    def __init__(self, session: zenoh.Session, site_mbit_s: float):
         import rclpy
         from realrl_bridge.node_config import WeightsRoute
         from realrl_bridge.weights_plane import EdgeWeights
@@ -70,7 +71,8 @@ class DdsEdge:
         def publish(c) -> None:
             pub.publish(WeightChunk(version=c.version, index=c.index, count=c.count,
                                     total_bytes=c.total_bytes, crc32=c.crc32, data=c.data))
-        self.weights = EdgeWeights(session, WeightsRoute(stream='bench'), publish)
+        self.weights = EdgeWeights(session, WeightsRoute(stream='bench', site_mbit_s=site_mbit_s),
+                                    publish)
         self.receiver = self.weights.receiver
 
     def close(self) -> None:
@@ -101,7 +103,7 @@ def main() -> None:
         edge = zenoh.open(link.to_zenoh(link.edge_config(
             endpoint, link.TlsFiles(folder.ca.cert, site.cert, site.key))))
         server = WeightServer(router, 'bench', delta=False, rate_bytes_s=rate or None)
-        dds = DdsEdge(edge) if deliver else None
+        dds = DdsEdge(edge, float(sys.argv[6]) if len(sys.argv) > 6 else 0.0) if deliver else None
         rx = dds.receiver if deliver else WeightReceiver(edge, 'bench')
         try:
             time.sleep(0.3)

@@ -107,11 +107,12 @@ class ControlLoop:
         self._spin.join(5)
 
 
-def start_worker(params: int, paced: bool, deliver_from: int = 0) -> subprocess.Popen:
+def start_worker(params: int, paced: bool, deliver_from: int = 0,
+                 site_mbit_s: float = 0.0) -> subprocess.Popen:
     """The sync worker; with ``deliver_from``, its versions (from that number) go on to the
-    policy."""
+    policy, published at ``site_mbit_s`` (0: unpaced)."""
     rate, nice = ('12.5e6', '10') if paced else ('0', '0')
-    extra = ['deliver', str(deliver_from)] if deliver_from else []
+    extra = ['deliver', str(deliver_from), str(site_mbit_s)] if deliver_from else []
     p = subprocess.Popen([sys.executable, str(_util.ROOT / 'bench' / '_sync_worker.py'),
                           str(params), rate, nice, *extra], stdout=subprocess.PIPE, text=True,
                          cwd=_util.ROOT)
@@ -152,6 +153,9 @@ def options(p) -> None:
     p.add_argument('--deliver', action='store_true',
                    help='the weights go on to the policy, which swaps each version in')
     p.add_argument('--pairs', type=int, default=4, help='idle/syncing window pairs')
+    p.add_argument('--site-mbit-s', type=float, default=0.0,
+                   help="with --deliver: the edge's budget for the WeightChunks it publishes "
+                        'to the policy (weights.site_mbit_s; 0, the default: unpaced)')
 
 
 def main() -> None:
@@ -182,7 +186,8 @@ def main() -> None:
             time.sleep(window_s)
             a = loop.samples(t0, time.perf_counter())
             worker = start_worker(params, not args.unpaced,
-                                  deliver_from=1000 * (pair + 1) if args.deliver else 0)
+                                  deliver_from=1000 * (pair + 1) if args.deliver else 0,
+                                  site_mbit_s=args.site_mbit_s)
             try:
                 t0 = time.perf_counter()
                 time.sleep(window_s)
@@ -223,6 +228,7 @@ def report(args, params, idle, syncing, syncs, moved, pairs, version) -> None:
                 'median_ms_idle': round(statistics.median(idle) * 1e3, 3),
                 'median_ms_syncing': round(statistics.median(syncing) * 1e3, 3),
                 'params': params, 'paced': not args.unpaced, 'delivered': args.deliver,
+                'site_mbit_s': args.site_mbit_s if args.deliver else None,
                 'policy_version': version,
                 'syncs_completed': len(syncs), 'sync_mb_sent': round(moved / 1e6),
                 'samples_idle': len(idle),

@@ -11,6 +11,7 @@ import time
 
 import data_parallel_rank
 import numpy as np
+import pytest
 import torch
 from test_trainer import DESC, fill
 
@@ -218,3 +219,36 @@ def test_rank_zero_publishes_from_a_thread_while_training_goes_on(tmp_path):
         publisher.close()
         trainer.close()
         writer.close()
+
+
+def test_a_packed_version_is_sent_by_the_thread_and_a_failed_send_is_reported():
+    """One learner's async mode: the blob packed on the training thread is sent beside it
+    (paced sends take long); the next version waits until it is out, and a send that
+    failed is raised on the training thread at the next hand-over."""
+    gate, sent = threading.Event(), []
+
+    def send(version, blob):
+        gate.wait(30)
+        if blob == b'bad':
+            raise OSError('publisher gone')
+        sent.append((version, blob))
+    publisher = PublishThread(send, None)
+    try:
+        publisher.submit_blob(1, b'v1')
+        assert not publisher.idle
+        with pytest.raises(RuntimeError, match='still being published'):
+            publisher.submit_blob(2, b'v2')
+        gate.set()
+        deadline = time.monotonic() + 30
+        while not publisher.idle and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert sent == [(1, b'v1')]
+        publisher.submit_blob(2, b'bad')
+        while not publisher.idle and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with pytest.raises(RuntimeError, match='publisher gone'):
+            publisher.submit_blob(3, b'v3')
+        assert sent == [(1, b'v1')]
+    finally:
+        gate.set()
+        publisher.close()

@@ -7,7 +7,8 @@ import torch
 from fsync_trace import SyncTrace
 from store_rows import store_record
 
-from realrl_common.config import ConfigError
+from realrl_common.config import ConfigError, build_config
+from realrl_learner.node_config import LearnerNodeConfig
 from realrl_learner.sac import SACConfig
 from realrl_learner.trainer import Trainer, TrainerConfig, cache_bytes_for, checkpoint_weights
 from realrl_policy.weights_blob import unpack_actor
@@ -190,3 +191,10 @@ def test_ratios_that_leave_no_room_for_online_data_are_refused():
     with pytest.raises(ConfigError, match='must be <= 1'):
         TrainerConfig(demo_stores=('x',), demo_ratio=0.8, intervention_ratio=0.3)
     TrainerConfig(demo_ratio=0.8, intervention_ratio=0.3)  # demo_ratio unused without stores
+
+
+def test_the_learner_node_config_names_a_bad_weights_budget():
+    assert build_config(LearnerNodeConfig, {'weights_max_mbit_s': 400}).weights_max_mbit_s == 400
+    with pytest.raises(ConfigError, match=r'weights_max_mbit_s must be >= 0 \(0: unpaced\), '
+                                          r'got -1'):
+        build_config(LearnerNodeConfig, {'weights_max_mbit_s': -1})

@@ -16,7 +16,8 @@
         sender_state: {type: realrl_interfaces/srv/SenderState, path: /replay/sender_state}
         estop_cmd: {type: std_msgs/msg/Bool, direction: down, priority: real_time,
                     express: true, qos: command}
-      weights: {topic: /learner/weights, encoding: raw, delta: true, max_mbit_s: 50}
+      weights: {topic: /learner/weights, encoding: raw, delta: true, max_mbit_s: 50,
+                site_mbit_s: 400}
 
 Only the listed topics cross (an allow-list). A topic ``t`` of robot ``r`` is the ROS topic
 ``/r/t`` on each side and the Zenoh key ``<key_prefix>/robot/r/topic/t``. A ``reliable``
@@ -148,6 +149,9 @@ class WeightsRoute:
     """The cloud's bandwidth budget for weights, all edges together (0: unpaced)."""
     chunk_bytes: int = 256 * 1024
     """The size of the WeightChunk messages the edge publishes for its policy."""
+    site_mbit_s: float = 0.0
+    """The edge's budget for those WeightChunks (DDS within its site, shared with the
+    robots' observations and actions), Mbit/s; 0: unpaced."""
 
     def __post_init__(self):
         check(self.topic.startswith('/'),
@@ -157,6 +161,8 @@ class WeightsRoute:
         check(self.encoding in ('raw', 'bf16'),
               f"weights.encoding must be 'raw' or 'bf16', got {self.encoding!r}")
         check(self.max_mbit_s >= 0, f'weights.max_mbit_s must be >= 0, got {self.max_mbit_s}')
+        check(self.site_mbit_s >= 0,
+              f'weights.site_mbit_s must be >= 0 (0: unpaced), got {self.site_mbit_s}')
         check(self.chunk_bytes > 0, f'weights.chunk_bytes must be > 0, got {self.chunk_bytes}')
 
 

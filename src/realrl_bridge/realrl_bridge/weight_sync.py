@@ -48,7 +48,6 @@ import numpy as np
 import zenoh
 
 from realrl_bridge.link import Keys
-from realrl_bridge.pacing import TokenBucket
 from realrl_bridge.receive_buffers import ReceiveBuffers, keep_chunk_memory
 from realrl_bridge.weights_codec import (
     CHUNK_SIZE,
@@ -61,6 +60,7 @@ from realrl_bridge.weights_codec import (
     encode,
     parse_digests,
 )
+from realrl_common.pacing import TokenBucket
 
 SUPERSEDED = b'superseded'
 """Error reply to a request for a version that is no longer the newest."""

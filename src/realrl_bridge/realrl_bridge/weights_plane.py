@@ -11,8 +11,10 @@ whole is refused with its reason (``refused``, ``last_error``) and nothing is se
 
 ``EdgeWeights`` runs a ``WeightReceiver`` (it pulls the newest version, checks each chunk's
 CRC and each tensor's digest) and hands each new version, rebuilt as a blob and cut into
-chunks, to ``publish`` (the edge bridge's ROS publisher). A version that fails the checks
-is not published; the receiver waits for a newer one.
+chunks, to ``publish`` (the edge bridge's ROS publisher), paced to the route's
+``site_mbit_s``. A version that fails the checks is not published; the receiver waits for
+a newer one (one that came while a version was being published is fetched after it:
+latest wins).
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from realrl_bridge.actor_blob import blob_to_state, state_to_blob
 from realrl_bridge.link import Keys
 from realrl_bridge.node_config import WeightsRoute
 from realrl_bridge.weight_sync import WeightReceiver, WeightServer
-from realrl_common.weights import BlobAssembler, Chunk, chunk_blob
+from realrl_common.weights import BlobAssembler, Chunk, budget, send_blob
 
 
 class CloudWeights:
@@ -71,6 +73,10 @@ class EdgeWeights:
         self._publish = publish
         self._on_error = on_error
         self._lock = threading.Lock()
+        self.bucket = budget(route.site_mbit_s)
+        """Paces the chunks published for the site's policies."""
+        self.paced_s = 0.0
+        """Seconds publishing has waited for the site's budget so far."""
         self.published = 0
         """The newest version handed to ``publish`` (0: none yet)."""
         self.refused = 0
@@ -87,8 +93,8 @@ class EdgeWeights:
             self._refuse(f'weights v{version} refused, not given to the policy: {e}')
             return
         with self._lock:
-            for chunk in chunk_blob(version, blob, self._route.chunk_bytes):
-                self._publish(chunk)
+            self.paced_s += send_blob(version, blob, self._publish,
+                                      chunk_bytes=self._route.chunk_bytes, bucket=self.bucket)
             self.published = version
 
     def _refuse(self, why: str) -> None:

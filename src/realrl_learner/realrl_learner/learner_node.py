@@ -1,9 +1,11 @@
 """ROS 2 adapter of the learner: trains in its own thread, publishes weights and status.
 
 in:  the replay store on disk (read-only; created by the replay node)
-out: /learner/weights (chunked, versioned, CRC-checked, latched), /learner/status, and with
-     metrics_path the run's TensorBoard event files (tensorboard_log.py)
-Training runs in a thread so the executor stays free; rclpy publishers are thread-safe.
+out: /learner/weights (chunked, versioned, CRC-checked, latched, paced to
+     weights_max_mbit_s), /learner/status, and with metrics_path the run's TensorBoard
+     event files (tensorboard_log.py)
+Training runs in a thread so the executor stays free, and in async mode each version is
+sent by a thread of its own (``PublishThread``); rclpy publishers are thread-safe.
 With ``ranks: N`` torchrun starts N processes of this executable: rank 0 is this node, the
 others run ``rank_worker`` (no ROS) and train with it (``realrl_learner.data_parallel``).
 """
@@ -19,7 +21,7 @@ from rclpy.node import Node
 from realrl_common.node_main import spin_node
 from realrl_common.qos import STATUS_QOS, WEIGHTS_QOS
 from realrl_common.ros_params import read_config
-from realrl_common.weights import chunk_blob
+from realrl_common.weights import budget, send_blob
 from realrl_interfaces.msg import LearnerStatus, WeightChunk
 from realrl_learner.data_parallel import leave, ranks_from_env
 from realrl_learner.node_config import LearnerNodeConfig
@@ -45,6 +47,7 @@ class LearnerNode(Node):
                 tensorboard_dir_for(self.cfg.metrics_path),
                 os.path.join(os.path.dirname(self.cfg.metrics_path), 'episodes.jsonl'))
         self._weights_pub = self.create_publisher(WeightChunk, '~/weights', WEIGHTS_QOS)
+        self._weights_budget = budget(self.cfg.weights_max_mbit_s)
         self._status_pub = self.create_publisher(LearnerStatus, '~/status', STATUS_QOS)
         self._stop_training = threading.Event()
         self._ranks = ranks_from_env()
@@ -85,23 +88,29 @@ class LearnerNode(Node):
     def _train(self):
         t = self.trainer
         last_metrics = 0.0
-        while not self._stop_training.is_set():
-            now = time.monotonic()
-            if self.cfg.mode == 'sync':  # the robots wait for a new version after an episode
-                if t.sync_round(self._stop_training.is_set):
-                    self._publish_weights(*t.next_weights(time.monotonic()))
-                else:
-                    time.sleep(0.02)
-            elif not t.step(now):
-                time.sleep(0.01)
-            if self.cfg.mode == 'async' and t.publish_due(now):
-                begun = time.monotonic()
-                self._publish_weights(*t.next_weights(now))
-                if self.tensorboard is not None:
-                    self.tensorboard.publish_time(time.monotonic() - begun)
-            if t.checkpoint_due(now):
-                t.save_checkpoint(now)
-            last_metrics = self._report_metrics(now, last_metrics)
+        publisher = PublishThread(self._publish_weights, None)   # async: sends beside training
+        try:
+            while not self._stop_training.is_set():
+                now = time.monotonic()
+                if self.cfg.mode == 'sync':  # the robots wait for a version after an episode
+                    if t.sync_round(self._stop_training.is_set):
+                        self._publish_weights(*t.next_weights(time.monotonic()))
+                    else:
+                        time.sleep(0.02)
+                elif not t.step(now):
+                    time.sleep(0.01)
+                if self.cfg.mode == 'async' and t.publish_due(now) and publisher.idle:
+                    begun = time.monotonic()
+                    version, blob = t.next_weights(now)
+                    packed_s = time.monotonic() - begun
+                    publisher.submit_blob(version, blob)
+                    if self.tensorboard is not None:   # packing, and sending the one before
+                        self.tensorboard.publish_time(packed_s + publisher.last_s)
+                if t.checkpoint_due(now):
+                    t.save_checkpoint(now)
+                last_metrics = self._report_metrics(now, last_metrics)
+        finally:
+            publisher.close()
 
     def _train_ranked(self):
         """Rank 0 of several: every round together with the other ranks (rank 0 decides);
@@ -135,10 +144,12 @@ class LearnerNode(Node):
         return now
 
     def _publish_weights(self, version: int, blob: bytes):
-        for c in chunk_blob(version, blob, self.cfg.chunk_bytes):
-            self._weights_pub.publish(WeightChunk(version=c.version, index=c.index, count=c.count,
-                                                  total_bytes=c.total_bytes, crc32=c.crc32,
-                                                  data=c.data))
+        """Send one version's chunks, paced to weights_max_mbit_s (cut short when the node
+        stops: its final checkpoint must not wait for a paced version)."""
+        send_blob(version, blob, lambda c: self._weights_pub.publish(WeightChunk(
+            version=c.version, index=c.index, count=c.count, total_bytes=c.total_bytes,
+            crc32=c.crc32, data=c.data)), chunk_bytes=self.cfg.chunk_bytes,
+            bucket=self._weights_budget, stop=self._stop_training.is_set)
 
     def _publish_status(self):
         t, m = self.trainer, self.trainer.last_metrics

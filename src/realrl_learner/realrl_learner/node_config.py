@@ -24,6 +24,12 @@ class LearnerNodeConfig(TrainerConfig):
     """How often a metrics line and a status message are written."""
     chunk_bytes: int = DEFAULT_CHUNK_BYTES
     """Size of one weights chunk on the wire."""
+    weights_max_mbit_s: float = 0.0
+    """The budget of the weights stream (WeightChunks over DDS to the policies and a cloud
+    bridge), Mbit/s; 0: unpaced. A version then takes its size / this to go out. In async
+    mode a thread of its own sends it while training goes on (a version due meanwhile is
+    made once it is out: latest wins); in sync mode the robots wait for it, as they do
+    for every version."""
     nice: int = 10
     """Scheduling niceness of the learner process: training is background work and must
     yield the CPU to control loops on the same machine (0: leave as is)."""
@@ -35,6 +41,8 @@ class LearnerNodeConfig(TrainerConfig):
     def __post_init__(self):
         super().__post_init__()
         check(self.chunk_bytes >= 1024, f'chunk_bytes must be >= 1024, got {self.chunk_bytes}')
+        check(self.weights_max_mbit_s >= 0,
+              f'weights_max_mbit_s must be >= 0 (0: unpaced), got {self.weights_max_mbit_s}')
         check(self.metrics_every_s > 0, f'metrics_every_s must be > 0, got {self.metrics_every_s}')
         check(0 <= self.nice <= 19, f'nice must be in 0..19, got {self.nice}')
         check(self.rank_restarts >= 0, f'rank_restarts must be >= 0, got {self.rank_restarts}')

@@ -1,7 +1,8 @@
 """Weights publication beside training: the training thread hands over a CPU copy of the
 actor (``Trainer.snapshot_weights``, copied between two steps) and this thread packs it and
 sends it, so the ranks of a data-parallel learner do not wait for the blob to be built and
-sent; no ROS imports."""
+sent; or it hands over a packed blob (``submit_blob``), and this thread sends it, paced to
+the weights' budget, while one learner trains on; no ROS imports."""
 from __future__ import annotations
 
 import copy
@@ -39,7 +40,8 @@ def copy_weights(shadow: nn.Module, actor: nn.Module, trained_only: bool = False
 
 
 class PublishThread:
-    """Packs and sends one weights version at a time in a thread of its own."""
+    """Packs (if given an actor) and sends one weights version at a time in a thread of its
+    own."""
 
     def __init__(self, send: Callable[[int, bytes], None], space: dict | None):
         self._send = send
@@ -63,12 +65,19 @@ class PublishThread:
     def submit(self, version: int, actor, partial: bool) -> None:
         """Hand over a version (the actor copy is not touched by training until the thread is
         idle again); RuntimeError if the last one is not out yet, or sending failed."""
+        self._hand_over(version, lambda: pack_actor(actor, self._space, partial))
+
+    def submit_blob(self, version: int, blob: bytes) -> None:
+        """Hand over a packed version to send; RuntimeError as ``submit``."""
+        self._hand_over(version, lambda: blob)
+
+    def _hand_over(self, version: int, pack: Callable[[], bytes]) -> None:
         if self.error is not None:
             raise RuntimeError(f'publishing weights failed: {self.error}') from self.error
         with self._ready:
             if self._job is not None:
                 raise RuntimeError('a weights version is still being published; check idle')
-            self._job = (version, actor, partial)
+            self._job = (version, pack)
             self._ready.notify()
 
     def _run(self):
@@ -78,10 +87,10 @@ class PublishThread:
                     self._ready.wait()
                 if self._job is None:
                     return
-                version, actor, partial = self._job
+                version, pack = self._job
             begun = time.monotonic()
             try:
-                self._send(version, pack_actor(actor, self._space, partial))
+                self._send(version, pack())
             except Exception as e:  # noqa: BLE001 - handed to the training thread
                 self.error = e
             self.last_s = time.monotonic() - begun

@@ -119,7 +119,10 @@ def test_bridge_config_names_the_bad_field():
                           ({'services': {'s': {'type': 'a/msg/B', 'path': '/s'}}},
                            r"services.s: type must be 'package/srv/Name'"),
                           ({'services': {'s': {'type': 'a/srv/B', 'path': 's'}}},
-                           'path must be absolute')]:
+                           'path must be absolute'),
+                          ({'weights': {'max_mbit_s': -1}}, 'weights.max_mbit_s'),
+                          ({'weights': {'site_mbit_s': -5}},
+                           r'weights.site_mbit_s must be >= 0 \(0: unpaced\), got -5')]:
         with pytest.raises(ConfigError, match=field):
             build_config(BridgeNodeConfig, {**good, **change})
     for route, field in [({'direction': 'sideways'}, 'direction'),

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from realrl_bridge.pacing import TokenBucket
 from realrl_bridge.receive_buffers import ReceiveBuffers
 from realrl_bridge.weights_codec import (
     Assembly,
@@ -151,23 +150,6 @@ def test_a_version_is_known_by_its_sender_and_layout():
     assert encode(state, 1, origin='server-a', encoding='bf16').manifest.identity != a.identity
     smaller = dict(state, steps=np.array([7], dtype=np.int32))
     assert encode(smaller, 1, origin='server-a').manifest.identity != a.identity
-
-
-def test_token_bucket_paces_to_the_rate():
-    now = [0.0]
-    bucket = TokenBucket(1000.0, burst=500.0, clock=lambda: now[0],
-                         sleep=lambda s: now.__setitem__(0, now[0] + s))
-    for _ in range(20):
-        bucket.take(500)
-    # 10 000 bytes at 1000 B/s with 500 bytes of initial credit
-    assert now[0] == pytest.approx(9.5)
-    bucket.take(3000)   # larger than the burst: allowed, paid for afterwards
-    before = now[0]
-    bucket.take(500)
-    assert now[0] - before == pytest.approx(3.0)
-    assert TokenBucket(None).take(10 ** 9) == 0.0
-    with pytest.raises(ValueError, match='rate'):
-        TokenBucket(0)
 
 
 def test_receive_buffers_are_reused_only_once_no_tensor_uses_them():
