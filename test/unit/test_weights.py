@@ -68,6 +68,7 @@ def test_an_unpaced_blob_goes_at_once():
     assert send_blob(2, blob, sent.append, chunk_bytes=3000) == 0.0
     assert [c.version for c in sent] == [1] * 4 + [2] * 4
     assert budget(0).rate is None and budget(8).rate == pytest.approx(1e6)
+    assert budget(8, 4096).burst == 4096
 
 
 def test_chunks_reassemble_in_any_order():

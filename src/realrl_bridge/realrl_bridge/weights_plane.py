@@ -73,7 +73,7 @@ class EdgeWeights:
         self._publish = publish
         self._on_error = on_error
         self._lock = threading.Lock()
-        self.bucket = budget(route.site_mbit_s)
+        self.bucket = budget(route.site_mbit_s, route.chunk_bytes)
         """Paces the chunks published for the site's policies."""
         self.paced_s = 0.0
         """Seconds publishing has waited for the site's budget so far."""

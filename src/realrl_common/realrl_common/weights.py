@@ -38,9 +38,11 @@ def chunk_blob(version: int, blob: bytes, chunk_bytes: int = DEFAULT_CHUNK_BYTES
             for i in range(count)]
 
 
-def budget(mbit_s: float) -> TokenBucket:
-    """The token bucket of a weights stream's budget in Mbit/s (0: unpaced)."""
-    return TokenBucket(mbit_s * 1e6 / 8 if mbit_s else None)
+def budget(mbit_s: float, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> TokenBucket:
+    """The token bucket of a weights stream's budget in Mbit/s (0: unpaced), one chunk of
+    credit: chunks go one at a time, evenly spaced, so what waits behind one on the link
+    waits for one chunk at most."""
+    return TokenBucket(mbit_s * 1e6 / 8 if mbit_s else None, burst=chunk_bytes)
 
 
 def send_blob(version: int, blob: bytes, send: Callable[[Chunk], None], *,

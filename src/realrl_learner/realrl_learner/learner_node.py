@@ -47,7 +47,7 @@ class LearnerNode(Node):
                 tensorboard_dir_for(self.cfg.metrics_path),
                 os.path.join(os.path.dirname(self.cfg.metrics_path), 'episodes.jsonl'))
         self._weights_pub = self.create_publisher(WeightChunk, '~/weights', WEIGHTS_QOS)
-        self._weights_budget = budget(self.cfg.weights_max_mbit_s)
+        self._weights_budget = budget(self.cfg.weights_max_mbit_s, self.cfg.chunk_bytes)
         self._status_pub = self.create_publisher(LearnerStatus, '~/status', STATUS_QOS)
         self._stop_training = threading.Event()
         self._ranks = ranks_from_env()
