@@ -55,10 +55,11 @@ class LearnerNode(Node):
         self._thread.start()
 
     def _run(self):
+        publisher = PublishThread(self._publish_weights, None)   # sends beside training
         try:
             resumed = checkpoint_weights(self.cfg.checkpoint_dir, self.cfg.algorithm)
-            if resumed is not None:
-                self._publish_weights(*resumed)
+            if resumed is not None:     # the policies get it while the store is opened
+                publisher.submit_blob(*resumed)
             reader, give_up_at = None, time.monotonic() + 30.0
             while reader is None and not self._stop_training.wait(0.5):
                 reader = open_store(self.cfg.store_path, give_up_at)
@@ -70,10 +71,11 @@ class LearnerNode(Node):
                 self.get_logger().info(f'resumed from checkpoint: '
                                        f'{self.trainer.algorithm.updates} updates, version '
                                        f'{self.trainer.version}')
+            publisher.space = self.trainer.space.to_json()
             if self._ranks is None:
-                self._train()
+                self._train(publisher)
             else:
-                self._train_ranked()
+                self._train_ranked(publisher)
         except Exception as e:  # noqa: BLE001 - the thread must report, not vanish
             if self._stop_training.is_set() or not self.context.ok():
                 # Shutting down: the signal ended the ROS context while this thread was
@@ -84,54 +86,47 @@ class LearnerNode(Node):
             # A learner without its training thread must not look alive: exit with an
             # error so the launcher's restart policy applies (it resumes from a checkpoint).
             os._exit(1)
-
-    def _train(self):
-        t = self.trainer
-        last_metrics = 0.0
-        publisher = PublishThread(self._publish_weights, None)   # async: sends beside training
-        try:
-            while not self._stop_training.is_set():
-                now = time.monotonic()
-                if self.cfg.mode == 'sync':  # the robots wait for a version after an episode
-                    if t.sync_round(self._stop_training.is_set):
-                        self._publish_weights(*t.next_weights(time.monotonic()))
-                    else:
-                        time.sleep(0.02)
-                elif not t.step(now):
-                    time.sleep(0.01)
-                if self.cfg.mode == 'async' and t.publish_due(now) and publisher.idle:
-                    begun = time.monotonic()
-                    version, blob = t.next_weights(now)
-                    packed_s = time.monotonic() - begun
-                    publisher.submit_blob(version, blob)
-                    if self.tensorboard is not None:   # packing, and sending the one before
-                        self.tensorboard.publish_time(packed_s + publisher.last_s)
-                if t.checkpoint_due(now):
-                    t.save_checkpoint(now)
-                last_metrics = self._report_metrics(now, last_metrics)
         finally:
             publisher.close()
 
-    def _train_ranked(self):
+    def _train(self, publisher: PublishThread):
+        t = self.trainer
+        last_metrics = 0.0
+        while not self._stop_training.is_set():
+            now = time.monotonic()
+            if self.cfg.mode == 'sync':  # the robots wait for a version after an episode
+                if t.sync_round(self._stop_training.is_set):
+                    self._publish_weights(*t.next_weights(time.monotonic()))
+                else:
+                    time.sleep(0.02)
+            elif not t.step(now):
+                time.sleep(0.01)
+            if self.cfg.mode == 'async' and t.publish_due(now) and publisher.idle:
+                begun = time.monotonic()
+                version, blob = t.next_weights(now)
+                packed_s = time.monotonic() - begun
+                publisher.submit_blob(version, blob)
+                if self.tensorboard is not None:   # packing, and sending the one before
+                    self.tensorboard.publish_time(packed_s + publisher.last_s)
+            if t.checkpoint_due(now):
+                t.save_checkpoint(now)
+            last_metrics = self._report_metrics(now, last_metrics)
+
+    def _train_ranked(self, publisher: PublishThread):
         """Rank 0 of several: every round together with the other ranks (rank 0 decides);
-        weights are packed and sent by a thread of their own, so no rank waits for it."""
+        weights are packed and sent by ``publisher``, so no rank waits for it."""
         t = self.trainer
-        publisher = PublishThread(self._publish_weights, t.space.to_json())
         last_metrics = 0.0
-        try:
-            while True:
-                now = time.monotonic()
-                publish, stop = t.ranked_round(now, self._stop_training.is_set(),
-                                               publisher.idle)
-                if publish:
-                    publisher.submit(*t.snapshot_weights(now))
-                    if self.tensorboard is not None:
-                        self.tensorboard.publish_time(publisher.last_s)
-                if stop:
-                    return  # the round saved the final checkpoint
-                last_metrics = self._report_metrics(now, last_metrics)
-        finally:
-            publisher.close()
+        while True:
+            now = time.monotonic()
+            publish, stop = t.ranked_round(now, self._stop_training.is_set(), publisher.idle)
+            if publish:
+                publisher.submit(*t.snapshot_weights(now))
+                if self.tensorboard is not None:
+                    self.tensorboard.publish_time(publisher.last_s)
+            if stop:
+                return  # the round saved the final checkpoint
+            last_metrics = self._report_metrics(now, last_metrics)
 
     def _report_metrics(self, now: float, last: float) -> float:
         """Metrics line, TensorBoard and status every metrics_every_s; when they last went."""

@@ -45,7 +45,9 @@ class PublishThread:
 
     def __init__(self, send: Callable[[int, bytes], None], space: dict | None):
         self._send = send
-        self._space = space
+        self.space = space
+        """The robots' space that ``submit`` packs into each blob (set once the trainer has
+        read it from the store; ``submit_blob`` needs none)."""
         self._job = None
         self._ready = threading.Condition()
         self._stopping = False
@@ -65,7 +67,7 @@ class PublishThread:
     def submit(self, version: int, actor, partial: bool) -> None:
         """Hand over a version (the actor copy is not touched by training until the thread is
         idle again); RuntimeError if the last one is not out yet, or sending failed."""
-        self._hand_over(version, lambda: pack_actor(actor, self._space, partial))
+        self._hand_over(version, lambda: pack_actor(actor, self.space, partial))
 
     def submit_blob(self, version: int, blob: bytes) -> None:
         """Hand over a packed version to send; RuntimeError as ``submit``."""
