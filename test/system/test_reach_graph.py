@@ -115,8 +115,10 @@ def test_graph_trains_restarts_stops_cleanly_and_resumes(tmp_path):
     isolate(next_domain_id())
     run_dir = tmp_path / 'run'
 
-    run = Run(['--run-dir', str(run_dir), *FAST, '--set', 'host.cpu_wake_latency_us=50'],
-              tmp_path / 'train1.log')
+    # The learner's weights paced (weights_max_mbit_s): every version, the resumed one
+    # included, still reaches the policy.
+    run = Run(['--run-dir', str(run_dir), *FAST, '--set', 'host.cpu_wake_latency_us=50',
+               '--set', 'learner.weights_max_mbit_s=20'], tmp_path / 'train1.log')
     try:
         # Transitions reach the store; the learner's weights reach the policy and act.
         assert wait_for(lambda: 'active' in run.text(), 60), run.text()
