@@ -37,7 +37,8 @@ def bridge_params(path: Path, side: str, folder, name: str, endpoint: str) -> Pa
     path.write_text(yaml.safe_dump({'bridge': {'ros__parameters': {
         'side': side, 'connect': endpoint, 'robot_ids': ['arm0'],
         'tls': {'ca': str(folder.ca.cert), 'cert': str(files.cert), 'key': str(files.key)},
-        'topics': TOPICS, 'weights': {'topic': '/learner/weights', 'chunk_bytes': 4096}}}}))
+        'topics': TOPICS, 'weights': {'topic': '/learner/weights', 'chunk_bytes': 4096,
+                                      'site_mbit_s': 8}}}}))     # the edge's chunks paced
     return path
 
 
