@@ -3,8 +3,8 @@
 ``server`` (the site's GPU server): answers every observation on /obs with an action on
 /act at once (a policy that takes no time), and publishes the learner's weights on
 /learner/weights as the learner node does (``realrl_common.weights.send_blob``, WeightChunk
-messages of 256 KiB, WEIGHTS_QOS): a new version of argv[3] MB every argv[4] s. It runs
-windows of argv[5] s in the order given by argv[6] (comma-separated modes: ``idle`` no
+messages of argv[7] bytes, WEIGHTS_QOS): a new version of argv[3] MB every argv[4] s. It
+runs windows of argv[5] s in the order given by argv[6] (comma-separated modes: ``idle`` no
 weights, ``unpaced``, ``paced`` at argv[2] Mbit/s) and prints ``window <mode> <t0> <t1>``
 per window, then ``done``.
 
@@ -30,7 +30,7 @@ from rclpy.executors import SingleThreadedExecutor
 from std_msgs.msg import Header
 
 from realrl_common.qos import COMMAND_QOS, SENSOR_QOS, WEIGHTS_QOS
-from realrl_common.weights import DEFAULT_CHUNK_BYTES, BlobAssembler, Chunk, budget, send_blob
+from realrl_common.weights import BlobAssembler, Chunk, budget, send_blob
 from realrl_interfaces.msg import WeightChunk
 
 PERIOD_S = 0.02
@@ -42,7 +42,7 @@ def stamp(header: Header, t: float) -> None:
 
 
 def server(node, budget_mbit: float, version_mb: float, every_s: float, window_s: float,
-           modes: list[str]) -> None:
+           modes: list[str], chunk_bytes: int) -> None:
     act = node.create_publisher(Header, '/act', COMMAND_QOS)
     node.create_subscription(Header, '/obs', act.publish, SENSOR_QOS)
     weights = node.create_publisher(WeightChunk, '/learner/weights', WEIGHTS_QOS)
@@ -62,8 +62,8 @@ def server(node, budget_mbit: float, version_mb: float, every_s: float, window_s
                 due = time.monotonic() + every_s
                 if mode != 'idle':
                     version += 1
-                    send_blob(version, blob, send, bucket=budget(
-                        budget_mbit if mode == 'paced' else 0, DEFAULT_CHUNK_BYTES),
+                    send_blob(version, blob, send, chunk_bytes=chunk_bytes, bucket=budget(
+                        budget_mbit if mode == 'paced' else 0, chunk_bytes),
                         stop=lambda: time.monotonic() >= end)
                 time.sleep(max(0.0, min(due, end) - time.monotonic()))
             print(f'window {mode} {t0} {time.monotonic()}', flush=True)
@@ -103,7 +103,7 @@ def main() -> None:
     node = rclpy.create_node(f'site_{role}')
     if role == 'server':
         server(node, float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]),
-               float(sys.argv[5]), sys.argv[6].split(','))
+               float(sys.argv[5]), sys.argv[6].split(','), int(sys.argv[7]))
         record = None
     else:
         record = robot(node)

@@ -24,7 +24,7 @@ Left out: a real network card and switch (the tbf queue stands in for the switch
 buffer), other robots' traffic, images. Needs root.
 
     .venv/bin/python bench/weights_on_site_link.py [--quick] [--link-mbit M]
-        [--paced-mbit M] [--version-mb MB] [--window-s S] [--pairs N]
+        [--paced-mbit M] [--version-mb MB] [--chunk-kib K] [--window-s S] [--pairs N]
 """
 from __future__ import annotations
 
@@ -47,6 +47,8 @@ def options(p) -> None:
                    help='the weights budget when paced (default: half the link)')
     p.add_argument('--version-mb', type=float, default=25.0,
                    help='one weights version (default 25 MB: a 6M-parameter actor)')
+    p.add_argument('--chunk-kib', type=int, default=256,
+                   help="WeightChunk size (the learner's chunk_bytes; default 256 KiB)")
     p.add_argument('--window-s', type=float, default=20.0)
     p.add_argument('--pairs', type=int, default=3, help='rounds of the three windows')
 
@@ -78,7 +80,8 @@ def measure(args, modes: list[str]) -> tuple[list, dict]:
                            stdout=subprocess.PIPE, text=True)
         server = link.popen(link.cloud_ns, [
             sys.executable, script, 'server', str(paced), str(args.version_mb), '2.0',
-            str(args.window_s), ','.join(modes)], env=env, stdout=subprocess.PIPE, text=True)
+            str(args.window_s), ','.join(modes), str(args.chunk_kib * 1024)], env=env,
+            stdout=subprocess.PIPE, text=True)
         windows = []
         for line in server.stdout:
             if line.startswith('window '):
@@ -137,7 +140,8 @@ def main() -> None:
               f"{f['p99_ms']:8.2f} ms  lost {f['lost']}/{f['samples']}  weights versions "
               f"whole {f['versions_whole']}", flush=True)
     _util.emit({'link_mbit': args.link_mbit, 'paced_mbit': args.paced_mbit or
-                args.link_mbit / 2, 'version_mb': args.version_mb, 'every_s': 2.0,
+                args.link_mbit / 2, 'version_mb': args.version_mb,
+                'chunk_kib': args.chunk_kib, 'every_s': 2.0,
                 'window_s': args.window_s, 'pairs': args.pairs, 'modes': out,
                 'p99_ratio_unpaced_to_idle': round(out['unpaced']['p99_ms'] /
                                                    out['idle']['p99_ms'], 2),
