@@ -72,7 +72,7 @@ def measure(args, modes: list[str]) -> tuple[list, dict]:
     script = str(_util.ROOT / 'bench' / '_site_link_ends.py')
     with wan.WanLink(rate_mbit=args.link_mbit, rtt_ms=0, name='rrsite',
                      subnet='10.215.0') as link:
-        for ns, dev in ((link.cloud_ns, 'rrsitec0'), (link.edge_ns, 'rrsitee0')):
+        for ns, dev in ((link.cloud_ns, link.cloud_dev), (link.edge_ns, link.edge_dev)):
             subprocess.run(['ip', '-n', ns, 'route', 'add', '224.0.0.0/4', 'dev', dev],
                            check=True)      # DDS discovery's multicast goes on the veth
         env = ends_env()
@@ -115,7 +115,7 @@ def figures(windows, record, settle_s: float = 0.5) -> dict:
                         rtts.append((answered[seq] - t) * 1e3)
                     else:
                         lost += 1
-            whole += sum(t0 <= t < t1 + settle_s for t, _ in record['versions'])
+            whole += sum(t0 + settle_s <= t < t1 + settle_s for t, _ in record['versions'])
         n = len(rtts) + lost
         out[mode] = {'p50_ms': round(_util.percentile(rtts, 50), 2),
                      'p99_ms': round(_util.percentile(rtts, 99), 2),

@@ -65,6 +65,8 @@ class WanLink:
             raise ValueError(f'name {self.name!r}: 1-10 letters or digits')
         self.cloud_ns, self.edge_ns = f'{self.name}-c', f'{self.name}-e'
         self.cloud_ip, self.edge_ip = f'{self.subnet}.1', f'{self.subnet}.2'
+        self.cloud_dev, self.edge_dev = f'{self.name}c0', f'{self.name}e0'
+        """The veth's two ends, in the cloud and the edge namespace."""
 
     def __enter__(self) -> 'WanLink':
         reason = available()
@@ -82,7 +84,7 @@ class WanLink:
         self.close()
 
     def _create(self) -> None:
-        veth_c, veth_e = f'{self.name}c0', f'{self.name}e0'
+        veth_c, veth_e = self.cloud_dev, self.edge_dev
         _ip('netns', 'add', self.cloud_ns)
         _ip('netns', 'add', self.edge_ns)
         _ip('link', 'add', veth_c, 'netns', self.cloud_ns, 'type', 'veth', 'peer', 'name',
