@@ -30,6 +30,7 @@ from rclpy.executors import SingleThreadedExecutor
 from std_msgs.msg import Header
 
 from realrl_common.qos import COMMAND_QOS, SENSOR_QOS, WEIGHTS_QOS
+from realrl_common.weight_msgs import from_msg, to_msg
 from realrl_common.weights import BlobAssembler, Chunk, budget, send_blob
 from realrl_interfaces.msg import WeightChunk
 
@@ -49,8 +50,9 @@ def server(node, budget_mbit: float, version_mb: float, every_s: float, window_s
     blob = os.urandom(int(version_mb * 1e6))
 
     def send(c: Chunk) -> None:
-        weights.publish(WeightChunk(version=c.version, index=c.index, count=c.count,
-                                    total_bytes=c.total_bytes, crc32=c.crc32, data=c.data))
+        weights.publish(to_msg(c))
+
+    paced = budget(budget_mbit, chunk_bytes)     # one budget for the run, as a learner has
 
     def run() -> None:
         time.sleep(3.0)                 # discovery across the link
@@ -62,9 +64,9 @@ def server(node, budget_mbit: float, version_mb: float, every_s: float, window_s
                 due = time.monotonic() + every_s
                 if mode != 'idle':
                     version += 1
-                    send_blob(version, blob, send, chunk_bytes=chunk_bytes, bucket=budget(
-                        budget_mbit if mode == 'paced' else 0, chunk_bytes),
-                        stop=lambda: time.monotonic() >= end)
+                    send_blob(version, blob, send, chunk_bytes=chunk_bytes,
+                              bucket=paced if mode == 'paced' else None,
+                              stop=lambda: time.monotonic() >= end)
                 time.sleep(max(0.0, min(due, end) - time.monotonic()))
             print(f'window {mode} {t0} {time.monotonic()}', flush=True)
         print('done', flush=True)
@@ -79,8 +81,7 @@ def robot(node) -> dict:
     assembler = BlobAssembler()
 
     def on_chunk(m) -> None:
-        whole = assembler.add(Chunk(m.version, m.index, m.count, m.total_bytes, m.crc32,
-                                    bytes(m.data)))
+        whole = assembler.add(from_msg(m))
         if whole is not None:
             versions.append([time.monotonic(), whole[0]])
     node.create_subscription(WeightChunk, '/learner/weights', on_chunk, WEIGHTS_QOS)

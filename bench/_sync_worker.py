@@ -63,16 +63,14 @@ class DdsEdge:
         from realrl_bridge.weights_plane import EdgeWeights
 
         from realrl_common.qos import WEIGHTS_QOS
+        from realrl_common.weight_msgs import to_msg
         from realrl_interfaces.msg import WeightChunk
         rclpy.init(signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)  # ours stop
         self.node = rclpy.create_node('sync_worker_edge')
         pub = self.node.create_publisher(WeightChunk, '/learner/weights', WEIGHTS_QOS)
 
-        def publish(c) -> None:
-            pub.publish(WeightChunk(version=c.version, index=c.index, count=c.count,
-                                    total_bytes=c.total_bytes, crc32=c.crc32, data=c.data))
         self.weights = EdgeWeights(session, WeightsRoute(stream='bench', site_mbit_s=site_mbit_s),
-                                    publish)
+                                    lambda c: pub.publish(to_msg(c)))
         self.receiver = self.weights.receiver
 
     def close(self) -> None:

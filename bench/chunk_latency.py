@@ -120,6 +120,7 @@ class Probe:
 def publish_weights(node, desc) -> None:
     """A `mlp_chunk` actor for the arm, published as the learner publishes weights."""
     from realrl_common.qos import WEIGHTS_QOS
+    from realrl_common.weight_msgs import to_msg
     from realrl_common.weights import chunk_blob
     from realrl_interfaces.msg import WeightChunk
     from realrl_policy.chunk_models import ChunkMLPActor
@@ -129,8 +130,7 @@ def publish_weights(node, desc) -> None:
     actor = ChunkMLPActor(cfg, int(desc.state_dim), int(desc.action_dim))
     pub = node.create_publisher(WeightChunk, '/learner/weights', WEIGHTS_QOS)
     for c in chunk_blob(1, pack_actor(actor)):
-        pub.publish(WeightChunk(version=c.version, index=c.index, count=c.count,
-                                total_bytes=c.total_bytes, crc32=c.crc32, data=c.data))
+        pub.publish(to_msg(c))
     return pub  # kept alive: the topic is transient local
 
 

@@ -160,6 +160,8 @@ def options(p) -> None:
 
 def main() -> None:
     args = _util.parse(__doc__.split('\n')[0], options)
+    if args.site_mbit_s < 0:
+        sys.exit(f'bench: --site-mbit-s must be >= 0 (0: unpaced), got {args.site_mbit_s:g}')
     _util.require_workspace()
     params, window_s = (10_000_000, 10.0) if args.quick else (100_000_000, 30.0)
     env = _util.bench_env(DOMAIN)

@@ -53,6 +53,20 @@ def options(p) -> None:
     p.add_argument('--pairs', type=int, default=3, help='rounds of the three windows')
 
 
+def check(args) -> None:
+    """Refuse what cannot be measured, naming the flag."""
+    for flag, value, ok, need in (
+            ('--link-mbit', args.link_mbit, args.link_mbit > 0, '> 0'),
+            ('--paced-mbit', args.paced_mbit, 0 <= args.paced_mbit <= args.link_mbit,
+             f'in 0..--link-mbit ({args.link_mbit:g}; 0: half of it)'),
+            ('--version-mb', args.version_mb, args.version_mb > 0, '> 0'),
+            ('--chunk-kib', args.chunk_kib, args.chunk_kib >= 1, '>= 1'),
+            ('--window-s', args.window_s, args.window_s > 2, '> 2 (a version every 2 s)'),
+            ('--pairs', args.pairs, args.pairs >= 1, '>= 1')):
+        if not ok:
+            sys.exit(f'bench: {flag} must be {need}, got {value:g}')
+
+
 def order(rounds: int) -> list[str]:
     """idle, unpaced, paced; then rotated by one each round."""
     return [MODES[(i + r) % 3] for r in range(rounds) for i in range(3)]
@@ -126,6 +140,7 @@ def figures(windows, record, settle_s: float = 0.5) -> dict:
 
 def main() -> None:
     args = _util.parse(__doc__.split('\n')[0], options)
+    check(args)
     reason = wan.available()
     if reason:
         sys.exit(f'bench: {reason}')

@@ -20,6 +20,7 @@ import yaml
 from ros_env import Proc, executable, next_domain_id, wait_for
 
 from realrl_common.qos import LATCHED_QOS, WEIGHTS_QOS
+from realrl_common.weight_msgs import to_msg
 from realrl_common.weights import chunk_blob
 from realrl_interfaces.msg import PolicyVersion, WeightChunk
 
@@ -92,9 +93,7 @@ def test_learner_weights_reach_the_edge_policy_and_a_cut_blob_is_refused(tmp_pat
 
         def publish(version: int, blob: bytes) -> None:
             for c in chunk_blob(version, blob, 1024):   # several chunks per version
-                pub.publish(WeightChunk(version=c.version, index=c.index, count=c.count,
-                                        total_bytes=c.total_bytes, crc32=c.crc32,
-                                        data=c.data))
+                pub.publish(to_msg(c))
 
         executor = SingleThreadedExecutor(context=site_context)
         executor.add_node(observer)

@@ -41,7 +41,6 @@ from realrl_common.config import ConfigError
 from realrl_common.node_main import spin_node
 from realrl_common.ros_params import read_config
 from realrl_common.scheduling import set_process_nice
-from realrl_common.weights import Chunk
 
 
 def message_class(type_name: str):
@@ -126,6 +125,7 @@ class BridgeNode(Node):
         route = self.cfg.weights_route()
         if route is None:
             return None
+        from realrl_common.weight_msgs import to_msg
         from realrl_interfaces.msg import WeightChunk
         if self.cfg.side == 'cloud':
             self.create_subscription(WeightChunk, route.topic, self._on_weight_chunk,
@@ -135,17 +135,16 @@ class BridgeNode(Node):
         log = self.get_logger()
 
         def publish(c) -> None:   # from the receiver's thread; rclpy publishers are safe
-            pub.publish(WeightChunk(version=c.version, index=c.index, count=c.count,
-                                    total_bytes=c.total_bytes, crc32=c.crc32, data=c.data))
+            pub.publish(to_msg(c))
             if c.index == c.count - 1:
                 log.info(f'weights v{c.version} from the cloud published on {route.topic}',
                          throttle_duration_sec=10.0)
         return EdgeWeights(self._session, route, publish, keys, on_error=log.error)
 
     def _on_weight_chunk(self, msg) -> None:
+        from realrl_common.weight_msgs import from_msg
         try:
-            served = self.weights.on_chunk(Chunk(msg.version, msg.index, msg.count,
-                                                 msg.total_bytes, msg.crc32, bytes(msg.data)))
+            served = self.weights.on_chunk(from_msg(msg))
         except ValueError as e:
             self.get_logger().error(str(e))
             return

@@ -73,10 +73,8 @@ class EdgeWeights:
         self._publish = publish
         self._on_error = on_error
         self._lock = threading.Lock()
-        self.bucket = budget(route.site_mbit_s, route.chunk_bytes)
+        self._bucket = budget(route.site_mbit_s, route.chunk_bytes)
         """Paces the chunks published for the site's policies."""
-        self.paced_s = 0.0
-        """Seconds publishing has waited for the site's budget so far."""
         self.published = 0
         """The newest version handed to ``publish`` (0: none yet)."""
         self.refused = 0
@@ -93,8 +91,8 @@ class EdgeWeights:
             self._refuse(f'weights v{version} refused, not given to the policy: {e}')
             return
         with self._lock:
-            self.paced_s += send_blob(version, blob, self._publish,
-                                      chunk_bytes=self._route.chunk_bytes, bucket=self.bucket)
+            send_blob(version, blob, self._publish, chunk_bytes=self._route.chunk_bytes,
+                      bucket=self._bucket)
             self.published = version
 
     def _refuse(self, why: str) -> None:

@@ -21,6 +21,7 @@ from rclpy.node import Node
 from realrl_common.node_main import spin_node
 from realrl_common.qos import STATUS_QOS, WEIGHTS_QOS
 from realrl_common.ros_params import read_config
+from realrl_common.weight_msgs import to_msg
 from realrl_common.weights import budget, send_blob
 from realrl_interfaces.msg import LearnerStatus, WeightChunk
 from realrl_learner.data_parallel import leave, ranks_from_env
@@ -141,10 +142,9 @@ class LearnerNode(Node):
     def _publish_weights(self, version: int, blob: bytes):
         """Send one version's chunks, paced to weights_max_mbit_s (cut short when the node
         stops: its final checkpoint must not wait for a paced version)."""
-        send_blob(version, blob, lambda c: self._weights_pub.publish(WeightChunk(
-            version=c.version, index=c.index, count=c.count, total_bytes=c.total_bytes,
-            crc32=c.crc32, data=c.data)), chunk_bytes=self.cfg.chunk_bytes,
-            bucket=self._weights_budget, stop=self._stop_training.is_set)
+        send_blob(version, blob, lambda c: self._weights_pub.publish(to_msg(c)),
+                  chunk_bytes=self.cfg.chunk_bytes, bucket=self._weights_budget,
+                  stop=self._stop_training.is_set)
 
     def _publish_status(self):
         t, m = self.trainer, self.trainer.last_metrics

@@ -23,7 +23,7 @@ from realrl_common.node_main import spin_node
 from realrl_common.qos import COMMAND_QOS, LATCHED_QOS, SENSOR_QOS, WEIGHTS_QOS
 from realrl_common.ros_params import read_config
 from realrl_common.scheduling import serve_realtime
-from realrl_common.weights import Chunk
+from realrl_common.weight_msgs import from_msg
 from realrl_interfaces.msg import Action, Observation, PolicyVersion, RobotDescription, WeightChunk
 from realrl_policy.chunk_serving import ChunkServer
 from realrl_policy.inference import InferenceEngine, Prepared
@@ -109,8 +109,7 @@ class PolicyNode(Node):
             self._publish_version()
 
     def _on_chunk(self, msg: WeightChunk):
-        self.loader.put(Chunk(msg.version, msg.index, msg.count, msg.total_bytes, msg.crc32,
-                              bytes(msg.data)))
+        self.loader.put(from_msg(msg))
 
     def _swap_ready(self):  # executor thread, between two actions
         prepared, errors = self.loader.take()
